@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up on a fresh machine, then run ruff, mypy (strict, src/) and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+export PATH="$HOME/.local/bin:$PATH"
+uv run ruff check src tests bench
+uv run mypy
+uv run pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,76 @@
+"""Human-readable renderings of results (the JSON is the contract; this is for people)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from git_mirror.cli.output import short, table
+
+
+def status_text(data: dict[str, Any]) -> str:
+    out = [f"node {data['node']}  config {data['config']['path']}  "
+           f"pendingFlush={str(data['pendingFlush']).lower()}  githubInSync={str(data['githubInSync']).lower()}"]
+    for repo in data["repositories"]:
+        t, p = repo["transport"], repo["proxy"]
+        last = repo.get("lastSync") or {}
+        out.append("")
+        out.append(f"{repo['id']}  {t['mode']} {t['url']}  proxy={p.get('name') or 'none'} ({p['mode']})  "
+                   f"lastSync={last.get('at') or 'never'}{'' if last.get('ok', True) else ' FAILED'}")
+        for s in repo.get("secrets", []):
+            out.append(f"  secret {s['role']}: {s['sourceRef']} {s.get('fingerprint') or s.get('error', '')}")
+        if not repo["mirror"]["exists"]:
+            out.append("  mirror not created yet: git-mirror apply --confirm")
+            continue
+        rows = [["source", s["branch"], short(s["mirrorCommit"]), short(s["githubCommit"]),
+                 "yes" if s["githubInSync"] else "no", "yes" if s["snapshotRef"] else "no"]
+                for s in repo["sources"]]
+        rows += [["lane " + ln["name"], ln["ref"].removeprefix("refs/heads/"), short(ln["mirrorCommit"]),
+                  short(ln["githubCommit"]), "yes" if ln["githubInSync"] else "no",
+                  ("DIVERGED" if ln["diverged"] else "pending flush" if ln["pendingFlush"] else "")]
+                 for ln in repo["lanes"]]
+        if rows:
+            out.append("  " + table(rows, ["kind", "branch", "mirror", "github(stage)", "in sync", "snapshot/flush"])
+                       .replace("\n", "\n  "))
+    return "\n".join(out)
+
+
+def sync_text(data: dict[str, Any]) -> str:
+    head = "sync (dry run: nothing changed; add --confirm)" if data["dryRun"] else "sync"
+    out = [head]
+    for repo in data["repositories"]:
+        mark = "ok" if repo["ok"] else f"FAILED [{repo['error']['code']}] {repo['error']['message']}"
+        out.append(f"{repo['id']}: {mark}  {len(repo['updated'])} ref update(s), "
+                   f"{len(repo['snapshots'])} snapshot(s)")
+        for u in repo["updated"]:
+            out.append(f"  {u['ref']}  {short(u['from'])} -> {short(u['to'])}")
+        for s in repo["snapshots"]:
+            out.append(f"  + {s['ref']}")
+        for lane in repo["lanes"]:
+            if lane["action"] not in ("in-sync", "absent"):
+                out.append(f"  lane {lane['name']}: {lane['action']}")
+    return "\n".join(out)
+
+
+def apply_text(data: dict[str, Any]) -> str:
+    head = "apply (dry run: nothing changed; add --confirm)" if data["dryRun"] else "apply"
+    out = [f"{head} node {data['node']}"]
+    for repo in data["repositories"]:
+        out.append(f"{repo['id']}: {repo['action']}  {repo['path']}")
+        if repo["action"] != "create":
+            for c in repo["changes"]:
+                out.append(f"  {c['key']}: {c['from']!r} -> {c['to']!r}")
+    for name in data.get("orphaned", []):
+        out.append(f"{name}: orphaned (not in YAML; left in place, remove it by hand if unwanted)")
+    return "\n".join(out)
+
+
+def flush_text(data: dict[str, Any]) -> str:
+    head = "flush (dry run: nothing pushed; add --confirm)" if data.get("dryRun") else "flush"
+    out = [head]
+    for p in data.get("pushed", []):
+        out.append(f"  {p.get('repository', '')} {p['ref']}  {short(p['from'])} -> {short(p['to'])}")
+    if data.get("partialSuccess"):
+        out.append(f"  partial success: {data['partialSuccess']}; recovered={data.get('partialSuccessRecovered')}")
+    out.append(f"pendingFlush={str(data.get('pendingFlush')).lower()} "
+               f"githubInSync={str(data.get('githubInSync')).lower()}")
+    return "\n".join(out)

@@ -1,0 +1,307 @@
+"""``git-mirror``: the command line (CONTRACT section 3).
+
+Every command parses its options, calls one operation, and renders the result object with
+:mod:`git_mirror.cli.output`. Heavy modules are imported inside the commands, so that the
+process start-up stays close to the interpreter's.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from git_mirror import __version__
+
+if TYPE_CHECKING:
+    from git_mirror.config.loader import LoadedConfig
+
+
+@dataclass
+class Ctx:
+    config_path: str | None
+    node: str | None
+    lane: str | None
+    json: bool
+    _cfg: LoadedConfig | None = None
+
+    def cfg(self) -> LoadedConfig:
+        if self._cfg is None:
+            from git_mirror.config import find_config_path, load_config
+
+            self._cfg = load_config(find_config_path(self.config_path))
+        return self._cfg
+
+    def node_name(self) -> str:
+        from git_mirror.errors import UsageError
+
+        cfg = self.cfg()
+        nodes = cfg.model.nodes
+        name = self.node or ("local" if not nodes or "local" in nodes else next(iter(nodes)))
+        if nodes and name not in nodes:
+            raise UsageError(f"node {name!r} is not declared under nodes: in {cfg.path} "
+                             f"(declared: {', '.join(nodes)})", hint="git-mirror status")
+        if not nodes and name != "local":
+            raise UsageError(f"node {name!r} is not declared; without nodes: there is one node, local",
+                             hint="git-mirror status")
+        return name
+
+    def executor(self) -> str:
+        nodes = self.cfg().model.nodes
+        name = self.node_name()
+        return nodes[name].executor if name in nodes else "local"
+
+
+def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
+           human: Callable[[dict[str, Any]], str] | None = None) -> NoReturn:
+    """Run ``op`` and exit with the code its result (or error) implies."""
+    from git_mirror.cli.output import emit, emit_error
+    from git_mirror.errors import GitMirrorError
+
+    try:
+        data = op()
+    except GitMirrorError as exc:
+        sys.exit(emit_error(exc, as_json=ctx.json))
+    sys.exit(emit(data, as_json=ctx.json, human=human))
+
+
+def confirm_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--confirm", is_flag=True, help="Make the change (default is a dry run).")(f)
+    f = click.option("--dry-run", "dry_run", is_flag=True, help="Only show the plan (the default).")(f)
+    return f
+
+
+def want_confirm(dry_run: bool, confirm: bool) -> bool:
+    from git_mirror.errors import UsageError
+
+    if dry_run and confirm:
+        raise UsageError("--dry-run and --confirm exclude each other", hint="pass only one of them")
+    return confirm
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="git-mirror")
+@click.option("--config", "config_path", metavar="PATH",
+              help="Config file (default: $GIT_MIRROR_CONFIG, else ./git-mirror.yaml).")
+@click.option("--node", metavar="NODE", help="Node to act on (default: local).")
+@click.option("--lane", metavar="LANE", help="Limit lane operations to one lane.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+@click.pass_context
+def cli(click_ctx: click.Context, config_path: str | None, node: str | None, lane: str | None,
+        as_json: bool) -> None:
+    """git-mirror: one git mirror as the single source authority for CI/CD."""
+    click_ctx.obj = Ctx(config_path, node, lane, as_json)
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@pass_ctx
+def init(ctx: Ctx, force: bool) -> None:
+    """Write a commented starter config."""
+    def op() -> dict[str, Any]:
+        from git_mirror.config import find_config_path
+        from git_mirror.config.starter import write_starter
+
+        path = write_starter(find_config_path(ctx.config_path), force=force)
+        return {"ok": True, "path": str(path), "next": f"git-mirror --config {path} validate"}
+    finish(ctx, op)
+
+
+@cli.command()
+@pass_ctx
+def validate(ctx: Ctx) -> None:
+    """Check the config; nothing else."""
+    def op() -> dict[str, Any]:
+        cfg = ctx.cfg()
+        return {"ok": True, "config": {"path": str(cfg.path), "sha256": cfg.sha256},
+                "repositories": sorted(cfg.model.repositories), "nodes": sorted(cfg.model.nodes) or ["local"],
+                "followers": sorted(cfg.model.followers)}
+    finish(ctx, op, lambda d: f"{d['config']['path']}: valid ({len(d['repositories'])} repositories)")
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of the config file."""
+    import json
+
+    from git_mirror.config.schema import config_schema
+
+    click.echo(json.dumps(config_schema(), indent=2))
+
+
+@cli.command()
+@click.option("--repo", metavar="ID", help="Only this repository.")
+@pass_ctx
+def status(ctx: Ctx, repo: str | None) -> None:
+    """Report from the cache only: no network (R14)."""
+    from git_mirror.cli.human import status_text
+
+    def op() -> dict[str, Any]:
+        from git_mirror.mirror.status import status as run
+
+        return run(ctx.cfg(), repo=repo, node=ctx.node_name()).to_json()
+    finish(ctx, op, status_text)
+
+
+@cli.command()
+@confirm_options
+@pass_ctx
+def apply(ctx: Ctx, dry_run: bool, confirm: bool) -> None:
+    """Converge the node to the YAML (dry run unless --confirm)."""
+    from git_mirror.cli.human import apply_text
+
+    def op() -> dict[str, Any]:
+        do = want_confirm(dry_run, confirm)
+        if ctx.executor() == "kubernetes":
+            from git_mirror.kube.apply import apply_kubernetes
+
+            return apply_kubernetes(ctx.cfg(), node=ctx.node_name(), confirm=do).to_json()
+        from git_mirror.mirror.local_apply import apply_local
+
+        return apply_local(ctx.cfg(), confirm=do, node=ctx.node_name()).to_json()
+    finish(ctx, op, apply_text)
+
+
+@cli.command()
+@pass_ctx
+def render(ctx: Ctx) -> None:
+    """Print the manifests apply would apply for a kubernetes node."""
+    def op() -> dict[str, Any]:
+        from git_mirror.kube.render import render_node
+
+        return render_node(ctx.cfg(), node=ctx.node_name())
+    finish(ctx, op, lambda d: d.get("yaml", ""))
+
+
+@cli.command()
+@click.option("--repo", metavar="ID", help="Only this repository.")
+@click.option("--wait", is_flag=True, help="Wait for a busy repository instead of failing.")
+@confirm_options
+@pass_ctx
+def sync(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool) -> None:
+    """Fetch the declared refs from upstream and snapshot every source tip (R4)."""
+    from git_mirror.cli.human import sync_text
+
+    def op() -> dict[str, Any]:
+        from git_mirror.mirror.sync import sync as run
+
+        do = want_confirm(dry_run, confirm)
+        return run(ctx.cfg(), repo=repo, confirm=do, wait=wait, node=ctx.node_name()).to_json()
+    finish(ctx, op, sync_text)
+
+
+@cli.command()
+@click.option("--repo", metavar="ID", help="Only this repository.")
+@click.option("--wait", is_flag=True, help="Wait for a busy repository instead of failing.")
+@confirm_options
+@pass_ctx
+def flush(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool) -> None:
+    """Push lane refs back upstream, fast-forward only (R5, R15)."""
+    def op() -> dict[str, Any]:
+        from git_mirror.mirror.flush import flush as run
+
+        do = want_confirm(dry_run, confirm)
+        return run(ctx.cfg(), repo=repo, lane=ctx.lane, confirm=do, wait=wait,
+                   node=ctx.node_name()).to_json()
+    finish(ctx, op, _flush_text)
+
+
+def _flush_text(data: dict[str, Any]) -> str:
+    from git_mirror.cli.human import flush_text
+
+    return flush_text(data)
+
+
+@cli.command()
+@pass_ctx
+def serve(ctx: Ctx) -> None:
+    """Serve the mirror to CI over smart HTTP, with scheduled sync, webhooks and metrics."""
+    def op() -> dict[str, Any]:
+        from git_mirror.server.run import serve as run
+
+        return run(ctx.cfg(), node=ctx.node_name())
+    finish(ctx, op)
+
+
+@cli.group()
+def snapshots() -> None:
+    """List and prune snapshot refs."""
+
+
+@snapshots.command("list")
+@click.option("--repo", metavar="ID")
+@click.option("--group", metavar="GROUP")
+@click.option("--branch", metavar="BRANCH")
+@pass_ctx
+def snapshots_list(ctx: Ctx, repo: str | None, group: str | None, branch: str | None) -> None:
+    """List snapshot refs."""
+    def op() -> dict[str, Any]:
+        from git_mirror.mirror.snapshots import list_snapshots
+
+        snaps = list_snapshots(ctx.cfg(), repo=repo, group=group, branch=branch)
+        return {"ok": True, "snapshots": [s.to_json() for s in snaps]}
+    finish(ctx, op, lambda d: "\n".join(f"{s['repository']}  {s['ref']}" for s in d["snapshots"]))
+
+
+@snapshots.command("prune")
+@click.option("--repo", metavar="ID")
+@click.option("--wait", is_flag=True)
+@confirm_options
+@pass_ctx
+def snapshots_prune(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool) -> None:
+    """Prune snapshots by the declared retention (--confirm to delete)."""
+    def op() -> dict[str, Any]:
+        from git_mirror.mirror.snapshots import prune
+
+        return prune(ctx.cfg(), repo=repo, confirm=want_confirm(dry_run, confirm), wait=wait).to_json()
+    finish(ctx, op, lambda d: f"{'would prune' if d['dryRun'] else 'pruned'} {len(d['pruned'])}, kept {d['kept']}")
+
+
+@cli.command()
+@click.option("--dir", "directory", default="demo", show_default=True, type=click.Path(),
+              help="Where to build the demo (upstream, config, cache).")
+@pass_ctx
+def demo(ctx: Ctx, directory: str) -> None:
+    """Run the main job on an embedded default: a local upstream, apply, sync, status."""
+    def op() -> dict[str, Any]:
+        from git_mirror.demo import run_demo
+
+        return run_demo(directory)
+    finish(ctx, op, lambda d: d.get("text", ""))
+
+
+def _register_later_commands() -> None:
+    """Commands whose operations live in the follower and kube packages."""
+    import importlib
+
+    try:
+        extra = importlib.import_module("git_mirror.cli.extra")
+    except ImportError:
+        return
+    extra.register(cli)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (tests call it with ``argv``)."""
+    _register_later_commands()
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="git-mirror",
+                 standalone_mode=False)
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    except click.exceptions.Abort:
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

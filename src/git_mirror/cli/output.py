@@ -1,0 +1,72 @@
+"""Rendering results at the edge: one JSON object on stdout with ``--json``, text otherwise.
+
+Also the one place where an error becomes an exit code (0 ok, 1 failed, 2 usage/config).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from git_mirror.errors import GitMirrorError
+from git_mirror.redact import scrub
+
+
+def dumps(data: Any) -> str:
+    return scrub(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def emit(data: dict[str, Any], *, as_json: bool, human: Callable[[dict[str, Any]], str] | None = None) -> int:
+    """Print ``data`` and return the exit code its ``ok`` implies."""
+    ok = bool(data.get("ok", True))
+    if as_json:
+        sys.stdout.write(dumps(data) + "\n")
+    else:
+        text = human(data) if human else default_human(data)
+        if text:
+            sys.stdout.write(scrub(text) + ("\n" if not text.endswith("\n") else ""))
+        if not ok and data.get("error"):
+            _print_error_text(data["error"])
+    if ok:
+        return 0
+    err = data.get("error") or {}
+    return 2 if err.get("code") in ("config", "usage") else 1
+
+
+def _print_error_text(err: dict[str, Any]) -> None:
+    sys.stderr.write(scrub(f"error [{err.get('code')}]: {err.get('message')}\n"))
+    if err.get("hint"):
+        sys.stderr.write(scrub(f"hint: {err['hint']}\n"))
+
+
+def emit_error(exc: GitMirrorError, *, as_json: bool, extra: dict[str, Any] | None = None) -> int:
+    data: dict[str, Any] = {"ok": False, **(extra or {}), "error": exc.to_json()}
+    if as_json:
+        sys.stdout.write(dumps(data) + "\n")
+    else:
+        _print_error_text(data["error"])
+    return exc.exit_code
+
+
+def default_human(data: dict[str, Any]) -> str:
+    lines = []
+    for key, value in data.items():
+        if key in ("error",):
+            continue
+        if isinstance(value, list | dict):
+            value = json.dumps(value, default=str)
+        lines.append(f"{key}: {value}")
+    return "\n".join(lines)
+
+
+def short(oid: str | None) -> str:
+    return oid[:12] if oid else "-"
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    cols = [header, *rows]
+    widths = [max(len(r[i]) for r in cols) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join(fmt.format(*r).rstrip() for r in cols)

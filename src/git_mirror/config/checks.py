@@ -1,0 +1,164 @@
+"""Rules across keys that the models alone cannot state.
+
+Each rule raises :class:`ConfigError` naming the file, line and key path of the offending
+value. A transport that disagrees with its URL (R13) is code ``drift`` as well as exit 2.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from git_mirror.errors import ConfigError
+
+if TYPE_CHECKING:
+    from git_mirror.config.loader import LoadedConfig
+
+_BAD_REF = re.compile(r"(^[/.]|//|\.\.|@\{|[\x00-\x20~^:?\[\\\x7f]|\.lock$|\.lock/|/\.|[/.]$)")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def url_scheme(url: str) -> str:
+    """``ssh``, ``https``, ``http``, ``file`` or ``scp`` (``user@host:path``) or ``unknown``."""
+    if "://" in url:
+        return urlsplit(url).scheme.lower()
+    if url.startswith("/"):
+        return "file"
+    if re.match(r"^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:", url):
+        return "scp"
+    return "unknown"
+
+
+def _fail(cfg: LoadedConfig, path: tuple[str | int, ...], message: str, *,
+          code: str | None = None, hint: str | None = None) -> ConfigError:
+    from git_mirror.config.loader import dotted
+
+    err = ConfigError(message, file=str(cfg.path), line=cfg.line_of(*path), key=dotted(path),
+                      hint=hint)
+    if code:
+        err.code = code
+    return err
+
+
+def valid_branch(name: str, *, glob: bool) -> bool:
+    """An approximation of ``git check-ref-format --branch`` (``*`` allowed with glob)."""
+    probe = name.replace("*", "x") if glob else name
+    return bool(probe) and not _BAD_REF.search(probe) and "*" not in probe
+
+
+def check_transport(cfg: LoadedConfig, rid: str) -> None:
+    repo = cfg.model.repositories[rid]
+    t = repo.transport
+    base = ("repositories", rid, "transport")
+    scheme = url_scheme(repo.upstream)
+    expected = {"ssh": ("ssh", "scp"), "https": ("https", "http"), "file": ("file",)}[t.mode]
+    if scheme not in expected:
+        raise _fail(cfg, ("repositories", rid, "upstream"),
+                    f"transport.mode is {t.mode!r} but the upstream URL scheme is {scheme!r}; "
+                    f"a {t.mode} upstream looks like "
+                    + {"ssh": "ssh://git@host:22/org/repo.git",
+                       "https": "https://host/org/repo.git",
+                       "file": "file:///path/to/repo.git"}[t.mode],
+                    code="drift")
+    if scheme == "http" and (urlsplit(repo.upstream).hostname or "") not in LOOPBACK:
+        raise _fail(cfg, ("repositories", rid, "upstream"),
+                    "plain http:// is accepted only for a loopback upstream; use https://",
+                    code="drift")
+    if t.mode == "ssh":
+        if t.token is not None:
+            raise _fail(cfg, (*base, "token"),
+                        "a token is declared but transport.mode is ssh: an HTTPS credential "
+                        "with an SSH transport is drift (R13); remove it or declare mode: https",
+                        code="drift")
+        for key in ("identity", "known_hosts"):
+            if getattr(t, key) is None:
+                yaml_key = "knownHosts" if key == "known_hosts" else key
+                raise _fail(cfg, (*base,), f"mode ssh needs {yaml_key}: a secretRef "
+                            "({file: PATH} or {env: NAME}); host keys are always verified")
+        for key in ("ca_bundle", "username"):
+            if getattr(t, key) is not None:
+                yaml_key = "caBundle" if key == "ca_bundle" else key
+                raise _fail(cfg, (*base, yaml_key), f"{yaml_key} is for mode https only", code="drift")
+    else:
+        for key, yaml_key in (("identity", "identity"), ("known_hosts", "knownHosts")):
+            if getattr(t, key) is not None:
+                raise _fail(cfg, (*base, yaml_key),
+                            f"{yaml_key} is for mode ssh only, but mode is {t.mode}", code="drift")
+        if t.mode == "file":
+            for key, yaml_key in (("token", "token"), ("ca_bundle", "caBundle"),
+                                  ("username", "username"), ("proxy", "proxy")):
+                if getattr(t, key) is not None:
+                    raise _fail(cfg, (*base, yaml_key), f"{yaml_key} has no meaning for mode file")
+    if t.proxy is not None and t.proxy not in cfg.model.proxies:
+        raise _fail(cfg, (*base, "proxy"),
+                    f"proxy {t.proxy!r} is not declared under proxies: "
+                    f"(declared: {', '.join(sorted(cfg.model.proxies)) or 'none'})")
+
+
+def _overlap(a: str, b: str) -> bool:
+    return a == b or fnmatch.fnmatchcase(a, b) or fnmatch.fnmatchcase(b, a) or \
+        (a.startswith(b.rstrip("*") + "/") and "*" in b) or b.startswith(a + "/") or a.startswith(b + "/")
+
+
+def check_refs(cfg: LoadedConfig, rid: str) -> None:
+    repo = cfg.model.repositories[rid]
+    seen: list[tuple[str, tuple[str | int, ...]]] = []
+    for i, src in enumerate(repo.sources):
+        path: tuple[str | int, ...] = ("repositories", rid, "sources", i, "branch")
+        if not valid_branch(src.branch, glob=True):
+            raise _fail(cfg, path, f"{src.branch!r} is not a valid branch name or glob")
+        seen.append((src.branch, path))
+    for name, lane in repo.lanes.items():
+        path = ("repositories", rid, "lanes", name, "ref")
+        ref = lane.ref.removeprefix("refs/heads/")
+        if "*" in ref or not valid_branch(ref, glob=False):
+            raise _fail(cfg, path, f"{lane.ref!r} is not a valid branch name (no globs in lanes)")
+        seen.append((ref, path))
+    for i, (a, pa) in enumerate(seen):
+        for b, pb in seen[:i]:
+            if _overlap(a, b):
+                from git_mirror.config.loader import dotted
+                raise _fail(cfg, pa, f"{a!r} overlaps {b!r} declared at {dotted(pb)} "
+                            f"(line {cfg.line_of(*pb)}); every ref may be a source or a lane, once")
+
+
+def check_config(cfg: LoadedConfig) -> None:
+    """Raise ConfigError for the first rule the config breaks."""
+    m = cfg.model
+    for name, proxy in m.proxies.items():
+        if proxy.mode == "http-connect":
+            parts = urlsplit(proxy.url or "")
+            if parts.scheme != "http" or not parts.hostname or not parts.port:
+                raise _fail(cfg, ("proxies", name, "url"),
+                            "mode http-connect needs url: http://HOST:PORT")
+            if parts.username or parts.password:
+                raise _fail(cfg, ("proxies", name, "url"),
+                            "credentials in a proxy URL are not allowed; use auth: {file: PATH}")
+        elif proxy.url or proxy.auth:
+            raise _fail(cfg, ("proxies", name, "mode"), "mode none takes no url or auth")
+    for rid in m.repositories:
+        check_transport(cfg, rid)
+        check_refs(cfg, rid)
+    for name, node in m.nodes.items():
+        if node.egress_proxy is not None and node.egress_proxy not in m.proxies:
+            raise _fail(cfg, ("nodes", name, "egressProxy"),
+                        f"proxy {node.egress_proxy!r} is not declared under proxies:")
+        if node.executor == "kubernetes" and node.kubernetes is None:
+            raise _fail(cfg, ("nodes", name, "executor"),
+                        "executor kubernetes needs a kubernetes: {context, namespace} block")
+    for fid, f in m.followers.items():
+        base = ("followers", fid)
+        if f.repository not in m.repositories:
+            raise _fail(cfg, (*base, "repository"), f"repository {f.repository!r} is not declared")
+        repo = m.repositories[f.repository]
+        if f.lane not in repo.lanes:
+            raise _fail(cfg, (*base, "lane"),
+                        f"lane {f.lane!r} is not declared in repositories.{f.repository}.lanes")
+        if not any(fnmatch.fnmatchcase(f.branch, s.branch) for s in repo.sources):
+            raise _fail(cfg, (*base, "branch"),
+                        f"branch {f.branch!r} is not a declared source of {f.repository}")
+    host, _, port = m.server.listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise _fail(cfg, ("server", "listen"), "expected HOST:PORT, e.g. 127.0.0.1:8080")

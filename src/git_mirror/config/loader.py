@@ -1,0 +1,224 @@
+"""Load the YAML config, keep file:line for every key, validate, and explain errors.
+
+Errors name the file, the line and the key path (``repositories.hwlab.transport.mode``) and
+say what is expected. Validation happens in two passes: the pydantic models (types, unknown
+keys, enums), then :mod:`git_mirror.config.checks` (rules across keys: transport against URL
+scheme, overlapping refs, undeclared proxy names).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from git_mirror.errors import ConfigError
+
+if TYPE_CHECKING:
+    from git_mirror.config.models import Config
+
+DEFAULT_NAME = "git-mirror.yaml"
+ENV_VAR = "GIT_MIRROR_CONFIG"
+KeyPath = tuple[str | int, ...]
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None) -> Path:
+    """``--config PATH``, else ``$GIT_MIRROR_CONFIG``, else ``./git-mirror.yaml``."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env)
+    return Path(DEFAULT_NAME)
+
+
+def dotted(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config and where it came from."""
+
+    path: Path
+    sha256: str
+    model: Config
+    lines: dict[KeyPath, int] = field(repr=False)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.resolve().parent
+
+    @cached_property
+    def cache_dir(self) -> Path:
+        if self.model.cache:
+            p = Path(os.path.expanduser(self.model.cache))
+            return p if p.is_absolute() else self.base_dir / p
+        return self.base_dir / ".git-mirror"
+
+    def line_of(self, *path: str | int) -> int | None:
+        """The line of the deepest key of ``path`` that the file has."""
+        keys: KeyPath = tuple(path)
+        while keys:
+            if keys in self.lines:
+                return self.lines[keys]
+            keys = keys[:-1]
+        return None
+
+    def where(self, *path: str | int) -> str:
+        line = self.line_of(*path)
+        return f"{self.path}:{line}" if line else str(self.path)
+
+    def resolve_path(self, value: str) -> Path:
+        p = Path(os.path.expanduser(value))
+        return p if p.is_absolute() else self.base_dir / p
+
+
+def _positions(node: Any, prefix: KeyPath, out: dict[KeyPath, int]) -> None:
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    if isinstance(node, CommentedMap):
+        for key in node:
+            try:
+                line = node.lc.key(key)[0] + 1
+            except (KeyError, TypeError, AttributeError):
+                line = node.lc.line + 1
+            path = (*prefix, str(key))
+            out[path] = line
+            _positions(node[key], path, out)
+    elif isinstance(node, CommentedSeq):
+        for i, item in enumerate(node):
+            try:
+                line = node.lc.item(i)[0] + 1
+            except (KeyError, TypeError, AttributeError):
+                line = node.lc.line + 1
+            path = (*prefix, i)
+            out[path] = line
+            _positions(item, path, out)
+
+
+def _plain(node: Any) -> Any:
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    if isinstance(node, CommentedMap | dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, CommentedSeq | list):
+        return [_plain(v) for v in node]
+    if node is not None and type(node).__module__.startswith("ruamel"):
+        # ScalarFloat, ScalarBoolean, TaggedScalar... -> plain Python values
+        for base in (bool, int, float, str):
+            if isinstance(node, base):
+                return base(node)
+    return node
+
+
+def parse_yaml(text: str, path: Path) -> tuple[Any, dict[KeyPath, int]]:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        doc = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(f"not valid YAML: {exc.problem or exc}", file=str(path), line=line) from None
+    except YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", file=str(path)) from None
+    lines: dict[KeyPath, int] = {}
+    _positions(doc, (), lines)
+    return _plain(doc), lines
+
+
+def _expected(err: Any) -> str:
+    kind = err.get("type", "")
+    msg = str(err.get("msg", "invalid value"))
+    if kind == "extra_forbidden":
+        return "unknown key (not part of the config schema; check its spelling and indentation)"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "literal_error":
+        return msg.replace("Input should be", "expected")
+    return msg[:1].lower() + msg[1:]
+
+
+def _error_path(loc: tuple[Any, ...]) -> KeyPath:
+    path: list[str | int] = []
+    for part in loc:
+        if part == "[key]":
+            continue
+        if isinstance(part, str) and part[:1].isupper() and part.endswith("Trigger"):
+            continue  # union branch names inserted by pydantic
+        if isinstance(part, str) and part.startswith(("function-", "union[", "literal[")):
+            continue
+        path.append(part)
+    return tuple(path)
+
+
+def validate_data(data: Any, path: Path, lines: dict[KeyPath, int]) -> Config:
+    """Validate parsed YAML into a :class:`Config`; raise ConfigError naming file:line:key."""
+    from pydantic import ValidationError
+
+    from git_mirror.config.models import Config
+
+    if data is None:
+        raise ConfigError("the file is empty; run `git-mirror init` for a starter config",
+                          file=str(path), line=1)
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping at the top level", file=str(path), line=1)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        # The most specific error first: unknown keys and wrong values beat "missing".
+        errors.sort(key=lambda e: (e.get("type") == "missing", -len(e.get("loc", ()))))
+        first = errors[0]
+        key_path = _error_path(tuple(first.get("loc", ())))
+        line = _line(lines, key_path)
+        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        raise ConfigError(_expected(first) + more, file=str(path), line=line,
+                          key=dotted(key_path) or None) from None
+
+
+def _line(lines: dict[KeyPath, int], key_path: KeyPath) -> int | None:
+    keys = key_path
+    while keys:
+        if keys in lines:
+            return lines[keys]
+        keys = keys[:-1]
+    return 1 if lines else None
+
+
+def load_config(path: Path | str) -> LoadedConfig:
+    """Read, parse and validate the config at ``path``."""
+    from git_mirror.config.checks import check_config
+
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            "config file not found", file=str(path),
+            hint="create one with: git-mirror init (or pass --config PATH / set GIT_MIRROR_CONFIG)",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc.strerror}", file=str(path)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError("the file is not UTF-8 text", file=str(path)) from None
+    data, lines = parse_yaml(text, path)
+    model = validate_data(data, path, lines)
+    loaded = LoadedConfig(path=path, sha256=hashlib.sha256(raw).hexdigest(), model=model, lines=lines)
+    check_config(loaded)
+    return loaded

@@ -1,0 +1,15 @@
+"""The JSON Schema of the config file, for editors (``git-mirror schema``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def config_schema() -> dict[str, Any]:
+    from git_mirror.config.models import Config
+
+    schema = Config.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://git-mirror.dev/schema/config-v1.json"
+    schema["title"] = "git-mirror config"
+    return schema

@@ -1,0 +1,1 @@
+"""The git layer: the only place a git process is started."""

@@ -1,0 +1,114 @@
+"""Reading refs in one process, and writing them in one transaction.
+
+:func:`list_refs` is one ``git for-each-ref``; :class:`RefTransaction` is one
+``git update-ref --stdin -z`` with ``start``/``commit``, in which every update names the
+value it expects to replace. A crash or a concurrent writer leaves the old state or the new
+one, never a mix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from git_mirror.errors import GitError
+from git_mirror.git.run import git
+
+ZERO = "0" * 40
+
+
+def list_refs(git_dir: Path, patterns: Sequence[str] = ()) -> dict[str, str]:
+    """Map refname -> object id for refs matching ``patterns`` (prefixes, globs or names)."""
+    out = git(["for-each-ref", "--format=%(objectname) %(refname)", "--", *patterns],
+              git_dir=git_dir, what="git for-each-ref").text
+    refs: dict[str, str] = {}
+    for line in out.splitlines():
+        oid, sep, name = line.partition(" ")
+        if not sep or len(oid) not in (40, 64):
+            raise GitError(f"unexpected for-each-ref line: {line!r}")
+        refs[name] = oid
+    return refs
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    """One planned ref change. ``old`` of ``None`` means "must not exist" (create)."""
+
+    ref: str
+    new: str | None  # None: delete
+    old: str | None  # None: must not exist yet
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"ref": self.ref, "from": self.old, "to": self.new}
+
+
+@dataclass
+class RefTransaction:
+    """Collects updates and commits them with one ``git update-ref --stdin``."""
+
+    git_dir: Path
+    message: str = "git-mirror"
+    updates: list[RefUpdate] = field(default_factory=list)
+
+    def update(self, ref: str, new: str, old: str | None) -> None:
+        self.updates.append(RefUpdate(ref, new, old))
+
+    def create(self, ref: str, new: str) -> None:
+        self.updates.append(RefUpdate(ref, new, None))
+
+    def delete(self, ref: str, old: str) -> None:
+        self.updates.append(RefUpdate(ref, None, old))
+
+    def extend(self, updates: Iterable[RefUpdate]) -> None:
+        self.updates.extend(updates)
+
+    def payload(self) -> bytes:
+        parts: list[bytes] = [b"start\0"]
+        for u in self.updates:
+            if u.new is None:
+                parts.append(f"delete {u.ref}\0{u.old or ''}\0".encode())
+            elif u.old is None:
+                parts.append(f"create {u.ref}\0{u.new}\0".encode())
+            else:
+                parts.append(f"update {u.ref}\0{u.new}\0{u.old}\0".encode())
+        parts.append(b"commit\0")
+        return b"".join(parts)
+
+    def commit(self) -> None:
+        """Apply every update or none. Raises GitError(code="conflict") when a ref moved."""
+        if not self.updates:
+            return
+        try:
+            git(["update-ref", "--create-reflog", "-m", self.message, "--stdin", "-z"],
+                git_dir=self.git_dir, input=self.payload(), what="git update-ref")
+        except GitError as exc:
+            exc.code = "conflict"
+            exc.message = ("the ref transaction was refused, nothing changed: "
+                           + (exc.stderr.strip().splitlines() or [exc.message])[-1])
+            exc.hint = exc.hint or "run the command again; the refs moved under it"
+            raise
+
+
+def is_ancestor(git_dir: Path, ancestor: str, descendant: str) -> bool:
+    """True when ``ancestor`` is reachable from ``descendant`` (or equal)."""
+    if ancestor == descendant:
+        return True
+    res = git(["merge-base", "--is-ancestor", ancestor, descendant], git_dir=git_dir,
+              ok_codes=(0, 1), what="git merge-base")
+    return res.returncode == 0
+
+
+def has_commits(git_dir: Path, oids: Iterable[str]) -> set[str]:
+    """Which of ``oids`` exist in the repository, in one ``git cat-file --batch-check``."""
+    wanted = sorted(set(oids))
+    if not wanted:
+        return set()
+    out = git(["cat-file", "--batch-check=%(objectname) %(objecttype)"], git_dir=git_dir,
+              input=("\n".join(wanted) + "\n").encode(), what="git cat-file").text
+    present: set[str] = set()
+    for line in out.splitlines():
+        parts = line.split(" ")
+        if len(parts) == 2 and parts[1] in ("commit", "tag"):
+            present.add(parts[0])
+    return present

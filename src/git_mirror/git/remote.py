@@ -1,0 +1,127 @@
+"""Talking to upstream: ls-remote, fetch and push, each one git process per repository.
+
+The environment that decides *how* upstream is reached (ssh wrapper, askpass, proxy) comes
+from the transport layer as :class:`RemoteEnv`; this module only runs git with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from git_mirror.errors import GitError
+from git_mirror.git.run import NETWORK_TIMEOUT, GitResult, git
+
+
+@dataclass(frozen=True)
+class RemoteEnv:
+    """How to reach one upstream: its URL, git ``-c`` options, env and allowed protocol."""
+
+    url: str
+    allow_protocol: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    config: Sequence[str] = ()  # "key=value" pairs passed as -c
+    timeout: float = NETWORK_TIMEOUT
+
+    def cflags(self) -> list[str]:
+        flags = ["-c", "protocol.version=2"]
+        for kv in self.config:
+            flags += ["-c", kv]
+        return flags
+
+
+def _net(remote: RemoteEnv, args: Sequence[str], git_dir: Path | None, what: str,
+         ok_codes: Sequence[int] = (0,)) -> GitResult:
+    return git([*remote.cflags(), *args], git_dir=git_dir, env=remote.env,
+               allow_protocol=remote.allow_protocol, timeout=remote.timeout, what=what,
+               ok_codes=ok_codes)
+
+
+def ls_remote(remote: RemoteEnv, patterns: Sequence[str], git_dir: Path | None = None) -> dict[str, str]:
+    """Map refname -> oid of upstream refs matching ``patterns`` (full ref globs)."""
+    res = _net(remote, ["ls-remote", "--refs", remote.url, *patterns], git_dir,
+               "git ls-remote")
+    refs: dict[str, str] = {}
+    for line in res.text.splitlines():
+        oid, sep, name = line.partition("\t")
+        if not sep:
+            raise GitError(f"unexpected ls-remote line: {line!r}")
+        refs[name] = oid
+    return refs
+
+
+def fetch(git_dir: Path, remote: RemoteEnv, refspecs: Sequence[str], *, prune: bool = True) -> GitResult:
+    """One atomic fetch of ``refspecs``: all destination refs update together, or none."""
+    args = ["fetch", "--atomic", "--no-tags", "--no-write-fetch-head", "--quiet",
+            "--no-auto-gc", "--no-auto-maintenance", "--no-show-forced-updates"]
+    if prune:
+        args.append("--prune")
+    return _net(remote, [*args, remote.url, *refspecs], git_dir, "git fetch")
+
+
+def fetch_objects(git_dir: Path, remote: RemoteEnv, oids: Sequence[str]) -> GitResult:
+    """Fetch the objects of ``oids`` (advertised tips) without writing any ref."""
+    args = ["fetch", "--stdin", "--no-tags", "--no-write-fetch-head", "--quiet",
+            "--no-auto-gc", "--no-auto-maintenance", "--no-show-forced-updates",
+            "--no-recurse-submodules", remote.url]
+    return git([*remote.cflags(), *args], git_dir=git_dir, env=remote.env,
+               allow_protocol=remote.allow_protocol, timeout=remote.timeout,
+               input=("\n".join(oids) + "\n").encode(), what="git fetch")
+
+
+@dataclass(frozen=True)
+class PushedRef:
+    """One line of ``git push --porcelain``."""
+
+    flag: str  # " " ok, "+" forced, "-" deleted, "*" new, "!" rejected, "=" up to date
+    src: str
+    dst: str
+    summary: str
+    reason: str
+
+    @property
+    def ok(self) -> bool:
+        return self.flag in (" ", "+", "-", "*", "=")
+
+
+def parse_push_porcelain(text: str) -> list[PushedRef]:
+    """Parse the ref lines of ``git push --porcelain`` output; raise on unexpected lines."""
+    out: list[PushedRef] = []
+    for line in text.splitlines():
+        if not line or line.startswith("To ") or line == "Done":
+            continue
+        if len(line) < 2 or line[1] != "\t":
+            raise GitError(f"unexpected push --porcelain line: {line!r}")
+        flag = line[0]
+        rest = line[2:].split("\t")
+        if len(rest) < 2:
+            raise GitError(f"unexpected push --porcelain line: {line!r}")
+        src, _, dst = rest[0].partition(":")
+        summary = rest[1]
+        reason = ""
+        if summary.endswith(")") and " (" in summary:
+            summary, _, reason = summary[:-1].partition(" (")
+        out.append(PushedRef(flag, src, dst, summary, reason))
+    return out
+
+
+def push(git_dir: Path, remote: RemoteEnv, refspecs: Sequence[str], *,
+         leases: Mapping[str, str | None] | None = None, atomic: bool = True) -> tuple[GitResult, list[PushedRef]]:
+    """One ``git push --porcelain`` (atomic, no force) with a lease per ref.
+
+    Returns the process result and the per-ref outcome; a non-zero exit with parseable ref
+    lines is returned, not raised, so the caller can say which refs were refused.
+    """
+    args = ["push", "--porcelain", "--no-verify"]
+    if atomic:
+        args.append("--atomic")
+    for ref, expect in (leases or {}).items():
+        args.append(f"--force-with-lease={ref}:{expect or ''}")
+    res = _net(remote, [*args, remote.url, *refspecs], git_dir, "git push", ok_codes=(0, 1))
+    refs = parse_push_porcelain(res.text)
+    if res.returncode != 0 and not refs:
+        first = next((ln for ln in res.stderr.splitlines() if ln.strip()), "")
+        raise GitError(f"git push failed (exit {res.returncode}): {first.strip()}",
+                       argv=res.argv, returncode=res.returncode, stderr=res.stderr)
+    return res, refs

@@ -1,0 +1,128 @@
+"""The one place a git process is started.
+
+Every call gets an argument list (never a shell string), a timeout, and an environment built
+from an allow-list: nothing of the host's git, proxy or ssh configuration leaks in. Failures
+become :class:`~git_mirror.errors.GitError` with the command, exit code and stderr, every
+known secret scrubbed out.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from git_mirror.errors import GitError, GitTimeout
+from git_mirror.redact import scrub
+
+GIT = os.environ.get("GIT_MIRROR_GIT_BINARY", "git")
+# Variables of the host that git may see. Everything else (GIT_*, proxies, SSH_AUTH_SOCK,
+# HOME-based config) is dropped.
+_PASS_THROUGH = ("PATH", "TMPDIR", "SYSTEMROOT")
+DEFAULT_TIMEOUT = 120.0
+NETWORK_TIMEOUT = 600.0
+
+_counter_lock = threading.Lock()
+_spawned = 0
+
+
+def spawned() -> int:
+    """How many git processes this process has started (benchmarks and tests read it)."""
+    return _spawned
+
+
+def _count() -> None:
+    global _spawned
+    with _counter_lock:
+        _spawned += 1
+
+
+def git_env(extra: Mapping[str, str] | None = None, *, allow_protocol: str = "none") -> dict[str, str]:
+    """The scrubbed environment every git process runs with."""
+    env = {k: os.environ[k] for k in _PASS_THROUGH if k in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.update({
+        "LC_ALL": "C",
+        "LANG": "C",
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_ATTR_NOSYSTEM": "1",
+        "GIT_ALLOW_PROTOCOL": allow_protocol,
+        "GIT_ASKPASS": "/bin/false",
+        "SSH_ASKPASS": "/bin/false",
+        "GIT_SSH_COMMAND": "/bin/false",
+        "HOME": os.devnull,
+        "GIT_OPTIONAL_LOCKS": "0",
+    })
+    if extra:
+        env.update(extra)
+    return env
+
+
+@dataclass(frozen=True)
+class GitResult:
+    argv: list[str]
+    returncode: int
+    stdout: bytes
+    stderr: str
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+
+def _redacted(argv: Sequence[str]) -> list[str]:
+    return [scrub(a) for a in argv]
+
+
+def git(args: Sequence[str], *, git_dir: Path | str | None = None, cwd: Path | str | None = None,
+        timeout: float = DEFAULT_TIMEOUT, input: bytes | None = None,
+        env: Mapping[str, str] | None = None, allow_protocol: str = "none",
+        ok_codes: Sequence[int] = (0,), what: str | None = None) -> GitResult:
+    """Run ``git ARGS`` and return its result; raise GitError unless the exit code is OK."""
+    argv = [GIT]
+    if git_dir is not None:
+        argv.append(f"--git-dir={git_dir}")
+    argv.extend(args)
+    _count()
+    try:
+        proc = subprocess.run(
+            argv, cwd=cwd, input=input, capture_output=True, timeout=timeout,
+            env=git_env(env, allow_protocol=allow_protocol), stdin=None if input is not None else subprocess.DEVNULL,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise GitTimeout(
+            f"{what or 'git ' + (args[0] if args else '')} did not finish within {timeout:g}s",
+            argv=_redacted(argv), stderr=scrub((exc.stderr or b"").decode("utf-8", "replace")),
+        ) from exc
+    except OSError as exc:
+        raise GitError(f"cannot run git: {exc}", argv=_redacted(argv),
+                       hint="install git and make sure it is on PATH") from exc
+    stderr = scrub(proc.stderr.decode("utf-8", "replace"))
+    if proc.returncode not in ok_codes:
+        first = next((ln for ln in stderr.splitlines() if ln.strip()), "")
+        raise GitError(
+            f"{what or 'git ' + (args[0] if args else '')} failed (exit {proc.returncode})"
+            + (f": {first.strip()}" if first else ""),
+            argv=_redacted(argv), returncode=proc.returncode, stderr=stderr,
+        )
+    return GitResult(argv=_redacted(argv), returncode=proc.returncode, stdout=proc.stdout, stderr=stderr)
+
+
+def popen_git(args: Sequence[str], *, git_dir: Path | str | None = None,
+              env: Mapping[str, str] | None = None, allow_protocol: str = "none",
+              cwd: Path | str | None = None) -> subprocess.Popen[bytes]:
+    """Start a git process with pipes for streaming (the HTTP server uses it)."""
+    argv = [GIT]
+    if git_dir is not None:
+        argv.append(f"--git-dir={git_dir}")
+    argv.extend(args)
+    _count()
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=cwd,
+                            env=git_env(env, allow_protocol=allow_protocol))

@@ -1,0 +1,1 @@
+"""Mirror operations: apply, sync, flush, status, snapshots. Each returns a result object."""

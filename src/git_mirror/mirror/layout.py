@@ -1,0 +1,139 @@
+"""Where things live: the repository paths under the cache and the names of refs.
+
+::
+
+    <cache>/repos/<id>.git                      the bare mirror
+    <cache>/state/<id>/lock                     the per-repository lock (sync, flush)
+    <cache>/state/<id>/last-sync.json           the last sync's record
+    <cache>/state/<id>/runs.jsonl               every run, newest last (bounded)
+
+    refs/heads/<branch>                         source branches and lanes
+    refs/tags/<tag>                             tags (when declared)
+    refs/mirror-stage/heads/<branch>            upstream as last observed
+    refs/mirror-stage/tags/<tag>
+    refs/<namespace>/snapshots/<group>/<branch>/<commit>
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from git_mirror.config.loader import LoadedConfig
+
+STAGE = "refs/mirror-stage/"
+STAGE_HEADS = "refs/mirror-stage/heads/"
+STAGE_TAGS = "refs/mirror-stage/tags/"
+HEADS = "refs/heads/"
+TAGS = "refs/tags/"
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    pattern: str  # branch name or glob, without refs/heads/
+    group: str
+
+    @property
+    def is_glob(self) -> bool:
+        return "*" in self.pattern
+
+    def matches(self, branch: str) -> bool:
+        return fnmatch.fnmatchcase(branch, self.pattern)
+
+
+@dataclass(frozen=True)
+class LaneSpec:
+    name: str
+    branch: str  # without refs/heads/
+
+    @property
+    def ref(self) -> str:
+        return HEADS + self.branch
+
+    @property
+    def stage_ref(self) -> str:
+        return STAGE_HEADS + self.branch
+
+
+@dataclass(frozen=True)
+class RepoLayout:
+    """One declared repository: its paths and the refs it follows."""
+
+    id: str
+    cache: Path
+    namespace: str
+    sources: tuple[SourceSpec, ...]
+    lanes: tuple[LaneSpec, ...]
+    tags: bool
+
+    @classmethod
+    def of(cls, cfg: LoadedConfig, rid: str) -> RepoLayout:
+        repo = cfg.model.repositories[rid]
+        return cls(
+            id=rid, cache=cfg.cache_dir, namespace=cfg.model.snapshots.namespace,
+            sources=tuple(SourceSpec(s.branch.removeprefix(HEADS), s.snapshot_group or rid)
+                          for s in repo.sources),
+            lanes=tuple(LaneSpec(name, lane.ref.removeprefix(HEADS))
+                        for name, lane in repo.lanes.items()),
+            tags=repo.tags,
+        )
+
+    @property
+    def git_dir(self) -> Path:
+        return self.cache / "repos" / f"{self.id}.git"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.cache / "state" / self.id
+
+    @property
+    def snapshot_prefix(self) -> str:
+        return f"refs/{self.namespace}/snapshots/"
+
+    def snapshot_ref(self, group: str, branch: str, commit: str) -> str:
+        return f"{self.snapshot_prefix}{group}/{branch}/{commit}"
+
+    def source_for(self, branch: str) -> SourceSpec | None:
+        """The first declared source that matches ``branch`` (lanes never match)."""
+        if any(lane.branch == branch for lane in self.lanes):
+            return None
+        for spec in self.sources:
+            if spec.matches(branch):
+                return spec
+        return None
+
+    def lane(self, name: str) -> LaneSpec | None:
+        return next((lane for lane in self.lanes if lane.name == name), None)
+
+    def upstream_patterns(self) -> list[str]:
+        """The upstream ref names and globs sync asks for."""
+        pats = [HEADS + s.pattern for s in self.sources]
+        pats += [HEADS + lane.branch for lane in self.lanes]
+        if self.tags:
+            pats.append(TAGS + "*")
+        return pats
+
+    def wants(self, upstream_ref: str) -> bool:
+        return any(fnmatch.fnmatchcase(upstream_ref, p) for p in self.upstream_patterns())
+
+    @staticmethod
+    def stage_of(upstream_ref: str) -> str:
+        """``refs/heads/x`` -> ``refs/mirror-stage/heads/x``."""
+        return STAGE + upstream_ref.removeprefix("refs/")
+
+    @staticmethod
+    def upstream_of(stage_ref: str) -> str:
+        return "refs/" + stage_ref.removeprefix(STAGE)
+
+    def local_patterns(self) -> list[str]:
+        """Prefixes for one for-each-ref that sees everything sync and status compare."""
+        pats = [STAGE, HEADS]
+        if self.tags:
+            pats.append(TAGS)
+        return pats
+
+    def snapshot_pattern(self) -> str:
+        return self.snapshot_prefix

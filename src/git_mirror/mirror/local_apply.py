@@ -1,0 +1,199 @@
+"""``apply`` on a local node: one bare mirror per declared repository, configured as YAML says.
+
+Idempotent: the desired git config is compared with what is on disk (one ``git config
+--list -z``), and only differences are written. A repository removed from YAML is reported as
+orphaned, never deleted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from git_mirror.git.run import git
+from git_mirror.mirror.layout import HEADS, RepoLayout
+
+if TYPE_CHECKING:
+    from git_mirror.config.loader import LoadedConfig
+
+REMOTE = "upstream"
+# Settings every mirror carries. Values are strings, as git config stores them.
+BASE_SETTINGS: dict[str, str] = {
+    "core.logallrefupdates": "always",   # a reflog for every ref, snapshots included
+    "gc.auto": "0",                       # no surprise gc under a running sync
+    "gc.autodetach": "false",
+    "maintenance.auto": "false",
+    "receive.autogc": "false",
+    "receive.denynonfastforwards": "true",
+    "receive.denydeletes": "true",
+    "receive.fsckobjects": "true",
+    "uploadpack.allowfilter": "true",     # partial clones for CI
+    "uploadpack.allowreachablesha1inwant": "true",
+    "protocol.version": "2",
+    "repack.writebitmaps": "true",
+    "pack.writebitmaphashcache": "true",
+    "core.commitgraph": "true",
+    "fetch.writecommitgraph": "false",
+    "http.receivepack": "true",
+}
+
+
+def desired_settings(cfg: LoadedConfig, rid: str) -> dict[str, str]:
+    repo = cfg.model.repositories[rid]
+    settings = dict(BASE_SETTINGS)
+    settings.update({
+        f"remote.{REMOTE}.url": repo.upstream,
+        "gitmirror.id": rid,
+        "gitmirror.transport": repo.transport.mode,
+        "gitmirror.proxy": effective_proxy_name(cfg, rid) or "none",
+        "gitmirror.namespace": cfg.model.snapshots.namespace,
+    })
+    hooks = hooks_dir(cfg)
+    if hooks is not None:
+        settings["core.hookspath"] = str(hooks)
+    return settings
+
+
+def effective_proxy_name(cfg: LoadedConfig, rid: str, node: str | None = None) -> str | None:
+    """The repository's own proxy, else the node's ``egressProxy``, else none."""
+    repo = cfg.model.repositories[rid]
+    if repo.transport.mode == "file":
+        return None
+    if repo.transport.proxy:
+        return repo.transport.proxy
+    nodes = cfg.model.nodes
+    if node and node in nodes:
+        return nodes[node].egress_proxy
+    if not node and "local" in nodes:
+        return nodes["local"].egress_proxy
+    return None
+
+
+def hooks_dir(cfg: LoadedConfig) -> Path | None:
+    """Where the mirror's git hooks live (None until a hook is installed by apply)."""
+    path = cfg.cache_dir / "hooks"
+    return path if (path / "pre-receive").exists() else None
+
+
+def default_head(layout: RepoLayout) -> str | None:
+    for spec in layout.sources:
+        if not spec.is_glob:
+            return HEADS + spec.pattern
+    return None
+
+
+def read_settings(git_dir: Path) -> dict[str, str]:
+    out = git(["config", "--local", "--list", "-z"], git_dir=git_dir, what="git config").stdout
+    settings: dict[str, str] = {}
+    for item in out.split(b"\0"):
+        if not item:
+            continue
+        key, _, value = item.decode("utf-8", "replace").partition("\n")
+        settings[key.lower()] = value
+    return settings
+
+
+@dataclass
+class RepoApply:
+    id: str
+    path: str
+    action: str  # create | update | unchanged
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "path": self.path, "action": self.action, "changes": self.changes}
+
+
+@dataclass
+class ApplyResult:
+    node: str
+    dry_run: bool
+    repositories: list[RepoApply]
+    orphaned: list[str]
+    executor: str = "local"
+
+    @property
+    def changed(self) -> bool:
+        return any(r.action != "unchanged" for r in self.repositories)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": True, "node": self.node, "executor": self.executor, "dryRun": self.dry_run,
+                "changed": self.changed,
+                "repositories": [r.to_json() for r in self.repositories],
+                "orphaned": self.orphaned}
+
+
+def plan_repo(cfg: LoadedConfig, rid: str) -> RepoApply:
+    layout = RepoLayout.of(cfg, rid)
+    desired = desired_settings(cfg, rid)
+    head = default_head(layout)
+    if not (layout.git_dir / "HEAD").exists():
+        changes: list[dict[str, Any]] = [{"key": "repository", "from": None, "to": str(layout.git_dir)}]
+        changes += [{"key": k, "from": None, "to": v} for k, v in sorted(desired.items())]
+        if head:
+            changes.append({"key": "HEAD", "from": None, "to": head})
+        return RepoApply(rid, str(layout.git_dir), "create", changes)
+    current = read_settings(layout.git_dir)
+    changes = [{"key": k, "from": current.get(k), "to": v}
+               for k, v in sorted(desired.items()) if current.get(k) != v]
+    if "core.hookspath" in current and "core.hookspath" not in desired:
+        changes.append({"key": "core.hookspath", "from": current["core.hookspath"], "to": None})
+    if head:
+        try:
+            cur_head = (layout.git_dir / "HEAD").read_text().strip().removeprefix("ref: ")
+        except OSError:
+            cur_head = None
+        if cur_head != head:
+            changes.append({"key": "HEAD", "from": cur_head, "to": head})
+    return RepoApply(rid, str(layout.git_dir), "update" if changes else "unchanged", changes)
+
+
+def execute(cfg: LoadedConfig, plan: RepoApply) -> None:
+    git_dir = Path(plan.path)
+    if plan.action == "create":
+        git_dir.parent.mkdir(parents=True, exist_ok=True)
+        git(["init", "--bare", "--quiet", str(git_dir)], what="git init")
+    for change in plan.changes:
+        key, value = change["key"], change["to"]
+        if key == "repository":
+            continue
+        if key == "HEAD":
+            git(["symbolic-ref", "HEAD", value], git_dir=git_dir, what="git symbolic-ref")
+        elif value is None:
+            git(["config", "--local", "--unset-all", key], git_dir=git_dir, ok_codes=(0, 5),
+                what="git config")
+        else:
+            git(["config", "--local", "--replace-all", key, value], git_dir=git_dir, what="git config")
+
+
+def orphaned_repos(cfg: LoadedConfig) -> list[str]:
+    root = cfg.cache_dir / "repos"
+    if not root.is_dir():
+        return []
+    declared = set(cfg.model.repositories)
+    return sorted(p.name.removesuffix(".git") for p in root.glob("*.git")
+                  if p.name.removesuffix(".git") not in declared)
+
+
+def ensure_repo(cfg: LoadedConfig, rid: str) -> RepoApply:
+    """Create and configure one mirror (used by apply, and by sync for a new repository)."""
+    plan = plan_repo(cfg, rid)
+    if plan.action != "unchanged":
+        execute(cfg, plan)
+    return plan
+
+
+def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local") -> ApplyResult:
+    """Converge the local node to the YAML (dry run unless ``confirm``)."""
+    from git_mirror.mirror.hooks import install_hooks
+
+    if confirm:
+        install_hooks(cfg)
+    plans = [plan_repo(cfg, rid) for rid in cfg.model.repositories]
+    if confirm:
+        for plan in plans:
+            if plan.action != "unchanged":
+                execute(cfg, plan)
+    return ApplyResult(node=node, dry_run=not confirm, repositories=plans,
+                       orphaned=orphaned_repos(cfg))

@@ -1,0 +1,175 @@
+"""``status``: what the mirror holds and how it compares with upstream as last observed.
+
+Offline by construction (R14): upstream-side fields (``githubCommit``) are the mirror's own
+``refs/mirror-stage/...`` refs. One ``for-each-ref`` per repository for heads and stage, one
+for the snapshot refs of the current tips; an ancestry check only for a lane that differs
+from its stage ref.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from git_mirror.config.secrets import secret_path
+from git_mirror.git.refs import has_commits, is_ancestor, list_refs
+from git_mirror.mirror import journal
+from git_mirror.mirror.layout import HEADS, STAGE, STAGE_HEADS, RepoLayout
+from git_mirror.mirror.local_apply import effective_proxy_name
+from git_mirror.mirror.plan import lane_state
+
+if TYPE_CHECKING:
+    from git_mirror.config.loader import LoadedConfig
+    from git_mirror.config.models import SecretRef
+
+
+def secret_entries(cfg: LoadedConfig, rid: str) -> list[dict[str, Any]]:
+    """role, sourceRef and redacted fingerprint of every secret a repository uses."""
+    from git_mirror.transport.fingerprint import file_fingerprint, value_fingerprint
+
+    repo = cfg.model.repositories[rid]
+    t = repo.transport
+    refs: list[tuple[str, SecretRef, tuple[str, ...]]] = []
+    for role, ref, key in (("identity", t.identity, "identity"), ("knownHosts", t.known_hosts, "knownHosts"),
+                           ("token", t.token, "token")):
+        if ref is not None:
+            refs.append((role, ref, ("repositories", rid, "transport", key)))
+    proxy_name = effective_proxy_name(cfg, rid)
+    if proxy_name and cfg.model.proxies[proxy_name].auth is not None:
+        auth = cfg.model.proxies[proxy_name].auth
+        assert auth is not None
+        refs.append(("proxyAuth", auth, ("proxies", proxy_name, "auth")))
+    out = []
+    for role, ref, path in refs:
+        entry: dict[str, Any] = {"role": role, "sourceRef": ref.describe(), "source": "yaml",
+                                 "at": cfg.where(*path), "fingerprint": None}
+        try:
+            file = secret_path(ref, cfg.base_dir)
+            if file is not None:
+                entry["fingerprint"] = file_fingerprint(file, role)
+            elif ref.env is not None and ref.env in os.environ:
+                entry["fingerprint"] = value_fingerprint(os.environ[ref.env])
+            else:
+                entry["error"] = "not set"
+        except OSError as exc:
+            entry["error"] = f"unreadable: {exc.strerror}"
+        out.append(entry)
+    return out
+
+
+def transport_entry(cfg: LoadedConfig, rid: str, node: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    repo = cfg.model.repositories[rid]
+    transport = {"mode": repo.transport.mode, "url": repo.upstream, "source": "yaml",
+                 "at": cfg.where("repositories", rid, "transport", "mode")}
+    name = effective_proxy_name(cfg, rid, node)
+    if name is None:
+        proxy: dict[str, Any] = {"mode": "none", "name": None, "source": "yaml",
+                                 "at": cfg.where("repositories", rid, "transport")}
+    else:
+        p = cfg.model.proxies[name]
+        where = ("repositories", rid, "transport", "proxy") if repo.transport.proxy else ("nodes", node or "local", "egressProxy")
+        proxy = {"mode": p.mode, "name": name, "url": p.url, "source": "yaml", "at": cfg.where(*where)}
+    return transport, proxy
+
+
+@dataclass
+class StatusResult:
+    data: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.data.get("ok"))
+
+    def to_json(self) -> dict[str, Any]:
+        return self.data
+
+
+def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None) -> dict[str, Any]:
+    layout = RepoLayout.of(cfg, rid)
+    transport, proxy = transport_entry(cfg, rid, node)
+    exists = (layout.git_dir / "HEAD").exists()
+    last_sync = journal.last(layout.state_dir, "sync")
+    last_flush = journal.last(layout.state_dir, "flush")
+    entry: dict[str, Any] = {
+        "id": rid, "mirror": {"path": str(layout.git_dir), "exists": exists},
+        "transport": transport, "proxy": proxy, "secrets": secret_entries(cfg, rid),
+        "refSources": {"githubFieldsAreMirrorStageCache": True, "stagePrefix": STAGE},
+        "lastSync": _run_summary(last_sync), "lastFlush": _run_summary(last_flush),
+        "sources": [], "lanes": [], "pendingFlush": False, "githubInSync": False,
+    }
+    if not exists:
+        entry["hint"] = "git-mirror apply --confirm && git-mirror sync --confirm"
+        return entry
+    refs = list_refs(layout.git_dir, [HEADS, STAGE_HEADS])
+    sources = []
+    for ref in sorted(set(refs) | {HEADS + r[len(STAGE_HEADS):] for r in refs if r.startswith(STAGE_HEADS)}):
+        if not ref.startswith(HEADS):
+            continue
+        branch = ref[len(HEADS):]
+        spec = layout.source_for(branch)
+        if spec is None:
+            continue
+        mirror, stage = refs.get(ref), refs.get(STAGE_HEADS + branch)
+        sources.append({"branch": branch, "pattern": spec.pattern, "snapshotGroup": spec.group,
+                        "mirrorCommit": mirror, "githubCommit": stage,
+                        "snapshotRef": layout.snapshot_ref(spec.group, branch, mirror) if mirror else None,
+                        "githubInSync": mirror == stage})
+    snaps = [str(s["snapshotRef"]) for s in sources if s["snapshotRef"]]
+    existing = list_refs(layout.git_dir, snaps) if snaps else {}
+    for s in sources:
+        if s["snapshotRef"] not in existing:
+            s["snapshotRef"] = None
+    in_sync = all(s["githubInSync"] for s in sources)
+    pending = False
+    lanes = []
+    for lane in layout.lanes:
+        mirror, stage = refs.get(lane.ref), refs.get(lane.stage_ref)
+
+        def ancestry(a: str, b: str) -> bool | None:
+            if len(has_commits(layout.git_dir, (a, b))) < 2:
+                return None
+            return is_ancestor(layout.git_dir, a, b)
+
+        st = lane_state(lane.name, lane.ref, mirror, stage, ancestry)
+        # pendingFlush: the lane holds commits its stage ref lacks (ahead or diverged).
+        lane_pending = st.action in ("ahead", "diverged", "unknown") and mirror is not None
+        lane_sync = mirror == stage
+        pending = pending or lane_pending
+        in_sync = in_sync and lane_sync
+        lanes.append({"name": lane.name, "ref": lane.ref, "mirrorCommit": mirror, "githubCommit": stage,
+                      "pendingFlush": lane_pending, "githubInSync": lane_sync,
+                      "diverged": st.action == "diverged", "state": st.action if st.action != "created" else "behind"})
+    entry.update(sources=sources, lanes=lanes, pendingFlush=pending,
+                 githubInSync=in_sync and last_sync is not None)
+    return entry
+
+
+def _run_summary(rec: dict[str, Any] | None) -> dict[str, Any] | None:
+    if rec is None:
+        return None
+    out = {"at": rec.get("at"), "ok": rec.get("ok"), "durationMs": rec.get("durationMs")}
+    if rec.get("error"):
+        out["error"] = rec["error"]
+    return out
+
+
+def status(cfg: LoadedConfig, *, repo: str | None = None, node: str = "local") -> StatusResult:
+    """The status object of CONTRACT section 4, from the cache only."""
+    from git_mirror.errors import UsageError
+
+    ids = list(cfg.model.repositories)
+    if repo is not None:
+        if repo not in cfg.model.repositories:
+            raise UsageError(f"repository {repo!r} is not declared in {cfg.path}", hint="git-mirror status")
+        ids = [repo]
+    repos = [repo_status(cfg, rid, node) for rid in ids]
+    data = {
+        "ok": True, "node": node, "source": "yaml",
+        "config": {"path": str(cfg.path), "sha256": cfg.sha256},
+        "cache": str(cfg.cache_dir),
+        "pendingFlush": any(r["pendingFlush"] for r in repos),
+        "githubInSync": all(r["githubInSync"] for r in repos),
+        "repositories": repos,
+    }
+    return StatusResult(data)

@@ -1,0 +1,195 @@
+"""``sync``: upstream's declared refs into the mirror, with a snapshot for every source tip.
+
+Per repository, under its lock:
+
+1. one ``git ls-remote`` of the declared refs (the only upstream read needed to plan);
+2. one ``git for-each-ref`` of stage, heads, tags and the candidate snapshot refs;
+3. one ``git fetch --stdin`` of the commits the mirror lacks (skipped when none is new);
+4. one ``git update-ref --stdin`` transaction: stage refs, source branches, tags, lanes and
+   snapshots together, each with its expected old value.
+
+The number of git processes does not grow with the number of refs. A failed fetch changes no
+ref; a crash leaves the old state or the new one. A dry run does steps 1-2 and reports.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from git_mirror.errors import BusyError, DriftError, GitError, GitMirrorError
+from git_mirror.git.refs import RefTransaction, RefUpdate, has_commits, is_ancestor, list_refs
+from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote
+from git_mirror.mirror import journal
+from git_mirror.mirror.layout import RepoLayout
+from git_mirror.mirror.lock import repo_lock
+from git_mirror.mirror.plan import Ancestry, LaneState, SyncPlan, candidate_snapshots, plan_sync
+
+if TYPE_CHECKING:
+    from git_mirror.config.loader import LoadedConfig
+
+SNAPSHOT_NAMES_LIMIT = 200  # beyond this, list the whole snapshot namespace instead
+
+
+@dataclass
+class RepoSync:
+    id: str
+    dry_run: bool
+    ok: bool = True
+    created_mirror: bool = False
+    updated: list[RefUpdate] = field(default_factory=list)
+    snapshots: list[tuple[str, str]] = field(default_factory=list)
+    lanes: list[LaneState] = field(default_factory=list)
+    fetched: int = 0
+    duration_ms: int = 0
+    error: GitMirrorError | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "ok": self.ok, "dryRun": self.dry_run,
+            "createdMirror": self.created_mirror,
+            "updated": [u.to_json() for u in self.updated],
+            "snapshots": [{"ref": r, "commit": c} for r, c in self.snapshots],
+            "lanes": [lane.to_json() for lane in self.lanes],
+            "fetchedCommits": self.fetched, "durationMs": self.duration_ms,
+            "error": self.error.to_json() if self.error else None,
+        }
+
+
+@dataclass
+class SyncResult:
+    node: str
+    dry_run: bool
+    repositories: list[RepoSync]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.repositories)
+
+    @property
+    def error(self) -> GitMirrorError | None:
+        return next((r.error for r in self.repositories if r.error), None)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "ok": self.ok, "node": self.node, "dryRun": self.dry_run,
+            "updated": [{"repository": r.id, **u.to_json()} for r in self.repositories for u in r.updated],
+            "snapshots": [{"repository": r.id, "ref": ref, "commit": c}
+                          for r in self.repositories for ref, c in r.snapshots],
+            "repositories": [r.to_json() for r in self.repositories],
+        }
+        if self.error:
+            out["error"] = self.error.to_json()
+        return out
+
+
+def check_drift(cfg: LoadedConfig, rid: str, git_dir: Path) -> None:
+    """The mirror on disk must be configured as YAML says; otherwise ``drift``."""
+    from git_mirror.mirror.local_apply import plan_repo
+
+    plan = plan_repo(cfg, rid)
+    relevant = [c for c in plan.changes if c["key"].startswith(("remote.", "gitmirror."))]
+    if relevant:
+        keys = ", ".join(f"{c['key']} is {c['from']!r}, YAML says {c['to']!r}" for c in relevant)
+        raise DriftError(f"mirror {rid} differs from the YAML: {keys}",
+                         hint="git-mirror apply --confirm")
+
+
+def _ancestry(git_dir: Path) -> Ancestry:
+    def ask(a: str, b: str) -> bool | None:
+        if len(has_commits(git_dir, (a, b))) < 2:
+            return None
+        return is_ancestor(git_dir, a, b)
+    return ask
+
+
+def _local_refs(layout: RepoLayout, candidates: list[str]) -> dict[str, str]:
+    patterns = layout.local_patterns()
+    if len(candidates) > SNAPSHOT_NAMES_LIMIT:
+        patterns.append(layout.snapshot_pattern())
+    else:
+        patterns.extend(candidates)
+    return list_refs(layout.git_dir, patterns)
+
+
+def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm: bool,
+                     result: RepoSync) -> None:
+    """Plan (and with ``confirm`` apply) one repository's sync. The caller holds the lock."""
+    layout = RepoLayout.of(cfg, rid)
+    upstream = {r: o for r, o in ls_remote(remote, layout.upstream_patterns(), layout.git_dir).items()
+                if layout.wants(r)}
+    for attempt in (1, 2):
+        local = _local_refs(layout, candidate_snapshots(layout, upstream))
+        missing = set(upstream.values()) - set(local.values())
+        if confirm and missing:
+            missing -= has_commits(layout.git_dir, missing)
+            if missing:
+                fetch_objects(layout.git_dir, remote, sorted(missing))
+                result.fetched = len(missing)
+        plan: SyncPlan = plan_sync(layout, upstream, local, _ancestry(layout.git_dir))
+        result.updated = plan.updates
+        result.snapshots = plan.snapshots
+        result.lanes = plan.lanes
+        if not confirm:
+            return
+        txn = RefTransaction(layout.git_dir, message="git-mirror sync")
+        txn.extend(plan.all_updates())
+        try:
+            txn.commit()
+            return
+        except GitError as exc:
+            if exc.code != "conflict" or attempt == 2:
+                raise
+            # A client pushed a lane between our read and our write: read again, once.
+
+
+def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
+         wait: bool = False, node: str = "local") -> SyncResult:
+    """Sync every declared repository (or one), dry run unless ``confirm``."""
+    from git_mirror.errors import UsageError
+    from git_mirror.mirror.local_apply import ensure_repo
+    from git_mirror.transport import remote_for
+
+    ids = list(cfg.model.repositories)
+    if repo is not None:
+        if repo not in cfg.model.repositories:
+            raise UsageError(f"repository {repo!r} is not declared in {cfg.path}",
+                             hint="git-mirror status")
+        ids = [repo]
+    results: list[RepoSync] = []
+    for rid in ids:
+        res = RepoSync(rid, dry_run=not confirm)
+        layout = RepoLayout.of(cfg, rid)
+        started = time.monotonic()
+        try:
+            remote = remote_for(cfg, rid)
+            if not (layout.git_dir / "HEAD").exists():
+                res.created_mirror = True
+                if confirm:
+                    ensure_repo(cfg, rid)
+            if confirm:
+                with repo_lock(layout.state_dir, rid, wait=wait, command="sync"):
+                    check_drift(cfg, rid, layout.git_dir)
+                    sync_repo_locked(cfg, rid, remote, confirm=True, result=res)
+            elif res.created_mirror:
+                upstream = ls_remote(remote, layout.upstream_patterns())
+                plan = plan_sync(layout, upstream, {}, lambda a, b: None)
+                res.updated, res.snapshots, res.lanes = plan.updates, plan.snapshots, plan.lanes
+            else:
+                sync_repo_locked(cfg, rid, remote, confirm=False, result=res)
+        except GitMirrorError as exc:
+            res.ok = False
+            res.error = exc
+            if exc.hint is None:
+                exc.hint = f"git-mirror sync --repo {rid} --confirm --wait"
+        res.duration_ms = int((time.monotonic() - started) * 1000)
+        if confirm and not isinstance(res.error, BusyError):
+            journal.record(layout.state_dir, "sync", {
+                "at": journal.now_iso(), "ok": res.ok, "durationMs": res.duration_ms,
+                "updated": len(res.updated), "snapshots": len(res.snapshots),
+                "error": res.error.to_json() if res.error else None,
+            })
+        results.append(res)
+    return SyncResult(node=node, dry_run=not confirm, repositories=results)

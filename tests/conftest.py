@@ -1,0 +1,96 @@
+"""Shared fixtures: a real bare upstream, a config file for it, and the CLI."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import CliResult, run_cli
+from tests.support.gitutil import Repo
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No host git config or config path leaks into a test."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("GIT_MIRROR_CONFIG", raising=False)
+    for var in list(os.environ):
+        if var.startswith("GIT_") and var != "GIT_MIRROR_GIT_BINARY":
+            monkeypatch.delenv(var, raising=False)
+    yield
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Repo:
+    """A bare upstream with main, release/1.0, release/2.0, an undeclared branch, a tag and a lane."""
+    repo = Repo(tmp_path / "upstream.git")
+    base = repo.commit("main", "initial", parent=None)
+    repo.commit("main", "second")
+    repo.commit("release/1.0", "r1", parent=base)
+    repo.commit("release/2.0", "r2", parent=base)
+    repo.commit("feature/undeclared", "wip", parent=base)
+    repo.tag("v1.0", repo.rev("refs/heads/release/1.0") or "")
+    repo.commit("gitops/v03", "lane start", parent=None)
+    repo.git("symbolic-ref", "HEAD", "refs/heads/main")
+    return repo
+
+
+BASE_CONFIG = """\
+version: 1
+snapshots:
+  namespace: unidesk
+repositories:
+  hwlab:
+    upstream: {url}
+    transport: {{mode: file}}
+    sources:
+      - branch: main
+        snapshotGroup: hwlab-node-runtime
+      - branch: release/*
+    tags: true
+    lanes:
+      v03: {{ref: gitops/v03}}
+"""
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Path]:
+    def write(text: str | None = None, *, url: str | None = None, name: str = "git-mirror.yaml") -> Path:
+        path = tmp_path / name
+        body = text if text is not None else BASE_CONFIG.format(url=url)
+        path.write_text(textwrap.dedent(body), encoding="utf-8")
+        return path
+    return write
+
+
+@pytest.fixture
+def config(write_config: Callable[..., Path], upstream: Repo) -> Path:
+    return write_config(url=upstream.url)
+
+
+@pytest.fixture
+def mirror(config: Path) -> Repo:
+    """The mirror repository of ``hwlab`` (it exists once apply or sync ran)."""
+    return mirror_repo(config)
+
+
+@pytest.fixture
+def cli(config: Path) -> Callable[..., CliResult]:
+    """Run ``git-mirror --config CONFIG ARGS...`` in-process."""
+    def run(*args: str | Path) -> CliResult:
+        return run_cli("--config", config, *args)
+    return run
+
+
+def mirror_repo(config: Path, rid: str = "hwlab") -> Repo:
+    path = config.parent / ".git-mirror" / "repos" / f"{rid}.git"
+    r = Repo.__new__(Repo)
+    r.path = path
+    r._n = 0
+    return r
