@@ -165,12 +165,13 @@ def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
         started = time.monotonic()
         try:
             remote = remote_for(cfg, rid)
-            if not (layout.git_dir / "HEAD").exists():
-                res.created_mirror = True
-                if confirm:
-                    ensure_repo(cfg, rid)
+            res.created_mirror = not (layout.git_dir / "HEAD").exists()
             if confirm:
                 with repo_lock(layout.state_dir, rid, wait=wait, command="sync"):
+                    # Under the lock: a concurrent sync may have created it meanwhile.
+                    res.created_mirror = not (layout.git_dir / "HEAD").exists()
+                    if res.created_mirror:
+                        ensure_repo(cfg, rid)
                     check_drift(cfg, rid, layout.git_dir)
                     sync_repo_locked(cfg, rid, remote, confirm=True, result=res)
             elif res.created_mirror:
