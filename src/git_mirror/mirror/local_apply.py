@@ -48,6 +48,10 @@ def desired_settings(cfg: LoadedConfig, rid: str) -> dict[str, str]:
         "gitmirror.transport": repo.transport.mode,
         "gitmirror.proxy": effective_proxy_name(cfg, rid) or "none",
         "gitmirror.namespace": cfg.model.snapshots.namespace,
+        # The lane refs, for the pre-receive hook: it reads them from here rather than
+        # loading the YAML, so that a client push pays for no config parsing.
+        "gitmirror.lanes": " ".join(sorted(HEADS + lane.ref.removeprefix(HEADS)
+                                           for lane in repo.lanes.values())),
     })
     hooks = hooks_dir(cfg)
     if hooks is not None:
