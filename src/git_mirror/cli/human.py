@@ -67,8 +67,15 @@ def apply_text(data: dict[str, Any]) -> str:
 def flush_text(data: dict[str, Any]) -> str:
     head = "flush (dry run: nothing pushed; add --confirm)" if data.get("dryRun") else "flush"
     out = [head]
-    for p in data.get("pushed", []):
-        out.append(f"  {p.get('repository', '')} {p['ref']}  {short(p['from'])} -> {short(p['to'])}")
+    for repo in data.get("repositories", []):
+        mark = "ok" if repo["ok"] else f"FAILED [{repo['error']['code']}] {repo['error']['message']}"
+        out.append(f"{repo['id']}: {mark}")
+        for lane in repo.get("lanes", []):
+            if lane["action"] not in ("absent", "push"):
+                out.append(f"  lane {lane['name']}: {lane['action']}")
+    for key, verb in (("wouldPush", "would push"), ("pushed", "pushed")):
+        for p in data.get(key, []):
+            out.append(f"  {verb} {p.get('repository', '')} {p['ref']}  {short(p['from'])} -> {short(p['to'])}")
     if data.get("partialSuccess"):
         out.append(f"  partial success: {data['partialSuccess']}; recovered={data.get('partialSuccessRecovered')}")
     out.append(f"pendingFlush={str(data.get('pendingFlush')).lower()} "
