@@ -157,21 +157,37 @@ def test_lane_behind_upstream_is_left_for_sync(cli: Cli, upstream: Repo, synced:
     assert synced.rev(LANE) == lane
 
 
-def test_concurrent_upstream_change_is_refused_by_the_lease(cli: Cli, upstream: Repo, synced: Repo,
-                                                            client: Client, tmp_path: Path) -> None:
-    """Upstream moves between flush's ls-remote and its push: the lease refuses the push.
-
-    The racing value is an ancestor of the lane, so a push without the lease would succeed:
-    only the lease makes flush refuse to write over a value it has not checked.
-    """
+def test_upstream_moved_forward_within_the_lane_is_still_fast_forwarded(
+        cli: Cli, upstream: Repo, synced: Repo, client: Client) -> None:
+    """Upstream took part of the lane since the last sync: the stage lease is stale, flush
+    looks at upstream, sees its commit in the lane and pushes the rest, leased on it."""
     first = client.lane_commit("deploy part 1")
     ours = client.lane_commit("deploy part 2")
-    synced.git("push", "--quiet", upstream.url, f"{first}:refs/race/first")
+    synced.git("push", "--quiet", upstream.url, f"{first}:{LANE}")
+
+    res = cli("--json", "flush", "--confirm")
+    assert res.code == 0, res.stdout
+    assert res.json["pushed"] == [{"repository": "hwlab", "ref": LANE, "from": first, "to": ours}]
+    assert upstream.rev(LANE) == ours
+    assert synced.rev(STAGE_LANE) == ours
+
+
+def test_concurrent_upstream_change_is_refused_by_the_lease(cli: Cli, upstream: Repo, synced: Repo,
+                                                            client: Client, tmp_path: Path) -> None:
+    """Upstream moves again between flush's look at it and its push: the lease refuses.
+
+    Every value the racer writes is an ancestor of the lane, so a push without the lease
+    would succeed: only the lease keeps flush from writing over a value it has not checked.
+    """
+    first = client.lane_commit("deploy part 1")
+    second = client.lane_commit("deploy part 2")
+    ours = client.lane_commit("deploy part 3")
+    synced.git("push", "--quiet", upstream.url, f"{first}:{LANE}", f"{second}:refs/race/second")
     wrapper = tmp_path / "upload-pack-racer"
     wrapper.write_text(
         "#!/bin/sh\n"
         "git upload-pack \"$@\"; rc=$?\n"
-        f"git --git-dir='{upstream.path}' update-ref {LANE} {first}\n"
+        f"git --git-dir='{upstream.path}' update-ref {LANE} {second}\n"
         "exit $rc\n", encoding="utf-8")
     wrapper.chmod(0o755)
     synced.git("config", f"remote.{upstream.url}.uploadpack", str(wrapper))
@@ -182,7 +198,7 @@ def test_concurrent_upstream_change_is_refused_by_the_lease(cli: Cli, upstream: 
     assert err["code"] == "push-rejected"
     assert "stale info" in err["message"]
     assert res.json["pushed"] == []
-    assert upstream.rev(LANE) == first  # what the racer wrote stays
+    assert upstream.rev(LANE) == second  # what the racer wrote stays
     assert synced.rev(LANE) == ours
 
 

@@ -2,25 +2,27 @@
 
 Per repository, under the same lock as sync:
 
-1. one ``git for-each-ref`` of the lane refs and their stage refs, and one ``git ls-remote``
-   of the lane refs (upstream as it is now, not only as last observed);
-2. each lane is classified (:func:`classify`). A lane is pushed only when it holds commits
-   upstream lacks *and* upstream's commit is an ancestor of it (one ``rev-list`` for all
-   lanes, :mod:`git_mirror.git.ancestry`); a lane that upstream and the mirror both moved
-   is ``diverged``: nothing is pushed for the repository and nothing changes locally;
-3. one ``git push --atomic --porcelain`` of every such lane, by commit id (a client pushing
+1. one ``git for-each-ref`` of the lane refs and their stage refs (upstream as last
+   observed). A lane holding commits its stage ref lacks is a candidate;
+2. the stage commit must be an ancestor of the lane (one ``rev-list`` for all lanes,
+   :mod:`git_mirror.git.ancestry`), else the lane is ``diverged``: nothing is pushed for the
+   repository and nothing changes locally;
+3. one ``git push --atomic --porcelain`` of every candidate, by commit id (a client pushing
    into the mirror meanwhile cannot change what is sent), without ``+``, each with
-   ``--force-with-lease=<ref>:<commit upstream was verified at>`` (empty when the lane does
-   not exist upstream) so a concurrent upstream change is refused, never overwritten;
+   ``--force-with-lease=<ref>:<stage commit>`` (empty when upstream has no such lane yet):
+   a concurrent upstream change is refused, never overwritten. A ref upstream already holds
+   reports "up to date": a flush retried after a push whose report was lost pushes nothing;
 4. the post-push recheck: ``ls-remote`` of the pushed refs, a fetch of any commit the mirror
-   lacks, and one ref transaction moving the stage refs to what upstream now holds.
+   lacks, one ref transaction moving the stage refs to what upstream now holds.
+
+When the lease finds upstream moved since the last sync (step 3 refused as "stale info"),
+flush looks at upstream itself, once: one ``ls-remote`` (and a fetch of unknown commits, no
+ref written), the same ancestry rule against upstream's commit, and one more atomic push
+leased on that commit; a lane that upstream and the mirror both moved is ``diverged``.
 
 When the push succeeded but the recheck failed, the result says
 ``partialSuccess: "push-succeeded-fetch-failed"`` and one controlled sync runs after a short
-back-off; its outcome is the ``postPushRecovery`` record. A flush retried after a push whose
-report was lost sees upstream already at the lane's commit (step 1) and pushes nothing: it
-only brings the stage ref up to date. The lease value is the commit upstream was just seen
-at; when upstream has not moved since the last sync it is the stage commit.
+back-off; its outcome is the ``postPushRecovery`` record.
 """
 
 from __future__ import annotations
@@ -63,13 +65,10 @@ class LanePlan:
     stage_ref: str
     mirror: str | None
     stage: str | None
-    upstream: str | None
-    # absent | in-sync | upstream-moved | behind | push | diverged | unknown
+    upstream: str | None = None  # as seen by ls-remote, when flush had to look
+    # absent | in-sync | push | up-to-date | behind | diverged
     action: str = "absent"
-
-    @property
-    def stale_stage(self) -> bool:
-        return self.action == "in-sync" and self.stage != self.upstream
+    lease: str | None = None  # the upstream value the push expects (None: must not exist)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "ref": self.ref, "mirrorCommit": self.mirror,
@@ -77,7 +76,7 @@ class LanePlan:
                 "action": self.action, "diverged": self.action == "diverged"}
 
     def push_json(self) -> dict[str, Any]:
-        return {"ref": self.ref, "from": self.upstream, "to": self.mirror}
+        return {"ref": self.ref, "from": self.lease, "to": self.mirror}
 
 
 @dataclass
@@ -151,44 +150,61 @@ class FlushResult:
         return out
 
 
-def classify(lanes: Sequence[LaneSpec], local: Mapping[str, str], upstream: Mapping[str, str],
-             present: set[str], git_dir: Path) -> list[LanePlan]:
-    """Decide, per lane, whether it is pushed. ``present``: upstream commits the mirror has."""
+def plan_lanes(lanes: Sequence[LaneSpec], local: Mapping[str, str], git_dir: Path) -> list[LanePlan]:
+    """Steps 1-2: which lanes hold commits their stage lacks, and may be fast-forwarded."""
     plans = [LanePlan(lane.name, lane.ref, lane.stage_ref, local.get(lane.ref),
-                      local.get(lane.stage_ref), upstream.get(lane.ref)) for lane in lanes]
+                      local.get(lane.stage_ref)) for lane in lanes]
     check: list[LanePlan] = []
     for p in plans:
         if p.mirror is None:
             p.action = "absent"
-        elif p.mirror == p.upstream:
-            p.action = "in-sync"
         elif p.mirror == p.stage:
-            # Nothing new in the lane; upstream moved since the last sync: sync's business.
-            p.action = "upstream-moved"
-        elif p.upstream is None:
-            p.action = "push"  # a new lane upstream, created with an empty lease
-        elif p.upstream not in present:
-            # The lane cannot contain a commit the mirror does not have: not a fast-forward.
-            p.action = "unknown"
+            p.action = "in-sync"
+        elif p.stage is None:
+            p.action, p.lease = "push", None  # a new lane upstream: the lease says "absent"
         else:
             check.append(p)
     if check:
-        forward = ancestors(git_dir, [(p.upstream or "", p.mirror or "") for p in check])
-        backward_pairs = [(p.mirror or "", p.upstream or "") for p in check
-                          if not forward[(p.upstream or "", p.mirror or "")]]
-        backward = ancestors(git_dir, backward_pairs) if backward_pairs else {}
+        forward = ancestors(git_dir, [(p.stage or "", p.mirror or "") for p in check])
         for p in check:
-            if forward[(p.upstream or "", p.mirror or "")]:
-                p.action = "push"
-            elif backward.get((p.mirror or "", p.upstream or "")):
-                p.action = "behind"  # upstream already holds every lane commit
-            else:
-                p.action = "diverged"
+            ok = forward[(p.stage or "", p.mirror or "")]
+            p.action, p.lease = ("push", p.stage) if ok else ("diverged", None)
     return plans
 
 
+def replan_against_upstream(plans: Sequence[LanePlan], upstream: Mapping[str, str],
+                            git_dir: Path) -> None:
+    """The lease found upstream moved: decide again against upstream's own commits.
+
+    Every upstream commit named must be in the mirror (the caller fetched them).
+    """
+    check: list[LanePlan] = []
+    for p in plans:
+        p.upstream = upstream.get(p.ref)
+        if p.upstream == p.mirror:
+            p.action = "up-to-date"
+        elif p.upstream is None:
+            p.action, p.lease = "push", None
+        else:
+            check.append(p)
+    if not check:
+        return
+    forward = ancestors(git_dir, [(p.upstream or "", p.mirror or "") for p in check])
+    back = [(p.mirror or "", p.upstream or "") for p in check
+            if not forward[(p.upstream or "", p.mirror or "")]]
+    backward = ancestors(git_dir, back) if back else {}
+    for p in check:
+        if forward[(p.upstream or "", p.mirror or "")]:
+            p.action, p.lease = "push", p.upstream
+        elif backward.get((p.mirror or "", p.upstream or "")):
+            p.action = "behind"  # upstream already holds every lane commit: sync's business
+        else:
+            p.action = "diverged"
+
+
 def _diverged_error(rid: str, lanes: Sequence[LanePlan]) -> DivergedError:
-    parts = [f"lane {p.name} ({p.ref}): mirror at {p.mirror}, upstream at {p.upstream}" for p in lanes]
+    parts = [f"lane {p.name} ({p.ref}): mirror at {p.mirror}, upstream at "
+             + (f"{p.upstream}" if p.upstream else f"{p.stage} (as last synced)") for p in lanes]
     return DivergedError(
         f"{rid}: " + "; ".join(parts) + ": both moved, neither contains the other; "
         "nothing was pushed and nothing changed in the mirror",
@@ -220,11 +236,19 @@ def _stage_transaction(layout: RepoLayout, plans: Sequence[LanePlan],
 def recheck(layout: RepoLayout, remote: RemoteEnv, plans: Sequence[LanePlan]) -> list[RefUpdate]:
     """The post-push recheck: upstream's lane refs, as they are now, into the stage."""
     observed = ls_remote(remote, [p.ref for p in plans], layout.git_dir)
-    wanted = {observed[p.ref] for p in plans if p.ref in observed}
-    missing = wanted - has_commits(layout.git_dir, wanted)
+    _fetch_unknown(layout, remote, plans, observed)
+    return _stage_transaction(layout, plans, observed)
+
+
+def _fetch_unknown(layout: RepoLayout, remote: RemoteEnv, plans: Sequence[LanePlan],
+                   observed: Mapping[str, str]) -> None:
+    """Fetch the objects of upstream commits the mirror lacks (no ref is written)."""
+    seen = {observed[p.ref] for p in plans if p.ref in observed}
+    # Normally upstream holds exactly the lane or stage commit: nothing to ask or fetch.
+    unknown = seen - {p.mirror for p in plans} - {p.stage for p in plans}
+    missing = unknown - has_commits(layout.git_dir, unknown) if unknown else set()
     if missing:
         fetch_objects(layout.git_dir, remote, sorted(missing))
-    return _stage_transaction(layout, plans, observed)
 
 
 def _recover(cfg: LoadedConfig, rid: str, remote: RemoteEnv, res: RepoFlush,
@@ -267,6 +291,24 @@ def _recover(cfg: LoadedConfig, rid: str, remote: RemoteEnv, res: RepoFlush,
     )
 
 
+def _push(layout: RepoLayout, remote: RemoteEnv,
+          plans: Sequence[LanePlan]) -> tuple[list[LanePlan], list[dict[str, Any]]]:
+    """One atomic push of ``plans``; returns (refs upstream took, refusals)."""
+    _, refs = push(layout.git_dir, remote, [f"{p.mirror}:{p.ref}" for p in plans],
+                   leases={p.ref: p.lease for p in plans})
+    by_dst = {r.dst: r for r in refs}
+    refused = [{"ref": p.ref, "from": p.lease, "to": p.mirror,
+                "reason": (by_dst[p.ref].reason or by_dst[p.ref].summary) if p.ref in by_dst
+                else "no status reported"}
+               for p in plans if p.ref not in by_dst or not by_dst[p.ref].ok]
+    if refused:
+        return [], refused  # --atomic: one refusal means upstream took none of them
+    for p in plans:
+        if by_dst[p.ref].flag == "=":
+            p.action = "up-to-date"
+    return [p for p in plans if p.action == "push"], []
+
+
 def flush_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, lane: str | None,
                       confirm: bool, result: RepoFlush,
                       backoff: float = RECOVERY_BACKOFF_SECONDS) -> None:
@@ -276,49 +318,41 @@ def flush_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, lane: s
     if not lanes:
         return
     local = list_refs(layout.git_dir, [spec.ref for spec in lanes] + [spec.stage_ref for spec in lanes])
-    upstream = ls_remote(remote, [spec.ref for spec in lanes], layout.git_dir)
-    ups = {spec.ref: upstream[spec.ref] for spec in lanes if spec.ref in upstream}
-    candidates = {ups[spec.ref] for spec in lanes
-                  if spec.ref in ups and local.get(spec.ref) not in (None, ups[spec.ref])}
-    present = has_commits(layout.git_dir, candidates) if candidates else set()
-    if confirm and candidates - present:
-        # Objects only, no ref: enough to tell "behind" from "diverged" exactly.
-        fetch_objects(layout.git_dir, remote, sorted(candidates - present))
-        present = has_commits(layout.git_dir, candidates)
-    plans = classify(lanes, local, ups, present, layout.git_dir)
+    plans = plan_lanes(lanes, local, layout.git_dir)
     result.lanes = plans
     diverged = [p for p in plans if p.action == "diverged"]
     if diverged:
         raise _diverged_error(rid, diverged)
-    to_push = [p for p in plans if p.action == "push"]
+    candidates = [p for p in plans if p.action == "push"]
     if not confirm:
-        result.would_push = [p.push_json() for p in to_push]
+        result.would_push = [p.push_json() for p in candidates]
         return
-    if to_push:
-        _, refs = push(layout.git_dir, remote, [f"{p.mirror}:{p.ref}" for p in to_push],
-                       leases={p.ref: p.upstream for p in to_push})
-        by_dst = {r.dst: r for r in refs}
-        refused = [p for p in to_push if p.ref not in by_dst or not by_dst[p.ref].ok]
-        if refused:
-            # --atomic: one refusal means upstream took none of them.
-            result.rejected = [{"ref": p.ref, "from": p.upstream, "to": p.mirror,
-                                "reason": (by_dst[p.ref].reason or by_dst[p.ref].summary)
-                                if p.ref in by_dst else "no status reported"} for p in to_push]
-            why = "; ".join(f"{r['ref']}: {r['reason']}" for r in result.rejected)
-            raise GitMirrorError(
-                f"{rid}: upstream refused the push, nothing was pushed: {why}",
-                code="push-rejected",
-                hint=f"git-mirror sync --repo {rid} --confirm --wait && git-mirror flush --repo {rid} --confirm",
-                details={"rejected": result.rejected})
-        result.pushed = [p.push_json() for p in to_push if by_dst[p.ref].flag != "="]
-        try:
-            result.stage_updates = recheck(layout, remote, to_push + [p for p in plans if p.stale_stage])
-        except GitMirrorError as exc:
-            _recover(cfg, rid, remote, result, exc, backoff)
-    elif any(p.stale_stage for p in plans):
-        # Upstream already holds the lane (a retry after a lost push report): nothing to
-        # push, only the stage to bring up to date from what ls-remote just said.
-        result.stage_updates = _stage_transaction(layout, [p for p in plans if p.stale_stage], ups)
+    if not candidates:
+        return
+    pushed, refused = _push(layout, remote, candidates)
+    if refused and all(r["reason"] in ("stale info", "atomic push failed") for r in refused):
+        # Upstream moved since the last sync: look at it, once, and decide again.
+        upstream = ls_remote(remote, [p.ref for p in candidates], layout.git_dir)
+        _fetch_unknown(layout, remote, candidates, upstream)
+        replan_against_upstream(candidates, upstream, layout.git_dir)
+        diverged = [p for p in candidates if p.action == "diverged"]
+        if diverged:
+            raise _diverged_error(rid, diverged)
+        again = [p for p in candidates if p.action == "push"]
+        pushed, refused = _push(layout, remote, again) if again else ([], [])
+    if refused:
+        result.rejected = refused
+        why = "; ".join(f"{r['ref']}: {r['reason']}" for r in refused)
+        raise GitMirrorError(
+            f"{rid}: upstream refused the push, nothing was pushed: {why}",
+            code="push-rejected",
+            hint=f"git-mirror sync --repo {rid} --confirm --wait && git-mirror flush --repo {rid} --confirm",
+            details={"rejected": refused})
+    result.pushed = [p.push_json() for p in pushed]
+    try:
+        result.stage_updates = recheck(layout, remote, candidates)
+    except GitMirrorError as exc:
+        _recover(cfg, rid, remote, result, exc, backoff)
 
 
 def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None,
@@ -331,7 +365,8 @@ def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None
     ids = list(cfg.model.repositories)
     if repo is not None:
         if repo not in cfg.model.repositories:
-            raise UsageError(f"repository {repo!r} is not declared in {cfg.path}", hint="git-mirror status")
+            raise UsageError(f"repository {repo!r} is not declared in {cfg.path}",
+                             hint="git-mirror status")
         ids = [repo]
     if lane is not None:
         ids = [rid for rid in ids if lane in cfg.model.repositories[rid].lanes]
@@ -369,7 +404,8 @@ def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None
             })
         results.append(res)
     out = FlushResult(node=node, dry_run=not confirm, lane=lane, repositories=results)
-    states = [repo_status(cfg, rid, node) for rid in ids]
+    # The resulting flags, read back from the refs (a client may have pushed meanwhile).
+    states = [repo_status(cfg, rid, node, check_snapshots=False) for rid in ids]
     out.pending_flush = any(s["pendingFlush"] for s in states)
     out.github_in_sync = bool(states) and all(s["githubInSync"] for s in states)
     return out

@@ -85,7 +85,10 @@ class StatusResult:
         return self.data
 
 
-def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None) -> dict[str, Any]:
+def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None, *,
+                check_snapshots: bool = True) -> dict[str, Any]:
+    """One repository's status entry. ``check_snapshots=False`` skips the lookup of the
+    snapshot refs (their names are then unchecked): enough for pendingFlush/githubInSync."""
     layout = RepoLayout.of(cfg, rid)
     transport, proxy = transport_entry(cfg, rid, node)
     exists = (layout.git_dir / "HEAD").exists()
@@ -116,10 +119,11 @@ def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None) -> dict[st
                         "snapshotRef": layout.snapshot_ref(spec.group, branch, mirror) if mirror else None,
                         "githubInSync": mirror == stage})
     snaps = [str(s["snapshotRef"]) for s in sources if s["snapshotRef"]]
-    existing = list_refs(layout.git_dir, snaps) if snaps else {}
-    for s in sources:
-        if s["snapshotRef"] not in existing:
-            s["snapshotRef"] = None
+    if check_snapshots:
+        existing = list_refs(layout.git_dir, snaps) if snaps else {}
+        for s in sources:
+            if s["snapshotRef"] not in existing:
+                s["snapshotRef"] = None
     in_sync = all(s["githubInSync"] for s in sources)
     pending = False
     lanes = []
