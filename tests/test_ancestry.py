@@ -50,3 +50,14 @@ def test_diverged_pairs_are_false(tmp_path: Path) -> None:
     repo, c = _dag(tmp_path)
     got = ancestors(repo.path, [(c["a3"], c["b2"]), (c["o1"], c["a2"]), (c["m"], c["a3"])])
     assert not any(got.values())
+
+
+def test_refs_with_parents_reads_commit_and_parents_in_one_process(tmp_path: Path) -> None:
+    from git_mirror.git.ancestry import refs_with_parents
+
+    repo, c = _dag(tmp_path)
+    repo.set_ref("refs/heads/merge", c["m"])
+    repo.set_ref("refs/heads/root", c["root"])
+    got = refs_with_parents(repo.path, ["refs/heads/"])
+    assert got["refs/heads/merge"] == (c["m"], (c["a3"], c["b2"]))
+    assert got["refs/heads/root"] == (c["root"], ())

@@ -20,6 +20,21 @@ from git_mirror.git.run import git
 Pair = tuple[str, str]  # (ancestor, descendant)
 
 
+def refs_with_parents(git_dir: Path, patterns: Sequence[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Map refname -> (object id, parent commits) in one ``git for-each-ref``.
+
+    The parents answer the most common ancestry question for free: a lane one commit ahead
+    of its stage ref has the stage commit as its parent.
+    """
+    out = git(["for-each-ref", "--format=%(objectname) %(refname) %(parent)", "--", *patterns],
+              git_dir=git_dir, what="git for-each-ref").text
+    refs: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for line in out.splitlines():
+        oid, name, *parents = line.rstrip(" ").split(" ")
+        refs[name] = (oid, tuple(parents))
+    return refs
+
+
 def ancestors(git_dir: Path, pairs: Sequence[Pair], *,
               env: Mapping[str, str] | None = None) -> dict[Pair, bool]:
     """For each ``(a, d)``: True when ``a`` is reachable from ``d`` (or equal).

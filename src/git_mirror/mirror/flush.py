@@ -39,8 +39,8 @@ from git_mirror.errors import (
     NotAppliedError,
     UsageError,
 )
-from git_mirror.git.ancestry import ancestors
-from git_mirror.git.refs import RefTransaction, RefUpdate, has_commits, list_refs
+from git_mirror.git.ancestry import ancestors, refs_with_parents
+from git_mirror.git.refs import RefTransaction, RefUpdate, has_commits
 from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote, push
 from git_mirror.mirror import journal
 from git_mirror.mirror.layout import LaneSpec, RepoLayout
@@ -150,10 +150,17 @@ class FlushResult:
         return out
 
 
-def plan_lanes(lanes: Sequence[LaneSpec], local: Mapping[str, str], git_dir: Path) -> list[LanePlan]:
-    """Steps 1-2: which lanes hold commits their stage lacks, and may be fast-forwarded."""
-    plans = [LanePlan(lane.name, lane.ref, lane.stage_ref, local.get(lane.ref),
-                      local.get(lane.stage_ref)) for lane in lanes]
+def plan_lanes(lanes: Sequence[LaneSpec], local: Mapping[str, tuple[str, tuple[str, ...]]],
+               git_dir: Path) -> list[LanePlan]:
+    """Steps 1-2: which lanes hold commits their stage lacks, and may be fast-forwarded.
+
+    ``local``: refname -> (commit, its parents), from :func:`refs_with_parents`.
+    """
+    def oid(ref: str) -> str | None:
+        return local[ref][0] if ref in local else None
+
+    plans = [LanePlan(lane.name, lane.ref, lane.stage_ref, oid(lane.ref), oid(lane.stage_ref))
+             for lane in lanes]
     check: list[LanePlan] = []
     for p in plans:
         if p.mirror is None:
@@ -162,6 +169,8 @@ def plan_lanes(lanes: Sequence[LaneSpec], local: Mapping[str, str], git_dir: Pat
             p.action = "in-sync"
         elif p.stage is None:
             p.action, p.lease = "push", None  # a new lane upstream: the lease says "absent"
+        elif p.stage in local[p.ref][1]:
+            p.action, p.lease = "push", p.stage  # one commit on top of the stage
         else:
             check.append(p)
     if check:
@@ -317,7 +326,8 @@ def flush_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, lane: s
     lanes = [spec for spec in layout.lanes if lane is None or spec.name == lane]
     if not lanes:
         return
-    local = list_refs(layout.git_dir, [spec.ref for spec in lanes] + [spec.stage_ref for spec in lanes])
+    local = refs_with_parents(layout.git_dir,
+                              [spec.ref for spec in lanes] + [spec.stage_ref for spec in lanes])
     plans = plan_lanes(lanes, local, layout.git_dir)
     result.lanes = plans
     diverged = [p for p in plans if p.action == "diverged"]
