@@ -13,9 +13,11 @@ def status_text(data: dict[str, Any]) -> str:
     for repo in data["repositories"]:
         t, p = repo["transport"], repo["proxy"]
         last = repo.get("lastSync") or {}
+        flushed = repo.get("lastFlush") or {}
         out.append("")
         out.append(f"{repo['id']}  {t['mode']} {t['url']}  proxy={p.get('name') or 'none'} ({p['mode']})  "
-                   f"lastSync={last.get('at') or 'never'}{'' if last.get('ok', True) else ' FAILED'}")
+                   f"lastSync={last.get('at') or 'never'}{'' if last.get('ok', True) else ' FAILED'}  "
+                   f"lastFlush={flushed.get('at') or 'never'}{'' if flushed.get('ok', True) else ' FAILED'}")
         for s in repo.get("secrets", []):
             out.append(f"  secret {s['role']}: {s['sourceRef']} {s.get('fingerprint') or s.get('error', '')}")
         if not repo["mirror"]["exists"]:
