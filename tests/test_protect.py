@@ -153,3 +153,13 @@ def test_rules_accept_lane_create_and_fast_forward_only() -> None:
     assert refusals([_u(LANE, new="f" * 40)], [LANE], "ns", ancestry) == []
     [reason] = refusals([_u(LANE)], [LANE], "ns", ancestry)
     assert "non-fast-forward" in reason
+
+
+def test_a_mirror_created_by_sync_is_protected_too(cli: Cli, mirror: Repo, tmp_path: Path) -> None:
+    assert cli("--json", "sync", "--confirm").code == 0
+    client = Client(mirror.path, tmp_path / "ci")
+    before = mirror.rev("refs/heads/main")
+    client.checkout("refs/heads/main")
+    client.commit("sneaky")
+    refused(client.push("HEAD:refs/heads/main"), "refs/heads/main", "source branches")
+    assert mirror.rev("refs/heads/main") == before

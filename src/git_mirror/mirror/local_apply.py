@@ -182,6 +182,10 @@ def orphaned_repos(cfg: LoadedConfig) -> list[str]:
 
 def ensure_repo(cfg: LoadedConfig, rid: str) -> RepoApply:
     """Create and configure one mirror (used by apply, and by sync for a new repository)."""
+    from git_mirror.mirror.hooks import install_hooks
+
+    # A mirror never exists without its ref protection, even when sync creates it.
+    install_hooks(cfg)
     plan = plan_repo(cfg, rid)
     if plan.action != "unchanged":
         execute(cfg, plan)
