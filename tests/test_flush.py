@@ -111,6 +111,8 @@ def test_diverged_lane_is_kept_reported_and_not_pushed(cli: Cli, upstream: Repo,
     assert ours in err["message"] and theirs in err["message"]
     assert err["hint"]
     assert res.json["pushed"] == []
+    assert res.json["diverged"] is True
+    assert res.json["repositories"][0]["lanes"][0]["diverged"] is True
     assert upstream.rev(LANE) == theirs
     assert synced.refs() == before_refs
     assert lane_status(cli)["diverged"] is True

@@ -143,6 +143,7 @@ class FlushResult:
             "partialSuccessRecovered": bool(partial) and all(r.recovered for r in partial),
             "postPushRecovery": recovery,
             "pendingFlush": self.pending_flush, "githubInSync": self.github_in_sync,
+            "diverged": any(lane.action == "diverged" for r in self.repositories for lane in r.lanes),
             "repositories": [r.to_json() for r in self.repositories],
         }
         if self.error:
