@@ -116,6 +116,8 @@ def test_diverged_lane_is_kept_reported_and_not_pushed(cli: Cli, upstream: Repo,
     assert upstream.rev(LANE) == theirs
     assert synced.refs() == before_refs
     assert lane_status(cli)["diverged"] is True
+    overall = cli("--json", "status").json
+    assert overall["diverged"] is True and overall["repositories"][0]["diverged"] is True
 
 
 def test_flush_without_fresh_sync_detects_upstream_move(cli: Cli, upstream: Repo, synced: Repo,

@@ -99,7 +99,7 @@ def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None, *,
         "transport": transport, "proxy": proxy, "secrets": secret_entries(cfg, rid),
         "refSources": {"githubFieldsAreMirrorStageCache": True, "stagePrefix": STAGE},
         "lastSync": _run_summary(last_sync), "lastFlush": _run_summary(last_flush),
-        "sources": [], "lanes": [], "pendingFlush": False, "githubInSync": False,
+        "sources": [], "lanes": [], "pendingFlush": False, "githubInSync": False, "diverged": False,
     }
     if not exists:
         entry["hint"] = "git-mirror apply --confirm && git-mirror sync --confirm"
@@ -145,6 +145,7 @@ def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None, *,
                       "pendingFlush": lane_pending, "githubInSync": lane_sync,
                       "diverged": st.action == "diverged", "state": st.action if st.action != "created" else "behind"})
     entry.update(sources=sources, lanes=lanes, pendingFlush=pending,
+                 diverged=any(lane["diverged"] for lane in lanes),
                  githubInSync=in_sync and last_sync is not None)
     return entry
 
@@ -173,6 +174,7 @@ def status(cfg: LoadedConfig, *, repo: str | None = None, node: str = "local") -
         "config": {"path": str(cfg.path), "sha256": cfg.sha256},
         "cache": str(cfg.cache_dir),
         "pendingFlush": any(r["pendingFlush"] for r in repos),
+        "diverged": any(r["diverged"] for r in repos),
         "githubInSync": all(r["githubInSync"] for r in repos),
         "repositories": repos,
     }
