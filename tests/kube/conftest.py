@@ -55,6 +55,7 @@ def fake(tmp_path: Path) -> Iterator[FakeKube]:
     """The FAKE API server, installed as the client every kube operation gets."""
     server = FakeKube(tmp_path / "fakekube")
     server.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}})
+    server.calls.clear()
     use_client_factory(lambda cfg, node: server)
     yield server
     use_client_factory(None)
