@@ -182,8 +182,14 @@ def test_real_client_reports_an_unreachable_cluster(tmp_path: Path, monkeypatch:
     with pytest.raises(GitMirrorError) as err2:
         LightkubeClient(context="nope", namespace=NS)
     assert err2.value.code == "kube-unreachable"
+    # a dry run still prints its plan and exits 0 (CONTRACT 3), saying the cluster is unknown
+    dry = apply_kubernetes(load_config(kube_config), node="D601", confirm=False).to_json()
+    assert dry["ok"] is True and dry["dryRun"] is True
+    assert dry["cluster"]["reachable"] is False
+    assert dry["cluster"]["error"]["code"] == "kube-unreachable"
+    assert {m["action"] for m in dry["manifests"]} == {"unknown"}
     with pytest.raises(GitMirrorError) as err3:
-        apply_kubernetes(load_config(kube_config), node="D601", confirm=False)
+        apply_kubernetes(load_config(kube_config), node="D601", confirm=True)
     assert err3.value.code == "kube-unreachable"
 
 

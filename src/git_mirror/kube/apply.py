@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from git_mirror.errors import ConfigError
+from git_mirror.errors import ConfigError, GitMirrorError
 from git_mirror.kube.render import L_INSTANCE, L_MANAGED, kube_node, manifests
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class ManifestChange:
     kind: str
     name: str
     namespace: str | None
-    action: str  # create | update | unchanged
+    action: str  # create | update | unchanged | unknown (dry run, cluster unreachable)
     changes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -82,6 +82,7 @@ class KubeApplyResult:
     pruned: list[dict[str, str]]
     orphaned: list[str]
     warnings: list[dict[str, str]]
+    cluster_error: dict[str, Any] | None = None
 
     @property
     def changed(self) -> bool:
@@ -93,6 +94,7 @@ class KubeApplyResult:
                 "config": {"sha256": self.config_sha256},
                 "manifests": [m.to_json() for m in self.manifests],
                 "pruned": self.pruned, "orphaned": self.orphaned, "warnings": self.warnings,
+                "cluster": {"reachable": self.cluster_error is None, "error": self.cluster_error},
                 "repositories": []}
 
 
@@ -102,9 +104,8 @@ def refuse_unmountable(cfg: LoadedConfig, warnings: list[dict[str, str]]) -> Non
     if bad:
         first = bad[0]
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        err = ConfigError(first["message"] + more, file=str(cfg.path), key=first["key"],
-                          line=cfg.line_of(*first["key"].split(".")), hint=first["hint"])
-        raise err
+        raise ConfigError(first["message"] + more, file=str(cfg.path), key=first["key"],
+                          line=int(first["line"]) if first["line"] else None, hint=first["hint"])
 
 
 def _ident(m: Manifest) -> tuple[str, str, str]:
@@ -161,7 +162,28 @@ def apply_kubernetes(cfg: LoadedConfig, *, node: str, confirm: bool,
     docs = manifests(cfg, node, warnings)
     if confirm:
         refuse_unmountable(cfg, warnings)
-    client = client or client_for(cfg, node)
+    try:
+        client = client or client_for(cfg, node)
+        return converge(client, cfg, node, docs, warnings, confirm=confirm)
+    except GitMirrorError as exc:
+        if confirm or exc.code != "kube-unreachable":
+            raise
+        # A dry run changes nothing and exits 0 (CONTRACT 3): without a cluster to compare
+        # with, the plan is the rendered objects, each to be applied, and says why.
+        warnings.append({"code": "cluster-unreachable", "message": exc.message,
+                         "hint": exc.hint or ""})
+        return KubeApplyResult(
+            node=node, context=target.context, namespace=target.namespace, dry_run=True,
+            config_sha256=cfg.sha256,
+            manifests=[ManifestChange(m["kind"], m["metadata"]["name"],
+                                      m["metadata"].get("namespace"), "unknown") for m in docs],
+            pruned=[], orphaned=[], warnings=warnings, cluster_error=exc.to_json())
+
+
+def converge(client: KubeClient, cfg: LoadedConfig, node: str, docs: list[Manifest],
+             warnings: list[dict[str, str]], *, confirm: bool) -> KubeApplyResult:
+    """Plan (dry run) or apply and prune ``docs`` on the cluster."""
+    target = kube_node(cfg, node)
     ns = target.namespace
     namespace_exists = client.get("v1", "Namespace", ns, None) is not None
     changes: list[ManifestChange] = []

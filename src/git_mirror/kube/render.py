@@ -150,6 +150,7 @@ def node_secrets(cfg: LoadedConfig, node: str) -> NodeSecrets:
         else:
             found.unmountable.append({
                 "code": "secret-not-mountable", "key": dotted(path), "at": cfg.where(*path),
+                "line": str(cfg.line_of(*path) or ""),
                 "message": f"{dotted(path)}: {ref.describe()} is a file on this machine and "
                            "cannot be mounted into a pod",
                 "hint": "use {kubernetes: {name: SECRET, key: KEY}} for a kubernetes node"})
