@@ -110,6 +110,11 @@ class LightkubeClient:
             status = exc.status
             raise KubeError(f"the API server refused: {status.message}", status=status.code,
                             reason=status.reason) from None
+        except httpx2.HTTPStatusError as exc:
+            # An answer that is not a Kubernetes Status (a proxy or load balancer in front).
+            code = exc.response.status_code
+            raise KubeError(f"the API server answered HTTP {code} {exc.response.reason_phrase}",
+                            status=code) from None
         except httpx2.TransportError as exc:
             raise unreachable(f"cannot reach the API server: {exc}", self.context) from None
 
