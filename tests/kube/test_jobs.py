@@ -177,6 +177,21 @@ def test_no_secret_value_in_job_or_output(applied: FakeKube, kcli: Callable[...,
     assert "s3cr3t-token-value" not in r.stdout + r.stderr
 
 
+def test_undeclared_repo_is_a_usage_error_before_any_job(applied: FakeKube,
+                                                         kcli: Callable[..., CliResult]) -> None:
+    r = kcli("--node", "D601", "--json", "sync", "--repo", "nope", "--confirm", "--wait")
+    assert r.code == 2 and r.json["error"]["code"] == "usage"
+    assert not applied.list("batch/v1", "Job", NS, {})
+
+
+def test_sync_one_repo_passes_repo_to_the_job(applied: FakeKube, kcli: Callable[..., CliResult]) -> None:
+    r = kcli("--node", "D601", "--json", "sync", "--repo", "hwlab", "--confirm", "--wait")
+    assert r.code == 0, r.stdout
+    assert [x["id"] for x in r.json["repositories"]] == ["hwlab"]
+    cmd = applied.list("batch/v1", "Job", NS, {})[0]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert cmd[-2:] == ["--repo", "hwlab"]
+
+
 def test_local_node_sync_stays_local(fake: FakeKube, kcli: Callable[..., CliResult]) -> None:
     r = kcli("--json", "sync", "--confirm")
     assert r.code == 0 and "job" not in r.json

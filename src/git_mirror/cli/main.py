@@ -53,9 +53,11 @@ class Ctx:
         """The node's executor; "local" inside the node's own pods, which run it locally."""
         import os
 
+        from git_mirror.kube.node import NODE_ENV
+
         nodes = self.cfg().model.nodes
         name = self.node_name()
-        if os.environ.get("GIT_MIRROR_IN_NODE") == name:
+        if os.environ.get(NODE_ENV) == name:
             return "local"
         return nodes[name].executor if name in nodes else "local"
 

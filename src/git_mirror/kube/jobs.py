@@ -128,6 +128,17 @@ def job_log(client: KubeClient, name: str, namespace: str) -> str:
     return client.logs(pods[-1]["metadata"]["name"], namespace)
 
 
+def check_args(cfg: LoadedConfig, args: list[str]) -> None:
+    """An undeclared ``--repo`` is a usage error here, not a Job that fails in the cluster."""
+    from git_mirror.errors import UsageError
+
+    if "--repo" in args:
+        repo = args[args.index("--repo") + 1]
+        if repo not in cfg.model.repositories:
+            raise UsageError(f"repository {repo!r} is not declared in {cfg.path}",
+                             hint="git-mirror validate")
+
+
 def run_job(cfg: LoadedConfig, *, node: str, operation: str, args: list[str], confirm: bool,
             wait: bool, global_args: list[str] | None = None, client: KubeClient | None = None,
             timeout: float | None = None) -> dict[str, Any]:
@@ -137,6 +148,7 @@ def run_job(cfg: LoadedConfig, *, node: str, operation: str, args: list[str], co
     from git_mirror.kube.client import client_for
 
     target = kube_node(cfg, node)
+    check_args(cfg, args)
     ns = target.namespace
     name = job_name(node, ns, operation)
     job = job_manifest(cfg, node, operation, args, name, global_args=global_args)
