@@ -32,12 +32,12 @@ DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 SSH_REPO = """\
-  tools:
-    upstream: ssh://git@ssh.github.com:443/example/tools.git
+  infra:
+    upstream: ssh://git@ssh.github.com:443/example/infra.git
     transport:
       mode: ssh
-      identity: {kubernetes: {name: tools-ssh, key: id_ed25519}}
-      knownHosts: {kubernetes: {name: tools-ssh, key: known_hosts}}
+      identity: {kubernetes: {name: infra-ssh, key: id_ed25519}}
+      knownHosts: {kubernetes: {name: infra-ssh, key: known_hosts}}
     sources:
       - branch: main
 """

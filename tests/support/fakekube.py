@@ -92,7 +92,7 @@ class FakeKube:
         self.threads: list[threading.Thread] = []
         self.calls: list[tuple[str, str, str]] = []  # (verb, kind, name), for assertions
 
-    # -- helpers --------------------------------------------------------------------------
+    # -- internals -------------------------------------------------------------------------
     @staticmethod
     def _key(api_version: str, kind: str, name: str, namespace: str | None) -> Key:
         return (api_version, kind, None if kind in CLUSTER_SCOPED else namespace, name)

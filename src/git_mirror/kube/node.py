@@ -1,6 +1,6 @@
 """A kubernetes node, read from the config: names, labels, secrets, cache path, egress.
 
-Pure helpers for :mod:`git_mirror.kube.render`; nothing here calls the Kubernetes API.
+Pure functions that :mod:`git_mirror.kube.render` builds on; nothing here calls the Kubernetes API.
 """
 
 from __future__ import annotations
