@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from git_mirror.config.egress import effective_proxy_name
 from git_mirror.git.run import git
 from git_mirror.mirror.layout import HEADS, RepoLayout
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
+
+__all__ = ["ApplyResult", "RepoApply", "apply_local", "effective_proxy_name", "ensure_repo"]
 
 REMOTE = "upstream"
 # Settings every mirror carries. Values are strings, as git config stores them.
@@ -53,21 +56,6 @@ def desired_settings(cfg: LoadedConfig, rid: str) -> dict[str, str]:
     if hooks is not None:
         settings["core.hookspath"] = str(hooks)
     return settings
-
-
-def effective_proxy_name(cfg: LoadedConfig, rid: str, node: str | None = None) -> str | None:
-    """The repository's own proxy, else the node's ``egressProxy``, else none."""
-    repo = cfg.model.repositories[rid]
-    if repo.transport.mode == "file":
-        return None
-    if repo.transport.proxy:
-        return repo.transport.proxy
-    nodes = cfg.model.nodes
-    if node and node in nodes:
-        return nodes[node].egress_proxy
-    if not node and "local" in nodes:
-        return nodes["local"].egress_proxy
-    return None
 
 
 def hooks_dir(cfg: LoadedConfig) -> Path | None:

@@ -12,11 +12,11 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from git_mirror.config.egress import effective_proxy_name
 from git_mirror.config.secrets import secret_path
 from git_mirror.git.refs import has_commits, is_ancestor, list_refs
 from git_mirror.mirror import journal
 from git_mirror.mirror.layout import HEADS, STAGE, STAGE_HEADS, RepoLayout
-from git_mirror.mirror.local_apply import effective_proxy_name
 from git_mirror.mirror.plan import lane_state
 
 if TYPE_CHECKING:
