@@ -83,7 +83,7 @@ class ConnectProxy:
             with self._lock:
                 self.requests.append(request)
                 self.auth_seen.append(headers.get("proxy-authorization"))
-            method, target = (request.split(" ") + ["", ""])[:2]
+            method, target = [*request.split(" "), "", ""][:2]
             if method != "CONNECT":
                 conn.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
                 return
