@@ -111,7 +111,8 @@ def explain_https(exc: GitError, *, rid: str, url: str, proxy_name: str | None,
         return fail(f"upstream {url} rejected {what}",
                     "check that the token is valid and may read (and, for flush, write) the "
                     f"repository; git-mirror status shows its fingerprint; then run: {retry}")
-    if "ssl certificate" in low or "certificate verify" in low or "ssl_connect" in low:
+    if ("ssl certificate" in low or "certificate verif" in low or "ssl_connect" in low
+            or "no alternative certificate subject name" in low):
         return fail(f"the TLS certificate of {url} could not be verified",
                     "declare the issuing CA as transport.caBundle if it is a private CA, "
                     f"then run: {retry}")
