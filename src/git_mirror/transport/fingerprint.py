@@ -63,7 +63,9 @@ def known_hosts_fingerprints(text: str) -> list[str]:
     out = []
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) >= 3 and not line.startswith("#"):
+        # Like ``ssh-keygen -lf``: comments and marker lines (@cert-authority, @revoked) are
+        # not host keys of their own.
+        if len(parts) >= 3 and not parts[0].startswith(("#", "@")):
             try:
                 out.append(openssh_fingerprint(parts[2]))
             except ValueError:
