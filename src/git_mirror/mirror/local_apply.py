@@ -64,6 +64,18 @@ def hooks_dir(cfg: LoadedConfig) -> Path | None:
     return path if (path / "pre-receive").exists() else None
 
 
+# Keys that would change how upstream is reached if they sat in a mirror's own config
+# (``url.*.insteadOf`` rewrites even explicit URLs; the others are beaten by what the
+# transport passes, but do not belong there either). The transport is the YAML's alone (R13).
+_TRANSPORT_PREFIXES = ("url.", "http.", "https.", "credential.", f"remote.{REMOTE}.")
+_TRANSPORT_KEYS = ("core.sshcommand", "ssh.variant", "core.gitproxy", "core.askpass")
+
+
+def is_transport_key(key: str) -> bool:
+    """True for a git config key that decides how upstream is reached."""
+    return key.startswith(_TRANSPORT_PREFIXES) or key in _TRANSPORT_KEYS
+
+
 def default_head(layout: RepoLayout) -> str | None:
     for spec in layout.sources:
         if not spec.is_glob:
@@ -78,7 +90,9 @@ def read_settings(git_dir: Path) -> dict[str, str]:
         if not item:
             continue
         key, _, value = item.decode("utf-8", "replace").partition("\n")
-        settings[key.lower()] = value
+        # git prints section and variable names in lower case already; a subsection
+        # (``url.<base>.insteadof``) keeps its case, which unsetting it needs.
+        settings[key] = value
     return settings
 
 
@@ -127,6 +141,8 @@ def plan_repo(cfg: LoadedConfig, rid: str) -> RepoApply:
                for k, v in sorted(desired.items()) if current.get(k) != v]
     if "core.hookspath" in current and "core.hookspath" not in desired:
         changes.append({"key": "core.hookspath", "from": current["core.hookspath"], "to": None})
+    changes += [{"key": k, "from": v, "to": None} for k, v in sorted(current.items())
+                if is_transport_key(k) and k not in desired]
     if head:
         try:
             cur_head = (layout.git_dir / "HEAD").read_text().strip().removeprefix("ref: ")

@@ -87,10 +87,11 @@ class SyncResult:
 
 def check_drift(cfg: LoadedConfig, rid: str, git_dir: Path) -> None:
     """The mirror on disk must be configured as YAML says; otherwise ``drift``."""
-    from git_mirror.mirror.local_apply import plan_repo
+    from git_mirror.mirror.local_apply import is_transport_key, plan_repo
 
     plan = plan_repo(cfg, rid)
-    relevant = [c for c in plan.changes if c["key"].startswith(("remote.", "gitmirror."))]
+    relevant = [c for c in plan.changes
+                if c["key"].startswith(("remote.", "gitmirror.")) or is_transport_key(c["key"])]
     if relevant:
         keys = ", ".join(f"{c['key']} is {c['from']!r}, YAML says {c['to']!r}" for c in relevant)
         raise DriftError(f"mirror {rid} differs from the YAML: {keys}",
