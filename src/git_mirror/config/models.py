@@ -17,7 +17,8 @@ RefPart = Annotated[str, StringConstraints(min_length=1, max_length=250)]
 
 class Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel,
-                              populate_by_name=True, validate_default=True)
+                              populate_by_name=True, validate_default=True,
+                              defer_build=True)
 
 
 class KubernetesSecretKey(Model):

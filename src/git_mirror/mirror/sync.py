@@ -20,10 +20,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from git_mirror.errors import BusyError, DriftError, GitError, GitMirrorError
-from git_mirror.git.refs import RefTransaction, RefUpdate, has_commits, is_ancestor, list_refs
+from git_mirror.git.refs import (
+    RefTransaction,
+    RefUpdate,
+    has_commits,
+    is_ancestor,
+    list_refs,
+    pack_refs,
+)
 from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote
 from git_mirror.mirror import journal
-from git_mirror.mirror.layout import RepoLayout
+from git_mirror.mirror.layout import STAGE_HEADS, RepoLayout
 from git_mirror.mirror.lock import repo_lock
 from git_mirror.mirror.plan import Ancestry, LaneState, SyncPlan, candidate_snapshots, plan_sync
 
@@ -31,6 +38,7 @@ if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
 
 SNAPSHOT_NAMES_LIMIT = 200  # beyond this, list the whole snapshot namespace instead
+PACK_REFS_AFTER = 256  # a transaction this large is followed by one git pack-refs
 
 
 @dataclass
@@ -127,7 +135,8 @@ def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm:
         if confirm and missing:
             missing -= has_commits(layout.git_dir, missing)
             if missing:
-                fetch_objects(layout.git_dir, remote, sorted(missing))
+                fetch_objects(layout.git_dir, remote, sorted(missing),
+                              negotiation_tips=[STAGE_HEADS + "*"])
                 result.fetched = len(missing)
         plan: SyncPlan = plan_sync(layout, upstream, local, _ancestry(layout.git_dir))
         result.updated = plan.updates
@@ -139,6 +148,9 @@ def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm:
         txn.extend(plan.all_updates())
         try:
             txn.commit()
+            if len(txn.updates) >= PACK_REFS_AFTER:
+                # Thousands of loose refs make every later for-each-ref and fetch slow.
+                pack_refs(layout.git_dir)
             return
         except GitError as exc:
             if exc.code != "conflict" or attempt == 2:
@@ -166,12 +178,13 @@ def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
         started = time.monotonic()
         try:
             remote = remote_for(cfg, rid)
-            if not (layout.git_dir / "HEAD").exists():
-                res.created_mirror = True
-                if confirm:
-                    ensure_repo(cfg, rid)
+            res.created_mirror = not (layout.git_dir / "HEAD").exists()
             if confirm:
                 with repo_lock(layout.state_dir, rid, wait=wait, command="sync"):
+                    # Under the lock: a concurrent sync may have created it meanwhile.
+                    res.created_mirror = not (layout.git_dir / "HEAD").exists()
+                    if res.created_mirror:
+                        ensure_repo(cfg, rid)
                     check_drift(cfg, rid, layout.git_dir)
                     sync_repo_locked(cfg, rid, remote, confirm=True, result=res)
             elif res.created_mirror:
