@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from git_mirror.errors import GitError
 from git_mirror.git.remote import RemoteEnv, ls_remote
 from tests.conftest import mirror_repo
@@ -118,3 +120,14 @@ def test_transport_settings_in_the_mirror_config_are_drift_and_apply_removes_the
     assert "insteadof" not in (mirror.path / "config").read_text().lower()
     assert "sshcommand" not in (mirror.path / "config").read_text().lower()
     assert run_cli("--config", config, "--json", "sync", "--confirm").code == 0
+
+
+def test_an_identity_from_the_environment_has_its_ssh_fingerprint(
+        ssh_setup: SshSetup, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = ssh_setup.keys / "id_ed25519"
+    monkeypatch.setenv("GM_IDENTITY", key.read_text())
+    config = ssh_setup.write(identity="{env: GM_IDENTITY}")
+    res = run_cli("--config", config, "--json", "status")
+    secrets = {s["role"]: s for s in res.json["repositories"][0]["secrets"]}
+    assert secrets["identity"]["sourceRef"] == "env:GM_IDENTITY"
+    assert secrets["identity"]["fingerprint"] == keygen_fingerprints(key)[0]

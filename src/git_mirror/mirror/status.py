@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 def secret_entries(cfg: LoadedConfig, rid: str) -> list[dict[str, Any]]:
     """role, sourceRef and redacted fingerprint of every secret a repository uses."""
-    from git_mirror.transport.fingerprint import file_fingerprint, value_fingerprint
+    from git_mirror.transport.fingerprint import file_fingerprint, text_fingerprint
 
     repo = cfg.model.repositories[rid]
     t = repo.transport
@@ -49,7 +49,9 @@ def secret_entries(cfg: LoadedConfig, rid: str) -> list[dict[str, Any]]:
             if file is not None:
                 entry["fingerprint"] = file_fingerprint(file, role)
             elif ref.env is not None and ref.env in os.environ:
-                entry["fingerprint"] = value_fingerprint(os.environ[ref.env])
+                # Same fingerprint whatever the source: an identity from the environment
+                # is still an SSH key (SHA256: of its public half).
+                entry["fingerprint"] = text_fingerprint(os.environ[ref.env], role)
             else:
                 entry["error"] = "not set"
         except OSError as exc:

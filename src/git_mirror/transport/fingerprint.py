@@ -78,7 +78,12 @@ def value_fingerprint(value: str) -> str:
 
 
 def file_fingerprint(path: Path, role: str) -> str:
-    text = path.read_text(encoding="utf-8", errors="replace")
+    """The fingerprint of the secret in ``path`` as status shows it for ``role``."""
+    return text_fingerprint(path.read_text(encoding="utf-8", errors="replace"), role)
+
+
+def text_fingerprint(text: str, role: str) -> str:
+    """The fingerprint of a secret's value for ``role`` (identity, knownHosts, token, ...)."""
     if role == "identity":
         return key_fingerprint(text)
     if role == "knownHosts":
