@@ -129,3 +129,11 @@ def test_https_failures_become_transport_errors(stderr: str, needle: str) -> Non
                         proxy_url="http://p:3128", token_ref="env:T")
     assert isinstance(out, TransportError)
     assert needle in out.message
+
+
+def test_a_failed_push_points_at_flush() -> None:
+    exc = GitError("git push failed", argv=["git", "push", "--porcelain", "ssh://h/r"],
+                   stderr="Host key verification failed.", returncode=128)
+    out = ssh.explain_ssh(exc, rid="r", target=ssh.SshTarget("git", "h", 22), proxy_name=None,
+                          proxy_url=None, identity_ref="file:id", known_hosts_ref="file:kh")
+    assert out.hint is not None and out.hint.endswith("git-mirror flush --repo r --confirm --wait")

@@ -24,6 +24,7 @@ from git_mirror.errors import GitError, GitMirrorError, TransportError
 from git_mirror.git.remote import RemoteEnv
 from git_mirror.redact import remember
 from git_mirror.transport.files import private_dir, write_private
+from git_mirror.transport.hints import retry_command
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -89,7 +90,7 @@ def explain_https(exc: GitError, *, rid: str, url: str, proxy_name: str | None,
                   proxy_url: str | None, token_ref: str | None) -> GitMirrorError:
     """Turn a failed git-over-https process into an error that says what to fix."""
     text = exc.stderr or ""
-    retry = f"git-mirror sync --repo {rid} --confirm --wait"
+    retry = retry_command(exc, rid)
     details = {"stderr": text[-2000:], "exitCode": exc.returncode}
 
     def fail(message: str, hint: str) -> TransportError:

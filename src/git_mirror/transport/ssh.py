@@ -40,6 +40,7 @@ from git_mirror.errors import GitError, GitMirrorError, TransportError
 from git_mirror.git.remote import RemoteEnv
 from git_mirror.transport import tunnel
 from git_mirror.transport.files import private_dir, write_private
+from git_mirror.transport.hints import retry_command
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -238,7 +239,7 @@ def explain_ssh(exc: GitError, *, rid: str, target: SshTarget, proxy_name: str |
     """Turn a failed git-over-ssh process into an error that says what to fix."""
     text = exc.stderr or ""
     where = f"{target.host}:{target.port}"
-    retry = f"git-mirror sync --repo {rid} --confirm --wait"
+    retry = retry_command(exc, rid)
     details = {"stderr": text[-2000:], "exitCode": exc.returncode}
 
     def fail(message: str, hint: str) -> TransportError:
