@@ -112,3 +112,16 @@ def test_no_token_declared_means_anonymous(tmp_path: Path, http_server: GitHttpS
     res = sync(config)
     assert res.code == 1
     assert "anonymous access" in res.json["error"]["message"]
+
+
+def test_unreachable_proxy_over_https_is_a_clear_error(tmp_path: Path, https_server: GitHttpServer,
+                                                       proxy: ConnectProxy) -> None:
+    (tmp_path / "token").write_text(GOOD)
+    config = https_config(tmp_path / "git-mirror.yaml", https_server, proxy=proxy)
+    proxy.close()  # declared, but nothing listens there any more
+    res = sync(config)
+    assert res.code == 1
+    err = res.json["error"]
+    assert err["code"] == "transport"
+    assert "proxy corp" in err["message"] and "no direct connection" in err["message"]
+    assert https_server.requests == []

@@ -154,3 +154,15 @@ def test_identity_file_under_the_cache_is_private(ssh_setup: SshSetup) -> None:
     assert os.stat(tdir).st_mode & 0o777 == 0o700
     assert os.stat(tdir / "hwlab" / "identity").st_mode & 0o777 == 0o600
     assert os.stat(tdir / "hwlab" / "tunnel.json").st_mode & 0o777 == 0o600
+
+
+def test_a_repository_proxy_of_mode_none_wins_over_the_node_proxy(ssh_setup: SshSetup) -> None:
+    config = ssh_setup.write()
+    text = config.read_text().replace("proxies:\n", "proxies:\n  direct: {mode: none}\n")
+    text = text.replace("      proxy: corp\n", "      proxy: direct\n")
+    config.write_text(text + "nodes:\n  local: {executor: local, egressProxy: corp}\n")
+    res = sync(config)
+    assert res.code == 0, res.stdout
+    assert ssh_setup.proxy.requests == []
+    status = run_cli("--config", config, "--json", "status").json["repositories"][0]
+    assert status["proxy"]["name"] == "direct" and status["proxy"]["mode"] == "none"
