@@ -131,3 +131,19 @@ def test_an_identity_from_the_environment_has_its_ssh_fingerprint(
     secrets = {s["role"]: s for s in res.json["repositories"][0]["secrets"]}
     assert secrets["identity"]["sourceRef"] == "env:GM_IDENTITY"
     assert secrets["identity"]["fingerprint"] == keygen_fingerprints(key)[0]
+
+
+def test_logs_disclose_the_transport_as_declared(ssh_setup: SshSetup,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="git_mirror.transport"):
+        assert run_cli("--config", ssh_setup.config, "--json", "sync", "--confirm").code == 0
+    records = [r for r in caplog.records if r.name == "git_mirror.transport"]
+    assert records
+    info = records[0].transport  # type: ignore[attr-defined]
+    assert info["mode"] == "ssh" and info["source"] == "yaml"
+    assert info["proxy"] == {"name": "corp", "mode": "http-connect", "url": ssh_setup.proxy.url}
+    fp = keygen_fingerprints(ssh_setup.keys / "id_ed25519")[0]
+    assert {"role": "identity", "sourceRef": "file:keys/id_ed25519", "fingerprint": fp} in info["secrets"]
+    assert "source=yaml" in records[0].getMessage() and fp in records[0].getMessage()

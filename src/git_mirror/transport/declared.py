@@ -7,9 +7,12 @@ never used, and a failure of the declared path is an error, never a fallback.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Any
 
 from git_mirror.config.egress import effective_proxy_name
+from git_mirror.config.secrets import resolve_secret
+from git_mirror.transport.fingerprint import text_fingerprint
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -26,10 +29,39 @@ def declared_proxy(cfg: LoadedConfig, rid: str, node: str | None = None) -> tupl
     return name, (proxy if proxy.mode == "http-connect" else None)
 
 
+log = logging.getLogger("git_mirror.transport")
+
+
+def disclosure(cfg: LoadedConfig, rid: str, node: str | None = None) -> dict[str, Any]:
+    """What the logs say about how ``rid`` is reached (R8): never a secret's value."""
+    repo = cfg.model.repositories[rid]
+    t = repo.transport
+    name, proxy = declared_proxy(cfg, rid, node)
+    refs = [("identity", t.identity), ("knownHosts", t.known_hosts), ("token", t.token)]
+    if proxy is not None:
+        refs.append(("proxyAuth", proxy.auth))
+    secrets = []
+    for role, ref in refs:
+        if ref is None:
+            continue
+        value = resolve_secret(ref, cfg.base_dir, role=role).reveal()
+        secrets.append({"role": role, "sourceRef": ref.describe(),
+                        "fingerprint": text_fingerprint(value, role)})
+    return {"repository": rid, "mode": t.mode, "url": repo.upstream, "source": "yaml",
+            "proxy": {"name": name, "mode": proxy.mode if proxy is not None else "none",
+                      "url": proxy.url if proxy is not None else None},
+            "secrets": secrets}
+
+
 def remote_env(cfg: LoadedConfig, rid: str, node: str | None = None) -> RemoteEnv:
     """The :class:`RemoteEnv` of an ssh or https repository."""
     mode = cfg.model.repositories[rid].transport.mode
     name, proxy = declared_proxy(cfg, rid, node)
+    if log.isEnabledFor(logging.INFO):
+        info = disclosure(cfg, rid, node)
+        secrets = ", ".join(f"{s['role']}={s['sourceRef']} {s['fingerprint']}" for s in info["secrets"])
+        log.info("%s: transport %s %s, proxy %s (%s), source=yaml; %s", rid, mode, info["url"],
+                 name or "none", info["proxy"]["mode"], secrets, extra={"transport": info})
     if mode == "ssh":
         from git_mirror.transport.ssh import ssh_remote
 
