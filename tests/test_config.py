@@ -170,3 +170,19 @@ def test_schema_is_published_and_current() -> None:
     assert {"version", "repositories", "proxies", "server", "nodes", "followers"} <= set(schema["properties"])
     committed = Path(__file__).parent.parent / "schema" / "git-mirror.schema.json"
     assert json.loads(committed.read_text()) == schema, "run: git-mirror schema > schema/git-mirror.schema.json"
+
+
+def test_a_validated_config_loads_again_without_pydantic_or_ruamel(config: Path) -> None:
+    import subprocess
+    import sys
+
+    assert run_cli("--config", config, "validate").code == 0
+    probe = ("import sys; from git_mirror.config import load_config; c = load_config(sys.argv[1]); "
+             "print(sorted(c.model.repositories), 'pydantic' in sys.modules, 'ruamel.yaml' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe, str(config)], capture_output=True, text=True,
+                         check=True, timeout=60).stdout.split()
+    assert out == ["['hwlab']", "False", "False"]
+    # A changed file is validated again: the cache is keyed by content.
+    config.write_text(config.read_text().replace("    tags: true\n", "    tags: true\n    bogus: 1\n"))
+    res = run_cli("--config", config, "--json", "validate")
+    assert res.code == 2 and res.json["error"]["key"] == "repositories.hwlab.bogus"
