@@ -74,7 +74,13 @@ def test_hostile_environment_changes_nothing(ssh_setup: SshSetup, tmp_path: Path
     assert not planted.exists()
 
 
-def test_wrong_known_hosts_entry_is_refused(ssh_setup: SshSetup, tmp_path: Path) -> None:
+def test_wrong_known_hosts_entry_is_refused(ssh_setup: SshSetup, tmp_path: Path,
+                                            upstream: Repo) -> None:
+    assert sync(ssh_setup.config).code == 0
+    mirror = mirror_repo(ssh_setup.config)
+    before = mirror.refs()
+    upstream.commit("main", "while the pin is wrong")
+    services = len(ssh_setup.sshd.services())
     other = tmp_path / "other_host_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
     kind, blob = Path(str(other) + ".pub").read_text().split()[:2]
@@ -85,8 +91,9 @@ def test_wrong_known_hosts_entry_is_refused(ssh_setup: SshSetup, tmp_path: Path)
     assert err["code"] == "transport"
     assert "host key" in err["message"] and "knownHosts" in err["message"]
     assert "git-mirror" in err["hint"]
-    assert mirror_repo(ssh_setup.config).refs() == {}
-    assert ssh_setup.sshd.services() == []
+    # The shared connection of the old pin was not used, and no ref changed.
+    assert mirror.refs() == before
+    assert len(ssh_setup.sshd.services()) == services
 
 
 def test_refusing_proxy_is_a_clear_error_and_no_direct_connection(ssh_setup: SshSetup) -> None:
