@@ -58,6 +58,9 @@ class ConnectProxy:
                 continue
             except OSError:
                 return
+            if self._stop.is_set():
+                conn.close()
+                return
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _track(self, *socks: socket.socket) -> None:
@@ -148,6 +151,10 @@ class ConnectProxy:
     def close(self) -> None:
         self._stop.set()
         if self._sock is not None:
+            # shutdown() wakes a thread blocked in accept(); close() alone would leave the
+            # port listening until that accept() returns.
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
             self._sock.close()
         with self._lock:
             socks = list(self._open)
