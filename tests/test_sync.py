@@ -31,6 +31,11 @@ def test_apply_dry_run_changes_nothing_then_confirm_creates(cli: Cli, mirror: Re
     assert mirror.git("config", "core.logAllRefUpdates") == "always"
     assert mirror.git("config", "gc.auto") == "0"
     assert mirror.git("config", "uploadpack.allowFilter") == "true"
+    assert mirror.git("config", "--get-all", "remote.upstream.fetch").splitlines() == [
+        "+refs/heads/main:refs/mirror-stage/heads/main",
+        "+refs/heads/release/*:refs/mirror-stage/heads/release/*",
+        "+refs/heads/gitops/v03:refs/mirror-stage/heads/gitops/v03",
+        "+refs/tags/*:refs/mirror-stage/tags/*"]
     again = cli("--json", "apply", "--confirm")
     assert again.json["changed"] is False
     assert again.json["repositories"][0]["action"] == "unchanged"

@@ -45,8 +45,13 @@ BASE_SETTINGS: dict[str, str] = {
 def desired_settings(cfg: LoadedConfig, rid: str) -> dict[str, str]:
     repo = cfg.model.repositories[rid]
     settings = dict(BASE_SETTINGS)
+    layout = RepoLayout.of(cfg, rid)
     settings.update({
         f"remote.{REMOTE}.url": repo.upstream,
+        # What `git fetch upstream` by hand would do: upstream into the stage refs only.
+        f"remote.{REMOTE}.fetch": "\n".join(
+            f"+{p}:{RepoLayout.stage_of(p)}" for p in layout.upstream_patterns()),
+        f"remote.{REMOTE}.tagopt": "--no-tags",
         "gitmirror.id": rid,
         "gitmirror.transport": repo.transport.mode,
         "gitmirror.proxy": effective_proxy_name(cfg, rid) or "none",
@@ -92,7 +97,8 @@ def read_settings(git_dir: Path) -> dict[str, str]:
         key, _, value = item.decode("utf-8", "replace").partition("\n")
         # git prints section and variable names in lower case already; a subsection
         # (``url.<base>.insteadof``) keeps its case, which unsetting it needs.
-        settings[key] = value
+        # A multi-valued key reads as its values joined by newlines, as desired_settings has it.
+        settings[key] = f"{settings[key]}\n{value}" if key in settings else value
     return settings
 
 
@@ -167,6 +173,11 @@ def execute(cfg: LoadedConfig, plan: RepoApply) -> None:
         elif value is None:
             git(["config", "--local", "--unset-all", key], git_dir=git_dir, ok_codes=(0, 5),
                 what="git config")
+        elif "\n" in value:
+            git(["config", "--local", "--unset-all", key], git_dir=git_dir, ok_codes=(0, 5),
+                what="git config")
+            for item in value.split("\n"):
+                git(["config", "--local", "--add", key, item], git_dir=git_dir, what="git config")
         else:
             git(["config", "--local", "--replace-all", key, value], git_dir=git_dir, what="git config")
 

@@ -38,7 +38,10 @@ if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
 
 SNAPSHOT_NAMES_LIMIT = 200  # beyond this, list the whole snapshot namespace instead
-PACK_REFS_AFTER = 256  # a transaction this large is followed by one git pack-refs
+PACK_REFS_AFTER = 256
+# Settings that decide how upstream is reached: a difference is drift (R13). Other settings
+# (refspecs shown to people, upload-pack options) are converged by apply.
+DRIFT_KEYS = ("remote.upstream.url", "gitmirror.transport", "gitmirror.proxy")  # a transaction this large is followed by one git pack-refs
 
 
 @dataclass
@@ -98,8 +101,11 @@ def check_drift(cfg: LoadedConfig, rid: str, git_dir: Path) -> None:
     from git_mirror.mirror.local_apply import is_transport_key, plan_repo
 
     plan = plan_repo(cfg, rid)
+    # Drift is about how upstream is reached: the declared URL, transport and proxy, and
+    # any transport setting (url.*.insteadOf, http.*, core.sshCommand...) the YAML does not
+    # declare, which apply removes.
     relevant = [c for c in plan.changes
-                if c["key"].startswith(("remote.", "gitmirror.")) or is_transport_key(c["key"])]
+                if c["key"] in DRIFT_KEYS or (c["to"] is None and is_transport_key(c["key"]))]
     if relevant:
         keys = ", ".join(f"{c['key']} is {c['from']!r}, YAML says {c['to']!r}" for c in relevant)
         raise DriftError(f"mirror {rid} differs from the YAML: {keys}",
