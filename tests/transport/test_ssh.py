@@ -173,3 +173,15 @@ def test_a_repository_proxy_of_mode_none_wins_over_the_node_proxy(ssh_setup: Ssh
     assert ssh_setup.proxy.requests == []
     status = run_cli("--config", config, "--json", "status").json["repositories"][0]
     assert status["proxy"]["name"] == "direct" and status["proxy"]["mode"] == "none"
+
+
+def test_closing_the_shared_connection_makes_the_next_sync_connect_again(
+        ssh_setup: SshSetup) -> None:
+    from git_mirror.config import load_config
+    from git_mirror.transport.ssh import close_shared
+
+    assert sync(ssh_setup.config).code == 0
+    assert close_shared(load_config(ssh_setup.config), "hwlab") is True
+    assert close_shared(load_config(ssh_setup.config), "hwlab") is False
+    assert sync(ssh_setup.config).code == 0
+    assert len(ssh_setup.proxy.tunnels) == 2

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from git_mirror.config.models import SecretRef
 
 
-def secret_entries(cfg: LoadedConfig, rid: str) -> list[dict[str, Any]]:
+def secret_entries(cfg: LoadedConfig, rid: str, node: str | None = None) -> list[dict[str, Any]]:
     """role, sourceRef and redacted fingerprint of every secret a repository uses."""
     from git_mirror.transport.fingerprint import file_fingerprint, text_fingerprint
 
@@ -35,7 +35,7 @@ def secret_entries(cfg: LoadedConfig, rid: str) -> list[dict[str, Any]]:
                            ("token", t.token, "token")):
         if ref is not None:
             refs.append((role, ref, ("repositories", rid, "transport", key)))
-    proxy_name = effective_proxy_name(cfg, rid)
+    proxy_name = effective_proxy_name(cfg, rid, node)
     if proxy_name and cfg.model.proxies[proxy_name].auth is not None:
         auth = cfg.model.proxies[proxy_name].auth
         assert auth is not None
@@ -95,7 +95,7 @@ def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None) -> dict[st
     last_flush = journal.last(layout.state_dir, "flush")
     entry: dict[str, Any] = {
         "id": rid, "mirror": {"path": str(layout.git_dir), "exists": exists},
-        "transport": transport, "proxy": proxy, "secrets": secret_entries(cfg, rid),
+        "transport": transport, "proxy": proxy, "secrets": secret_entries(cfg, rid, node),
         "refSources": {"githubFieldsAreMirrorStageCache": True, "stagePrefix": STAGE},
         "lastSync": _run_summary(last_sync), "lastFlush": _run_summary(last_flush),
         "sources": [], "lanes": [], "pendingFlush": False, "githubInSync": False,
