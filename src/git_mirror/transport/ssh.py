@@ -119,7 +119,7 @@ def _socket_path(cache_dir: Path, repo_dir: Path, key: str) -> Path | None:
 
 @dataclass(frozen=True)
 class SshSetup:
-    """What the wrapper was built from (tests and status read it)."""
+    """The wrapper for one repository and what it was built from."""
 
     wrapper: Path
     target: SshTarget
