@@ -18,12 +18,13 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from tests.support.gitutil import Repo, run_git
-from tests.support.proxy import ConnectProxy
 from tests.support.sshd import start_sshd
 
 from git_mirror.config import load_config
@@ -73,7 +74,16 @@ def main() -> None:
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="gm-bench-"))
     sshd = None
-    proxy = ConnectProxy().start()
+    # The proxy runs in a process of its own, as a real one would: a relay thread in this
+    # process would compete with the code being measured.
+    proxy_proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from tests.support.proxy import ConnectProxy\n"
+         "p = ConnectProxy().start(); print(p.url, flush=True)\n"
+         "sys.stdin.read()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proxy_proc.stdout is not None
+    proxy_url = proxy_proc.stdout.readline().strip()
     try:
         up = Repo(base / "upstream.git")
         tip = up.commit("main", "initial", parent=None)
@@ -90,7 +100,7 @@ def main() -> None:
             d = base / label.split()[1].strip("(,")
             d.mkdir()
             config = d / "git-mirror.yaml"
-            config.write_text(CONFIG.format(url=url, key=sshd.client_key, kh=kh, proxy=proxy.url,
+            config.write_text(CONFIG.format(url=url, key=sshd.client_key, kh=kh, proxy=proxy_url,
                                             proxy_line=line))
             results[label] = time_sync(config, args.runs)
 
@@ -116,7 +126,9 @@ def main() -> None:
             ms = median_ms(samples)
             print(f"  {label:48s} {ms:8.1f} ms   {ms / raw_ms:5.2f}x raw")
     finally:
-        proxy.close()
+        assert proxy_proc.stdin is not None
+        proxy_proc.stdin.close()
+        proxy_proc.wait(timeout=10)
         if sshd is not None:
             sshd.stop()
         shutil.rmtree(base, ignore_errors=True)

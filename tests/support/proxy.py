@@ -123,8 +123,10 @@ class ConnectProxy:
                         s.close()
 
     def _relay(self, a: socket.socket, b: socket.socket) -> None:
-        a.settimeout(None)
-        b.settimeout(None)
+        for s in (a, b):
+            s.settimeout(None)
+            # As real proxies do: no Nagle delay on relayed request/response turns.
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sel = selectors.DefaultSelector()
         sel.register(a, selectors.EVENT_READ, b)
         sel.register(b, selectors.EVENT_READ, a)

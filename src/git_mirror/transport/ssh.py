@@ -188,8 +188,10 @@ def prepare(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Proxy | 
             {"name": proxy_name, "url": proxy.url, "auth": auth,
              "errorFile": str(repo_dir / TUNNEL_ERROR)}, sort_keys=True) + "\n")
         command = " ".join(shlex.quote(str(p)).replace("%", "%%") for p in (
-            sys.executable, "-I", tunnel.__file__, "--config", conf)) + " %h %p"
-        opts += ["-o", f"ProxyCommand={command}"]
+            sys.executable, "-I", tunnel.__file__, "--fdpass", "--config", conf)) + " %h %p"
+        # The tunnel hands ssh the connected socket and exits: no relay process of ours
+        # stays in the data path (or lingers beside a persisted master).
+        opts += ["-o", f"ProxyCommand={command}", "-o", "ProxyUseFdpass=yes"]
     else:
         (repo_dir / "tunnel.json").unlink(missing_ok=True)
         opts += ["-o", "ProxyCommand=none", "-o", "ProxyJump=none"]

@@ -1,6 +1,9 @@
 """An HTTP CONNECT tunnel for OpenSSH's ``ProxyCommand``: stdin/stdout <-> HOST:PORT via a proxy.
 
-Run by the ssh wrapper as ``python -I tunnel.py --config FILE HOST PORT``. ``FILE`` is a
+Run by the ssh wrapper as ``python -I tunnel.py --fdpass --config FILE HOST PORT``: once the
+proxy has said 200, the connected socket is handed to ssh (``ProxyUseFdpass``) and this
+process ends, so no relay of ours sits in the data path. Without ``--fdpass`` it relays
+stdin/stdout itself. ``FILE`` is a
 0600 JSON file under the cache written by :mod:`git_mirror.transport.ssh`::
 
     {"name": "corp", "url": "http://127.0.0.1:3128", "auth": "user:password" | null}
@@ -37,17 +40,22 @@ class TunnelError(Exception):
 
 
 def _read_head(sock: socket.socket) -> tuple[bytes, bytes]:
-    """Read the proxy's response head (bounded); return it and any bytes after it."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
+    """Read the proxy's response head (bounded) and not one byte after it.
+
+    Bytes after the head belong to the tunnel (the SSH server's banner may already be
+    there), so the head is read a byte at a time: the socket can then be handed to ssh as
+    it is. A head is a few dozen bytes. The second value is always empty (kept for callers
+    that relay).
+    """
+    buf = bytearray()
+    while not buf.endswith(b"\r\n\r\n"):
         if len(buf) > MAX_HEAD:
             raise TunnelError("the proxy's response head is too long")
-        data = sock.recv(4096)
-        if not data:
+        byte = sock.recv(1)
+        if not byte:
             raise TunnelError("the proxy closed the connection before answering CONNECT")
-        buf += data
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    return head, rest
+        buf += byte
+    return bytes(buf[:-4]), b""
 
 
 def open_tunnel(proxy_url: str, auth: str | None, host: str, port: int,
@@ -82,6 +90,11 @@ def open_tunnel(proxy_url: str, auth: str | None, host: str, port: int,
         raise TunnelError(f"the proxy at {parts.hostname}:{parts.port} refused CONNECT to "
                           f"{target}: {status_line.strip()[:200]}")
     sock.settimeout(None)
+    # git's exchanges are small request/response turns; without NODELAY, Nagle and delayed
+    # ACKs add tens of milliseconds to each turn on this extra leg (ssh sets it only for
+    # interactive sessions).
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock, rest
 
 
@@ -117,9 +130,23 @@ def relay(sock: socket.socket, early: bytes, stdin_fd: int = 0, stdout_fd: int =
         sock.close()
 
 
+def pass_fd(sock: socket.socket, out_fd: int = 1) -> None:
+    """Hand the connected socket to ssh over ``out_fd`` (``ProxyUseFdpass``): ssh then talks
+    to the proxy directly, and this process can end."""
+    channel = socket.socket(fileno=os.dup(out_fd))
+    try:
+        socket.send_fds(channel, [b"\0"], [sock.fileno()])
+    finally:
+        channel.close()
+        sock.close()
+
+
 def main(argv: list[str]) -> int:
+    fdpass = bool(argv) and argv[0] == "--fdpass"
+    if fdpass:
+        argv = argv[1:]
     if len(argv) != 4 or argv[0] != "--config":
-        sys.stderr.write(f"{MARK} usage: tunnel.py --config FILE HOST PORT\n")
+        sys.stderr.write(f"{MARK} usage: tunnel.py [--fdpass] --config FILE HOST PORT\n")
         return 2
     config_file, host, port_text = argv[1], argv[2], argv[3]
     name = "?"
@@ -140,7 +167,10 @@ def main(argv: list[str]) -> int:
             with contextlib.suppress(OSError), open(conf["errorFile"], "w", encoding="utf-8") as fh:
                 fh.write(message)
         return 1
-    relay(sock, early)
+    if fdpass:
+        pass_fd(sock)
+    else:
+        relay(sock, early)
     return 0
 
 
