@@ -64,3 +64,16 @@ def test_config_source_removed_leaves_refs_but_stops_following(cli: Cli, upstrea
     assert mirror.rev("refs/heads/release/1.0") != before
     st = run_cli("--config", config, "--json", "status").json
     assert [s["branch"] for s in st["repositories"][0]["sources"]] == ["main"]
+
+
+def test_a_lane_added_to_the_yaml_is_followed_and_protected_after_sync(cli: Cli, upstream: Repo,
+                                                                       config: Path) -> None:
+    assert cli("apply", "--confirm").code == 0
+    assert cli("sync", "--confirm").code == 0
+    lane = upstream.commit("gitops/v04", "new lane", parent=None)
+    config.write_text(config.read_text().replace("      v03: {ref: gitops/v03}\n",
+                                                 "      v03: {ref: gitops/v03}\n      v04: {ref: gitops/v04}\n"))
+    assert run_cli("--config", config, "sync", "--confirm").code == 0
+    mirror = mirror_repo(config)
+    assert mirror.rev("refs/heads/gitops/v04") == lane
+    assert "refs/heads/gitops/v04" in mirror.git("config", "gitmirror.lanes").split()

@@ -56,6 +56,10 @@ def desired_settings(cfg: LoadedConfig, rid: str) -> dict[str, str]:
         "gitmirror.transport": repo.transport.mode,
         "gitmirror.proxy": effective_proxy_name(cfg, rid) or "none",
         "gitmirror.namespace": cfg.model.snapshots.namespace,
+        # The lane refs, for the pre-receive hook: it reads them from here rather than
+        # loading the YAML, so that a client push pays for no config parsing.
+        "gitmirror.lanes": " ".join(sorted(HEADS + lane.ref.removeprefix(HEADS)
+                                           for lane in repo.lanes.values())),
     })
     hooks = hooks_dir(cfg)
     if hooks is not None:
@@ -193,6 +197,10 @@ def orphaned_repos(cfg: LoadedConfig) -> list[str]:
 
 def ensure_repo(cfg: LoadedConfig, rid: str) -> RepoApply:
     """Create and configure one mirror (used by apply, and by sync for a new repository)."""
+    from git_mirror.mirror.hooks import install_hooks
+
+    # A mirror never exists without its ref protection, even when sync creates it.
+    install_hooks(cfg)
     plan = plan_repo(cfg, rid)
     if plan.action != "unchanged":
         execute(cfg, plan)

@@ -97,8 +97,12 @@ class SyncResult:
 
 
 def check_drift(cfg: LoadedConfig, rid: str, git_dir: Path) -> None:
-    """The mirror on disk must be configured as YAML says; otherwise ``drift``."""
-    from git_mirror.mirror.local_apply import is_transport_key, plan_repo
+    """How the mirror reaches upstream must be what YAML declares; otherwise ``drift``.
+
+    Other settings that differ (the lanes the protection hook allows, refspecs, HEAD) are
+    brought in line here, so that a sync always works with the refs the YAML declares.
+    """
+    from git_mirror.mirror.local_apply import execute, is_transport_key, plan_repo
 
     plan = plan_repo(cfg, rid)
     # Drift is about how upstream is reached: the declared URL, transport and proxy, and
@@ -110,6 +114,8 @@ def check_drift(cfg: LoadedConfig, rid: str, git_dir: Path) -> None:
         keys = ", ".join(f"{c['key']} is {c['from']!r}, YAML says {c['to']!r}" for c in relevant)
         raise DriftError(f"mirror {rid} differs from the YAML: {keys}",
                          hint="git-mirror apply --confirm")
+    if plan.changes:
+        execute(cfg, plan)
 
 
 def _ancestry(git_dir: Path) -> Ancestry:
