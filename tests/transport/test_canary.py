@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import mirror_repo
 from tests.support.cli import CliResult, run_cli
+from tests.support.clients import Client
 from tests.support.httpgit import GitHttpServer
 from tests.support.proxy import ConnectProxy
 from tests.transport.conftest import SshSetup, https_config
@@ -54,7 +56,14 @@ def run_everything(config: Path) -> list[CliResult]:
         run_cli("--config", config, "--json", "status"),
         run_cli("--config", config, "status"),
         run_cli("--config", config, "--json", "apply"),
+        run_cli("--config", config, "--json", "flush"),
+        run_cli("--config", config, "--json", "flush", "--confirm"),
+        run_cli("--config", config, "flush", "--confirm"),
     ]
+    # A lane commit from CI, flushed upstream: the push path is scanned as well.
+    Client(mirror_repo(config).path, config.parent / "ci").lane_commit("deploy v2")
+    runs.append(run_cli("--config", config, "--json", "flush", "--confirm"))
+    assert runs[-1].code == 0 and runs[-1].json["pushed"], runs[-1].stdout
     return runs
 
 
