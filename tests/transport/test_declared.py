@@ -147,3 +147,14 @@ def test_logs_disclose_the_transport_as_declared(ssh_setup: SshSetup,
     fp = keygen_fingerprints(ssh_setup.keys / "id_ed25519")[0]
     assert {"role": "identity", "sourceRef": "file:keys/id_ed25519", "fingerprint": fp} in info["secrets"]
     assert "source=yaml" in records[0].getMessage() and fp in records[0].getMessage()
+
+
+def test_a_password_in_the_upstream_url_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    config = tmp_path / "git-mirror.yaml"
+    config.write_text("version: 1\nrepositories:\n  r:\n"
+                      "    upstream: https://x:inline-pass-99@127.0.0.1/r.git\n"
+                      "    transport: {mode: https}\n")
+    res = run_cli("--config", config, "--json", "validate")
+    assert res.code == 2
+    assert "password" in res.json["error"]["message"]
+    assert "inline-pass-99" not in res.stdout + res.stderr
