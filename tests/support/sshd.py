@@ -19,7 +19,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 FORCED = r"""#!/bin/sh
@@ -87,7 +87,6 @@ class Sshd:
     client_key: Path
     host_pub: str
     proc: subprocess.Popen[bytes] | None = None
-    extra_keys: list[Path] = field(default_factory=list)
 
     @property
     def known_hosts_line(self) -> str:

@@ -167,6 +167,3 @@ def argv_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], st
     monkeypatch.setattr(run, "GIT", str(bindir / "git"))
     monkeypatch.setattr(ssh, "SSH_BINARY", str(bindir / "ssh"))
     return lambda: log.read_text(errors="replace")
-
-
-Writer = Callable[..., Path]
