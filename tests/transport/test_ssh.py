@@ -185,3 +185,17 @@ def test_closing_the_shared_connection_makes_the_next_sync_connect_again(
     assert close_shared(load_config(ssh_setup.config), "hwlab") is False
     assert sync(ssh_setup.config).code == 0
     assert len(ssh_setup.proxy.tunnels) == 2
+
+
+def test_the_named_nodes_egress_proxy_applies_with_node(ssh_setup: SshSetup) -> None:
+    """`--node edge` reaches upstream through edge's egressProxy; the local node goes direct."""
+    ssh_setup.write(use_proxy=False)
+    text = ssh_setup.config.read_text()
+    ssh_setup.config.write_text(text + "nodes:\n  local: {executor: local}\n"
+                                "  edge: {executor: local, egressProxy: corp}\n")
+    res = run_cli("--config", ssh_setup.config, "--node", "edge", "--json", "sync", "--confirm")
+    assert res.code == 0, res.stdout
+    assert ssh_setup.proxy.tunnels == [f"127.0.0.1:{ssh_setup.sshd.port}"]
+    status = run_cli("--config", ssh_setup.config, "--node", "edge", "--json", "status").json
+    assert status["node"] == "edge"
+    assert status["repositories"][0]["proxy"]["name"] == "corp"

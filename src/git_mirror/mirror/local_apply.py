@@ -42,7 +42,7 @@ BASE_SETTINGS: dict[str, str] = {
 }
 
 
-def desired_settings(cfg: LoadedConfig, rid: str) -> dict[str, str]:
+def desired_settings(cfg: LoadedConfig, rid: str, node: str | None = None) -> dict[str, str]:
     repo = cfg.model.repositories[rid]
     settings = dict(BASE_SETTINGS)
     layout = RepoLayout.of(cfg, rid)
@@ -54,7 +54,7 @@ def desired_settings(cfg: LoadedConfig, rid: str) -> dict[str, str]:
         f"remote.{REMOTE}.tagopt": "--no-tags",
         "gitmirror.id": rid,
         "gitmirror.transport": repo.transport.mode,
-        "gitmirror.proxy": effective_proxy_name(cfg, rid) or "none",
+        "gitmirror.proxy": effective_proxy_name(cfg, rid, node) or "none",
         "gitmirror.namespace": cfg.model.snapshots.namespace,
         # The lane refs, for the pre-receive hook: it reads them from here rather than
         # loading the YAML, so that a client push pays for no config parsing.
@@ -136,9 +136,9 @@ class ApplyResult:
                 "orphaned": self.orphaned}
 
 
-def plan_repo(cfg: LoadedConfig, rid: str) -> RepoApply:
+def plan_repo(cfg: LoadedConfig, rid: str, node: str | None = None) -> RepoApply:
     layout = RepoLayout.of(cfg, rid)
-    desired = desired_settings(cfg, rid)
+    desired = desired_settings(cfg, rid, node)
     head = default_head(layout)
     if not (layout.git_dir / "HEAD").exists():
         changes: list[dict[str, Any]] = [{"key": "repository", "from": None, "to": str(layout.git_dir)}]
@@ -195,13 +195,13 @@ def orphaned_repos(cfg: LoadedConfig) -> list[str]:
                   if p.name.removesuffix(".git") not in declared)
 
 
-def ensure_repo(cfg: LoadedConfig, rid: str) -> RepoApply:
+def ensure_repo(cfg: LoadedConfig, rid: str, node: str | None = None) -> RepoApply:
     """Create and configure one mirror (used by apply, and by sync for a new repository)."""
     from git_mirror.mirror.hooks import install_hooks
 
     # A mirror never exists without its ref protection, even when sync creates it.
     install_hooks(cfg)
-    plan = plan_repo(cfg, rid)
+    plan = plan_repo(cfg, rid, node)
     if plan.action != "unchanged":
         execute(cfg, plan)
     return plan
@@ -213,7 +213,7 @@ def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local") -> App
 
     if confirm:
         install_hooks(cfg)
-    plans = [plan_repo(cfg, rid) for rid in cfg.model.repositories]
+    plans = [plan_repo(cfg, rid, node) for rid in cfg.model.repositories]
     if confirm:
         for plan in plans:
             if plan.action != "unchanged":
