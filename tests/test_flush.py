@@ -104,6 +104,10 @@ def test_diverged_lane_is_kept_reported_and_not_pushed(cli: Cli, upstream: Repo,
     assert st["diverged"] is True and st["pendingFlush"] is True
 
     before_refs = synced.refs()
+    dry = cli("--json", "flush")
+    assert dry.code == 0  # a dry run exits 0 and shows the divergence
+    assert dry.json["diverged"] is True and dry.json["wouldPush"] == []
+    assert ours in dry.json["repositories"][0]["warnings"][0]
     res = cli("--json", "flush", "--confirm")
     assert res.code == 1
     err = res.json["error"]

@@ -94,10 +94,11 @@ class RepoFlush:
     recovery: dict[str, Any] | None = None
     duration_ms: int = 0
     error: GitMirrorError | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "ok": self.ok, "dryRun": self.dry_run,
+            "id": self.id, "ok": self.ok, "dryRun": self.dry_run, "warnings": self.warnings,
             "lanes": [lane.to_json() for lane in self.lanes],
             "pushed": self.pushed, "wouldPush": self.would_push, "rejected": self.rejected,
             "stageUpdated": [u.to_json() for u in self.stage_updates],
@@ -332,12 +333,16 @@ def flush_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, lane: s
     plans = plan_lanes(lanes, local, layout.git_dir)
     result.lanes = plans
     diverged = [p for p in plans if p.action == "diverged"]
-    if diverged:
-        raise _diverged_error(rid, diverged)
     candidates = [p for p in plans if p.action == "push"]
     if not confirm:
+        # A dry run exits 0 (CONTRACT section 3); a diverged lane shows as "diverged": true
+        # and in the warning, and `--confirm` would stop on it.
         result.would_push = [p.push_json() for p in candidates]
+        if diverged:
+            result.warnings.append(_diverged_error(rid, diverged).message)
         return
+    if diverged:
+        raise _diverged_error(rid, diverged)
     if not candidates:
         return
     pushed, refused = _push(layout, remote, candidates)
@@ -371,6 +376,7 @@ def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None
           backoff: float = RECOVERY_BACKOFF_SECONDS) -> FlushResult:
     """Flush every declared repository (or one; or one lane), dry run unless ``confirm``."""
     from git_mirror.mirror.status import repo_status
+    from git_mirror.mirror.sync import check_drift
     from git_mirror.transport import remote_for
 
     ids = list(cfg.model.repositories)
@@ -393,9 +399,12 @@ def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None
             if not (layout.git_dir / "HEAD").exists():
                 raise NotAppliedError(f"mirror {rid} does not exist yet: nothing to flush",
                                       hint="git-mirror apply --confirm && git-mirror sync --confirm")
-            remote = remote_for(cfg, rid)
+            remote = remote_for(cfg, rid, node)
             if confirm:
                 with repo_lock(layout.state_dir, rid, wait=wait, command="flush"):
+                    # Nothing goes upstream from a mirror that reaches it otherwise than the
+                    # YAML declares (R13): the same check as sync's.
+                    check_drift(cfg, rid, layout.git_dir, node)
                     flush_repo_locked(cfg, rid, remote, lane=lane, confirm=True, result=res,
                                       backoff=backoff)
             else:
