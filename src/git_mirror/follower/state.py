@@ -81,7 +81,10 @@ class FollowerState:
         stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
         base = f"{self.id}-{stamp}-{commit[:7]}"
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        for n in range(1, 1000):
+        # Runs started within the same second are numbered on, whatever their commit, so
+        # that names order runs by start (see _name_key).
+        same_second = len(list(self.runs_dir.glob(f"{self.id}-{stamp}-*.json")))
+        for n in range(same_second + 1, same_second + 1000):
             name = base if n == 1 else f"{base}-{n}"
             try:
                 fd = os.open(self.record_path(name), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -146,8 +149,9 @@ class FollowerState:
                 gone.append(str(p))
         return gone
 
-    def prune(self, keep: int = KEEP_RUNS) -> list[str]:
-        """Automatic retention: drop finished runs beyond the newest ``keep``."""
+    def prune(self, keep: int | None = None) -> list[str]:
+        """Automatic retention: drop finished runs beyond the newest ``keep`` (KEEP_RUNS)."""
+        keep = KEEP_RUNS if keep is None else keep
         finished = [r for r in self.runs() if r.get("status") != RUNNING]
         removed: list[str] = []
         for rec in finished[:-keep] if keep > 0 else finished:
