@@ -209,6 +209,14 @@ def test_background_trigger_is_followed_by_status(
     assert upstream.rev(LANE) == pushed == mirror.rev(LANE)
     assert done["pendingFlush"] is False and done["githubInSync"] is True
 
+    # status --wait waits for the run in progress to finish
+    second = trigger(cli, "--confirm").json["run"]
+    assert second["status"] == "running" and second["name"] != name
+    waited = cli("--json", "follower", "status", "--follower", FOLLOWER, "--wait")
+    assert waited.code == 0, waited.stdout
+    assert waited.json["run"] == {"name": second["name"], "status": "succeeded"}
+    assert upstream.rev(LANE) == build.seen(second["name"], "pushed")
+
 
 def test_a_run_whose_process_died_reads_as_failed(cli: Cli, build: Build, config: Path) -> None:
     assert trigger(cli, "--confirm", "--wait").code == 0

@@ -63,12 +63,13 @@ def follower_list(ctx: Ctx) -> None:
 
 @follower.command("status")
 @click.option("--follower", "fid", required=True, metavar="ID", help="The follower's id.")
+@click.option("--wait", is_flag=True, help="First wait until the last run has finished.")
 @pass_ctx
-def follower_status(ctx: Ctx, fid: str) -> None:
+def follower_status(ctx: Ctx, fid: str, wait: bool) -> None:
     """A follower's last run, branch tip, snapshot and lane, from the cache."""
     def op() -> dict[str, Any]:
         return _backend(ctx, "follower status", f"--follower {fid}").status(
-            ctx.cfg(), fid, node=ctx.node_name())
+            ctx.cfg(), fid, node=ctx.node_name(), wait=wait)
     finish(ctx, op, _status_text)
 
 

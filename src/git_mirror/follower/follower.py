@@ -366,13 +366,28 @@ def follower_list(cfg: LoadedConfig, *, node: str = "local") -> dict[str, Any]:
     return {"ok": True, "node": node, "followers": items}
 
 
-def follower_status(cfg: LoadedConfig, fid: str, *, node: str = "local") -> dict[str, Any]:
-    """A follower's last run, its branch tip and snapshot, and its lane, from the cache."""
+def wait_for_last_run(state: st.FollowerState, timeout: float = EXEC_TIMEOUT_SECONDS + 600,
+                      interval: float = 0.5) -> dict[str, Any] | None:
+    """Poll the follower's last run until it is no longer ``running`` (at most ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    last = state.last_run()
+    while last is not None and last.get("status") == st.RUNNING and time.monotonic() < deadline:
+        time.sleep(interval)
+        last = state.last_run()
+    return last
+
+
+def follower_status(cfg: LoadedConfig, fid: str, *, node: str = "local",
+                    wait: bool = False) -> dict[str, Any]:
+    """A follower's last run, its branch tip and snapshot, and its lane, from the cache.
+
+    With ``wait``, first wait (bounded) until the last run has finished.
+    """
     from git_mirror.mirror.status import repo_status
 
     follower = get_follower(cfg, fid)
     state = st.FollowerState.of(cfg, fid)
-    last = state.last_run()
+    last = wait_for_last_run(state) if wait else state.last_run()
     rstatus = repo_status(cfg, follower.repository, node)
     source = next((s for s in rstatus["sources"] if s["branch"] == follower.branch), None)
     lane = next((ln for ln in rstatus["lanes"] if ln["name"] == follower.lane), None)

@@ -22,7 +22,8 @@ class FollowerBackend(Protocol):
     def trigger(self, cfg: LoadedConfig, fid: str, *, confirm: bool, wait: bool,
                 node: str) -> dict[str, Any]: ...
 
-    def status(self, cfg: LoadedConfig, fid: str, *, node: str) -> dict[str, Any]: ...
+    def status(self, cfg: LoadedConfig, fid: str, *, node: str,
+               wait: bool) -> dict[str, Any]: ...
 
     def closeout(self, cfg: LoadedConfig, fid: str, merge_commit: str, *,
                  pipeline_run: str | None, node: str) -> dict[str, Any]: ...
@@ -43,10 +44,11 @@ class LocalBackend:
 
         return trigger(cfg, fid, confirm=confirm, wait=wait, node=node, executor="local").to_json()
 
-    def status(self, cfg: LoadedConfig, fid: str, *, node: str) -> dict[str, Any]:
+    def status(self, cfg: LoadedConfig, fid: str, *, node: str,
+               wait: bool) -> dict[str, Any]:
         from git_mirror.follower.follower import follower_status
 
-        return follower_status(cfg, fid, node=node)
+        return follower_status(cfg, fid, node=node, wait=wait)
 
     def closeout(self, cfg: LoadedConfig, fid: str, merge_commit: str, *,
                  pipeline_run: str | None, node: str) -> dict[str, Any]:

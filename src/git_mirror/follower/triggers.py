@@ -262,6 +262,14 @@ def checkout_snapshot(spec: RunSpec) -> Path:
     checkout.mkdir(parents=True)
     try:
         git(["init", "--quiet", str(checkout)], what="git init")
+        mirror_objects = Path(spec.push_url.removeprefix("file://")) / "objects"
+        if spec.push_url.startswith("file://") and mirror_objects.is_dir():
+            # Borrow the mirror's objects instead of copying them for every run: the fetch
+            # below then only writes the snapshot ref. The mirror never runs gc on its own,
+            # and the snapshot ref keeps every object of this commit reachable.
+            info = checkout / ".git" / "objects" / "info"
+            info.mkdir(parents=True, exist_ok=True)
+            (info / "alternates").write_text(f"{mirror_objects}\n", encoding="utf-8")
         git(["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", spec.push_url,
              f"+{spec.snapshot_ref}:{spec.snapshot_ref}"], cwd=checkout, allow_protocol="file",
             timeout=1800, what="git fetch of the snapshot")
