@@ -159,6 +159,22 @@ def test_a_build_that_pushed_then_failed_leaves_its_commit_pending(
     assert upstream.git("rev-parse", f"{upstream.rev(LANE)}^") == pushed
 
 
+def test_a_lane_that_diverged_upstream_fails_the_delivery_not_the_run(
+        cli: Cli, upstream: Repo, mirror: Repo, build: Build) -> None:
+    build.mode("upstream-lane-moves")
+    res = trigger(cli, "--confirm", "--wait")
+    assert res.code == 1, res.stdout
+    data = res.json
+    name = data["run"]["name"]
+    assert data["run"]["status"] == "succeeded"
+    assert data["flushAfter"]["ok"] is False
+    assert data["error"]["code"] == "diverged"
+    assert data["pendingFlush"] is True
+    # both commits are kept: the build's in the mirror, the other one upstream
+    assert mirror.rev(LANE) == build.seen(name, "pushed")
+    assert upstream.rev(LANE) == build.seen(name, "upstream-lane")
+
+
 def test_dry_run_changes_nothing_and_runs_nothing(
         cli: Cli, upstream: Repo, mirror: Repo, build: Build, config: Path) -> None:
     res = trigger(cli)

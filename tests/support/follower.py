@@ -6,7 +6,8 @@ lane fetched from ``GIT_MIRROR_PUSH_URL`` and pushes it there. What it does beyo
 read from a "mode" file the test writes, so that one config serves every scenario:
 
 ``ok`` (default), ``fail`` (exit 3 before pushing), ``push-then-fail``, ``sleep`` (2 s, then
-ok), ``move-branch`` (moves upstream main before building, then ok).
+ok), ``move-branch`` (moves upstream main before building, then ok), ``upstream-lane-moves``
+(ok, but someone else moves the upstream lane before the flush).
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ git commit -q -m "deploy $GIT_MIRROR_COMMIT"
 git push -q "$GIT_MIRROR_PUSH_URL" "HEAD:$GIT_MIRROR_LANE_REF"
 git rev-parse HEAD > "$obs/pushed"
 if [ "$mode" = push-then-fail ]; then exit 4; fi
+if [ "$mode" = upstream-lane-moves ]; then
+  up="{upstream}"
+  other=$(git --git-dir="$up" commit-tree "$GIT_MIRROR_LANE_REF^{{tree}}" -p "$GIT_MIRROR_LANE_REF" -m "pushed upstream by someone else")
+  git --git-dir="$up" update-ref "$GIT_MIRROR_LANE_REF" "$other"
+  echo "$other" > "$obs/upstream-lane"
+fi
 """
 
 FOLLOWERS = """\
