@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -232,6 +234,50 @@ def test_background_trigger_is_followed_by_status(
     assert waited.code == 0, waited.stdout
     assert waited.json["run"] == {"name": second["name"], "status": "succeeded"}
     assert upstream.rev(LANE) == build.seen(second["name"], "pushed")
+
+
+def _gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if st.process_start(pid) is None:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_run_past_its_time_is_stopped_and_failed(
+        cli: Cli, upstream: Repo, build: Build, monkeypatch: pytest.MonkeyPatch) -> None:
+    from git_mirror.follower import triggers
+
+    monkeypatch.setattr(triggers, "EXEC_TIMEOUT_SECONDS", 1.0)
+    lane_before = upstream.rev(LANE)
+    build.mode("hang")
+    started = time.monotonic()
+    res = trigger(cli, "--confirm", "--wait")
+    assert time.monotonic() - started < 30
+    assert res.code == 1, res.stdout
+    assert res.json["run"]["status"] == "failed" and res.json["error"]["code"] == "timeout"
+    assert _gone(int(build.seen(res.json["run"]["name"], "pid")))
+    assert upstream.rev(LANE) == lane_before
+
+
+def test_a_terminated_background_run_stops_its_command_and_says_failed(
+        cli: Cli, build: Build, config: Path) -> None:
+    build.mode("hang")
+    res = trigger(cli, "--confirm")
+    assert res.code == 0, res.stdout
+    name = res.json["run"]["name"]
+    deadline = time.monotonic() + 30
+    while not (build.obs / name / "pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    command_pid = int(build.seen(name, "pid"))
+    worker_pid = int(str(run_record(config, name)["pid"]))
+    os.kill(worker_pid, signal.SIGTERM)
+    done = wait_for_status(cli, "failed", timeout=60)
+    last = done["lastRun"]
+    assert isinstance(last, dict) and "stale" not in last
+    assert last["error"]["code"] == "interrupted"
+    assert _gone(command_pid)
 
 
 def test_a_run_whose_process_died_reads_as_failed(cli: Cli, build: Build, config: Path) -> None:

@@ -6,7 +6,7 @@ lane fetched from ``GIT_MIRROR_PUSH_URL`` and pushes it there. What it does beyo
 read from a "mode" file the test writes, so that one config serves every scenario:
 
 ``ok`` (default), ``fail`` (exit 3 before pushing), ``push-then-fail``, ``sleep`` (2 s, then
-ok), ``move-branch`` (moves upstream main before building, then ok), ``upstream-lane-moves``
+ok), ``hang`` (60 s), ``move-branch`` (moves upstream main before building, then ok), ``upstream-lane-moves``
 (ok, but someone else moves the upstream lane before the flush).
 """
 
@@ -31,6 +31,7 @@ SCRIPT = """\
 set -eu
 obs="{obs}/$GIT_MIRROR_RUN"
 mkdir -p "$obs"
+echo $$ > "$obs/pid"
 git rev-parse HEAD > "$obs/head"
 git for-each-ref --format='%(refname)' > "$obs/refs"
 git symbolic-ref -q HEAD > "$obs/symbolic-head" || echo detached > "$obs/symbolic-head"
@@ -41,6 +42,7 @@ mode=$(cat "{mode}" 2>/dev/null || echo ok)
 case "$mode" in
   fail) echo "build broke on purpose" >&2; exit 3 ;;
   sleep) sleep 2 ;;
+  hang) sleep 60 ;;
   move-branch)
     up="{upstream}"
     new=$(git --git-dir="$up" commit-tree "refs/heads/main^{{tree}}" -p refs/heads/main -m "moved during the run")

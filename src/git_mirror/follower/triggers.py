@@ -205,7 +205,13 @@ class ExecTrigger:
         limit = min(timeout, self.timeout or EXEC_TIMEOUT_SECONDS)
         try:
             rc = proc.wait(timeout=limit)
-        except subprocess.TimeoutExpired:
+        except BaseException as exc:
+            if not isinstance(exc, subprocess.TimeoutExpired):
+                # Interrupted (Ctrl-C, SIGTERM): the command runs in its own session, so it
+                # would outlive us; stop it before the run is recorded as failed.
+                _stop(proc)
+                _log(handle.spec, "git-mirror: stopped: interrupted")
+                raise
             _stop(proc)
             _log(handle.spec, f"git-mirror: stopped after {limit:g}s")
             return Outcome("failed", None, TriggerError(

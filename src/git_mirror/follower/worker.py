@@ -9,10 +9,15 @@ record, exactly as ``--wait`` does in the foreground. It starts only after its p
 from __future__ import annotations
 
 import select
+import signal
 import sys
 from collections.abc import Sequence
 
 GO_TIMEOUT_SECONDS = 60.0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -21,6 +26,9 @@ def main(argv: Sequence[str]) -> int:
         sys.stderr.write("usage: python -m git_mirror.follower.worker CONFIG FOLLOWER RUN\n")
         return 2
     config_path, fid, name = argv
+    # SIGTERM unwinds like an exception: the trigger's command is stopped and the run record
+    # says failed, instead of a record left "running".
+    signal.signal(signal.SIGTERM, _terminate)
     ready, _, _ = select.select([sys.stdin], [], [], GO_TIMEOUT_SECONDS)
     if not ready or sys.stdin.readline().strip() != "go":
         sys.stderr.write("git-mirror: worker not released by its parent; nothing ran\n")
