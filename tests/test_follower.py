@@ -142,6 +142,15 @@ def test_a_failing_build_fails_the_run_and_flushes_nothing(
     assert status["run"] == {"name": data["run"]["name"], "status": "failed"}
 
 
+def test_the_push_url_holds_the_mirror_ref_protection(cli: Cli, mirror: Repo, build: Build) -> None:
+    build.mode("push-source")
+    res = trigger(cli, "--confirm", "--wait")
+    assert res.code == 1 and res.json["run"]["exitCode"] == 5, res.stdout
+    assert "source branches follow upstream and are read-only" in build.seen(
+        res.json["run"]["name"], "refused")
+    assert mirror.rev("refs/heads/main") == res.json["commit"]
+
+
 def test_a_build_that_pushed_then_failed_leaves_its_commit_pending(
         cli: Cli, upstream: Repo, mirror: Repo, build: Build) -> None:
     lane_before = upstream.rev(LANE)
@@ -360,6 +369,10 @@ def test_follower_list_and_status(cli: Cli, upstream: Repo, build: Build) -> Non
     rows = {f["id"]: f for f in listed.json["followers"]}
     assert rows[FOLLOWER]["trigger"] == "exec" and rows[FOLLOWER]["lastRun"] is None
     assert rows["hwlab-tekton"]["trigger"] == "tekton"
+
+    one = cli("--json", "follower", "list", "--follower", FOLLOWER).json["followers"]
+    assert [f["id"] for f in one] == [FOLLOWER]
+    assert cli("--json", "follower", "list", "--follower", "nope").code == 2
 
     name = trigger(cli, "--confirm", "--wait").json["run"]["name"]
     rows = {f["id"]: f for f in cli("--json", "follower", "list").json["followers"]}

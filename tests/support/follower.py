@@ -6,7 +6,7 @@ lane fetched from ``GIT_MIRROR_PUSH_URL`` and pushes it there. What it does beyo
 read from a "mode" file the test writes, so that one config serves every scenario:
 
 ``ok`` (default), ``fail`` (exit 3 before pushing), ``push-then-fail``, ``sleep`` (2 s, then
-ok), ``hang`` (60 s), ``move-branch`` (moves upstream main before building, then ok), ``upstream-lane-moves``
+ok), ``hang`` (60 s), ``push-source`` (pushes to a source branch: exit 5 when refused), ``move-branch`` (moves upstream main before building, then ok), ``upstream-lane-moves``
 (ok, but someone else moves the upstream lane before the flush).
 """
 
@@ -43,6 +43,10 @@ case "$mode" in
   fail) echo "build broke on purpose" >&2; exit 3 ;;
   sleep) sleep 2 ;;
   hang) sleep 60 ;;
+  push-source)
+    git commit -q --allow-empty -m "not for a source branch"
+    if git push -q "$GIT_MIRROR_PUSH_URL" HEAD:refs/heads/main 2> "$obs/refused"; then exit 0; fi
+    exit 5 ;;
   move-branch)
     up="{upstream}"
     new=$(git --git-dir="$up" commit-tree "refs/heads/main^{{tree}}" -p refs/heads/main -m "moved during the run")

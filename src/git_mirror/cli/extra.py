@@ -51,13 +51,14 @@ def follower() -> None:
 
 
 @follower.command("list")
+@click.option("--follower", "fid", metavar="ID", help="Only this follower.")
 @pass_ctx
-def follower_list(ctx: Ctx) -> None:
+def follower_list(ctx: Ctx, fid: str | None) -> None:
     """List the declared followers with their last run."""
     def op() -> dict[str, Any]:
         from git_mirror.follower.follower import follower_list as run
 
-        return run(ctx.cfg(), node=ctx.node_name())
+        return run(ctx.cfg(), node=ctx.node_name(), only=fid)
     finish(ctx, op, _list_text)
 
 

@@ -356,10 +356,15 @@ def _lane_flags(cfg: LoadedConfig, res: TriggerResult) -> None:
 
 # -- list and status --------------------------------------------------------------------------
 
-def follower_list(cfg: LoadedConfig, *, node: str = "local") -> dict[str, Any]:
-    """Every declared follower with its last run."""
+def follower_list(cfg: LoadedConfig, *, node: str = "local",
+                  only: str | None = None) -> dict[str, Any]:
+    """Every declared follower (or only one) with its last run."""
+    if only is not None:
+        get_follower(cfg, only)
     items = []
     for fid, f in sorted(cfg.model.followers.items()):
+        if only is not None and fid != only:
+            continue
         last = st.FollowerState.of(cfg, fid).last_run()
         items.append({"id": fid, "repository": f.repository, "branch": f.branch, "lane": f.lane,
                       "trigger": trigger_kind(f), "lastRun": st.summary(last)})
