@@ -56,7 +56,7 @@ def follower() -> None:
 def follower_list(ctx: Ctx, fid: str | None) -> None:
     """List the declared followers with their last run."""
     def op() -> dict[str, Any]:
-        from git_mirror.follower.follower import follower_list as run
+        from git_mirror.follower.status import follower_list as run
 
         return run(ctx.cfg(), node=ctx.node_name(), only=fid)
     finish(ctx, op, _list_text)

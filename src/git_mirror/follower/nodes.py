@@ -46,7 +46,7 @@ class LocalBackend:
 
     def status(self, cfg: LoadedConfig, fid: str, *, node: str,
                wait: bool) -> dict[str, Any]:
-        from git_mirror.follower.follower import follower_status
+        from git_mirror.follower.status import follower_status
 
         return follower_status(cfg, fid, node=node, wait=wait)
 

@@ -182,7 +182,7 @@ class ExecTrigger:
                       .encode())
             log.flush()
             try:
-                # A session of its own: a timeout can stop the command and what it started.
+                # A process group of its own: a timeout can stop the command and what it started.
                 proc = subprocess.Popen(argv, cwd=checkout, env=env, stdin=subprocess.DEVNULL,
                                         stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
@@ -207,7 +207,7 @@ class ExecTrigger:
             rc = proc.wait(timeout=limit)
         except BaseException as exc:
             if not isinstance(exc, subprocess.TimeoutExpired):
-                # Interrupted (Ctrl-C, SIGTERM): the command runs in its own session, so it
+                # Interrupted (Ctrl-C, SIGTERM): the command runs in its own process group, so it
                 # would outlive us; stop it before the run is recorded as failed.
                 _stop(proc)
                 _log(handle.spec, "git-mirror: stopped: interrupted")
