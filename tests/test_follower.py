@@ -441,3 +441,23 @@ def test_run_names_are_unique_and_ordered_within_one_second(tmp_path: Path) -> N
                      "f-20260102T030405Z-bbbbbbb-3", "f-20260102T030405Z-ccccccc-4"]
     later = state.new_run_name("a" * 40, datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC))
     assert state.run_names() == [*names, later]
+
+
+def test_a_build_script_from_the_repository_runs_from_the_checkout(
+        write_config: Callable[..., Path], upstream: Repo, tmp_path: Path) -> None:
+    """``exec: [./ci/build.sh]`` is the snapshot's own file, even without its executable bit."""
+    script = ("#!/bin/sh\nset -eu\n"
+              f'echo "$(git rev-parse HEAD) $1" > "{tmp_path}/from-repo"\n')
+    blob = upstream.git("hash-object", "-w", "--stdin", input=script.encode())
+    ci = upstream.git("mktree", input=f"100644 blob {blob}\tbuild.sh\n".encode())
+    tree = upstream.git("mktree", input=f"040000 tree {ci}\tci\n".encode())
+    tip = upstream.git("commit-tree", tree, "-p", "refs/heads/main", "-m", "add the build script")
+    upstream.set_ref("refs/heads/main", tip)
+    extra = ("  in-repo:\n    repository: hwlab\n    branch: main\n    lane: v03\n"
+             '    trigger: {exec: ["./ci/build.sh", "arg-one"]}\n')
+    build = make_build(tmp_path, upstream)
+    path = write_config(follower_config(upstream, build.script) + extra, name="repo.yaml")
+    res = run_cli("--config", path, "--json", "follower", "trigger", "--follower", "in-repo",
+                  "--confirm", "--wait")
+    assert res.code == 0, res.stdout
+    assert (tmp_path / "from-repo").read_text(encoding="utf-8").split() == [tip, "arg-one"]

@@ -308,10 +308,29 @@ def exec_env(spec: RunSpec, *, home: Path, tmp: Path) -> dict[str, str]:
 
 def resolve_argv(argv: list[str], checkout: Path, path: str) -> list[str]:
     """argv[0]: a relative path (``./ci/build.sh``, ``ci/build.sh``) is the checkout's file;
-    a bare name is looked up on PATH; the other arguments are passed as they are."""
+    a bare name is looked up on PATH; the other arguments are passed as they are.
+
+    A file of the checkout committed without its executable bit, but starting with ``#!``,
+    runs with the interpreter that line names, as the kernel would run it with the bit set.
+    """
     first = argv[0]
     if "/" in first and not os.path.isabs(first):
         first = os.path.normpath(checkout / first)
+        if os.path.isfile(first) and not os.access(first, os.X_OK):
+            return [*_shebang(Path(first)), first, *argv[1:]]
     elif "/" not in first:
         first = shutil.which(first, path=path) or first
     return [first, *argv[1:]]
+
+
+def _shebang(script: Path) -> list[str]:
+    """The interpreter (and its one optional argument) of a ``#!`` line; [] without one."""
+    try:
+        with open(script, "rb") as fh:
+            line = fh.readline(256).decode("utf-8", "replace").strip()
+    except OSError:
+        return []
+    if not line.startswith("#!"):
+        return []
+    interpreter, _, arg = line[2:].strip().partition(" ")
+    return [interpreter, arg.strip()] if arg.strip() else [interpreter] if interpreter else []
