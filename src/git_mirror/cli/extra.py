@@ -1,0 +1,208 @@
+"""The follower commands (CONTRACT section 3): ``follower list|status|trigger|cleanup-state``,
+``closeout`` and ``cleanup-runs``.
+
+Registered on the main group by :func:`register`. Each command picks the implementation of
+the node's executor (:mod:`git_mirror.follower.nodes`) and renders its result.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from git_mirror.cli.main import Ctx, confirm_options, finish, pass_ctx, want_confirm
+from git_mirror.cli.output import short, table
+
+if TYPE_CHECKING:
+    from git_mirror.follower.nodes import FollowerBackend
+
+# Modules of other layers that register follower backends or triggers when they exist.
+_PLUGINS = ("git_mirror.kube.followers",)
+
+
+def _load_plugins() -> None:
+    for name in _PLUGINS:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+
+
+def _backend(ctx: Ctx, command: str, args: str = "") -> FollowerBackend:
+    from git_mirror.follower.nodes import backend_for
+
+    _load_plugins()
+    return backend_for(ctx.executor(), ctx.node_name(), command, args)
+
+
+def register(cli: click.Group) -> None:
+    """Add the follower, closeout and cleanup-runs commands to ``cli``."""
+    cli.add_command(follower)
+    cli.add_command(closeout)
+    cli.add_command(cleanup_runs)
+
+
+@click.group()
+def follower() -> None:
+    """Branch followers: sync, snapshot, trigger, flush (R7, R10, R11)."""
+
+
+@follower.command("list")
+@click.option("--follower", "fid", metavar="ID", help="Only this follower.")
+@pass_ctx
+def follower_list(ctx: Ctx, fid: str | None) -> None:
+    """List the declared followers with their last run."""
+    def op() -> dict[str, Any]:
+        from git_mirror.follower.status import follower_list as run
+
+        return run(ctx.cfg(), node=ctx.node_name(), only=fid)
+    finish(ctx, op, _list_text)
+
+
+@follower.command("status")
+@click.option("--follower", "fid", required=True, metavar="ID", help="The follower's id.")
+@click.option("--wait", is_flag=True, help="First wait until the last run has finished.")
+@pass_ctx
+def follower_status(ctx: Ctx, fid: str, wait: bool) -> None:
+    """A follower's last run, branch tip, snapshot and lane, from the cache."""
+    def op() -> dict[str, Any]:
+        return _backend(ctx, "follower status", f"--follower {fid}").status(
+            ctx.cfg(), fid, node=ctx.node_name(), wait=wait)
+    finish(ctx, op, _status_text)
+
+
+@follower.command("trigger")
+@click.option("--follower", "fid", required=True, metavar="ID", help="The follower's id.")
+@click.option("--wait", is_flag=True, help="Run in the foreground and wait for the outcome.")
+@confirm_options
+@pass_ctx
+def follower_trigger(ctx: Ctx, fid: str, wait: bool, dry_run: bool, confirm: bool) -> None:
+    """Sync, snapshot the branch tip, run the trigger on that snapshot, flush (dry run unless
+    --confirm; in the background unless --wait)."""
+    def op() -> dict[str, Any]:
+        do = want_confirm(dry_run, confirm)
+        return _backend(ctx, "follower trigger", f"--follower {fid} --confirm --wait").trigger(
+            ctx.cfg(), fid, confirm=do, wait=wait, node=ctx.node_name())
+    finish(ctx, op, _trigger_text)
+
+
+@follower.command("cleanup-state")
+@click.option("--follower", "fid", required=True, metavar="ID", help="The follower's id.")
+@click.option("--wait", is_flag=True, hidden=True, help="Accepted for symmetry; cleanup never waits.")
+@confirm_options
+@pass_ctx
+def follower_cleanup_state(ctx: Ctx, fid: str, wait: bool, dry_run: bool, confirm: bool) -> None:
+    """Remove a follower's stale state: finished runs, logs, checkouts (dry run unless --confirm)."""
+    def op() -> dict[str, Any]:
+        do = want_confirm(dry_run, confirm)
+        return _backend(ctx, "follower cleanup-state", f"--follower {fid}").cleanup_state(
+            ctx.cfg(), fid, confirm=do, node=ctx.node_name())
+    finish(ctx, op, _cleanup_text)
+
+
+@click.command("closeout")
+@click.option("--follower", "fid", required=True, metavar="ID", help="The follower's id.")
+@click.option("--merge-commit", required=True, metavar="SHA", help="The PR's merge commit.")
+@click.option("--pipeline-run", metavar="NAME", help="The run to judge (default: the latest).")
+@pass_ctx
+def closeout(ctx: Ctx, fid: str, merge_commit: str, pipeline_run: str | None) -> None:
+    """Prove a delivery from the cache: the tip contains the merge commit, the run succeeded,
+    pendingFlush is false and githubInSync is true (R10, R12)."""
+    def op() -> dict[str, Any]:
+        return _backend(ctx, "closeout", f"--follower {fid} --merge-commit {merge_commit}").closeout(
+            ctx.cfg(), fid, merge_commit, pipeline_run=pipeline_run, node=ctx.node_name())
+    finish(ctx, op, _closeout_text)
+
+
+@click.command("cleanup-runs")
+@click.option("--pipeline-run", "name", required=True, metavar="NAME", help="The run to remove.")
+@confirm_options
+@pass_ctx
+def cleanup_runs(ctx: Ctx, name: str, dry_run: bool, confirm: bool) -> None:
+    """Remove a finished run's record, log and checkout before a retry (R9; dry run unless
+    --confirm)."""
+    def op() -> dict[str, Any]:
+        do = want_confirm(dry_run, confirm)
+        return _backend(ctx, "cleanup-runs", f"--pipeline-run {name} --confirm").cleanup_runs(
+            ctx.cfg(), name, confirm=do, node=ctx.node_name())
+    finish(ctx, op, _cleanup_text)
+
+
+# -- human text ---------------------------------------------------------------------------
+
+def _b(value: Any) -> str:
+    return "-" if value is None else str(value).lower()
+
+
+def _list_text(data: dict[str, Any]) -> str:
+    rows = [[f["id"], f["repository"], f["branch"], f["lane"], f["trigger"],
+             (f["lastRun"] or {}).get("name") or "-", (f["lastRun"] or {}).get("status") or "-"]
+            for f in data["followers"]]
+    if not rows:
+        return "no followers declared (followers: in the config)"
+    return table(rows, ["follower", "repository", "branch", "lane", "trigger", "last run", "status"])
+
+
+def _status_text(data: dict[str, Any]) -> str:
+    run = data.get("lastRun") or {}
+    lane = data.get("lane") or {}
+    out = [f"follower {data['follower']}  {data['repository']} {data['branch']} -> lane "
+           f"{lane.get('name')} ({lane.get('ref')})  trigger {data['trigger']['kind']}",
+           f"  branch tip {short(data['branchTip'])}  snapshot {data['snapshotRef'] or '-'}",
+           f"  lane mirror {short(lane.get('mirrorCommit'))}  github(stage) "
+           f"{short(lane.get('githubCommit'))}",
+           f"  pendingFlush={_b(data['pendingFlush'])}  githubInSync={_b(data['githubInSync'])}"]
+    if run:
+        out.append(f"  last run {run.get('name')}: {run.get('status')}"
+                   + (f" (exit {run['exitCode']})" if run.get("exitCode") is not None else "")
+                   + f"  log {run.get('log')}")
+    else:
+        out.append("  no run yet")
+    return "\n".join(out)
+
+
+def _trigger_text(data: dict[str, Any]) -> str:
+    run = data["run"]
+    if data["dryRun"]:
+        head = "follower trigger (dry run: nothing synced, run or flushed; add --confirm)"
+        return "\n".join([head, f"  would: {', '.join(data.get('steps', []))}",
+                          f"  trigger {data['trigger']}",
+                          f"  cached tip {short(data['commit'])}  snapshot {data['snapshotRef'] or '-'}"])
+    out = [f"follower trigger {data['follower']}: run {run['name'] or '-'} {run['status']}",
+           f"  snapshot {data['snapshotRef'] or '-'}  commit {short(data['commit'])}"]
+    if run.get("log"):
+        out.append(f"  log {run['log']}")
+    after = data.get("flushAfter") or {}
+    for p in after.get("pushed") or []:
+        out.append(f"  flushed {p['ref']}  {short(p['from'])} -> {short(p['to'])}")
+    if data.get("hint"):
+        out.append(f"  follow it: {data['hint']}")
+    out.append(f"  lane tip {short(data['laneTip'])}  pendingFlush={_b(data['pendingFlush'])}  "
+               f"githubInSync={_b(data['githubInSync'])}")
+    return "\n".join(out)
+
+
+def _closeout_text(data: dict[str, Any]) -> str:
+    run = data["pipelineRun"]
+    out = [f"closeout {data['follower']}: {'OK' if data['ok'] else 'FAILED'}",
+           f"  merge commit {data['mergeCommit']}  branch tip {short(data['branchTip'])}",
+           f"  run {run['name'] or '-'} {run['status'] or '-'}  sync revision "
+           f"{short(data['syncRevision'])}"]
+    out += [f"  [{'pass' if c['ok'] else 'FAIL'}] {c['name']}: {c['message']}" for c in data["checks"]]
+    return "\n".join(out)
+
+
+def _cleanup_text(data: dict[str, Any]) -> str:
+    what = data.get("pipelineRun", {}).get("name") if "pipelineRun" in data else data.get("follower")
+    if data["dryRun"]:
+        paths = data["wouldRemove"]
+        out = [f"cleanup {what} (dry run: nothing removed; add --confirm): {len(paths)} path(s)"]
+        out += [f"  would remove {p}" for p in paths]
+    else:
+        paths = data["removed"]
+        out = [f"cleanup {what}: removed {len(paths)} path(s)"] + [f"  removed {p}" for p in paths]
+    out += [f"  kept {k['run']} ({k['reason']})" for k in data.get("kept", [])]
+    return "\n".join(out)

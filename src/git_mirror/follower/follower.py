@@ -1,0 +1,353 @@
+"""Following a branch (R7, R10, R11): flush, sync, snapshot, trigger, flush, recorded.
+
+``trigger`` with ``confirm``, under the follower's lock:
+
+1. flush the follower's lane (commits a previous run left in the mirror go upstream first);
+2. one controlled sync of the repository: it creates the snapshot ref of the branch tip;
+3. a run record (``running``) naming the snapshot ref and its commit: the run's only source;
+4. the trigger runs (in this process with ``wait``, else in a detached worker process that
+   inherits the lock), then, when it succeeded, the lane is flushed again;
+5. the record gets the outcome: ``succeeded`` or ``failed``, exit code, lane tip, flush.
+
+A failed run flushes nothing after it: what its command pushed into the mirror stays there
+(never lost) and shows as ``pendingFlush`` until a person flushes or the next run does.
+Without ``confirm`` nothing changes and nothing runs: the plan is read from the cache.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from git_mirror.errors import GitMirrorError, UsageError
+from git_mirror.follower import state as st
+from git_mirror.follower.triggers import (
+    EXEC_TIMEOUT_SECONDS,
+    Outcome,
+    RunSpec,
+    Trigger,
+    trigger_for,
+)
+from git_mirror.git.refs import list_refs
+from git_mirror.mirror.layout import HEADS, RepoLayout
+
+if TYPE_CHECKING:
+    from git_mirror.config.loader import LoadedConfig
+    from git_mirror.config.models import Follower
+    from git_mirror.mirror.flush import FlushResult
+    from git_mirror.mirror.sync import SyncResult
+
+STEPS = ["flush lane", "sync", "snapshot of the branch tip", "trigger", "flush lane"]
+# The detached worker: the package root first on sys.path, so that it runs this very code.
+_LAUNCH = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+           "from git_mirror.follower.worker import main; sys.exit(main(sys.argv[1:]))")
+
+
+def get_follower(cfg: LoadedConfig, fid: str) -> Follower:
+    """The declared follower ``fid``; an unknown id is a usage error (exit 2)."""
+    followers = cfg.model.followers
+    if fid not in followers:
+        known = ", ".join(sorted(followers)) or "none"
+        raise UsageError(f"follower {fid!r} is not declared under followers: in {cfg.path} "
+                         f"(declared: {known})", hint="git-mirror follower list")
+    return followers[fid]
+
+
+def mirror_url(layout: RepoLayout) -> str:
+    """Where a local node's pipelines push lane commits: the mirror, through its hook."""
+    return f"file://{layout.git_dir}"
+
+
+def lane_ref(cfg: LoadedConfig, follower: Follower) -> str:
+    lane = RepoLayout.of(cfg, follower.repository).lane(follower.lane)
+    assert lane is not None  # the config checks make every follower's lane a declared one
+    return lane.ref
+
+
+def describe_trigger(follower: Follower) -> dict[str, Any]:
+    from git_mirror.config.models import ExecTrigger
+
+    if isinstance(follower.trigger, ExecTrigger):
+        return {"kind": "exec", "exec": list(follower.trigger.exec)}
+    return {"kind": "tekton", "tekton": dict(follower.trigger.tekton)}
+
+
+def flush_summary(res: FlushResult) -> dict[str, Any]:
+    data = res.to_json()
+    keys = ("ok", "pushed", "partialSuccess", "partialSuccessRecovered", "postPushRecovery",
+            "pendingFlush", "githubInSync", "error")
+    return {k: data.get(k) for k in keys}
+
+
+def sync_summary(res: SyncResult) -> dict[str, Any]:
+    data = res.to_json()
+    return {k: data.get(k) for k in ("ok", "updated", "snapshots", "error")}
+
+
+def _tip(layout: RepoLayout, branch: str) -> str | None:
+    if not (layout.git_dir / "HEAD").exists():
+        return None
+    return list_refs(layout.git_dir, [HEADS + branch]).get(HEADS + branch)
+
+
+def _snapshot_of(layout: RepoLayout, branch: str, tip: str | None) -> str | None:
+    spec = layout.source_for(branch)
+    if tip is None or spec is None:
+        return None
+    return layout.snapshot_ref(spec.group, branch, tip)
+
+
+@dataclass
+class TriggerResult:
+    """What ``follower trigger`` did (or, as a dry run, would do)."""
+
+    node: str
+    follower: str
+    repository: str
+    branch: str
+    lane: str
+    lane_ref: str
+    trigger: dict[str, Any]
+    dry_run: bool
+    push_url: str
+    snapshot_ref: str | None = None
+    commit: str | None = None
+    run: dict[str, Any] | None = None
+    flush_before: dict[str, Any] | None = None
+    sync: dict[str, Any] | None = None
+    lane_tip: str | None = None
+    pending_flush: bool | None = None
+    github_in_sync: bool | None = None
+    error: GitMirrorError | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        run = self.run or {}
+        out: dict[str, Any] = {
+            "ok": self.ok, "node": self.node, "dryRun": self.dry_run, "follower": self.follower,
+            "repository": self.repository, "branch": self.branch,
+            "lane": {"name": self.lane, "ref": self.lane_ref},
+            "trigger": self.trigger, "pushUrl": self.push_url,
+            "run": {"name": run.get("name"), "status": run.get("status", "not-started"),
+                    "exitCode": run.get("exitCode"), "log": run.get("log"),
+                    "startedAt": run.get("startedAt"), "finishedAt": run.get("finishedAt")},
+            "snapshotRef": self.snapshot_ref, "commit": self.commit,
+            "flushBefore": self.flush_before, "sync": self.sync,
+            "flushAfter": run.get("flushAfter"),
+            "laneTip": self.lane_tip, "pendingFlush": self.pending_flush,
+            "githubInSync": self.github_in_sync, **self.extra,
+        }
+        if self.error is not None:
+            out["error"] = self.error.to_json()
+        return out
+
+
+def trigger(cfg: LoadedConfig, fid: str, *, confirm: bool = False, wait: bool = False,
+            node: str = "local", executor: str = "local") -> TriggerResult:
+    """``follower trigger``: dry run unless ``confirm``; in the background unless ``wait``."""
+    follower = get_follower(cfg, fid)
+    trig = trigger_for(cfg, fid, node=node, executor=executor)
+    layout = RepoLayout.of(cfg, follower.repository)
+    res = TriggerResult(node=node, follower=fid, repository=follower.repository,
+                        branch=follower.branch, lane=follower.lane,
+                        lane_ref=lane_ref(cfg, follower), trigger=trig.describe(),
+                        dry_run=not confirm, push_url=mirror_url(layout))
+    if not confirm:
+        # The plan, from the cache: the confirmed trigger syncs first and may find a newer tip.
+        res.commit = _tip(layout, follower.branch)
+        res.snapshot_ref = _snapshot_of(layout, follower.branch, res.commit)
+        res.extra = {"steps": STEPS, "wait": wait,
+                     "note": "dry run: nothing synced, run or flushed; the snapshot shown is the "
+                             "cached tip's, a confirmed trigger syncs first"}
+        _lane_flags(cfg, res)
+        return res
+    state = st.FollowerState.of(cfg, fid)
+    try:
+        with st.follower_lock(state, wait=wait) as lock_fd:
+            record = _prepare(cfg, fid, follower, trig, layout, state, res)
+            if wait:
+                record = complete_run(cfg, state, record, trig)
+            else:
+                record = _spawn_worker(cfg, state, record, lock_fd)
+                res.extra["hint"] = f"git-mirror follower status --follower {fid}"
+            res.run = record
+    except GitMirrorError as exc:
+        res.error = exc
+    if res.run is not None and res.error is None and res.run.get("status") != st.RUNNING:
+        res.error = _run_error(res.run)
+    _lane_flags(cfg, res)
+    return res
+
+
+def _prepare(cfg: LoadedConfig, fid: str, follower: Follower, trig: Trigger,
+             layout: RepoLayout, state: st.FollowerState, res: TriggerResult) -> dict[str, Any]:
+    """Steps 1-3 (under the follower lock): flush, sync, snapshot, the run record."""
+    from git_mirror.mirror.flush import flush
+    from git_mirror.mirror.sync import sync
+
+    rid = follower.repository
+    if (layout.git_dir / "HEAD").exists():
+        before = flush(cfg, repo=rid, lane=follower.lane, confirm=True, wait=True, node=res.node)
+        res.flush_before = flush_summary(before)
+        if not before.ok:
+            assert before.error is not None
+            raise before.error
+    synced = sync(cfg, repo=rid, confirm=True, wait=True, node=res.node)
+    res.sync = sync_summary(synced)
+    if not synced.ok:
+        assert synced.error is not None
+        raise synced.error
+    tip = _tip(layout, follower.branch)
+    if tip is None:
+        raise GitMirrorError(f"branch {follower.branch} of {rid} does not exist upstream: "
+                             "there is nothing to build", code="no-branch",
+                             hint=f"git-mirror status --repo {rid}")
+    snapshot = _snapshot_of(layout, follower.branch, tip)
+    if snapshot is None or snapshot not in list_refs(layout.git_dir, [snapshot]):
+        raise GitMirrorError(f"the sync made no snapshot ref for {follower.branch} at {tip}",
+                             code="no-snapshot",
+                             hint=f"git-mirror sync --repo {rid} --confirm --wait")
+    res.commit, res.snapshot_ref = tip, snapshot
+    state.prune()  # normal following needs no manual cleanup
+    name = state.new_run_name(tip)
+    record: dict[str, Any] = {
+        "name": name, "follower": fid, "repository": rid, "branch": follower.branch,
+        "lane": follower.lane, "laneRef": res.lane_ref, "node": res.node,
+        "trigger": trig.describe(), "status": st.RUNNING, "exitCode": None,
+        "snapshotRef": snapshot, "commit": tip, "pushUrl": res.push_url,
+        "log": str(state.log_path(name)), "workDir": str(state.work_dir(name)),
+        "createdAt": st.now_iso(), "startedAt": None, "finishedAt": None,
+        "laneTipBefore": list_refs(layout.git_dir, [res.lane_ref]).get(res.lane_ref),
+        "laneTipAfter": None, "flushBefore": res.flush_before, "flushAfter": None,
+        "configSha256": cfg.sha256, "error": None, **st.owner_fields(),
+    }
+    state.save(record)
+    return record
+
+
+def spec_of(record: dict[str, Any], state: st.FollowerState) -> RunSpec:
+    name = str(record["name"])
+    return RunSpec(follower=record["follower"], repository=record["repository"],
+                   branch=record["branch"], lane=record["lane"], lane_ref=record["laneRef"],
+                   snapshot_ref=record["snapshotRef"], commit=record["commit"],
+                   push_url=record["pushUrl"], run=name, node=record["node"],
+                   work_dir=state.work_dir(name), log_path=state.log_path(name))
+
+
+def complete_run(cfg: LoadedConfig, state: st.FollowerState, record: dict[str, Any],
+                 trig: Trigger, *, timeout: float = EXEC_TIMEOUT_SECONDS) -> dict[str, Any]:
+    """Steps 4-5: run the trigger, flush after success, write the outcome. Returns the record."""
+    from git_mirror.mirror.flush import flush
+
+    spec = spec_of(record, state)
+    started = time.monotonic()
+    record.update(st.owner_fields(), startedAt=st.now_iso())
+    state.save(record)
+    outcome = Outcome("failed", None, GitMirrorError("the run was interrupted", code="interrupted"))
+    try:
+        try:
+            handle = trig.start(spec)
+            record["trigger"] = {**record["trigger"], **{k: v for k, v in handle.details.items()
+                                                         if k != "pid"}}
+            state.save(record)
+            outcome = trig.wait(handle, timeout)
+        except GitMirrorError as exc:
+            outcome = Outcome("failed", None, exc)
+        record.update(status=outcome.status, exitCode=outcome.exit_code,
+                      error=outcome.error.to_json() if outcome.error else None)
+        if outcome.status == st.SUCCEEDED:
+            after = flush(cfg, repo=spec.repository, lane=spec.lane, confirm=True, wait=True,
+                          node=spec.node)
+            record["flushAfter"] = flush_summary(after)
+            # The checkout served its one run; a failed run keeps it for inspection.
+            _remove_tree(spec.work_dir)
+    finally:
+        layout = RepoLayout.of(cfg, spec.repository)
+        record["laneTipAfter"] = list_refs(layout.git_dir, [spec.lane_ref]).get(spec.lane_ref)
+        if record["status"] == st.RUNNING:  # an exception got here: never leave "running"
+            record.update(status=st.FAILED, error=outcome.error.to_json() if outcome.error else None)
+        record.update(finishedAt=st.now_iso(),
+                      durationMs=int((time.monotonic() - started) * 1000))
+        state.save(record)
+    return record
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _run_error(record: dict[str, Any]) -> GitMirrorError | None:
+    """The error a finished run means for ``trigger``: its own, or its flush after."""
+    fid, name = record.get("follower"), record.get("name")
+    if record.get("status") != st.SUCCEEDED:
+        err = record.get("error") or {}
+        return GitMirrorError(
+            f"run {name} failed: {err.get('message') or 'no reason recorded'}"
+            + (f" (log: {record.get('log')})" if record.get("log") else ""),
+            code=str(err.get("code") or "run-failed"),
+            hint=f"git-mirror cleanup-runs --pipeline-run {name} --confirm && "
+                 f"git-mirror follower trigger --follower {fid} --confirm --wait",
+            details={"run": name, "exitCode": record.get("exitCode")})
+    after = record.get("flushAfter") or {}
+    if after and not after.get("ok"):
+        err = after.get("error") or {}
+        return GitMirrorError(
+            f"run {name} succeeded, but the flush after it failed: {err.get('message')}",
+            code=str(err.get("code") or "flush-failed"),
+            hint=err.get("hint") or f"git-mirror flush --repo {record.get('repository')} "
+                                    "--confirm --wait",
+            details={"run": name})
+    return None
+
+
+def _spawn_worker(cfg: LoadedConfig, state: st.FollowerState, record: dict[str, Any],
+                  lock_fd: int) -> dict[str, Any]:
+    """Start steps 4-5 in a detached process that inherits the follower lock."""
+    import git_mirror
+
+    root = str(Path(git_mirror.__file__).resolve().parent.parent)
+    argv = [sys.executable, "-I", "-c", _LAUNCH, root, str(cfg.path.resolve()),
+            str(record["follower"]), str(record["name"])]
+    name = str(record["name"])
+    log_path = state.log_path(name)
+    with open(log_path, "ab") as log:
+        # The worker is git-mirror itself (it may need declared env secrets to flush); the
+        # trigger's command gets the allow-listed environment only.
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=log, stderr=log,
+                                cwd=state.root, env=dict(os.environ), pass_fds=(lock_fd,),
+                                start_new_session=True)
+    record.update(pid=proc.pid, pidStart=st.process_start(proc.pid), detached=True)
+    state.save(record)
+    assert proc.stdin is not None
+    try:
+        # The worker waits for this word: by then the record names it as the owner.
+        proc.stdin.write(b"go\n")
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    return record
+
+
+def _lane_flags(cfg: LoadedConfig, res: TriggerResult) -> None:
+    from git_mirror.mirror.status import repo_status
+
+    layout = RepoLayout.of(cfg, res.repository)
+    if not (layout.git_dir / "HEAD").exists():
+        return
+    status = repo_status(cfg, res.repository, res.node, check_snapshots=False)
+    lane = next((ln for ln in status["lanes"] if ln["name"] == res.lane), None)
+    res.lane_tip = lane["mirrorCommit"] if lane else None
+    res.pending_flush = bool(status["pendingFlush"])
+    res.github_in_sync = bool(status["githubInSync"])
+    res.extra["laneState"] = lane

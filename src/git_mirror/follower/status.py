@@ -1,0 +1,72 @@
+"""``follower list`` and ``follower status``: declared followers, their runs and lanes.
+
+Read-only, from the cache and the run records: no network, nothing changes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from git_mirror.follower import state as st
+from git_mirror.follower.follower import describe_trigger, get_follower, lane_ref
+from git_mirror.follower.triggers import EXEC_TIMEOUT_SECONDS, trigger_kind
+
+if TYPE_CHECKING:
+    from git_mirror.config.loader import LoadedConfig
+
+
+def follower_list(cfg: LoadedConfig, *, node: str = "local",
+                  only: str | None = None) -> dict[str, Any]:
+    """Every declared follower (or only one) with its last run."""
+    if only is not None:
+        get_follower(cfg, only)
+    items = []
+    for fid, f in sorted(cfg.model.followers.items()):
+        if only is not None and fid != only:
+            continue
+        last = st.FollowerState.of(cfg, fid).last_run()
+        items.append({"id": fid, "repository": f.repository, "branch": f.branch, "lane": f.lane,
+                      "trigger": trigger_kind(f), "lastRun": st.summary(last)})
+    return {"ok": True, "node": node, "followers": items}
+
+
+def wait_for_last_run(state: st.FollowerState, timeout: float = EXEC_TIMEOUT_SECONDS + 600,
+                      interval: float = 0.5) -> dict[str, Any] | None:
+    """Poll the follower's last run until it is no longer ``running`` (at most ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    last = state.last_run()
+    while last is not None and last.get("status") == st.RUNNING and time.monotonic() < deadline:
+        time.sleep(interval)
+        last = state.last_run()
+    return last
+
+
+def follower_status(cfg: LoadedConfig, fid: str, *, node: str = "local",
+                    wait: bool = False) -> dict[str, Any]:
+    """A follower's last run, its branch tip and snapshot, and its lane, from the cache.
+
+    With ``wait``, first wait (bounded) until the last run has finished.
+    """
+    from git_mirror.mirror.status import repo_status
+
+    follower = get_follower(cfg, fid)
+    state = st.FollowerState.of(cfg, fid)
+    last = wait_for_last_run(state) if wait else state.last_run()
+    rstatus = repo_status(cfg, follower.repository, node)
+    source = next((s for s in rstatus["sources"] if s["branch"] == follower.branch), None)
+    lane = next((ln for ln in rstatus["lanes"] if ln["name"] == follower.lane), None)
+    running = [r["name"] for r in state.runs() if r.get("status") == st.RUNNING]
+    return {
+        "ok": True, "node": node, "follower": fid, "repository": follower.repository,
+        "branch": follower.branch, "trigger": describe_trigger(follower),
+        "mirror": rstatus["mirror"],
+        "branchTip": source["mirrorCommit"] if source else None,
+        "githubCommit": source["githubCommit"] if source else None,
+        "snapshotRef": source["snapshotRef"] if source else None,
+        "lane": lane or {"name": follower.lane, "ref": lane_ref(cfg, follower)},
+        "run": {"name": last.get("name"), "status": last.get("status")} if last else None,
+        "lastRun": last, "running": running, "runs": len(state.run_names()),
+        "pendingFlush": rstatus["pendingFlush"], "githubInSync": rstatus["githubInSync"],
+        "refSources": rstatus["refSources"],
+    }

@@ -1,0 +1,70 @@
+"""The detached process that finishes a background run (``follower trigger`` without --wait).
+
+Started by :func:`git_mirror.follower.follower.trigger` with the follower lock inherited as an
+open file: it runs the trigger, flushes after success and writes the outcome into the run
+record, exactly as ``--wait`` does in the foreground. It starts only after its parent wrote
+``go`` on its stdin, at which point the run record names this process as its owner.
+"""
+
+from __future__ import annotations
+
+import select
+import signal
+import sys
+from collections.abc import Sequence
+
+GO_TIMEOUT_SECONDS = 60.0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str]) -> int:
+    """``worker CONFIG FOLLOWER RUN``: 0 when the run succeeded, 1 otherwise."""
+    if len(argv) != 3:
+        sys.stderr.write("usage: python -m git_mirror.follower.worker CONFIG FOLLOWER RUN\n")
+        return 2
+    config_path, fid, name = argv
+    # SIGTERM unwinds like an exception: the trigger's command is stopped and the run record
+    # says failed, instead of a record left "running".
+    signal.signal(signal.SIGTERM, _terminate)
+    ready, _, _ = select.select([sys.stdin], [], [], GO_TIMEOUT_SECONDS)
+    if not ready or sys.stdin.readline().strip() != "go":
+        sys.stderr.write("git-mirror: worker not released by its parent; nothing ran\n")
+        return 3
+
+    from git_mirror.config import load_config
+    from git_mirror.errors import GitMirrorError
+    from git_mirror.follower import state as st
+    from git_mirror.follower.follower import complete_run
+    from git_mirror.follower.triggers import trigger_for
+
+    try:
+        cfg = load_config(config_path)
+    except GitMirrorError as exc:
+        sys.stderr.write(f"git-mirror: {exc.message}\n")
+        return 1
+    state = st.FollowerState.of(cfg, fid)
+    record = state.load(name)
+    if record is None:
+        sys.stderr.write(f"git-mirror: run record {name} not found\n")
+        return 1
+    if record.get("configSha256") != cfg.sha256:
+        record.update(status=st.FAILED, finishedAt=st.now_iso(), error={
+            "code": "config-changed",
+            "message": f"{cfg.path} changed between the trigger and the run; nothing ran",
+            "hint": f"git-mirror follower trigger --follower {fid} --confirm"})
+        state.save(record)
+        return 1
+    try:
+        trig = trigger_for(cfg, fid, node=str(record.get("node") or "local"), executor="local")
+        record = complete_run(cfg, state, record, trig)
+    except GitMirrorError as exc:
+        record.update(status=st.FAILED, finishedAt=st.now_iso(), error=exc.to_json())
+        state.save(record)
+    return 0 if record.get("status") == st.SUCCEEDED else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
