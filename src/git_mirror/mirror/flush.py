@@ -45,6 +45,7 @@ from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote, push
 from git_mirror.mirror import journal
 from git_mirror.mirror.layout import LaneSpec, RepoLayout
 from git_mirror.mirror.lock import repo_lock
+from git_mirror.mirror.outcome import PerRepository
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -111,21 +112,13 @@ class RepoFlush:
 
 
 @dataclass
-class FlushResult:
+class FlushResult(PerRepository):
     node: str
     dry_run: bool
     lane: str | None
     repositories: list[RepoFlush]
     pending_flush: bool = False
     github_in_sync: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return all(r.ok for r in self.repositories)
-
-    @property
-    def error(self) -> GitMirrorError | None:
-        return next((r.error for r in self.repositories if r.error), None)
 
     def to_json(self) -> dict[str, Any]:
         partial = [r for r in self.repositories if r.partial_success]

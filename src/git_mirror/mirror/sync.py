@@ -32,6 +32,7 @@ from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote
 from git_mirror.mirror import journal
 from git_mirror.mirror.layout import STAGE_HEADS, RepoLayout
 from git_mirror.mirror.lock import repo_lock
+from git_mirror.mirror.outcome import PerRepository
 from git_mirror.mirror.plan import Ancestry, LaneState, SyncPlan, candidate_snapshots, plan_sync
 
 if TYPE_CHECKING:
@@ -70,18 +71,10 @@ class RepoSync:
 
 
 @dataclass
-class SyncResult:
+class SyncResult(PerRepository):
     node: str
     dry_run: bool
     repositories: list[RepoSync]
-
-    @property
-    def ok(self) -> bool:
-        return all(r.ok for r in self.repositories)
-
-    @property
-    def error(self) -> GitMirrorError | None:
-        return next((r.error for r in self.repositories if r.error), None)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
