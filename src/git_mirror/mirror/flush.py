@@ -43,7 +43,7 @@ from git_mirror.git.ancestry import ancestors, refs_with_parents
 from git_mirror.git.refs import RefTransaction, RefUpdate, has_commits
 from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote, push
 from git_mirror.mirror import journal
-from git_mirror.mirror.layout import LaneSpec, RepoLayout
+from git_mirror.mirror.layout import LaneSpec, RepoLayout, selected_repositories
 from git_mirror.mirror.lock import repo_lock
 from git_mirror.mirror.outcome import PerRepository
 
@@ -372,12 +372,7 @@ def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None
     from git_mirror.mirror.sync import check_drift
     from git_mirror.transport import remote_for
 
-    ids = list(cfg.model.repositories)
-    if repo is not None:
-        if repo not in cfg.model.repositories:
-            raise UsageError(f"repository {repo!r} is not declared in {cfg.path}",
-                             hint="git-mirror status")
-        ids = [repo]
+    ids = selected_repositories(cfg, repo)
     if lane is not None:
         ids = [rid for rid in ids if lane in cfg.model.repositories[rid].lanes]
         if not ids:

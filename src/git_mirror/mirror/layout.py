@@ -152,3 +152,17 @@ class RepoLayout:
 
     def snapshot_pattern(self) -> str:
         return self.snapshot_prefix
+
+
+def selected_repositories(cfg: LoadedConfig, repo: str | None) -> list[str]:
+    """Every declared repository id, or just ``repo``; an undeclared one is a usage error."""
+    from git_mirror.errors import UsageError
+
+    if repo is None:
+        return list(cfg.model.repositories)
+    if repo not in cfg.model.repositories:
+        raise UsageError(f"repository {repo!r} is not declared in {cfg.path} "
+                         f"(declared: {', '.join(cfg.model.repositories) or 'none'})",
+                         hint="git-mirror status")
+    return [repo]
+

@@ -16,7 +16,7 @@ from git_mirror.config.egress import effective_proxy_name
 from git_mirror.config.secrets import secret_path
 from git_mirror.git.refs import has_commits, is_ancestor, list_refs
 from git_mirror.mirror import journal
-from git_mirror.mirror.layout import HEADS, STAGE, STAGE_HEADS, RepoLayout
+from git_mirror.mirror.layout import HEADS, STAGE, STAGE_HEADS, RepoLayout, selected_repositories
 from git_mirror.mirror.plan import lane_state
 
 if TYPE_CHECKING:
@@ -163,13 +163,8 @@ def _run_summary(rec: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def status(cfg: LoadedConfig, *, repo: str | None = None, node: str = "local") -> StatusResult:
     """The status object of CONTRACT section 4, from the cache only."""
-    from git_mirror.errors import UsageError
 
-    ids = list(cfg.model.repositories)
-    if repo is not None:
-        if repo not in cfg.model.repositories:
-            raise UsageError(f"repository {repo!r} is not declared in {cfg.path}", hint="git-mirror status")
-        ids = [repo]
+    ids = selected_repositories(cfg, repo)
     repos = [repo_status(cfg, rid, node) for rid in ids]
     data = {
         "ok": True, "node": node, "source": "yaml",

@@ -30,7 +30,7 @@ from git_mirror.git.refs import (
 )
 from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote
 from git_mirror.mirror import journal
-from git_mirror.mirror.layout import STAGE_HEADS, RepoLayout
+from git_mirror.mirror.layout import STAGE_HEADS, RepoLayout, selected_repositories
 from git_mirror.mirror.lock import repo_lock
 from git_mirror.mirror.outcome import PerRepository
 from git_mirror.mirror.plan import Ancestry, LaneState, SyncPlan, candidate_snapshots, plan_sync
@@ -166,16 +166,10 @@ def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm:
 def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
          wait: bool = False, node: str = "local") -> SyncResult:
     """Sync every declared repository (or one), dry run unless ``confirm``."""
-    from git_mirror.errors import UsageError
     from git_mirror.mirror.local_apply import ensure_repo
     from git_mirror.transport import remote_for
 
-    ids = list(cfg.model.repositories)
-    if repo is not None:
-        if repo not in cfg.model.repositories:
-            raise UsageError(f"repository {repo!r} is not declared in {cfg.path}",
-                             hint="git-mirror status")
-        ids = [repo]
+    ids = selected_repositories(cfg, repo)
     results: list[RepoSync] = []
     for rid in ids:
         res = RepoSync(rid, dry_run=not confirm)
