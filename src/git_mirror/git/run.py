@@ -8,6 +8,7 @@ known secret scrubbed out.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import threading
@@ -126,3 +127,26 @@ def popen_git(args: Sequence[str], *, git_dir: Path | str | None = None,
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=cwd,
                             env=git_env(env, allow_protocol=allow_protocol))
+
+
+# The pipe buffer of a streaming git process: large enough that a pack is relayed in few,
+# big reads, small enough that memory stays flat whatever the repository's size.
+STREAM_LIMIT = 1 << 20
+
+
+async def start_git_async(args: Sequence[str], *, env: Mapping[str, str] | None = None,
+                          allow_protocol: str = "none", stdin: bool = True,
+                          cwd: Path | str | None = None) -> asyncio.subprocess.Process:
+    """Start a git process for the asyncio server, with pipes for streaming.
+
+    The HTTP server relays request and response bodies through these pipes with
+    back-pressure (``drain`` on stdin, bounded reads on stdout); the caller owns the process
+    and must kill it when the client goes away.
+    """
+    argv = [GIT, *args]
+    _count()
+    return await asyncio.create_subprocess_exec(
+        *argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
+        env=git_env(env, allow_protocol=allow_protocol), limit=STREAM_LIMIT,
+    )
