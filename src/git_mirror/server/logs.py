@@ -40,6 +40,7 @@ def configure(stream: TextIO | None = None, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(out)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info,
                     structlog.processors.JSONRenderer(sort_keys=True), _scrub_line],
         foreign_pre_chain=[structlog.processors.add_log_level,
                            structlog.processors.TimeStamper(fmt="iso", utc=True)],

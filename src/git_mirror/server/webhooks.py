@@ -127,7 +127,7 @@ class GitHubWebhook:
                                                         "repositories": [], "ignored": True})
         targets = self.targets(repository)
         results = {rid: self.scheduler.request_sync(rid, reason="webhook") for rid in targets}
-        log.info("webhook accepted", event=event, delivery=delivery,
+        log.info("webhook accepted", githubEvent=event, delivery=delivery,
                  fullName=repository.get("full_name"), repositories=targets, requests=results)
         return self._answer(event, "accepted", 202, {
             "ok": True, "event": event, "repositories": targets,
@@ -137,5 +137,5 @@ class GitHubWebhook:
                 headers: dict[str, str] | None = None) -> Response:
         self.metrics.webhooks.labels(event, result).inc()
         if status >= 400:
-            log.warning("webhook refused", event=event, result=result, status=status)
+            log.warning("webhook refused", githubEvent=event, result=result, status=status)
         return JSONResponse(body, status_code=status, headers=headers)
