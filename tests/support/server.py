@@ -179,6 +179,7 @@ def serve_in_thread(config: Path, **ops: Any) -> Iterator[Served]:
     finally:
         server.should_exit = True
         thread.join(timeout=40)
+        logs.configure()   # later loggers must not write to the closed file
         stream.close()
         assert not thread.is_alive(), "serve did not stop"
 

@@ -9,7 +9,9 @@
 Per repository and kind of work there is at most one run at a time (single flight). A
 request while a run is going on marks the repository "again": however many requests arrive,
 exactly one more run follows the current one. A request that arrives before the run has
-really started (it may wait for the repository) is absorbed by that run.
+really started (it may wait for the repository) is absorbed by that run, and a run asked for
+by a webhook (or one more run after a busy one) first waits ``SETTLE_SECONDS``, so that a
+burst of deliveries causes at most two syncs.
 
 Sync, flush and maintenance of one repository are serialised by an asyncio lock (and, inside
 the operations, by the repository's file lock, which also keeps out a CLI run). They are
@@ -42,6 +44,9 @@ if TYPE_CHECKING:
     from git_mirror.server.metrics import Metrics
 
 T = TypeVar("T")
+# Requests that wait SETTLE_SECONDS before their run starts; startup and interval do not.
+SETTLED_REASONS = frozenset({"webhook", "coalesced"})
+SETTLE_SECONDS = 1.0
 log = logs.get("git-mirror.scheduler")
 
 
@@ -107,7 +112,7 @@ class Scheduler:
 
     def __init__(self, cfg: LoadedConfig, metrics: Metrics, *, node: str = "local",
                  sync_op: Op | None = None, flush_op: Op | None = None,
-                 maintain_op: Op | None = None) -> None:
+                 maintain_op: Op | None = None, settle: float = SETTLE_SECONDS) -> None:
         self.cfg = cfg
         self.metrics = metrics
         self.node = node
@@ -118,6 +123,7 @@ class Scheduler:
         self.backoff_max = float(s.flush_backoff_max_seconds)
         self.max_attempts = int(s.flush_max_attempts)
         self.maintenance_interval = float(s.maintenance_interval_seconds)
+        self.settle = settle
         self._sync_op = sync_op
         self._flush_op = flush_op
         self._maintain_op = maintain_op
@@ -225,6 +231,11 @@ class Scheduler:
     async def _sync_loop(self, rid: str, reason: str) -> None:
         st = self.repos[rid]
         while True:
+            # Webhooks come in bursts (one per pushed ref, redeliveries): let the burst
+            # land, so that it is served by one run instead of one run per wave.
+            settle = reason in SETTLED_REASONS and self.settle > 0
+            if settle and not await self._sleep(self.settle):
+                break
             async with st.lock:
                 st.sync.again = False   # requests so far are served by this run
                 self._depth()
