@@ -205,3 +205,20 @@ def test_a_client_that_goes_away_ends_its_git_process(tmp_path: Path, upstream: 
         # The connection is closed with most of the pack unread: git must not linger.
         from tests.support.server import wait_for
         wait_for(lambda: s.runtime.http.in_flight == 0, timeout=10)
+
+
+def test_without_the_protection_hook_pushes_are_refused(tmp_path: Path, served: Served) -> None:
+    work = lane_commit(tmp_path, served)
+    before = mirror_of(served).rev("refs/heads/gitops/v03")
+    hooks = Path(run_git(f"--git-dir={mirror_of(served).path}", "config", "core.hooksPath")
+                 .stdout.decode().strip())
+    (hooks / "pre-receive").unlink()
+    res = run_git("push", served.repo_url(), "HEAD:refs/heads/gitops/v03", cwd=work,
+                  env=bearer(CI_TOKEN), check=False)
+    assert res.returncode != 0
+    assert b"git-mirror apply --confirm" in res.stderr
+    assert mirror_of(served).rev("refs/heads/gitops/v03") == before
+
+
+def test_serve_logs_where_it_listens(served: Served) -> None:
+    assert f'"port": {served.server.port}' in served.logs()

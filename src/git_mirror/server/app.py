@@ -147,6 +147,25 @@ def build_runtime(cfg: LoadedConfig, *, node: str = "local", **ops: Any) -> Runt
     return Runtime(cfg, node, metrics, auth, scheduler, http, webhook)
 
 
+async def converge(rt: Runtime) -> None:
+    """``apply`` for this node's mirrors before serving them.
+
+    In a pod, ``serve`` is the only thing that runs; the mirrors, their git settings and the
+    ref protection hook must be in place before the first push is accepted. This is the very
+    operation ``git-mirror apply --confirm`` runs on a local node, not a second code path.
+    """
+    from git_mirror.mirror.local_apply import apply_local
+    from git_mirror.server.scheduler import in_thread
+
+    try:
+        res = await in_thread(lambda: apply_local(rt.cfg, confirm=True, node=rt.node), "apply")
+    except GitMirrorError as exc:
+        log.error("apply at start failed; serving what is there", error=exc.to_json())
+        return
+    changed = [r.id for r in res.repositories if r.action != "unchanged"]
+    log.info("mirrors converged to the YAML", changed=changed, orphaned=res.orphaned)
+
+
 def build_app(rt: Runtime) -> Any:
     """The ASGI app: the route table behind the request-context middleware."""
 
@@ -181,6 +200,7 @@ def build_app(rt: Runtime) -> Any:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await converge(rt)
         await rt.scheduler.start()
         log.info("serving", repositories=sorted(rt.scheduler.repos), node=rt.node)
         try:
