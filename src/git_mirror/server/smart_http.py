@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from git_mirror.git.run import git, start_git_async
+from git_mirror.git.run import AsyncGit, git, start_git_async
 from git_mirror.mirror.layout import RepoLayout
 from git_mirror.redact import scrub
 from git_mirror.server import logs
@@ -107,7 +107,7 @@ class SmartHttp:
         self.on_push = on_push
         self.repos = {rid: RepoLayout.of(cfg, rid).git_dir for rid in cfg.model.repositories}
         self.config_path = str(cfg.path.resolve())
-        self._active: set[asyncio.subprocess.Process] = set()
+        self._active: set[AsyncGit] = set()
 
     # --- routing -----------------------------------------------------------------------
     def repository(self, name: str) -> str | None:
@@ -349,13 +349,13 @@ class SmartHttp:
         return len(self._active)
 
 
-def _kill(proc: asyncio.subprocess.Process) -> None:
+def _kill(proc: AsyncGit) -> None:
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
 
 
-async def _write_inflated(proc: asyncio.subprocess.Process, inflater: Any, data: bytes, *,
+async def _write_inflated(proc: AsyncGit, inflater: Any, data: bytes, *,
                           final: bool) -> None:
     """Inflate ``data`` in bounded steps, writing each step before inflating more."""
     assert proc.stdin is not None
