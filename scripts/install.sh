@@ -21,3 +21,8 @@ if ! command -v uv >/dev/null 2>&1; then
   export PATH="$HOME/.local/bin:$PATH"
 fi
 uv sync --frozen --quiet
+
+# Put the console script on PATH, so that `git-mirror ...` and `git mirror ...` work anywhere.
+if [ -w /usr/local/bin ] && [ -x .venv/bin/git-mirror ]; then
+  ln -sf "$PWD/.venv/bin/git-mirror" /usr/local/bin/git-mirror
+fi

@@ -63,6 +63,7 @@ repositories:
 def write_config(tmp_path: Path) -> Callable[..., Path]:
     def write(text: str | None = None, *, url: str | None = None, name: str = "git-mirror.yaml") -> Path:
         path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         body = text if text is not None else BASE_CONFIG.format(url=url)
         path.write_text(textwrap.dedent(body), encoding="utf-8")
         return path

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from tests.support.cli import run_cli
 
 
@@ -9,3 +11,19 @@ def test_version_prints_the_package_version() -> None:
     res = run_cli("--version")
     assert res.code == 0
     assert __version__ in res.stdout
+
+
+def test_git_mirror_is_a_git_subcommand(tmp_path: Path) -> None:
+    """`git mirror ...` finds the console script on PATH (git runs git-<name>)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    script = shutil.which("git-mirror") or str(Path(sys.executable).parent / "git-mirror")
+    assert Path(script).exists()
+    env = {**os.environ, "PATH": f"{Path(script).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    res = subprocess.run(["git", "mirror", "--version"], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=60, check=False)
+    assert res.returncode == 0, res.stderr
+    assert "git-mirror, version" in res.stdout

@@ -41,11 +41,14 @@ class Repo:
     def url(self) -> str:
         return f"file://{self.path}"
 
-    def git(self, *args: str, input: bytes | None = None, check: bool = True) -> str:
-        return run_git(f"--git-dir={self.path}", *args, input=input, check=check).stdout.decode().strip()
+    def git(self, *args: str, input: bytes | None = None, check: bool = True,
+            env: dict[str, str] | None = None) -> str:
+        return run_git(f"--git-dir={self.path}", *args, input=input, check=check,
+                       env=env).stdout.decode().strip()
 
     def commit(self, branch: str | None = None, message: str | None = None,
-               parent: str | None = "tip", files: dict[str, str] | None = None) -> str:
+               parent: str | None = "tip", files: dict[str, str] | None = None,
+               date: str | None = None) -> str:
         """Create a commit; by default on top of ``branch``'s tip, and move ``branch`` to it."""
         self._n += 1
         message = message or f"commit {self._n}"
@@ -60,7 +63,8 @@ class Repo:
             parent = self.rev(f"refs/heads/{branch}")
         if parent and parent != "tip":
             args += ["-p", parent]
-        oid = self.git(*args)
+        env = {"GIT_COMMITTER_DATE": date, "GIT_AUTHOR_DATE": date} if date else None
+        oid = self.git(*args, env=env)
         if branch is not None:
             self.set_ref(f"refs/heads/{branch}", oid)
         return oid

@@ -13,9 +13,11 @@ def status_text(data: dict[str, Any]) -> str:
     for repo in data["repositories"]:
         t, p = repo["transport"], repo["proxy"]
         last = repo.get("lastSync") or {}
+        flushed = repo.get("lastFlush") or {}
         out.append("")
         out.append(f"{repo['id']}  {t['mode']} {t['url']}  proxy={p.get('name') or 'none'} ({p['mode']})  "
-                   f"lastSync={last.get('at') or 'never'}{'' if last.get('ok', True) else ' FAILED'}")
+                   f"lastSync={last.get('at') or 'never'}{'' if last.get('ok', True) else ' FAILED'}  "
+                   f"lastFlush={flushed.get('at') or 'never'}{'' if flushed.get('ok', True) else ' FAILED'}")
         for s in repo.get("secrets", []):
             out.append(f"  secret {s['role']}: {s['sourceRef']} {s.get('fingerprint') or s.get('error', '')}")
         if not repo["mirror"]["exists"]:
@@ -67,8 +69,15 @@ def apply_text(data: dict[str, Any]) -> str:
 def flush_text(data: dict[str, Any]) -> str:
     head = "flush (dry run: nothing pushed; add --confirm)" if data.get("dryRun") else "flush"
     out = [head]
-    for p in data.get("pushed", []):
-        out.append(f"  {p.get('repository', '')} {p['ref']}  {short(p['from'])} -> {short(p['to'])}")
+    for repo in data.get("repositories", []):
+        mark = "ok" if repo["ok"] else f"FAILED [{repo['error']['code']}] {repo['error']['message']}"
+        out.append(f"{repo['id']}: {mark}")
+        for lane in repo.get("lanes", []):
+            if lane["action"] not in ("absent", "push"):
+                out.append(f"  lane {lane['name']}: {lane['action']}")
+    for key, verb in (("wouldPush", "would push"), ("pushed", "pushed")):
+        for p in data.get(key, []):
+            out.append(f"  {verb} {p.get('repository', '')} {p['ref']}  {short(p['from'])} -> {short(p['to'])}")
     if data.get("partialSuccess"):
         out.append(f"  partial success: {data['partialSuccess']}; recovered={data.get('partialSuccessRecovered')}")
     out.append(f"pendingFlush={str(data.get('pendingFlush')).lower()} "

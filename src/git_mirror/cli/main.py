@@ -298,6 +298,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Abort:
         return 1
     except click.ClickException as exc:
+        args = list(argv) if argv is not None else sys.argv[1:]
+        if "--json" in args:
+            from git_mirror.cli.output import emit_error
+            from git_mirror.errors import UsageError
+
+            return emit_error(UsageError(exc.format_message(), hint="git-mirror --help"), as_json=True)
         exc.show()
         return 2
     return 0

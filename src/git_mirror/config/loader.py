@@ -143,9 +143,9 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, dict[KeyPath, int]]:
 def _expected(err: Any) -> str:
     kind = err.get("type", "")
     msg = str(err.get("msg", "invalid value"))
-    if kind == "extra_forbidden":
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
         return "unknown key (not part of the config schema; check its spelling and indentation)"
-    if kind == "missing":
+    if kind in ("missing", "missing_argument"):
         return "required key is missing"
     if kind == "literal_error":
         return msg.replace("Input should be", "expected")
@@ -169,7 +169,7 @@ def validate_data(data: Any, path: Path, lines: dict[KeyPath, int]) -> Config:
     """Validate parsed YAML into a :class:`Config`; raise ConfigError naming file:line:key."""
     from pydantic import ValidationError
 
-    from git_mirror.config.models import Config
+    from git_mirror.config.models import adapter
 
     if data is None:
         raise ConfigError("the file is empty; run `git-mirror init` for a starter config",
@@ -177,11 +177,11 @@ def validate_data(data: Any, path: Path, lines: dict[KeyPath, int]) -> Config:
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping at the top level", file=str(path), line=1)
     try:
-        return Config.model_validate(data)
+        return adapter().validate_python(data)
     except ValidationError as exc:
         errors = exc.errors()
         # The most specific error first: unknown keys and wrong values beat "missing".
-        errors.sort(key=lambda e: (e.get("type") == "missing", -len(e.get("loc", ()))))
+        errors.sort(key=lambda e: (e.get("type") in ("missing", "missing_argument"), -len(e.get("loc", ()))))
         first = errors[0]
         key_path = _error_path(tuple(first.get("loc", ())))
         line = _line(lines, key_path)
@@ -197,6 +197,65 @@ def _line(lines: dict[KeyPath, int], key_path: KeyPath) -> int | None:
             return lines[keys]
         keys = keys[:-1]
     return 1 if lines else None
+
+
+def _compiled_path(path: Path, raw: bytes) -> Path | None:
+    """Where the validated form of exactly these bytes at this path is kept, if anywhere.
+
+    Validating needs ruamel.yaml and pydantic, which cost most of a short command's run time;
+    a config that validated once is loaded again from this private cache (a directory of the
+    user's own, not writable by others), keyed by the version, the path and the content.
+    """
+    if os.environ.get("GIT_MIRROR_NO_CONFIG_CACHE"):
+        return None
+    from git_mirror import __version__
+
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if not os.path.isabs(root):
+        return None
+    key = hashlib.sha256(f"{__version__}\0{path.resolve()}\0".encode() + raw).hexdigest()
+    return Path(root) / "git-mirror" / "config" / f"{key}.pickle"
+
+
+def _trusted_dir(directory: Path) -> bool:
+    try:
+        st = directory.stat()
+    except OSError:
+        return False
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+def _load_compiled(file: Path) -> tuple[Config, dict[KeyPath, int]] | None:
+    import pickle
+
+    if not _trusted_dir(file.parent):
+        return None
+    try:
+        with open(file, "rb") as fh:
+            model, lines = pickle.load(fh)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError):
+        return None
+    from git_mirror.config.models import Config
+
+    if not isinstance(model, Config) or not isinstance(lines, dict):
+        return None
+    return model, lines
+
+
+def _store_compiled(file: Path, model: Config, lines: dict[KeyPath, int]) -> None:
+    import pickle
+    import tempfile
+
+    try:
+        file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not _trusted_dir(file.parent):
+            return
+        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump((model, lines), fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, file)
+    except OSError:
+        return
 
 
 def load_config(path: Path | str) -> LoadedConfig:
@@ -217,8 +276,16 @@ def load_config(path: Path | str) -> LoadedConfig:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError("the file is not UTF-8 text", file=str(path)) from None
+    digest = hashlib.sha256(raw).hexdigest()
+    compiled = _compiled_path(path, raw)
+    if compiled is not None and compiled.exists():
+        hit = _load_compiled(compiled)
+        if hit is not None:
+            return LoadedConfig(path=path, sha256=digest, model=hit[0], lines=hit[1])
     data, lines = parse_yaml(text, path)
     model = validate_data(data, path, lines)
-    loaded = LoadedConfig(path=path, sha256=hashlib.sha256(raw).hexdigest(), model=model, lines=lines)
+    loaded = LoadedConfig(path=path, sha256=digest, model=model, lines=lines)
     check_config(loaded)
+    if compiled is not None:
+        _store_compiled(compiled, model, lines)
     return loaded

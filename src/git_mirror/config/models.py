@@ -1,33 +1,50 @@
-"""Pydantic v2 models of the config file (CONTRACT section 2). Frozen; unknown keys are errors.
+"""The config file's models (CONTRACT section 2): frozen dataclasses, validated by pydantic.
 
-YAML keys are camelCase (``snapshotGroup``); Python attributes are snake_case.
+YAML keys are camelCase (``snapshotGroup``); attributes are snake_case. Unknown keys are
+errors. The classes are plain frozen dataclasses so that a config validated once can be
+loaded again without importing pydantic (see :mod:`git_mirror.config.loader`); pydantic reads
+the annotations, constraints included, only when :func:`adapter` builds the validator.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from pydantic.alias_generators import to_camel
+if TYPE_CHECKING:
+    from pydantic import Field, StringConstraints, TypeAdapter
 
-Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
-RefPart = Annotated[str, StringConstraints(min_length=1, max_length=250)]
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel,
-                              populate_by_name=True, validate_default=True)
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 
 
-class KubernetesSecretKey(Model):
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(p.title() for p in rest)
+
+
+# Read by pydantic for every dataclass below.
+CONFIG: Any = {"extra": "forbid", "alias_generator": _camel, "populate_by_name": True,
+               "validate_default": True, "frozen": True}
+
+if TYPE_CHECKING:
+    Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+    RefPart = Annotated[str, StringConstraints(min_length=1, max_length=250)]
+
+
+@dataclass(frozen=True)
+class KubernetesSecretKey:
+    __pydantic_config__ = CONFIG
     name: Name
     key: Annotated[str, StringConstraints(min_length=1)]
 
 
-class SecretRef(Model):
+@dataclass(frozen=True)
+class SecretRef:
     """Where a secret lives. Exactly one of file, env, kubernetes."""
 
+    __pydantic_config__ = CONFIG
     file: str | None = None
     env: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
     kubernetes: KubernetesSecretKey | None = None
@@ -42,30 +59,40 @@ class SecretRef(Model):
         return f"kubernetes:{self.kubernetes.name}/{self.kubernetes.key}"
 
 
-class Retention(Model):
+@dataclass(frozen=True)
+class Retention:
+    __pydantic_config__ = CONFIG
     keep_last: Annotated[int, Field(ge=1)] = 50
     max_age_days: Annotated[int, Field(ge=1)] | None = 30
 
 
-class Snapshots(Model):
+@dataclass(frozen=True)
+class Snapshots:
+    __pydantic_config__ = CONFIG
     namespace: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$")] = "git-mirror"
-    retention: Retention = Retention()
+    retention: Retention = field(default_factory=Retention)
 
 
-class Proxy(Model):
+@dataclass(frozen=True)
+class Proxy:
+    __pydantic_config__ = CONFIG
     mode: Literal["none", "http-connect"]
     url: str | None = None
     auth: SecretRef | None = None  # proxy Basic auth, "user:password"
 
 
-class Token(Model):
+@dataclass(frozen=True)
+class Token:
+    __pydantic_config__ = CONFIG
     secret_ref: SecretRef
     push: bool = False
 
 
-class Server(Model):
+@dataclass(frozen=True)
+class Server:
+    __pydantic_config__ = CONFIG
     listen: str = "127.0.0.1:8080"
-    tokens: dict[Name, Token] = {}
+    tokens: dict[Name, Token] = field(default_factory=dict)
     webhook_secret: SecretRef | None = None
     anonymous_read: bool = True
     sync_interval_seconds: Annotated[int, Field(ge=0)] = 300
@@ -80,7 +107,9 @@ class Server(Model):
     maintenance_interval_seconds: Annotated[int, Field(ge=0)] = 3600  # 0: no maintenance
 
 
-class Transport(Model):
+@dataclass(frozen=True)
+class Transport:
+    __pydantic_config__ = CONFIG
     mode: Literal["ssh", "https", "file"]
     identity: SecretRef | None = None
     known_hosts: SecretRef | None = None
@@ -90,24 +119,32 @@ class Transport(Model):
     proxy: Name | None = None
 
 
-class Source(Model):
+@dataclass(frozen=True)
+class Source:
+    __pydantic_config__ = CONFIG
     branch: RefPart
     snapshot_group: Name | None = None
 
 
-class Lane(Model):
+@dataclass(frozen=True)
+class Lane:
+    __pydantic_config__ = CONFIG
     ref: RefPart
 
 
-class Repository(Model):
+@dataclass(frozen=True)
+class Repository:
+    __pydantic_config__ = CONFIG
     upstream: Annotated[str, StringConstraints(min_length=1)]
     transport: Transport
-    sources: list[Source] = []
+    sources: list[Source] = field(default_factory=list)
     tags: bool = False
-    lanes: dict[Name, Lane] = {}
+    lanes: dict[Name, Lane] = field(default_factory=dict)
 
 
-class KubernetesTarget(Model):
+@dataclass(frozen=True)
+class KubernetesTarget:
+    __pydantic_config__ = CONFIG
     context: str | None = None
     namespace: Name = "git-mirror"
     image: str | None = None
@@ -115,36 +152,62 @@ class KubernetesTarget(Model):
     storage_size: str = "10Gi"
 
 
-class Node(Model):
+@dataclass(frozen=True)
+class Node:
+    __pydantic_config__ = CONFIG
     executor: Literal["local", "kubernetes"] = "local"
     kubernetes: KubernetesTarget | None = None
     egress_proxy: Name | None = None
 
 
-class ExecTrigger(Model):
+@dataclass(frozen=True)
+class ExecTrigger:
+    __pydantic_config__ = CONFIG
     exec: Annotated[list[str], Field(min_length=1)]
 
 
-class TektonTrigger(Model):
-    tekton: dict[str, object]
+@dataclass(frozen=True)
+class TektonTrigger:
+    __pydantic_config__ = CONFIG
+    tekton: dict[str, Any]
 
 
-class Follower(Model):
+@dataclass(frozen=True)
+class Follower:
+    __pydantic_config__ = CONFIG
     repository: Name
     branch: RefPart
     lane: Name
     trigger: ExecTrigger | TektonTrigger
 
 
-class Config(Model):
+@dataclass(frozen=True)
+class Config:
+    __pydantic_config__ = CONFIG
     version: Literal[1]
     cache: str | None = None
-    snapshots: Snapshots = Snapshots()
-    proxies: dict[Name, Proxy] = {}
-    server: Server = Server()
-    repositories: dict[Name, Repository] = {}
-    nodes: dict[Name, Node] = {}
-    followers: dict[Name, Follower] = {}
+    snapshots: Snapshots = field(default_factory=Snapshots)
+    proxies: dict[Name, Proxy] = field(default_factory=dict)
+    server: Server = field(default_factory=Server)
+    repositories: dict[Name, Repository] = field(default_factory=dict)
+    nodes: dict[Name, Node] = field(default_factory=dict)
+    followers: dict[Name, Follower] = field(default_factory=dict)
+
+
+@cache
+def adapter() -> TypeAdapter[Config]:
+    """The pydantic validator of :class:`Config` (built on first use)."""
+    import pydantic
+
+    # The annotations above are strings that name pydantic's constraint types; make those
+    # names resolvable here, so that importing this module never imports pydantic.
+    constraints = pydantic.StringConstraints
+    globals().update(
+        Field=pydantic.Field, StringConstraints=constraints,
+        Name=Annotated[str, constraints(pattern=NAME_PATTERN)],
+        RefPart=Annotated[str, constraints(min_length=1, max_length=250)],
+    )
+    return pydantic.TypeAdapter(Config)
 
 
 GLOB_CHARS = re.compile(r"[*?\[]")

@@ -6,9 +6,9 @@ from typing import Any
 
 
 def config_schema() -> dict[str, Any]:
-    from git_mirror.config.models import Config
+    from git_mirror.config.models import adapter
 
-    schema = Config.model_json_schema(by_alias=True)
+    schema = adapter().json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://git-mirror.dev/schema/config-v1.json"
     schema["title"] = "git-mirror config"

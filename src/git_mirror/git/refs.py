@@ -112,3 +112,8 @@ def has_commits(git_dir: Path, oids: Iterable[str]) -> set[str]:
         if len(parts) == 2 and parts[1] in ("commit", "tag"):
             present.add(parts[0])
     return present
+
+
+def pack_refs(git_dir: Path) -> None:
+    """Pack every ref into ``packed-refs`` (one process; reads stay fast as refs accumulate)."""
+    git(["pack-refs", "--all"], git_dir=git_dir, what="git pack-refs")

@@ -60,11 +60,18 @@ def fetch(git_dir: Path, remote: RemoteEnv, refspecs: Sequence[str], *, prune: b
     return _net(remote, [*args, remote.url, *refspecs], git_dir, "git fetch")
 
 
-def fetch_objects(git_dir: Path, remote: RemoteEnv, oids: Sequence[str]) -> GitResult:
-    """Fetch the objects of ``oids`` (advertised tips) without writing any ref."""
+def fetch_objects(git_dir: Path, remote: RemoteEnv, oids: Sequence[str],
+                  negotiation_tips: Sequence[str] = ()) -> GitResult:
+    """Fetch the objects of ``oids`` (advertised tips) without writing any ref.
+
+    ``negotiation_tips`` (ref globs) limit the "have" lines to what upstream can know about,
+    instead of every ref of the mirror (snapshots, tags...).
+    """
     args = ["fetch", "--stdin", "--no-tags", "--no-write-fetch-head", "--quiet",
             "--no-auto-gc", "--no-auto-maintenance", "--no-show-forced-updates",
-            "--no-recurse-submodules", remote.url]
+            "--no-recurse-submodules"]
+    args += [f"--negotiation-tip={tip}" for tip in negotiation_tips]
+    args.append(remote.url)
     return git([*remote.cflags(), *args], git_dir=git_dir, env=remote.env,
                allow_protocol=remote.allow_protocol, timeout=remote.timeout,
                input=("\n".join(oids) + "\n").encode(), what="git fetch")

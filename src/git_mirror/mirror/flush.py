@@ -1,20 +1,427 @@
-"""``flush``: lane refs back upstream, fast-forward only (built by the flush work)."""
+"""``flush``: lane refs back upstream, fast-forward only, with a verified outcome (R5, R15).
+
+Per repository, under the same lock as sync:
+
+1. one ``git for-each-ref`` of the lane refs and their stage refs (upstream as last
+   observed). A lane holding commits its stage ref lacks is a candidate;
+2. the stage commit must be an ancestor of the lane (one ``rev-list`` for all lanes,
+   :mod:`git_mirror.git.ancestry`), else the lane is ``diverged``: nothing is pushed for the
+   repository and nothing changes locally;
+3. one ``git push --atomic --porcelain`` of every candidate, by commit id (a client pushing
+   into the mirror meanwhile cannot change what is sent), without ``+``, each with
+   ``--force-with-lease=<ref>:<stage commit>`` (empty when upstream has no such lane yet):
+   a concurrent upstream change is refused, never overwritten. A ref upstream already holds
+   reports "up to date": a flush retried after a push whose report was lost pushes nothing;
+4. the post-push recheck: ``ls-remote`` of the pushed refs, a fetch of any commit the mirror
+   lacks, one ref transaction moving the stage refs to what upstream now holds.
+
+When the lease finds upstream moved since the last sync (step 3 refused as "stale info"),
+flush looks at upstream itself, once: one ``ls-remote`` (and a fetch of unknown commits, no
+ref written), the same ancestry rule against upstream's commit, and one more atomic push
+leased on that commit; a lane that upstream and the mirror both moved is ``diverged``.
+
+When the push succeeded but the recheck failed, the result says
+``partialSuccess: "push-succeeded-fetch-failed"`` and one controlled sync runs after a short
+back-off; its outcome is the ``postPushRecovery`` record.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from git_mirror.errors import GitMirrorError
+from git_mirror.errors import (
+    BusyError,
+    DivergedError,
+    GitMirrorError,
+    NotAppliedError,
+    UsageError,
+)
+from git_mirror.git.ancestry import ancestors, refs_with_parents
+from git_mirror.git.refs import RefTransaction, RefUpdate, has_commits
+from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote, push
+from git_mirror.mirror import journal
+from git_mirror.mirror.layout import LaneSpec, RepoLayout
+from git_mirror.mirror.lock import repo_lock
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from git_mirror.config.loader import LoadedConfig
 
+PARTIAL = "push-succeeded-fetch-failed"
+RECOVERY_BACKOFF_SECONDS = 0.5
+RECOVERY_HINT = "git-mirror sync --confirm --wait"
 
+
+@dataclass
+class LanePlan:
+    """One lane as flush sees it: the mirror's commit, the stage's, and upstream's now."""
+
+    name: str
+    ref: str
+    stage_ref: str
+    mirror: str | None
+    stage: str | None
+    upstream: str | None = None  # as seen by ls-remote, when flush had to look
+    # absent | in-sync | push | up-to-date | behind | diverged
+    action: str = "absent"
+    lease: str | None = None  # the upstream value the push expects (None: must not exist)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "ref": self.ref, "mirrorCommit": self.mirror,
+                "githubCommit": self.stage, "upstreamCommit": self.upstream,
+                "action": self.action, "diverged": self.action == "diverged"}
+
+    def push_json(self) -> dict[str, Any]:
+        return {"ref": self.ref, "from": self.lease, "to": self.mirror}
+
+
+@dataclass
+class RepoFlush:
+    id: str
+    dry_run: bool
+    ok: bool = True
+    lanes: list[LanePlan] = field(default_factory=list)
+    pushed: list[dict[str, Any]] = field(default_factory=list)
+    would_push: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    stage_updates: list[RefUpdate] = field(default_factory=list)
+    partial_success: str | None = None
+    recovered: bool = False
+    recovery: dict[str, Any] | None = None
+    duration_ms: int = 0
+    error: GitMirrorError | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "ok": self.ok, "dryRun": self.dry_run, "warnings": self.warnings,
+            "lanes": [lane.to_json() for lane in self.lanes],
+            "pushed": self.pushed, "wouldPush": self.would_push, "rejected": self.rejected,
+            "stageUpdated": [u.to_json() for u in self.stage_updates],
+            "partialSuccess": self.partial_success,
+            "partialSuccessRecovered": self.recovered,
+            "postPushRecovery": self.recovery,
+            "durationMs": self.duration_ms,
+            "error": self.error.to_json() if self.error else None,
+        }
+
+
+@dataclass
 class FlushResult:
-    def to_json(self) -> dict[str, object]:
-        return {"ok": True}
+    node: str
+    dry_run: bool
+    lane: str | None
+    repositories: list[RepoFlush]
+    pending_flush: bool = False
+    github_in_sync: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.repositories)
+
+    @property
+    def error(self) -> GitMirrorError | None:
+        return next((r.error for r in self.repositories if r.error), None)
+
+    def to_json(self) -> dict[str, Any]:
+        partial = [r for r in self.repositories if r.partial_success]
+        recovery: dict[str, Any] | None = None
+        if partial:
+            records = [{"repository": r.id, **(r.recovery or {})} for r in partial]
+            recovery = {"action": "sync", "ok": all(r.recovered for r in partial)}
+            if len(records) == 1:
+                recovery.update({k: v for k, v in records[0].items() if k not in recovery})
+            recovery["repositories"] = records
+        out: dict[str, Any] = {
+            "ok": self.ok, "node": self.node, "dryRun": self.dry_run, "lane": self.lane,
+            "pushed": [{"repository": r.id, **p} for r in self.repositories for p in r.pushed],
+            "wouldPush": [{"repository": r.id, **p} for r in self.repositories for p in r.would_push],
+            "partialSuccess": PARTIAL if partial else None,
+            "partialSuccessRecovered": bool(partial) and all(r.recovered for r in partial),
+            "postPushRecovery": recovery,
+            "pendingFlush": self.pending_flush, "githubInSync": self.github_in_sync,
+            "diverged": any(lane.action == "diverged" for r in self.repositories for lane in r.lanes),
+            "repositories": [r.to_json() for r in self.repositories],
+        }
+        if self.error:
+            out["error"] = self.error.to_json()
+        return out
+
+
+def plan_lanes(lanes: Sequence[LaneSpec], local: Mapping[str, tuple[str, tuple[str, ...]]],
+               git_dir: Path) -> list[LanePlan]:
+    """Steps 1-2: which lanes hold commits their stage lacks, and may be fast-forwarded.
+
+    ``local``: refname -> (commit, its parents), from :func:`refs_with_parents`.
+    """
+    def oid(ref: str) -> str | None:
+        return local[ref][0] if ref in local else None
+
+    plans = [LanePlan(lane.name, lane.ref, lane.stage_ref, oid(lane.ref), oid(lane.stage_ref))
+             for lane in lanes]
+    check: list[LanePlan] = []
+    for p in plans:
+        if p.mirror is None:
+            p.action = "absent"
+        elif p.mirror == p.stage:
+            p.action = "in-sync"
+        elif p.stage is None:
+            p.action, p.lease = "push", None  # a new lane upstream: the lease says "absent"
+        elif p.stage in local[p.ref][1]:
+            p.action, p.lease = "push", p.stage  # one commit on top of the stage
+        else:
+            check.append(p)
+    if check:
+        forward = ancestors(git_dir, [(p.stage or "", p.mirror or "") for p in check])
+        for p in check:
+            ok = forward[(p.stage or "", p.mirror or "")]
+            p.action, p.lease = ("push", p.stage) if ok else ("diverged", None)
+    return plans
+
+
+def replan_against_upstream(plans: Sequence[LanePlan], upstream: Mapping[str, str],
+                            git_dir: Path) -> None:
+    """The lease found upstream moved: decide again against upstream's own commits.
+
+    Every upstream commit named must be in the mirror (the caller fetched them).
+    """
+    check: list[LanePlan] = []
+    for p in plans:
+        p.upstream = upstream.get(p.ref)
+        if p.upstream == p.mirror:
+            p.action = "up-to-date"
+        elif p.upstream is None:
+            p.action, p.lease = "push", None
+        else:
+            check.append(p)
+    if not check:
+        return
+    forward = ancestors(git_dir, [(p.upstream or "", p.mirror or "") for p in check])
+    back = [(p.mirror or "", p.upstream or "") for p in check
+            if not forward[(p.upstream or "", p.mirror or "")]]
+    backward = ancestors(git_dir, back) if back else {}
+    for p in check:
+        if forward[(p.upstream or "", p.mirror or "")]:
+            p.action, p.lease = "push", p.upstream
+        elif backward.get((p.mirror or "", p.upstream or "")):
+            p.action = "behind"  # upstream already holds every lane commit: sync's business
+        else:
+            p.action = "diverged"
+
+
+def _diverged_error(rid: str, lanes: Sequence[LanePlan]) -> DivergedError:
+    parts = [f"lane {p.name} ({p.ref}): mirror at {p.mirror}, upstream at "
+             + (f"{p.upstream}" if p.upstream else f"{p.stage} (as last synced)") for p in lanes]
+    return DivergedError(
+        f"{rid}: " + "; ".join(parts) + ": both moved, neither contains the other; "
+        "nothing was pushed and nothing changed in the mirror",
+        hint="merge the upstream commit into the lane in a clone of the mirror and push the lane "
+             f"(fast-forward), then: git-mirror flush --repo {rid} --confirm",
+        details={"lanes": [p.to_json() for p in lanes]},
+    )
+
+
+def _stage_transaction(layout: RepoLayout, plans: Sequence[LanePlan],
+                       observed: Mapping[str, str]) -> list[RefUpdate]:
+    """Move the stage refs of ``plans`` to ``observed`` in one transaction."""
+    txn = RefTransaction(layout.git_dir, message="git-mirror flush recheck")
+    for p in plans:
+        new = observed.get(p.ref)
+        if new == p.stage:
+            continue
+        if new is None:
+            assert p.stage is not None
+            txn.delete(p.stage_ref, p.stage)
+        elif p.stage is None:
+            txn.create(p.stage_ref, new)
+        else:
+            txn.update(p.stage_ref, new, p.stage)
+    txn.commit()
+    return txn.updates
+
+
+def recheck(layout: RepoLayout, remote: RemoteEnv, plans: Sequence[LanePlan]) -> list[RefUpdate]:
+    """The post-push recheck: upstream's lane refs, as they are now, into the stage."""
+    observed = ls_remote(remote, [p.ref for p in plans], layout.git_dir)
+    _fetch_unknown(layout, remote, plans, observed)
+    return _stage_transaction(layout, plans, observed)
+
+
+def _fetch_unknown(layout: RepoLayout, remote: RemoteEnv, plans: Sequence[LanePlan],
+                   observed: Mapping[str, str]) -> None:
+    """Fetch the objects of upstream commits the mirror lacks (no ref is written)."""
+    seen = {observed[p.ref] for p in plans if p.ref in observed}
+    # Normally upstream holds exactly the lane or stage commit: nothing to ask or fetch.
+    unknown = seen - {p.mirror for p in plans} - {p.stage for p in plans}
+    missing = unknown - has_commits(layout.git_dir, unknown) if unknown else set()
+    if missing:
+        fetch_objects(layout.git_dir, remote, sorted(missing))
+
+
+def _recover(cfg: LoadedConfig, rid: str, remote: RemoteEnv, res: RepoFlush,
+             cause: GitMirrorError, backoff: float) -> None:
+    """One controlled sync after a failed recheck (the lock is held by the caller)."""
+    from git_mirror.mirror.sync import RepoSync, sync_repo_locked
+
+    layout = RepoLayout.of(cfg, rid)
+    res.partial_success = PARTIAL
+    time.sleep(backoff)
+    rec = RepoSync(rid, dry_run=False)
+    started = time.monotonic()
+    try:
+        sync_repo_locked(cfg, rid, remote, confirm=True, result=rec)
+    except GitMirrorError as exc:
+        rec.ok, rec.error = False, exc
+    rec.duration_ms = int((time.monotonic() - started) * 1000)
+    # The recovery is a sync run in its own right: status shows it as lastSync.
+    journal.record(layout.state_dir, "sync", {
+        "at": journal.now_iso(), "ok": rec.ok, "durationMs": rec.duration_ms,
+        "updated": len(rec.updated), "snapshots": len(rec.snapshots), "trigger": "flush-recovery",
+        "error": rec.error.to_json() if rec.error else None,
+    })
+    res.recovery = {"action": "sync", "ok": rec.ok, "attempts": 1,
+                    "backoffMs": int(backoff * 1000), "durationMs": rec.duration_ms,
+                    "cause": cause.to_json(),
+                    "updated": [u.to_json() for u in rec.updated],
+                    "error": rec.error.to_json() if rec.error else None}
+    if rec.ok:
+        res.recovered = True
+        return
+    assert rec.error is not None
+    res.ok = False
+    res.error = GitMirrorError(
+        f"{rid}: upstream accepted the push, but the post-push fetch failed ({cause.message}) "
+        f"and the recovery sync failed too ({rec.error.message}); the pushed commits are "
+        "upstream and the lane is kept, only the stage refs are stale",
+        code="partial-success", hint=RECOVERY_HINT,
+        details={"partialSuccess": PARTIAL, "cause": cause.to_json(), "recovery": rec.error.to_json()},
+    )
+
+
+def _push(layout: RepoLayout, remote: RemoteEnv,
+          plans: Sequence[LanePlan]) -> tuple[list[LanePlan], list[dict[str, Any]]]:
+    """One atomic push of ``plans``; returns (refs upstream took, refusals)."""
+    _, refs = push(layout.git_dir, remote, [f"{p.mirror}:{p.ref}" for p in plans],
+                   leases={p.ref: p.lease for p in plans})
+    by_dst = {r.dst: r for r in refs}
+    refused = [{"ref": p.ref, "from": p.lease, "to": p.mirror,
+                "reason": (by_dst[p.ref].reason or by_dst[p.ref].summary) if p.ref in by_dst
+                else "no status reported"}
+               for p in plans if p.ref not in by_dst or not by_dst[p.ref].ok]
+    if refused:
+        return [], refused  # --atomic: one refusal means upstream took none of them
+    for p in plans:
+        if by_dst[p.ref].flag == "=":
+            p.action = "up-to-date"
+    return [p for p in plans if p.action == "push"], []
+
+
+def flush_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, lane: str | None,
+                      confirm: bool, result: RepoFlush,
+                      backoff: float = RECOVERY_BACKOFF_SECONDS) -> None:
+    """Plan (and with ``confirm`` carry out) one repository's flush. The caller holds the lock."""
+    layout = RepoLayout.of(cfg, rid)
+    lanes = [spec for spec in layout.lanes if lane is None or spec.name == lane]
+    if not lanes:
+        return
+    local = refs_with_parents(layout.git_dir,
+                              [spec.ref for spec in lanes] + [spec.stage_ref for spec in lanes])
+    plans = plan_lanes(lanes, local, layout.git_dir)
+    result.lanes = plans
+    diverged = [p for p in plans if p.action == "diverged"]
+    candidates = [p for p in plans if p.action == "push"]
+    if not confirm:
+        # A dry run exits 0 (CONTRACT section 3); a diverged lane shows as "diverged": true
+        # and in the warning, and `--confirm` would stop on it.
+        result.would_push = [p.push_json() for p in candidates]
+        if diverged:
+            result.warnings.append(_diverged_error(rid, diverged).message)
+        return
+    if diverged:
+        raise _diverged_error(rid, diverged)
+    if not candidates:
+        return
+    pushed, refused = _push(layout, remote, candidates)
+    if refused and all(r["reason"] in ("stale info", "atomic push failed") for r in refused):
+        # Upstream moved since the last sync: look at it, once, and decide again.
+        upstream = ls_remote(remote, [p.ref for p in candidates], layout.git_dir)
+        _fetch_unknown(layout, remote, candidates, upstream)
+        replan_against_upstream(candidates, upstream, layout.git_dir)
+        diverged = [p for p in candidates if p.action == "diverged"]
+        if diverged:
+            raise _diverged_error(rid, diverged)
+        again = [p for p in candidates if p.action == "push"]
+        pushed, refused = _push(layout, remote, again) if again else ([], [])
+    if refused:
+        result.rejected = refused
+        why = "; ".join(f"{r['ref']}: {r['reason']}" for r in refused)
+        raise GitMirrorError(
+            f"{rid}: upstream refused the push, nothing was pushed: {why}",
+            code="push-rejected",
+            hint=f"git-mirror sync --repo {rid} --confirm --wait && git-mirror flush --repo {rid} --confirm",
+            details={"rejected": refused})
+    result.pushed = [p.push_json() for p in pushed]
+    try:
+        result.stage_updates = recheck(layout, remote, candidates)
+    except GitMirrorError as exc:
+        _recover(cfg, rid, remote, result, exc, backoff)
 
 
 def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None,
-          confirm: bool = False, wait: bool = False, node: str = "local") -> FlushResult:
-    raise GitMirrorError("flush is not available yet", code="not-implemented")
+          confirm: bool = False, wait: bool = False, node: str = "local",
+          backoff: float = RECOVERY_BACKOFF_SECONDS) -> FlushResult:
+    """Flush every declared repository (or one; or one lane), dry run unless ``confirm``."""
+    from git_mirror.mirror.status import repo_status
+    from git_mirror.transport import remote_for
+
+    ids = list(cfg.model.repositories)
+    if repo is not None:
+        if repo not in cfg.model.repositories:
+            raise UsageError(f"repository {repo!r} is not declared in {cfg.path}",
+                             hint="git-mirror status")
+        ids = [repo]
+    if lane is not None:
+        ids = [rid for rid in ids if lane in cfg.model.repositories[rid].lanes]
+        if not ids:
+            raise UsageError(f"lane {lane!r} is not declared" + (f" in repository {repo}" if repo else "")
+                             + f" in {cfg.path}", hint="git-mirror status")
+    results: list[RepoFlush] = []
+    for rid in ids:
+        res = RepoFlush(rid, dry_run=not confirm)
+        layout = RepoLayout.of(cfg, rid)
+        started = time.monotonic()
+        try:
+            if not (layout.git_dir / "HEAD").exists():
+                raise NotAppliedError(f"mirror {rid} does not exist yet: nothing to flush",
+                                      hint="git-mirror apply --confirm && git-mirror sync --confirm")
+            remote = remote_for(cfg, rid)
+            if confirm:
+                with repo_lock(layout.state_dir, rid, wait=wait, command="flush"):
+                    flush_repo_locked(cfg, rid, remote, lane=lane, confirm=True, result=res,
+                                      backoff=backoff)
+            else:
+                flush_repo_locked(cfg, rid, remote, lane=lane, confirm=False, result=res)
+        except GitMirrorError as exc:
+            res.ok = False
+            res.error = exc
+            if exc.hint is None:
+                exc.hint = f"git-mirror flush --repo {rid} --confirm --wait"
+        res.duration_ms = int((time.monotonic() - started) * 1000)
+        if confirm and not isinstance(res.error, BusyError | NotAppliedError):
+            journal.record(layout.state_dir, "flush", {
+                "at": journal.now_iso(), "ok": res.ok, "durationMs": res.duration_ms,
+                "lane": lane, "pushed": res.pushed,
+                "partialSuccess": res.partial_success, "partialSuccessRecovered": res.recovered,
+                "error": res.error.to_json() if res.error else None,
+            })
+        results.append(res)
+    out = FlushResult(node=node, dry_run=not confirm, lane=lane, repositories=results)
+    # The resulting flags, read back from the refs (a client may have pushed meanwhile).
+    states = [repo_status(cfg, rid, node, check_snapshots=False) for rid in ids]
+    out.pending_flush = any(s["pendingFlush"] for s in states)
+    out.github_in_sync = bool(states) and all(s["githubInSync"] for s in states)
+    return out

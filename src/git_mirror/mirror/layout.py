@@ -17,7 +17,9 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,7 +43,11 @@ class SourceSpec:
         return "*" in self.pattern
 
     def matches(self, branch: str) -> bool:
-        return fnmatch.fnmatchcase(branch, self.pattern)
+        return self._regex.match(branch) is not None
+
+    @cached_property
+    def _regex(self) -> re.Pattern[str]:
+        return re.compile(fnmatch.translate(self.pattern))
 
 
 @dataclass(frozen=True)
@@ -96,9 +102,17 @@ class RepoLayout:
     def snapshot_ref(self, group: str, branch: str, commit: str) -> str:
         return f"{self.snapshot_prefix}{group}/{branch}/{commit}"
 
+    @cached_property
+    def _lane_branches(self) -> frozenset[str]:
+        return frozenset(lane.branch for lane in self.lanes)
+
+    @cached_property
+    def _wants_regex(self) -> re.Pattern[str]:
+        return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in self.upstream_patterns()))
+
     def source_for(self, branch: str) -> SourceSpec | None:
         """The first declared source that matches ``branch`` (lanes never match)."""
-        if any(lane.branch == branch for lane in self.lanes):
+        if branch in self._lane_branches:
             return None
         for spec in self.sources:
             if spec.matches(branch):
@@ -117,7 +131,8 @@ class RepoLayout:
         return pats
 
     def wants(self, upstream_ref: str) -> bool:
-        return any(fnmatch.fnmatchcase(upstream_ref, p) for p in self.upstream_patterns())
+        """True when sync follows ``upstream_ref`` (a source, a lane, or a declared tag)."""
+        return self._wants_regex.match(upstream_ref) is not None
 
     @staticmethod
     def stage_of(upstream_ref: str) -> str:

@@ -42,12 +42,21 @@ BASE_SETTINGS: dict[str, str] = {
 def desired_settings(cfg: LoadedConfig, rid: str) -> dict[str, str]:
     repo = cfg.model.repositories[rid]
     settings = dict(BASE_SETTINGS)
+    layout = RepoLayout.of(cfg, rid)
     settings.update({
         f"remote.{REMOTE}.url": repo.upstream,
+        # What `git fetch upstream` by hand would do: upstream into the stage refs only.
+        f"remote.{REMOTE}.fetch": "\n".join(
+            f"+{p}:{RepoLayout.stage_of(p)}" for p in layout.upstream_patterns()),
+        f"remote.{REMOTE}.tagopt": "--no-tags",
         "gitmirror.id": rid,
         "gitmirror.transport": repo.transport.mode,
         "gitmirror.proxy": effective_proxy_name(cfg, rid) or "none",
         "gitmirror.namespace": cfg.model.snapshots.namespace,
+        # The lane refs, for the pre-receive hook: it reads them from here rather than
+        # loading the YAML, so that a client push pays for no config parsing.
+        "gitmirror.lanes": " ".join(sorted(HEADS + lane.ref.removeprefix(HEADS)
+                                           for lane in repo.lanes.values())),
     })
     hooks = hooks_dir(cfg)
     if hooks is not None:
@@ -90,7 +99,9 @@ def read_settings(git_dir: Path) -> dict[str, str]:
         if not item:
             continue
         key, _, value = item.decode("utf-8", "replace").partition("\n")
-        settings[key.lower()] = value
+        key = key.lower()
+        # A multi-valued key reads as its values joined by newlines, as desired_settings has it.
+        settings[key] = f"{settings[key]}\n{value}" if key in settings else value
     return settings
 
 
@@ -163,6 +174,11 @@ def execute(cfg: LoadedConfig, plan: RepoApply) -> None:
         elif value is None:
             git(["config", "--local", "--unset-all", key], git_dir=git_dir, ok_codes=(0, 5),
                 what="git config")
+        elif "\n" in value:
+            git(["config", "--local", "--unset-all", key], git_dir=git_dir, ok_codes=(0, 5),
+                what="git config")
+            for item in value.split("\n"):
+                git(["config", "--local", "--add", key, item], git_dir=git_dir, what="git config")
         else:
             git(["config", "--local", "--replace-all", key, value], git_dir=git_dir, what="git config")
 
@@ -178,6 +194,10 @@ def orphaned_repos(cfg: LoadedConfig) -> list[str]:
 
 def ensure_repo(cfg: LoadedConfig, rid: str) -> RepoApply:
     """Create and configure one mirror (used by apply, and by sync for a new repository)."""
+    from git_mirror.mirror.hooks import install_hooks
+
+    # A mirror never exists without its ref protection, even when sync creates it.
+    install_hooks(cfg)
     plan = plan_repo(cfg, rid)
     if plan.action != "unchanged":
         execute(cfg, plan)

@@ -96,17 +96,17 @@ def plan_sync(layout: RepoLayout, upstream: Mapping[str, str], local: Mapping[st
             plan.updates.append(RefUpdate(ref, new, old))
 
     # Stage: exactly upstream, for the declared refs.
-    for ref, oid in sorted(ups.items()):
+    for ref, oid in ups.items():
         put(RepoLayout.stage_of(ref), oid)
-    for ref in sorted(local):
-        if ref.startswith(STAGE) and layout.wants(RepoLayout.upstream_of(ref)) \
-                and RepoLayout.upstream_of(ref) not in ups:
-            put(ref, None)
+    for ref in local:
+        if ref.startswith(STAGE):
+            up_ref = RepoLayout.upstream_of(ref)
+            if up_ref not in ups and layout.wants(up_ref):
+                put(ref, None)
 
     # Source branches and their snapshots.
-    for ref in sorted(set(ups) | {r for r in local if r.startswith(HEADS)}):
-        if not ref.startswith(HEADS):
-            continue
+    heads = {r for r in ups if r.startswith(HEADS)} | {r for r in local if r.startswith(HEADS)}
+    for ref in heads:
         branch = ref[len(HEADS):]
         spec = layout.source_for(branch)
         if spec is None:
@@ -120,9 +120,8 @@ def plan_sync(layout: RepoLayout, upstream: Mapping[str, str], local: Mapping[st
 
     # Tags.
     if layout.tags:
-        for ref in sorted(set(ups) | {r for r in local if r.startswith(TAGS)}):
-            if ref.startswith(TAGS):
-                put(ref, ups.get(ref))
+        for ref in {r for r in ups if r.startswith(TAGS)} | {r for r in local if r.startswith(TAGS)}:
+            put(ref, ups.get(ref))
 
     # Lanes.
     for lane in layout.lanes:
@@ -130,4 +129,6 @@ def plan_sync(layout: RepoLayout, upstream: Mapping[str, str], local: Mapping[st
         plan.lanes.append(state)
         if state.action in ("created", "fast-forward") and state.upstream is not None:
             put(lane.ref, state.upstream)
+    plan.updates.sort(key=lambda u: u.ref)
+    plan.snapshots.sort()
     return plan

@@ -85,7 +85,10 @@ class StatusResult:
         return self.data
 
 
-def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None) -> dict[str, Any]:
+def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None, *,
+                check_snapshots: bool = True) -> dict[str, Any]:
+    """One repository's status entry. ``check_snapshots=False`` skips the lookup of the
+    snapshot refs (their names are then unchecked): enough for pendingFlush/githubInSync."""
     layout = RepoLayout.of(cfg, rid)
     transport, proxy = transport_entry(cfg, rid, node)
     exists = (layout.git_dir / "HEAD").exists()
@@ -96,7 +99,7 @@ def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None) -> dict[st
         "transport": transport, "proxy": proxy, "secrets": secret_entries(cfg, rid),
         "refSources": {"githubFieldsAreMirrorStageCache": True, "stagePrefix": STAGE},
         "lastSync": _run_summary(last_sync), "lastFlush": _run_summary(last_flush),
-        "sources": [], "lanes": [], "pendingFlush": False, "githubInSync": False,
+        "sources": [], "lanes": [], "pendingFlush": False, "githubInSync": False, "diverged": False,
     }
     if not exists:
         entry["hint"] = "git-mirror apply --confirm && git-mirror sync --confirm"
@@ -116,10 +119,11 @@ def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None) -> dict[st
                         "snapshotRef": layout.snapshot_ref(spec.group, branch, mirror) if mirror else None,
                         "githubInSync": mirror == stage})
     snaps = [str(s["snapshotRef"]) for s in sources if s["snapshotRef"]]
-    existing = list_refs(layout.git_dir, snaps) if snaps else {}
-    for s in sources:
-        if s["snapshotRef"] not in existing:
-            s["snapshotRef"] = None
+    if check_snapshots:
+        existing = list_refs(layout.git_dir, snaps) if snaps else {}
+        for s in sources:
+            if s["snapshotRef"] not in existing:
+                s["snapshotRef"] = None
     in_sync = all(s["githubInSync"] for s in sources)
     pending = False
     lanes = []
@@ -141,6 +145,7 @@ def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None) -> dict[st
                       "pendingFlush": lane_pending, "githubInSync": lane_sync,
                       "diverged": st.action == "diverged", "state": st.action if st.action != "created" else "behind"})
     entry.update(sources=sources, lanes=lanes, pendingFlush=pending,
+                 diverged=any(lane["diverged"] for lane in lanes),
                  githubInSync=in_sync and last_sync is not None)
     return entry
 
@@ -169,6 +174,7 @@ def status(cfg: LoadedConfig, *, repo: str | None = None, node: str = "local") -
         "config": {"path": str(cfg.path), "sha256": cfg.sha256},
         "cache": str(cfg.cache_dir),
         "pendingFlush": any(r["pendingFlush"] for r in repos),
+        "diverged": any(r["diverged"] for r in repos),
         "githubInSync": all(r["githubInSync"] for r in repos),
         "repositories": repos,
     }

@@ -20,10 +20,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from git_mirror.errors import BusyError, DriftError, GitError, GitMirrorError
-from git_mirror.git.refs import RefTransaction, RefUpdate, has_commits, is_ancestor, list_refs
+from git_mirror.git.refs import (
+    RefTransaction,
+    RefUpdate,
+    has_commits,
+    is_ancestor,
+    list_refs,
+    pack_refs,
+)
 from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote
 from git_mirror.mirror import journal
-from git_mirror.mirror.layout import RepoLayout
+from git_mirror.mirror.layout import STAGE_HEADS, RepoLayout
 from git_mirror.mirror.lock import repo_lock
 from git_mirror.mirror.plan import Ancestry, LaneState, SyncPlan, candidate_snapshots, plan_sync
 
@@ -31,6 +38,10 @@ if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
 
 SNAPSHOT_NAMES_LIMIT = 200  # beyond this, list the whole snapshot namespace instead
+PACK_REFS_AFTER = 256
+# Settings that decide how upstream is reached: a difference is drift (R13). Other settings
+# (refspecs shown to people, upload-pack options) are converged by apply.
+DRIFT_KEYS = ("remote.upstream.url", "gitmirror.transport", "gitmirror.proxy")  # a transaction this large is followed by one git pack-refs
 
 
 @dataclass
@@ -86,15 +97,21 @@ class SyncResult:
 
 
 def check_drift(cfg: LoadedConfig, rid: str, git_dir: Path) -> None:
-    """The mirror on disk must be configured as YAML says; otherwise ``drift``."""
-    from git_mirror.mirror.local_apply import plan_repo
+    """How the mirror reaches upstream must be what YAML declares; otherwise ``drift``.
+
+    Other settings that differ (the lanes the protection hook allows, refspecs, HEAD) are
+    brought in line here, so that a sync always works with the refs the YAML declares.
+    """
+    from git_mirror.mirror.local_apply import execute, plan_repo
 
     plan = plan_repo(cfg, rid)
-    relevant = [c for c in plan.changes if c["key"].startswith(("remote.", "gitmirror."))]
+    relevant = [c for c in plan.changes if c["key"] in DRIFT_KEYS]
     if relevant:
         keys = ", ".join(f"{c['key']} is {c['from']!r}, YAML says {c['to']!r}" for c in relevant)
         raise DriftError(f"mirror {rid} differs from the YAML: {keys}",
                          hint="git-mirror apply --confirm")
+    if plan.changes:
+        execute(cfg, plan)
 
 
 def _ancestry(git_dir: Path) -> Ancestry:
@@ -126,7 +143,8 @@ def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm:
         if confirm and missing:
             missing -= has_commits(layout.git_dir, missing)
             if missing:
-                fetch_objects(layout.git_dir, remote, sorted(missing))
+                fetch_objects(layout.git_dir, remote, sorted(missing),
+                              negotiation_tips=[STAGE_HEADS + "*"])
                 result.fetched = len(missing)
         plan: SyncPlan = plan_sync(layout, upstream, local, _ancestry(layout.git_dir))
         result.updated = plan.updates
@@ -138,6 +156,9 @@ def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm:
         txn.extend(plan.all_updates())
         try:
             txn.commit()
+            if len(txn.updates) >= PACK_REFS_AFTER:
+                # Thousands of loose refs make every later for-each-ref and fetch slow.
+                pack_refs(layout.git_dir)
             return
         except GitError as exc:
             if exc.code != "conflict" or attempt == 2:
@@ -165,12 +186,13 @@ def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
         started = time.monotonic()
         try:
             remote = remote_for(cfg, rid)
-            if not (layout.git_dir / "HEAD").exists():
-                res.created_mirror = True
-                if confirm:
-                    ensure_repo(cfg, rid)
+            res.created_mirror = not (layout.git_dir / "HEAD").exists()
             if confirm:
                 with repo_lock(layout.state_dir, rid, wait=wait, command="sync"):
+                    # Under the lock: a concurrent sync may have created it meanwhile.
+                    res.created_mirror = not (layout.git_dir / "HEAD").exists()
+                    if res.created_mirror:
+                        ensure_repo(cfg, rid)
                     check_drift(cfg, rid, layout.git_dir)
                     sync_repo_locked(cfg, rid, remote, confirm=True, result=res)
             elif res.created_mirror:

@@ -1,0 +1,141 @@
+"""Ref protection for clients of the mirror: the rules the ``pre-receive`` hook enforces.
+
+Every client push into a mirror (over file://, ssh or the smart HTTP server) goes through
+``git receive-pack``, which runs the hook that ``apply`` installs; the hook runs
+``python -m git_mirror.mirror.protect`` with the interpreter git-mirror runs under. The
+rules (CONTRACT section 3):
+
+* a lane ref may be created, or moved fast-forward; never rewound, never deleted;
+* source branches (every other ``refs/heads/*``) follow upstream: read-only to clients;
+* stage refs (``refs/mirror-stage/*``) are upstream as last observed: read-only;
+* snapshot refs are immutable: no create, update or delete;
+* tags follow upstream; anything else is not the mirror's to accept.
+
+The mirror's own writes (``update-ref`` from sync and flush) do not run hooks. The hook must
+be quick, so this module imports only the git layer: what it needs to know about the
+repository (its lane refs and snapshot namespace) is in the mirror's git config, written by
+``apply`` (``gitmirror.lanes``, ``gitmirror.namespace``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ZERO = "0" * 40
+# Variables receive-pack sets so that the hook sees the pushed objects before they are
+# moved into the repository (the quarantine); git_env drops GIT_* so they are passed on.
+_QUARANTINE_VARS = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH")
+
+
+@dataclass(frozen=True)
+class Update:
+    """One line of the hook's input: ``<old> <new> <ref>``."""
+
+    old: str
+    new: str
+    ref: str
+
+    @property
+    def is_create(self) -> bool:
+        return set(self.old) == {"0"}
+
+    @property
+    def is_delete(self) -> bool:
+        return set(self.new) == {"0"}
+
+
+def parse_updates(text: str) -> list[Update]:
+    out = []
+    for line in text.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) != 3:
+            raise ValueError(f"unexpected pre-receive input line: {line!r}")
+        out.append(Update(*parts))
+    return out
+
+
+def refusals(updates: Sequence[Update], lanes: Sequence[str], namespace: str,
+             ancestry: Callable[[list[tuple[str, str]]], Mapping[tuple[str, str], bool]]) -> list[str]:
+    """One reason per refused update (empty: accept the push). Pure but for ``ancestry``."""
+    lane_set = set(lanes)
+    snapshots = f"refs/{namespace}/snapshots/"
+    reasons: list[str] = []
+    moves: list[Update] = []
+    hint = ("push lane refs only: " + ", ".join(sorted(lane_set))) if lane_set else \
+        "this mirror declares no lanes, so it accepts no pushes"
+    for u in updates:
+        if u.ref in lane_set:
+            if u.is_delete:
+                reasons.append(f"{u.ref}: lane refs cannot be deleted")
+            elif not u.is_create:
+                moves.append(u)
+        elif u.ref.startswith(snapshots):
+            reasons.append(f"{u.ref}: snapshot refs are immutable (no create, update or delete)")
+        elif u.ref.startswith("refs/mirror-stage/"):
+            reasons.append(f"{u.ref}: stage refs record upstream as last observed; "
+                           "only sync and flush write them")
+        elif u.ref.startswith("refs/heads/"):
+            reasons.append(f"{u.ref}: source branches follow upstream and are read-only; {hint}")
+        elif u.ref.startswith("refs/tags/"):
+            reasons.append(f"{u.ref}: tags follow upstream and are read-only; {hint}")
+        else:
+            reasons.append(f"{u.ref}: not a lane ref; {hint}")
+    if moves:
+        verdicts = ancestry([(u.old, u.new) for u in moves])
+        for u in moves:
+            if not verdicts[(u.old, u.new)]:
+                reasons.append(f"{u.ref}: non-fast-forward ({u.old[:12]} is not an ancestor of "
+                               f"{u.new[:12]}); lanes only move forward: fetch, rebase or merge, "
+                               "push again")
+    return reasons
+
+
+def _read_config(git_dir: Path) -> tuple[list[str], str]:
+    from git_mirror.git.run import git
+
+    text = git(["config", "-z", "--get-regexp", r"^gitmirror\."], git_dir=git_dir,
+               ok_codes=(0, 1), what="git config").text
+    lanes: list[str] = []
+    namespace = "git-mirror"
+    for item in text.split("\0"):
+        key, _, value = item.partition("\n")
+        if key == "gitmirror.lanes":
+            lanes = value.split()
+        elif key == "gitmirror.namespace":
+            namespace = value
+    return lanes, namespace
+
+
+def pre_receive(stdin: str, git_dir: Path, environ: Mapping[str, str]) -> list[str]:
+    """Run the rules against a real repository (the hook's body)."""
+    from git_mirror.git.ancestry import ancestors
+
+    env = {k: environ[k] for k in _QUARANTINE_VARS if k in environ}
+    lanes, namespace = _read_config(git_dir)
+    return refusals(parse_updates(stdin), lanes, namespace,
+                    lambda pairs: ancestors(git_dir, pairs, env=env))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Hook entry point: exit 0 to accept, 1 (with one line per reason on stderr) to refuse."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] != ["pre-receive"]:
+        sys.stderr.write("usage: python -m git_mirror.mirror.protect pre-receive\n")
+        return 2
+    git_dir = Path(os.path.abspath(os.environ.get("GIT_DIR", ".")))
+    try:
+        reasons = pre_receive(sys.stdin.read(), git_dir, os.environ)
+    except Exception as exc:  # refuse rather than let an unchecked update through
+        sys.stderr.write(f"git-mirror: push refused, the ref check failed: {exc}\n")
+        return 1
+    for reason in reasons:
+        sys.stderr.write(f"git-mirror: refused {reason}\n")
+    return 1 if reasons else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""The git layer: scrubbed environment, atomic ref transactions, O(1) processes per sync."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from git_mirror.errors import GitError
+from git_mirror.git import run as gitrun
+from git_mirror.git.refs import ZERO, RefTransaction, list_refs
+from git_mirror.git.remote import parse_push_porcelain
+from git_mirror.redact import Secret, scrub
+from tests.conftest import BASE_CONFIG, mirror_repo
+from tests.support.cli import run_cli
+from tests.support.gitutil import Repo
+
+
+def test_environment_is_built_from_an_allow_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var, value in {"GIT_DIR": "/tmp/x", "HTTPS_PROXY": "http://evil:1", "ALL_PROXY": "socks5://evil:2",
+                       "GIT_SSH_COMMAND": "evil-ssh", "SSH_AUTH_SOCK": "/tmp/agent",
+                       "GIT_CONFIG_PARAMETERS": "'core.hooksPath'='/evil'", "http_proxy": "http://evil:3"}.items():
+        monkeypatch.setenv(var, value)
+    env = gitrun.git_env()
+    assert "GIT_DIR" not in env and "HTTPS_PROXY" not in env and "ALL_PROXY" not in env
+    assert "SSH_AUTH_SOCK" not in env and "GIT_CONFIG_PARAMETERS" not in env and "http_proxy" not in env
+    assert env["GIT_SSH_COMMAND"] == "/bin/false"
+    assert env["GIT_TERMINAL_PROMPT"] == "0" and env["GIT_CONFIG_NOSYSTEM"] == "1"
+    assert env["LC_ALL"] == "C"
+
+
+def test_hostile_environment_does_not_change_sync(config: Path, upstream: Repo,
+                                                  monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "gitconfig").write_text("[url \"file:///nonexistent/\"]\n\tinsteadOf = file://\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(evil / "gitconfig"))
+    monkeypatch.setenv("GIT_DIR", str(evil))
+    monkeypatch.setenv("GIT_CONFIG_PARAMETERS", "'url.file:///nowhere/.insteadof'='file://'")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    res = run_cli("--config", config, "--json", "sync", "--confirm")
+    assert res.code == 0, res.stdout
+    assert mirror_repo(config).rev("refs/heads/main") == upstream.rev("refs/heads/main")
+
+
+def test_transaction_is_all_or_nothing(tmp_path: Path) -> None:
+    repo = Repo(tmp_path / "r.git")
+    a = repo.commit("main", "a", parent=None)
+    b = repo.commit(None, "b", parent=a)
+    txn = RefTransaction(repo.path)
+    txn.create("refs/new/one", b)
+    txn.update("refs/heads/main", b, ZERO[:-1] + "1")  # wrong expected old value
+    with pytest.raises(GitError) as info:
+        txn.commit()
+    assert info.value.code == "conflict"
+    assert repo.rev("refs/new/one") is None
+    assert repo.rev("refs/heads/main") == a
+
+
+def test_create_never_moves_an_existing_ref(tmp_path: Path) -> None:
+    repo = Repo(tmp_path / "r.git")
+    a = repo.commit("main", "a", parent=None)
+    b = repo.commit(None, "b", parent=a)
+    repo.set_ref("refs/snap/x", a)
+    txn = RefTransaction(repo.path)
+    txn.create("refs/snap/x", b)
+    with pytest.raises(GitError):
+        txn.commit()
+    assert repo.rev("refs/snap/x") == a
+
+
+def test_git_failure_keeps_command_exit_code_and_redacted_stderr(tmp_path: Path) -> None:
+    secret = Secret("hunter2-canary-value", "env:TEST")
+    with pytest.raises(GitError) as info:
+        gitrun.git(["rev-parse", "--verify", secret.reveal()], git_dir=tmp_path / "missing.git")
+    err = info.value
+    assert err.returncode == 128
+    assert "hunter2-canary-value" not in str(err.to_json())
+    assert "***" in " ".join(err.argv)
+    assert scrub("x hunter2-canary-value y") == "x *** y"
+    assert "hunter2" not in str(secret) and "hunter2" not in repr(secret)
+
+
+def test_push_porcelain_parser_rejects_garbage() -> None:
+    refs = parse_push_porcelain("To file:///x\n \trefs/heads/a:refs/heads/a\tab..cd\n"
+                                "!\trefs/heads/b:refs/heads/b\t[rejected] (stale info)\nDone\n")
+    assert [(r.flag, r.dst, r.ok, r.reason) for r in refs] == [
+        (" ", "refs/heads/a", True, ""), ("!", "refs/heads/b", False, "stale info")]
+    with pytest.raises(GitError):
+        parse_push_porcelain("something unexpected\n")
+
+
+def _sync_process_counts(write_config: Callable[..., Path], upstream: Repo, name: str) -> list[int]:
+    """git processes of: the first sync, a no-op sync, a sync after one new commit."""
+    cfg = write_config(BASE_CONFIG.format(url=upstream.url), name=name)
+    counts = []
+    for step in ("first", "noop", "incremental"):
+        if step == "incremental":
+            upstream.commit("main", "one more")
+        before = gitrun.spawned()
+        assert run_cli("--config", cfg, "sync", "--confirm").code == 0
+        counts.append(gitrun.spawned() - before)
+    return counts
+
+
+def test_git_process_count_does_not_grow_with_refs(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    small = Repo(tmp_path / "small.git")
+    small.commit("main", "a", parent=None)
+    small.commit("gitops/v03", "lane", parent=None)
+    big = Repo(tmp_path / "big.git")
+    big_base = big.commit("main", "a", parent=None)
+    big.commit("gitops/v03", "lane", parent=None)
+    lines = "".join(f"create refs/heads/release/{i} {big_base}\ncreate refs/tags/t{i} {big_base}\n"
+                    for i in range(300))
+    big.git("update-ref", "--stdin", input=lines.encode())
+    small_counts = _sync_process_counts(write_config, small, "small/git-mirror.yaml")
+    big_counts = _sync_process_counts(write_config, big, "big/git-mirror.yaml")
+    # The first sync of a big repository adds exactly one git pack-refs.
+    assert big_counts[0] in (small_counts[0], small_counts[0] + 1)
+    assert small_counts[1:] == big_counts[1:]
+    assert big_counts[1] <= 4  # a no-op sync: config read, ls-remote, for-each-ref; no fetch
+    assert big_counts[2] <= 7
+    mirror = mirror_repo(tmp_path / "big" / "git-mirror.yaml")
+    assert len(list_refs(mirror.path, ["refs/heads/release/"])) == 300
+    assert (mirror.path / "packed-refs").exists()
