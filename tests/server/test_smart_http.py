@@ -135,12 +135,15 @@ def test_push_outside_lanes_is_refused_with_the_reason(tmp_path: Path, served: S
     work = lane_commit(tmp_path, served)
     main_before = mirror_of(served).rev("refs/heads/main")
     # Forced, so that the refusal comes from the server, not from the client's own check.
-    for ref in ("refs/heads/main", "refs/unidesk/snapshots/hwlab-node-runtime/main/x"):
+    cases = {"refs/heads/main": b"read-only",
+             "refs/unidesk/snapshots/hwlab-node-runtime/main/x": b"immutable"}
+    for ref, why in cases.items():
         res = run_git("push", "--force", served.repo_url(), f"HEAD:{ref}", cwd=work,
                       env=bearer(CI_TOKEN), check=False)
         assert res.returncode != 0
         # The hook's reason reaches the client on git's side band.
-        assert b"remote: " in res.stderr and b"lane" in res.stderr.lower(), res.stderr
+        assert b"remote: git-mirror: refused " + ref.encode() in res.stderr, res.stderr
+        assert why in res.stderr, res.stderr
     assert mirror_of(served).rev("refs/heads/main") == main_before
     assert not mirror_of(served).refs("refs/unidesk/snapshots/hwlab-node-runtime/main/x")
 

@@ -12,7 +12,6 @@ import hmac
 import json
 import os
 import socket
-import stat
 import subprocess
 import sys
 import threading
@@ -59,19 +58,6 @@ repositories:
       v03: {{ref: gitops/v03}}
 """
 
-# A stand-in for the ref protection hook that apply installs: lanes only, with a reason.
-LANE_ONLY_HOOK = """#!/bin/sh
-status=0
-while read old new ref; do
-  case "$ref" in
-    refs/heads/gitops/*) ;;
-    *) echo "git-mirror: $ref is not a lane ref; clients may push only to lanes"; status=1 ;;
-  esac
-done
-exit $status
-"""
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -93,16 +79,12 @@ def write_server_config(directory: Path, url: str, *, port: int = 0, anonymous: 
 
 
 def prepare_mirror(config: Path) -> None:
-    """apply + sync, with a protection hook in place (apply's own when it installs one)."""
+    """apply (mirror, settings, ref protection hook) and one sync, through the CLI."""
     from tests.support.cli import run_cli
 
-    assert run_cli("--config", config, "apply", "--confirm").code == 0
-    hook = config.parent / ".git-mirror" / "hooks" / "pre-receive"
-    if not hook.exists():
-        hook.parent.mkdir(parents=True, exist_ok=True)
-        hook.write_text(LANE_ONLY_HOOK)
-        hook.chmod(hook.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-        assert run_cli("--config", config, "apply", "--confirm").code == 0
+    res = run_cli("--config", config, "apply", "--confirm")
+    assert res.code == 0, res.stdout + res.stderr
+    assert (config.parent / ".git-mirror" / "hooks" / "pre-receive").exists()
     res = run_cli("--config", config, "sync", "--confirm", "--wait")
     assert res.code == 0, res.stdout + res.stderr
 
