@@ -170,11 +170,12 @@ def test_periodic_sync_follows_upstream(tmp_path: Path, upstream: Repo) -> None:
 # --- the scheduler alone, with stand-in operations --------------------------------------
 
 class Result:
-    def __init__(self, ok: bool) -> None:
+    def __init__(self, ok: bool, code: str = "transport") -> None:
         self.ok = ok
+        self.code = code
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "error": None if self.ok else {"code": "transport", "message": "down"}}
+        return {"ok": self.ok, "error": None if self.ok else {"code": self.code, "message": "no"}}
 
 
 def _scheduler(config: Path, **ops: Any) -> Any:
@@ -267,6 +268,30 @@ def test_flush_gives_up_after_the_cap(tmp_path: Path, upstream: Repo) -> None:
     state = asyncio.run(scenario())
     assert len(attempts) == 3
     assert state["flushGaveUp"] is True and state["flushConsecutiveFailures"] == 3
+
+
+def test_a_diverged_lane_is_not_retried(tmp_path: Path, upstream: Repo) -> None:
+    config = write_server_config(tmp_path / "srv", upstream.url, attempts=5)
+    attempts: list[float] = []
+
+    def diverged(cfg: Any, **kw: Any) -> Result:
+        attempts.append(time.monotonic())
+        return Result(False, "diverged")
+
+    async def scenario() -> dict[str, Any]:
+        sched = _scheduler(config, flush_op=diverged)
+        sched.request_flush("hwlab", reason="push")
+        for _ in range(60):
+            await asyncio.sleep(0.05)
+            if not sched.repos["hwlab"].flush.busy:
+                break
+        await sched.stop(5)
+        data: dict[str, Any] = sched.to_json()["repositories"][0]
+        return data
+
+    state = asyncio.run(scenario())
+    assert len(attempts) == 1
+    assert state["flushGaveUp"] is True
 
 
 @pytest.mark.parametrize(("url", "path"), [

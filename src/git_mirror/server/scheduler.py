@@ -47,6 +47,8 @@ T = TypeVar("T")
 # Requests that wait SETTLE_SECONDS before their run starts; startup and interval do not.
 SETTLED_REASONS = frozenset({"webhook", "coalesced"})
 SETTLE_SECONDS = 1.0
+# Flush errors that no retry can cure: a lane and upstream both moved; a config problem.
+FINAL_CODES = frozenset({"diverged", "config", "usage", "drift", "not-applied"})
 log = logs.get("git-mirror.scheduler")
 
 
@@ -157,9 +159,15 @@ class Scheduler:
         return maintain(self.cfg, rid)
 
     def _pending(self, rid: str) -> bool:
+        """A lane holds commits upstream lacks and flush can send them (not diverged).
+
+        A diverged lane is pending too, but no retry can flush it: it waits for a person
+        (status and ``flush`` report it), so it does not start flush rounds here.
+        """
         from git_mirror.mirror.status import repo_status
 
-        return bool(repo_status(self.cfg, rid, self.node).get("pendingFlush"))
+        st = repo_status(self.cfg, rid, self.node)
+        return bool(st.get("pendingFlush")) and not st.get("diverged")
 
     # --- life cycle ------------------------------------------------------------------
     async def start(self) -> None:
@@ -322,6 +330,13 @@ class Scheduler:
                 break
             st.flush_failures += 1
             self.metrics.flush_consecutive_failures.labels(rid).set(st.flush_failures)
+            last = st.flush_attempts[-1] if st.flush_attempts else {}
+            if (last.get("error") or {}).get("code") in FINAL_CODES:
+                st.flush_gave_up = True
+                st.flush_next_at = None
+                log.error("flush needs a person; not retrying", repository=rid,
+                          error=last.get("error"))
+                break
             if st.flush_failures >= self.max_attempts:
                 st.flush_gave_up = True
                 st.flush_next_at = None
