@@ -187,9 +187,10 @@ class Backend:
                 p.wait(timeout=10)
 
 
-def peak_rss_kb(pid: int) -> int:
+def rss_kb(pid: int, field: str = "VmHWM") -> int:
+    """``VmHWM`` (peak) or ``VmRSS`` (now) of a process, in kB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 
@@ -228,7 +229,8 @@ def measure(name: str, url: str, work: Path, reps: int) -> dict[tuple[str, int],
     return out
 
 
-def bench_size(files: int, reps: int, base: Path) -> tuple[dict[tuple[str, int], tuple[float, float]], int, float]:
+def bench_size(files: int, reps: int, base: Path
+               ) -> tuple[dict[tuple[str, int], tuple[float, float]], tuple[int, int], float]:
     root = base / f"size-{files}"
     root.mkdir(parents=True)
     upstream = root / "upstream.git"
@@ -254,8 +256,9 @@ def bench_size(files: int, reps: int, base: Path) -> tuple[dict[tuple[str, int],
     backend = None
     try:
         wait_http(f"http://127.0.0.1:{port}/readyz")
+        idle = rss_kb(serve.pid, "VmRSS")
         serve_rates = measure("serve", f"http://127.0.0.1:{port}/bench.git", work, reps)
-        rss = peak_rss_kb(serve.pid)
+        rss = rss_kb(serve.pid)
         bport = free_port()
         backend = Backend(root / "nginx", repos, bport)
         backend_rates = measure("backend", f"http://127.0.0.1:{bport}/bench.git", work, reps)
@@ -264,7 +267,7 @@ def bench_size(files: int, reps: int, base: Path) -> tuple[dict[tuple[str, int],
         serve.wait(timeout=60)
         if backend is not None:
             backend.stop()
-    return {k: (serve_rates[k], backend_rates[k]) for k in serve_rates}, rss, pack_mb
+    return {k: (serve_rates[k], backend_rates[k]) for k in serve_rates}, (idle, rss), pack_mb
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,8 +292,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{files:>6} {pack_mb:>8.1f} {op:<6} {clients:>7} {s:>9.2f} {b:>10.2f} "
                       f"{s / b:>6.2f}", flush=True)
             rss_by_size.append((files, pack_mb, rss))
-        for files, pack_mb, rss in rss_by_size:
-            print(f"serve peak RSS with {files} files ({pack_mb:.1f} MB pack): {rss / 1024:.1f} MB")
+        for files, pack_mb, (idle, peak) in rss_by_size:
+            print(f"serve RSS with {files} files ({pack_mb:.1f} MB pack): peak {peak / 1024:.1f} MB"
+                  f" (idle after start {idle / 1024:.1f} MB)")
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)

@@ -132,7 +132,7 @@ def popen_git(args: Sequence[str], *, git_dir: Path | str | None = None,
 
 # The pipe buffer of a streaming git process: large enough that a pack is relayed in few,
 # big reads, small enough that memory stays flat whatever the repository's size.
-STREAM_LIMIT = 1 << 20
+STREAM_LIMIT = 256 << 10
 
 
 class AsyncGit:

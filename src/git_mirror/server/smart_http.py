@@ -49,7 +49,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 SERVICES = ("git-upload-pack", "git-receive-pack")
-CHUNK = 1 << 20            # one read from git's stdout, at most
+CHUNK = 256 << 10          # one read from git's stdout, at most
 INFLATE_STEP = 1 << 18     # inflated bytes per step of a gzip body: a small body cannot explode
 IDLE_TIMEOUT = 600.0       # seconds without a byte from git before the request is cut
 STDERR_KEEP = 16 << 10
