@@ -102,10 +102,19 @@ def make_server(cfg: LoadedConfig, *, node: str = "local", host: str | None = No
 
 def serve(cfg: LoadedConfig, *, node: str = "local") -> dict[str, Any]:
     """Run until SIGTERM/SIGINT; return the closing record (the CLI prints it, exit 0)."""
+    from git_mirror.errors import GitMirrorError
+
     logs.configure()
     server = make_server(cfg, node=node)
     started = time.monotonic()
-    server.run()
+    try:
+        server.run()
+    except SystemExit as exc:
+        # uvicorn exits when it cannot bind or when start-up fails; its log says why.
+        raise GitMirrorError(
+            f"serve could not start on {cfg.model.server.listen} (exit {exc.code}); see the log above",
+            code="serve", hint=f"free the address or change server.listen in {cfg.path}",
+        ) from None
     rt = server.runtime
     return {"ok": True, "node": node, "listen": cfg.model.server.listen,
             "uptimeSeconds": int(time.monotonic() - started),
