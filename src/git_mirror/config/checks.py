@@ -62,6 +62,12 @@ def check_transport(cfg: LoadedConfig, rid: str) -> None:
                        "https": "https://host/org/repo.git",
                        "file": "file:///path/to/repo.git"}[t.mode],
                     code="drift")
+    if "://" in repo.upstream and urlsplit(repo.upstream).password is not None:
+        # A password in the URL is an inline secret: it would show in status, logs, argv
+        # and the mirror's config. The message does not repeat the URL.
+        raise _fail(cfg, ("repositories", rid, "upstream"),
+                    "the upstream URL carries a password; secrets are never inline: declare "
+                    "transport.token (a secretRef) and remove it from the URL")
     if scheme == "http" and (urlsplit(repo.upstream).hostname or "") not in LOOPBACK:
         raise _fail(cfg, ("repositories", rid, "upstream"),
                     "plain http:// is accepted only for a loopback upstream; use https://",

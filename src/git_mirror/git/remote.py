@@ -6,11 +6,11 @@ from the transport layer as :class:`RemoteEnv`; this module only runs git with i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from git_mirror.errors import GitError
+from git_mirror.errors import GitError, GitMirrorError
 from git_mirror.git.run import NETWORK_TIMEOUT, GitResult, git
 
 
@@ -23,6 +23,10 @@ class RemoteEnv:
     env: Mapping[str, str] = field(default_factory=dict)
     config: Sequence[str] = ()  # "key=value" pairs passed as -c
     timeout: float = NETWORK_TIMEOUT
+    # Turns a failed git process into the error a user can act on (host key refused,
+    # proxy refused, token rejected...). Supplied by the transport, which knows what was
+    # declared; None keeps the plain GitError.
+    explain: Callable[[GitError], GitMirrorError] | None = field(default=None, compare=False)
 
     def cflags(self) -> list[str]:
         flags = ["-c", "protocol.version=2"]
@@ -32,10 +36,15 @@ class RemoteEnv:
 
 
 def _net(remote: RemoteEnv, args: Sequence[str], git_dir: Path | None, what: str,
-         ok_codes: Sequence[int] = (0,)) -> GitResult:
-    return git([*remote.cflags(), *args], git_dir=git_dir, env=remote.env,
-               allow_protocol=remote.allow_protocol, timeout=remote.timeout, what=what,
-               ok_codes=ok_codes)
+         ok_codes: Sequence[int] = (0,), input: bytes | None = None) -> GitResult:
+    try:
+        return git([*remote.cflags(), *args], git_dir=git_dir, env=remote.env,
+                   allow_protocol=remote.allow_protocol, timeout=remote.timeout, what=what,
+                   ok_codes=ok_codes, input=input)
+    except GitError as exc:
+        if remote.explain is None:
+            raise
+        raise remote.explain(exc) from exc
 
 
 def ls_remote(remote: RemoteEnv, patterns: Sequence[str], git_dir: Path | None = None) -> dict[str, str]:
@@ -72,9 +81,7 @@ def fetch_objects(git_dir: Path, remote: RemoteEnv, oids: Sequence[str],
             "--no-recurse-submodules"]
     args += [f"--negotiation-tip={tip}" for tip in negotiation_tips]
     args.append(remote.url)
-    return git([*remote.cflags(), *args], git_dir=git_dir, env=remote.env,
-               allow_protocol=remote.allow_protocol, timeout=remote.timeout,
-               input=("\n".join(oids) + "\n").encode(), what="git fetch")
+    return _net(remote, args, git_dir, "git fetch", input=("\n".join(oids) + "\n").encode())
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,7 @@ def push(git_dir: Path, remote: RemoteEnv, refspecs: Sequence[str], *,
     refs = parse_push_porcelain(res.text)
     if res.returncode != 0 and not refs:
         first = next((ln for ln in res.stderr.splitlines() if ln.strip()), "")
-        raise GitError(f"git push failed (exit {res.returncode}): {first.strip()}",
+        err = GitError(f"git push failed (exit {res.returncode}): {first.strip()}",
                        argv=res.argv, returncode=res.returncode, stderr=res.stderr)
+        raise (remote.explain(err) if remote.explain else err)
     return res, refs

@@ -376,6 +376,7 @@ def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None
           backoff: float = RECOVERY_BACKOFF_SECONDS) -> FlushResult:
     """Flush every declared repository (or one; or one lane), dry run unless ``confirm``."""
     from git_mirror.mirror.status import repo_status
+    from git_mirror.mirror.sync import check_drift
     from git_mirror.transport import remote_for
 
     ids = list(cfg.model.repositories)
@@ -398,9 +399,12 @@ def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None
             if not (layout.git_dir / "HEAD").exists():
                 raise NotAppliedError(f"mirror {rid} does not exist yet: nothing to flush",
                                       hint="git-mirror apply --confirm && git-mirror sync --confirm")
-            remote = remote_for(cfg, rid)
+            remote = remote_for(cfg, rid, node)
             if confirm:
                 with repo_lock(layout.state_dir, rid, wait=wait, command="flush"):
+                    # Nothing goes upstream from a mirror that reaches it otherwise than the
+                    # YAML declares (R13): the same check as sync's.
+                    check_drift(cfg, rid, layout.git_dir, node)
                     flush_repo_locked(cfg, rid, remote, lane=lane, confirm=True, result=res,
                                       backoff=backoff)
             else:

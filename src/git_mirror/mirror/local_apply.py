@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from git_mirror.config.egress import effective_proxy_name
 from git_mirror.git.run import git
 from git_mirror.mirror.layout import HEADS, RepoLayout
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
+
+__all__ = ["ApplyResult", "RepoApply", "apply_local", "effective_proxy_name", "ensure_repo"]
 
 REMOTE = "upstream"
 # Settings every mirror carries. Values are strings, as git config stores them.
@@ -39,7 +42,7 @@ BASE_SETTINGS: dict[str, str] = {
 }
 
 
-def desired_settings(cfg: LoadedConfig, rid: str) -> dict[str, str]:
+def desired_settings(cfg: LoadedConfig, rid: str, node: str | None = None) -> dict[str, str]:
     repo = cfg.model.repositories[rid]
     settings = dict(BASE_SETTINGS)
     layout = RepoLayout.of(cfg, rid)
@@ -51,7 +54,7 @@ def desired_settings(cfg: LoadedConfig, rid: str) -> dict[str, str]:
         f"remote.{REMOTE}.tagopt": "--no-tags",
         "gitmirror.id": rid,
         "gitmirror.transport": repo.transport.mode,
-        "gitmirror.proxy": effective_proxy_name(cfg, rid) or "none",
+        "gitmirror.proxy": effective_proxy_name(cfg, rid, node) or "none",
         "gitmirror.namespace": cfg.model.snapshots.namespace,
         # The lane refs, for the pre-receive hook: it reads them from here rather than
         # loading the YAML, so that a client push pays for no config parsing.
@@ -64,25 +67,22 @@ def desired_settings(cfg: LoadedConfig, rid: str) -> dict[str, str]:
     return settings
 
 
-def effective_proxy_name(cfg: LoadedConfig, rid: str, node: str | None = None) -> str | None:
-    """The repository's own proxy, else the node's ``egressProxy``, else none."""
-    repo = cfg.model.repositories[rid]
-    if repo.transport.mode == "file":
-        return None
-    if repo.transport.proxy:
-        return repo.transport.proxy
-    nodes = cfg.model.nodes
-    if node and node in nodes:
-        return nodes[node].egress_proxy
-    if not node and "local" in nodes:
-        return nodes["local"].egress_proxy
-    return None
-
-
 def hooks_dir(cfg: LoadedConfig) -> Path | None:
     """Where the mirror's git hooks live (None until a hook is installed by apply)."""
     path = cfg.cache_dir / "hooks"
     return path if (path / "pre-receive").exists() else None
+
+
+# Keys that would change how upstream is reached if they sat in a mirror's own config
+# (``url.*.insteadOf`` rewrites even explicit URLs; the others are beaten by what the
+# transport passes, but do not belong there either). The transport is the YAML's alone (R13).
+_TRANSPORT_PREFIXES = ("url.", "http.", "https.", "credential.", f"remote.{REMOTE}.")
+_TRANSPORT_KEYS = ("core.sshcommand", "ssh.variant", "core.gitproxy", "core.askpass")
+
+
+def is_transport_key(key: str) -> bool:
+    """True for a git config key that decides how upstream is reached."""
+    return key.startswith(_TRANSPORT_PREFIXES) or key in _TRANSPORT_KEYS
 
 
 def default_head(layout: RepoLayout) -> str | None:
@@ -99,7 +99,8 @@ def read_settings(git_dir: Path) -> dict[str, str]:
         if not item:
             continue
         key, _, value = item.decode("utf-8", "replace").partition("\n")
-        key = key.lower()
+        # git prints section and variable names in lower case already; a subsection
+        # (``url.<base>.insteadof``) keeps its case, which unsetting it needs.
         # A multi-valued key reads as its values joined by newlines, as desired_settings has it.
         settings[key] = f"{settings[key]}\n{value}" if key in settings else value
     return settings
@@ -135,9 +136,9 @@ class ApplyResult:
                 "orphaned": self.orphaned}
 
 
-def plan_repo(cfg: LoadedConfig, rid: str) -> RepoApply:
+def plan_repo(cfg: LoadedConfig, rid: str, node: str | None = None) -> RepoApply:
     layout = RepoLayout.of(cfg, rid)
-    desired = desired_settings(cfg, rid)
+    desired = desired_settings(cfg, rid, node)
     head = default_head(layout)
     if not (layout.git_dir / "HEAD").exists():
         changes: list[dict[str, Any]] = [{"key": "repository", "from": None, "to": str(layout.git_dir)}]
@@ -150,6 +151,8 @@ def plan_repo(cfg: LoadedConfig, rid: str) -> RepoApply:
                for k, v in sorted(desired.items()) if current.get(k) != v]
     if "core.hookspath" in current and "core.hookspath" not in desired:
         changes.append({"key": "core.hookspath", "from": current["core.hookspath"], "to": None})
+    changes += [{"key": k, "from": v, "to": None} for k, v in sorted(current.items())
+                if is_transport_key(k) and k not in desired]
     if head:
         try:
             cur_head = (layout.git_dir / "HEAD").read_text().strip().removeprefix("ref: ")
@@ -192,13 +195,13 @@ def orphaned_repos(cfg: LoadedConfig) -> list[str]:
                   if p.name.removesuffix(".git") not in declared)
 
 
-def ensure_repo(cfg: LoadedConfig, rid: str) -> RepoApply:
+def ensure_repo(cfg: LoadedConfig, rid: str, node: str | None = None) -> RepoApply:
     """Create and configure one mirror (used by apply, and by sync for a new repository)."""
     from git_mirror.mirror.hooks import install_hooks
 
     # A mirror never exists without its ref protection, even when sync creates it.
     install_hooks(cfg)
-    plan = plan_repo(cfg, rid)
+    plan = plan_repo(cfg, rid, node)
     if plan.action != "unchanged":
         execute(cfg, plan)
     return plan
@@ -210,7 +213,7 @@ def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local") -> App
 
     if confirm:
         install_hooks(cfg)
-    plans = [plan_repo(cfg, rid) for rid in cfg.model.repositories]
+    plans = [plan_repo(cfg, rid, node) for rid in cfg.model.repositories]
     if confirm:
         for plan in plans:
             if plan.action != "unchanged":

@@ -12,11 +12,11 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from git_mirror.config.egress import effective_proxy_name
 from git_mirror.config.secrets import secret_path
 from git_mirror.git.refs import has_commits, is_ancestor, list_refs
 from git_mirror.mirror import journal
 from git_mirror.mirror.layout import HEADS, STAGE, STAGE_HEADS, RepoLayout
-from git_mirror.mirror.local_apply import effective_proxy_name
 from git_mirror.mirror.plan import lane_state
 
 if TYPE_CHECKING:
@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from git_mirror.config.models import SecretRef
 
 
-def secret_entries(cfg: LoadedConfig, rid: str) -> list[dict[str, Any]]:
+def secret_entries(cfg: LoadedConfig, rid: str, node: str | None = None) -> list[dict[str, Any]]:
     """role, sourceRef and redacted fingerprint of every secret a repository uses."""
-    from git_mirror.transport.fingerprint import file_fingerprint, value_fingerprint
+    from git_mirror.transport.fingerprint import file_fingerprint, text_fingerprint
 
     repo = cfg.model.repositories[rid]
     t = repo.transport
@@ -35,7 +35,7 @@ def secret_entries(cfg: LoadedConfig, rid: str) -> list[dict[str, Any]]:
                            ("token", t.token, "token")):
         if ref is not None:
             refs.append((role, ref, ("repositories", rid, "transport", key)))
-    proxy_name = effective_proxy_name(cfg, rid)
+    proxy_name = effective_proxy_name(cfg, rid, node)
     if proxy_name and cfg.model.proxies[proxy_name].auth is not None:
         auth = cfg.model.proxies[proxy_name].auth
         assert auth is not None
@@ -49,7 +49,9 @@ def secret_entries(cfg: LoadedConfig, rid: str) -> list[dict[str, Any]]:
             if file is not None:
                 entry["fingerprint"] = file_fingerprint(file, role)
             elif ref.env is not None and ref.env in os.environ:
-                entry["fingerprint"] = value_fingerprint(os.environ[ref.env])
+                # Same fingerprint whatever the source: an identity from the environment
+                # is still an SSH key (SHA256: of its public half).
+                entry["fingerprint"] = text_fingerprint(os.environ[ref.env], role)
             else:
                 entry["error"] = "not set"
         except OSError as exc:
@@ -96,7 +98,7 @@ def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None, *,
     last_flush = journal.last(layout.state_dir, "flush")
     entry: dict[str, Any] = {
         "id": rid, "mirror": {"path": str(layout.git_dir), "exists": exists},
-        "transport": transport, "proxy": proxy, "secrets": secret_entries(cfg, rid),
+        "transport": transport, "proxy": proxy, "secrets": secret_entries(cfg, rid, node),
         "refSources": {"githubFieldsAreMirrorStageCache": True, "stagePrefix": STAGE},
         "lastSync": _run_summary(last_sync), "lastFlush": _run_summary(last_flush),
         "sources": [], "lanes": [], "pendingFlush": False, "githubInSync": False, "diverged": False,

@@ -96,16 +96,20 @@ class SyncResult:
         return out
 
 
-def check_drift(cfg: LoadedConfig, rid: str, git_dir: Path) -> None:
+def check_drift(cfg: LoadedConfig, rid: str, git_dir: Path, node: str | None = None) -> None:
     """How the mirror reaches upstream must be what YAML declares; otherwise ``drift``.
 
     Other settings that differ (the lanes the protection hook allows, refspecs, HEAD) are
     brought in line here, so that a sync always works with the refs the YAML declares.
     """
-    from git_mirror.mirror.local_apply import execute, plan_repo
+    from git_mirror.mirror.local_apply import execute, is_transport_key, plan_repo
 
-    plan = plan_repo(cfg, rid)
-    relevant = [c for c in plan.changes if c["key"] in DRIFT_KEYS]
+    plan = plan_repo(cfg, rid, node)
+    # Drift is about how upstream is reached: the declared URL, transport and proxy, and
+    # any transport setting (url.*.insteadOf, http.*, core.sshCommand...) the YAML does not
+    # declare, which apply removes.
+    relevant = [c for c in plan.changes
+                if c["key"] in DRIFT_KEYS or (c["to"] is None and is_transport_key(c["key"]))]
     if relevant:
         keys = ", ".join(f"{c['key']} is {c['from']!r}, YAML says {c['to']!r}" for c in relevant)
         raise DriftError(f"mirror {rid} differs from the YAML: {keys}",
@@ -185,15 +189,15 @@ def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
         layout = RepoLayout.of(cfg, rid)
         started = time.monotonic()
         try:
-            remote = remote_for(cfg, rid)
+            remote = remote_for(cfg, rid, node)
             res.created_mirror = not (layout.git_dir / "HEAD").exists()
             if confirm:
                 with repo_lock(layout.state_dir, rid, wait=wait, command="sync"):
                     # Under the lock: a concurrent sync may have created it meanwhile.
                     res.created_mirror = not (layout.git_dir / "HEAD").exists()
                     if res.created_mirror:
-                        ensure_repo(cfg, rid)
-                    check_drift(cfg, rid, layout.git_dir)
+                        ensure_repo(cfg, rid, node)
+                    check_drift(cfg, rid, layout.git_dir, node)
                     sync_repo_locked(cfg, rid, remote, confirm=True, result=res)
             elif res.created_mirror:
                 upstream = ls_remote(remote, layout.upstream_patterns())

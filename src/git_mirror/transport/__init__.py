@@ -18,12 +18,16 @@ def file_url(url: str) -> str:
     return url if "://" in url else "file://" + url
 
 
-def remote_for(cfg: LoadedConfig, rid: str) -> RemoteEnv:
-    """The environment in which git reaches repository ``rid``'s upstream, exactly as declared."""
+def remote_for(cfg: LoadedConfig, rid: str, node: str | None = None) -> RemoteEnv:
+    """The environment in which git reaches repository ``rid``'s upstream, exactly as declared.
+
+    ``node`` picks the node whose ``egressProxy`` applies when the repository declares no
+    proxy of its own (default: the ``local`` node).
+    """
     repo = cfg.model.repositories[rid]
     mode = repo.transport.mode
     if mode == "file":
         return RemoteEnv(url=file_url(repo.upstream), allow_protocol="file")
     from git_mirror.transport.declared import remote_env
 
-    return remote_env(cfg, rid)
+    return remote_env(cfg, rid, node)

@@ -1,17 +1,71 @@
-"""SSH and HTTPS transports (filled in by the transports work)."""
+"""The ssh and https transports, exactly as declared: the repository's proxy, else the node's.
+
+A proxy declared with ``mode: none`` means a direct connection, as declared. There is no
+other way in: an undeclared proxy, agent, ssh config or credential helper of the host is
+never used, and a failure of the declared path is an error, never a fallback.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Any
 
-from git_mirror.errors import TransportError
+from git_mirror.config.egress import effective_proxy_name
+from git_mirror.config.secrets import resolve_secret
+from git_mirror.transport.fingerprint import text_fingerprint
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
+    from git_mirror.config.models import Proxy
     from git_mirror.git.remote import RemoteEnv
 
 
-def remote_env(cfg: LoadedConfig, rid: str) -> RemoteEnv:
+def declared_proxy(cfg: LoadedConfig, rid: str, node: str | None = None) -> tuple[str | None, Proxy | None]:
+    """The effective proxy's name and definition; ``(name, None)`` for a ``mode: none`` one."""
+    name = effective_proxy_name(cfg, rid, node)
+    if name is None:
+        return None, None
+    proxy = cfg.model.proxies[name]
+    return name, (proxy if proxy.mode == "http-connect" else None)
+
+
+log = logging.getLogger("git_mirror.transport")
+
+
+def disclosure(cfg: LoadedConfig, rid: str, node: str | None = None) -> dict[str, Any]:
+    """What the logs say about how ``rid`` is reached (R8): never a secret's value."""
+    repo = cfg.model.repositories[rid]
+    t = repo.transport
+    name, proxy = declared_proxy(cfg, rid, node)
+    refs = [("identity", t.identity), ("knownHosts", t.known_hosts), ("token", t.token)]
+    if proxy is not None:
+        refs.append(("proxyAuth", proxy.auth))
+    secrets = []
+    for role, ref in refs:
+        if ref is None:
+            continue
+        value = resolve_secret(ref, cfg.base_dir, role=role).reveal()
+        secrets.append({"role": role, "sourceRef": ref.describe(),
+                        "fingerprint": text_fingerprint(value, role)})
+    return {"repository": rid, "mode": t.mode, "url": repo.upstream, "source": "yaml",
+            "proxy": {"name": name, "mode": proxy.mode if proxy is not None else "none",
+                      "url": proxy.url if proxy is not None else None},
+            "secrets": secrets}
+
+
+def remote_env(cfg: LoadedConfig, rid: str, node: str | None = None) -> RemoteEnv:
+    """The :class:`RemoteEnv` of an ssh or https repository."""
     mode = cfg.model.repositories[rid].transport.mode
-    raise TransportError(f"transport mode {mode} is not available in this build",
-                         hint="use transport.mode: file")
+    name, proxy = declared_proxy(cfg, rid, node)
+    if log.isEnabledFor(logging.INFO):
+        info = disclosure(cfg, rid, node)
+        secrets = ", ".join(f"{s['role']}={s['sourceRef']} {s['fingerprint']}" for s in info["secrets"])
+        log.info("%s: transport %s %s, proxy %s (%s), source=yaml; %s", rid, mode, info["url"],
+                 name or "none", info["proxy"]["mode"], secrets, extra={"transport": info})
+    if mode == "ssh":
+        from git_mirror.transport.ssh import ssh_remote
+
+        return ssh_remote(cfg, rid, name, proxy)
+    from git_mirror.transport.https import https_remote
+
+    return https_remote(cfg, rid, name, proxy)

@@ -63,7 +63,9 @@ def known_hosts_fingerprints(text: str) -> list[str]:
     out = []
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) >= 3 and not line.startswith("#"):
+        # Like ``ssh-keygen -lf``: comments and marker lines (@cert-authority, @revoked) are
+        # not host keys of their own.
+        if len(parts) >= 3 and not parts[0].startswith(("#", "@")):
             try:
                 out.append(openssh_fingerprint(parts[2]))
             except ValueError:
@@ -76,7 +78,12 @@ def value_fingerprint(value: str) -> str:
 
 
 def file_fingerprint(path: Path, role: str) -> str:
-    text = path.read_text(encoding="utf-8", errors="replace")
+    """The fingerprint of the secret in ``path`` as status shows it for ``role``."""
+    return text_fingerprint(path.read_text(encoding="utf-8", errors="replace"), role)
+
+
+def text_fingerprint(text: str, role: str) -> str:
+    """The fingerprint of a secret's value for ``role`` (identity, knownHosts, token, ...)."""
     if role == "identity":
         return key_fingerprint(text)
     if role == "knownHosts":
