@@ -269,7 +269,9 @@ class SmartHttp:
                 if proc.stdin is not None:
                     proc.stdin.close()
             except (BrokenPipeError, ConnectionResetError):
-                pass  # git stopped reading: its answer (or exit code) says why
+                # git stopped reading: its answer (or exit code) says why.
+                if proc.stdin is not None:
+                    proc.stdin.close()
             while True:
                 msg = await receive()
                 if msg["type"] == "http.disconnect":
