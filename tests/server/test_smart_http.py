@@ -207,7 +207,7 @@ def test_a_client_that_goes_away_ends_its_git_process(tmp_path: Path, upstream: 
             assert s.runtime.http.in_flight == 1
         # The connection is closed with most of the pack unread: git must not linger.
         from tests.support.server import wait_for
-        wait_for(lambda: s.runtime.http.in_flight == 0, timeout=10)
+        wait_for(lambda: s.runtime.http.in_flight == 0, timeout=30)
 
 
 def test_without_the_protection_hook_pushes_are_refused(tmp_path: Path, served: Served) -> None:
