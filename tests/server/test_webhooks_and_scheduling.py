@@ -73,6 +73,18 @@ def test_webhook_by_repository_name_matches_the_id(served: Served, upstream: Rep
     wait_for(lambda: mirror_main(served) == new, timeout=10)
 
 
+def test_a_form_encoded_delivery_works_too(served: Served, upstream: Repo) -> None:
+    from urllib.parse import urlencode
+
+    new = upstream.commit("main", "form")
+    body = urlencode({"payload": push_payload(full_name(upstream)).decode()}).encode()
+    res = served.client().post("/hooks/github", content=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "X-GitHub-Event": "push",
+        "X-Hub-Signature-256": sign(body)})
+    assert res.status_code == 202 and res.json()["repositories"] == ["hwlab"]
+    wait_for(lambda: mirror_main(served) == new, timeout=10)
+
+
 def test_bad_or_missing_signatures_are_refused(served: Served, upstream: Repo) -> None:
     before = mirror_main(served)
     upstream.commit("main", "must not arrive")

@@ -15,7 +15,7 @@ import hmac
 import json
 import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -64,6 +64,18 @@ def matches(rid: str, upstream: str, full_name: str | None, name: str | None) ->
         if path == candidate or path.endswith("/" + candidate):
             return True
     return False
+
+
+def _json_of(content_type: str, body: bytes) -> bytes:
+    """The JSON document of a delivery: the body, or its ``payload`` form field.
+
+    GitHub sends either ``application/json`` or ``application/x-www-form-urlencoded`` with
+    the JSON in ``payload``; the signature covers the body as sent, either way.
+    """
+    if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+        values = parse_qs(body.decode("utf-8", "replace")).get("payload")
+        return values[0].encode() if values else b""
+    return body
 
 
 def signature_ok(secret: bytes, body: bytes, header: str) -> bool:
@@ -115,7 +127,7 @@ class GitHubWebhook:
         if event == "ping":
             return self._answer(event, "ok", 200, {"ok": True, "event": "ping"})
         try:
-            payload = json.loads(bytes(body))
+            payload = json.loads(_json_of(request.headers.get("content-type", ""), bytes(body)))
         except ValueError:
             return self._answer(event, "bad-payload", 400, {"ok": False, "message": "body is not JSON"})
         repository = payload.get("repository") if isinstance(payload, dict) else None
