@@ -34,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import structlog
+
 from git_mirror.errors import GitMirrorError
 from git_mirror.mirror import journal
 from git_mirror.mirror.layout import RepoLayout
@@ -211,7 +213,17 @@ class Scheduler:
         return False
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.create_task(coro)
+        # A job outlives the request that asked for it: its log lines carry that request's
+        # id as ``triggeredBy``, not as their own ``requestId``.
+        trigger = structlog.contextvars.get_contextvars().get("requestId")
+
+        async def job() -> None:
+            structlog.contextvars.clear_contextvars()   # the task's own copy of the context
+            if trigger:
+                structlog.contextvars.bind_contextvars(triggeredBy=trigger)
+            await coro
+
+        task: asyncio.Task[None] = asyncio.create_task(job())
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
         return task
