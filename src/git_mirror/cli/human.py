@@ -36,7 +36,18 @@ def status_text(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def job_text(data: dict[str, Any]) -> str:
+    """A node Job that was not waited for, or a dry run that shows the Job it would create."""
+    job = data["job"]
+    if data.get("dryRun"):
+        return (f"dry run: would create Job {job['namespace']}/{job['name']} on node {data['node']}"
+                f" (nothing created; add --confirm)\n{' '.join(data['wouldCreate']['spec']['template']['spec']['containers'][0]['command'])}")
+    return f"Job {job['namespace']}/{job['name']} on node {data['node']}: {job['status']}"
+
+
 def sync_text(data: dict[str, Any]) -> str:
+    if "job" in data and "repositories" not in data:
+        return job_text(data)
     head = "sync (dry run: nothing changed; add --confirm)" if data["dryRun"] else "sync"
     out = [head]
     for repo in data["repositories"]:
@@ -61,12 +72,21 @@ def apply_text(data: dict[str, Any]) -> str:
         if repo["action"] != "create":
             for c in repo["changes"]:
                 out.append(f"  {c['key']}: {c['from']!r} -> {c['to']!r}")
+    for m in data.get("manifests", []):
+        out.append(f"{m['kind']}/{m['name']}: {m['action']}"
+                   + (f"  ({', '.join(m['changes'][:6])})" if m["changes"] else ""))
+    for p in data.get("pruned", []):
+        out.append(f"{p['kind']}/{p['name']}: {'would prune' if data['dryRun'] else 'pruned'}")
+    for w in data.get("warnings", []):
+        out.append(f"warning [{w['code']}]: {w['message']}")
     for name in data.get("orphaned", []):
         out.append(f"{name}: orphaned (not in YAML; left in place, remove it by hand if unwanted)")
     return "\n".join(out)
 
 
 def flush_text(data: dict[str, Any]) -> str:
+    if "job" in data and "repositories" not in data:
+        return job_text(data)
     head = "flush (dry run: nothing pushed; add --confirm)" if data.get("dryRun") else "flush"
     out = [head]
     for repo in data.get("repositories", []):

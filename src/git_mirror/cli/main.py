@@ -50,9 +50,24 @@ class Ctx:
         return name
 
     def executor(self) -> str:
+        """The node's executor; "local" inside the node's own pods, which run it locally."""
+        import os
+
+        from git_mirror.kube.node import NODE_ENV
+
         nodes = self.cfg().model.nodes
         name = self.node_name()
+        if os.environ.get(NODE_ENV) == name:
+            return "local"
         return nodes[name].executor if name in nodes else "local"
+
+    def node_job(self, operation: str, args: list[str], *, confirm: bool, wait: bool) -> dict[str, Any]:
+        """Run an operation as a Job on this (kubernetes) node; ``--lane`` goes along."""
+        from git_mirror.kube.jobs import run_job
+
+        return run_job(self.cfg(), node=self.node_name(), operation=operation, args=args,
+                       global_args=["--lane", self.lane] if self.lane else [],
+                       confirm=confirm, wait=wait)
 
 
 def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
@@ -143,6 +158,8 @@ def status(ctx: Ctx, repo: str | None) -> None:
     from git_mirror.cli.human import status_text
 
     def op() -> dict[str, Any]:
+        if ctx.executor() == "kubernetes":
+            return ctx.node_job("status", ["--repo", repo] if repo else [], confirm=True, wait=True)
         from git_mirror.mirror.status import status as run
 
         return run(ctx.cfg(), repo=repo, node=ctx.node_name()).to_json()
@@ -175,7 +192,10 @@ def render(ctx: Ctx) -> None:
     def op() -> dict[str, Any]:
         from git_mirror.kube.render import render_node
 
-        return render_node(ctx.cfg(), node=ctx.node_name())
+        data = render_node(ctx.cfg(), node=ctx.node_name())
+        if ctx.json:
+            data.pop("yaml")  # the manifests are there as data already
+        return data
     finish(ctx, op, lambda d: d.get("yaml", ""))
 
 
@@ -192,6 +212,9 @@ def sync(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool) -
         from git_mirror.mirror.sync import sync as run
 
         do = want_confirm(dry_run, confirm)
+        if ctx.executor() == "kubernetes":
+            return ctx.node_job("sync", ["--confirm", "--wait", *(["--repo", repo] if repo else [])],
+                                confirm=do, wait=wait)
         return run(ctx.cfg(), repo=repo, confirm=do, wait=wait, node=ctx.node_name()).to_json()
     finish(ctx, op, sync_text)
 
@@ -207,6 +230,9 @@ def flush(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool) 
         from git_mirror.mirror.flush import flush as run
 
         do = want_confirm(dry_run, confirm)
+        if ctx.executor() == "kubernetes":
+            return ctx.node_job("flush", ["--confirm", "--wait", *(["--repo", repo] if repo else [])],
+                                confirm=do, wait=wait)
         return run(ctx.cfg(), repo=repo, lane=ctx.lane, confirm=do, wait=wait,
                    node=ctx.node_name()).to_json()
     finish(ctx, op, _flush_text)

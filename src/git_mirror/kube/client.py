@@ -1,0 +1,174 @@
+"""The one seam to the Kubernetes API.
+
+Everything in :mod:`git_mirror.kube` talks to a cluster through :class:`KubeClient`, a small
+protocol over plain manifest dicts. :class:`LightkubeClient` is the real one (lightkube, the
+kubeconfig context named by ``nodes.<n>.kubernetes.context``); tests install another with
+:func:`use_client_factory`.
+
+Errors: an API error becomes :class:`KubeError` (code ``kubernetes``, the HTTP status in
+``details``); a cluster that cannot be reached, or a missing kubeconfig or context, becomes
+code ``kube-unreachable``. ``get`` answers ``None`` for 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from git_mirror.errors import GitMirrorError
+
+if TYPE_CHECKING:
+    from git_mirror.config.loader import LoadedConfig
+
+FIELD_MANAGER = "git-mirror"
+Manifest = dict[str, Any]
+
+
+class KubeError(GitMirrorError):
+    """The API server answered with an error."""
+
+    code = "kubernetes"
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint, details={"status": status, "reason": reason})
+        self.status = status
+        self.reason = reason
+
+
+class KubeClient(Protocol):
+    """What git-mirror needs from an API server; names and namespaces as in the manifests."""
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> Manifest | None:
+        """The object, or None when it does not exist."""
+
+    def list(self, api_version: str, kind: str, namespace: str | None,
+             labels: dict[str, str]) -> list[Manifest]:
+        """The objects whose labels include ``labels``."""
+
+    def apply(self, manifest: Manifest, *, dry_run: bool = False) -> Manifest:
+        """Server-side apply as field manager ``git-mirror``, forcing ownership; the result."""
+
+    def create(self, manifest: Manifest) -> Manifest:
+        """Create the object (409 if it exists)."""
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None) -> None:
+        """Delete the object (gone already is fine)."""
+
+    def logs(self, pod: str, namespace: str) -> str:
+        """The pod's log (stdout and stderr, as the kubelet keeps them)."""
+
+
+ClientFactory = Callable[["LoadedConfig", str], KubeClient]
+_factory: ClientFactory | None = None
+
+
+def use_client_factory(factory: ClientFactory | None) -> None:
+    """Install the factory :func:`client_for` uses (None: the real client)."""
+    global _factory
+    _factory = factory
+
+
+def client_for(cfg: LoadedConfig, node: str) -> KubeClient:
+    """The client for a kubernetes node: its context and namespace from the YAML."""
+    if _factory is not None:
+        return _factory(cfg, node)
+    from git_mirror.kube.render import kube_node
+
+    target = kube_node(cfg, node)
+    return LightkubeClient(context=target.context, namespace=target.namespace)
+
+
+def unreachable(message: str, context: str | None) -> GitMirrorError:
+    ctx = f" --context {context}" if context else ""
+    return GitMirrorError(message, code="kube-unreachable",
+                          hint=f"kubectl{ctx} version  # check the kubeconfig and the cluster")
+
+
+class LightkubeClient:
+    """:class:`KubeClient` over lightkube's synchronous client."""
+
+    def __init__(self, *, context: str | None, namespace: str) -> None:
+        from lightkube import Client, KubeConfig
+        from lightkube.core.exceptions import ConfigError as LkConfigError
+
+        self.context = context
+        try:
+            config = KubeConfig.from_env().get(context_name=context)
+        except (LkConfigError, OSError) as exc:
+            raise unreachable(f"no kubeconfig context {context or '(current)'}: {exc}",
+                              context) from None
+        self._client = Client(config=config, namespace=namespace, field_manager=FIELD_MANAGER)
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        import httpx2
+        from lightkube import ApiError
+
+        try:
+            return fn()
+        except ApiError as exc:
+            status = exc.status
+            raise KubeError(f"the API server refused: {status.message}", status=status.code,
+                            reason=status.reason) from None
+        except httpx2.HTTPStatusError as exc:
+            # An answer that is not a Kubernetes Status (a proxy or load balancer in front).
+            code = exc.response.status_code
+            raise KubeError(f"the API server answered HTTP {code} {exc.response.reason_phrase}",
+                            status=code) from None
+        except httpx2.TransportError as exc:
+            raise unreachable(f"cannot reach the API server: {exc}", self.context) from None
+
+    @staticmethod
+    def _res(api_version: str, kind: str) -> Any:
+        from lightkube.core.resource_registry import resource_registry
+
+        return resource_registry.load(api_version, kind)
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> Manifest | None:
+        try:
+            obj = self._call(lambda: self._client.get(self._res(api_version, kind), name,
+                                                      namespace=namespace))
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(obj.to_dict())
+
+    def list(self, api_version: str, kind: str, namespace: str | None,
+             labels: dict[str, str]) -> list[Manifest]:
+        res = self._res(api_version, kind)
+        selector: dict[str, Any] = dict(labels)
+        items = self._call(lambda: list(self._client.list(res, namespace=namespace, labels=selector)))
+        out = []
+        for item in items:
+            d = dict(item.to_dict())
+            # list items carry no apiVersion/kind of their own
+            d.setdefault("apiVersion", api_version)
+            d.setdefault("kind", kind)
+            out.append(d)
+        return out
+
+    def apply(self, manifest: Manifest, *, dry_run: bool = False) -> Manifest:
+        from lightkube.codecs import from_dict
+
+        obj = from_dict(manifest)
+        result = self._call(lambda: self._client.apply(obj, field_manager=FIELD_MANAGER,
+                                                       force=True, dry_run=dry_run))
+        return dict(result.to_dict())
+
+    def create(self, manifest: Manifest) -> Manifest:
+        from lightkube.codecs import from_dict
+
+        obj = from_dict(manifest)
+        return dict(self._call(lambda: self._client.create(obj)).to_dict())
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None) -> None:
+        try:
+            self._call(lambda: self._client.delete(self._res(api_version, kind), name,
+                                                   namespace=namespace))
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
+
+    def logs(self, pod: str, namespace: str) -> str:
+        return "".join(self._call(lambda: list(self._client.log(pod, namespace=namespace))))

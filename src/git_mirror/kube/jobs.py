@@ -1,0 +1,189 @@
+"""``sync``, ``flush`` and ``status`` on a kubernetes node: one Job each, in the node's namespace.
+
+The Job (:func:`git_mirror.kube.render.job_manifest`) runs ``git-mirror --json <op> ...`` with
+the node's ConfigMap, cache PVC and secrets mounted, beside the serve pod. Its pod knows that
+it *is* the node (``GIT_MIRROR_IN_NODE``), so the same CLI runs the operation locally there.
+
+- without ``--confirm`` (sync, flush): no Job; the result shows the Job that would be created;
+- ``--confirm`` without ``--wait``: the Job is created; ``"status": "running"`` and its name;
+- ``--confirm --wait``: the Job is watched until it ends (bounded by its own deadline plus
+  scheduling time), and the JSON object its pod printed becomes this command's result, so
+  exit codes and fields are those of the operation itself;
+- ``status`` always waits: it is a read-only Job that reads the cache in the PVC (R14: the
+  pod reads only the mirror's own refs; nothing goes upstream).
+
+Before a Job is created, the node's ConfigMap must exist (else ``not-applied``) and hold this
+very config (else ``drift``): a Job would otherwise run with a config that is not the YAML.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+from git_mirror.errors import DriftError, GitMirrorError, NotAppliedError
+from git_mirror.kube.render import (
+    JOB_DEADLINE_SECONDS,
+    SHA_ANNOTATION,
+    Names,
+    job_manifest,
+    kube_node,
+    node_secrets,
+)
+
+if TYPE_CHECKING:
+    from git_mirror.config.loader import LoadedConfig
+    from git_mirror.kube.client import KubeClient, Manifest
+
+POLL_SECONDS = 1.0
+SCHEDULING_SLACK_SECONDS = 300
+
+
+def job_name(node: str, namespace: str, operation: str) -> str:
+    """A fresh Job name: ``<base>-<op>-<time><random>``, at most 63 characters."""
+    stamp = time.strftime("%m%d%H%M%S", time.gmtime())
+    return f"{Names(node, namespace).base}-{operation[:6]}-{stamp}{secrets.token_hex(2)}"
+
+
+def _apply_hint(node: str) -> str:
+    return f"git-mirror --node {node} apply --confirm"
+
+
+def check_applied(client: KubeClient, cfg: LoadedConfig, node: str, *, strict: bool) -> bool:
+    """True when the node's ConfigMap holds this config; raise when it is absent (or differs
+    and ``strict``)."""
+    target = kube_node(cfg, node)
+    names = Names(node, target.namespace)
+    cm = client.get("v1", "ConfigMap", names.config, target.namespace)
+    if cm is None:
+        raise NotAppliedError(f"node {node} is not applied: ConfigMap {target.namespace}/"
+                              f"{names.config} does not exist", hint=_apply_hint(node))
+    applied = ((cm.get("metadata") or {}).get("annotations") or {}).get(SHA_ANNOTATION)
+    if applied != cfg.sha256:
+        if strict:
+            raise DriftError(f"node {node} runs another config (sha256 {str(applied)[:12]}, "
+                             f"this file {cfg.sha256[:12]}); a Job would not run this YAML",
+                             hint=_apply_hint(node))
+        return False
+    return True
+
+
+def job_state(job: Manifest) -> str:
+    """``succeeded``, ``failed`` or ``running``, from the Job's status conditions and counts."""
+    status = job.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("status") == "True" and cond.get("type") in ("Complete", "SuccessCriteriaMet"):
+            return "succeeded"
+        if cond.get("status") == "True" and cond.get("type") in ("Failed", "FailureTarget"):
+            return "failed"
+    if status.get("succeeded"):
+        return "succeeded"
+    if status.get("failed"):
+        return "failed"
+    return "running"
+
+
+def last_json_object(log: str) -> dict[str, Any] | None:
+    """The last top-level JSON object in a pod log (``--json`` prints it last, indented).
+
+    The log has stderr lines too; the object starts at a line that is exactly ``{``.
+    """
+    lines = log.splitlines()
+    starts = [i for i, line in enumerate(lines) if line == "{"]
+    for start in reversed(starts):
+        ends = [j for j in range(len(lines) - 1, start, -1) if lines[j] == "}"]
+        for end in ends:
+            try:
+                data = json.loads("\n".join(lines[start:end + 1]))
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                return data
+    return None
+
+
+def wait_for_job(client: KubeClient, name: str, namespace: str, *, timeout: float) -> tuple[str, Manifest]:
+    """Poll the Job until it ends or ``timeout`` seconds pass; (state, job)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get("batch/v1", "Job", name, namespace)
+        if job is None:
+            raise GitMirrorError(f"Job {namespace}/{name} disappeared while it was watched",
+                                 code="job-failed", hint="git-mirror status")
+        state = job_state(job)
+        if state != "running":
+            return state, job
+        if time.monotonic() >= deadline:
+            return "timeout", job
+        time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+
+def job_log(client: KubeClient, name: str, namespace: str) -> str:
+    pods = client.list("v1", "Pod", namespace, {"job-name": name})
+    if not pods:
+        return ""
+    pods.sort(key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""))
+    return client.logs(pods[-1]["metadata"]["name"], namespace)
+
+
+def check_args(cfg: LoadedConfig, args: list[str]) -> None:
+    """An undeclared ``--repo`` is a usage error here, not a Job that fails in the cluster."""
+    from git_mirror.errors import UsageError
+
+    if "--repo" in args:
+        repo = args[args.index("--repo") + 1]
+        if repo not in cfg.model.repositories:
+            raise UsageError(f"repository {repo!r} is not declared in {cfg.path}",
+                             hint="git-mirror validate")
+
+
+def run_job(cfg: LoadedConfig, *, node: str, operation: str, args: list[str], confirm: bool,
+            wait: bool, global_args: list[str] | None = None, client: KubeClient | None = None,
+            timeout: float | None = None) -> dict[str, Any]:
+    """Run ``git-mirror [GLOBAL_ARGS] <operation> ARGS`` as a Job on ``node``; the result as
+    the contract has it."""
+    from git_mirror.kube.apply import refuse_unmountable
+    from git_mirror.kube.client import client_for
+
+    target = kube_node(cfg, node)
+    check_args(cfg, args)
+    ns = target.namespace
+    name = job_name(node, ns, operation)
+    job = job_manifest(cfg, node, operation, args, name, global_args=global_args)
+    ref = {"name": name, "namespace": ns, "context": target.context}
+    if not confirm:
+        return {"ok": True, "node": node, "executor": "kubernetes", "dryRun": True,
+                "job": {**ref, "status": "not-created"}, "wouldCreate": job,
+                "hint": f"git-mirror --node {node} {operation} --confirm --wait"}
+    unmountable = node_secrets(cfg, node).unmountable
+    refuse_unmountable(cfg, list(unmountable))
+    client = client or client_for(cfg, node)
+    in_sync = check_applied(client, cfg, node, strict=operation != "status")
+    client.create(job)
+    if not wait:
+        return {"ok": True, "node": node, "executor": "kubernetes", "dryRun": False,
+                "status": "running", "job": {**ref, "status": "running"}}
+    limit = timeout if timeout is not None else JOB_DEADLINE_SECONDS + SCHEDULING_SLACK_SECONDS
+    state, _ = wait_for_job(client, name, ns, timeout=limit)
+    ctx = f" --context {target.context}" if target.context else ""
+    logs_hint = f"kubectl{ctx} -n {ns} logs job/{name}"
+    if state == "timeout":
+        raise GitMirrorError(f"Job {ns}/{name} did not finish within {int(limit)} s; it may "
+                             "still be pending or running", code="timeout", hint=logs_hint)
+    log = job_log(client, name, ns)
+    result = last_json_object(log)
+    if result is None:
+        from git_mirror.redact import scrub
+
+        tail = scrub("\n".join(log.splitlines()[-20:]))
+        raise GitMirrorError(f"Job {ns}/{name} {state} without a result", code="job-failed",
+                             hint=logs_hint, details={"job": {**ref, "status": state},
+                                                      "logTail": tail})
+    result["job"] = {**ref, "status": state}
+    result.setdefault("node", node)
+    result["executor"] = "kubernetes"
+    if operation == "status":
+        result["configApplied"] = in_sync
+    return result

@@ -1,0 +1,1 @@
+"""Tests of kubernetes nodes (against a FAKE API server; see tests/support/fakekube.py)."""

@@ -1,0 +1,69 @@
+"""Fixtures for kubernetes-node tests: a config with a kubernetes node, and the FAKE API server.
+
+The API server here is :class:`tests.support.fakekube.FakeKube`, a fake: no cluster runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from git_mirror.kube.client import use_client_factory
+from tests.support.cli import CliResult, run_cli
+from tests.support.fakekube import FakeKube
+from tests.support.gitutil import Repo
+
+KUBE_CONFIG = """\
+version: 1
+snapshots:
+  namespace: unidesk
+proxies:
+  corp: {{mode: http-connect, url: http://10.20.30.40:3128}}
+server:
+  listen: 0.0.0.0:8080
+  tokens:
+    ci: {{secretRef: {{kubernetes: {{name: git-mirror-tokens, key: ci}}}}, push: true}}
+repositories:
+  hwlab:
+    upstream: {url}
+    transport: {{mode: file}}
+    sources:
+      - branch: main
+        snapshotGroup: hwlab-node-runtime
+      - branch: release/*
+    tags: true
+    lanes:
+      v03: {{ref: gitops/v03}}
+nodes:
+  local: {{executor: local}}
+  D601:
+    executor: kubernetes
+    kubernetes: {{context: d601, namespace: devops-infra, storageClass: fast, storageSize: 20Gi}}
+    egressProxy: corp
+"""
+
+
+@pytest.fixture
+def kube_config(write_config: Callable[..., Path], upstream: Repo) -> Path:
+    return write_config(KUBE_CONFIG.format(url=upstream.url))
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> Iterator[FakeKube]:
+    """The FAKE API server, installed as the client every kube operation gets."""
+    server = FakeKube(tmp_path / "fakekube")
+    server.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}})
+    server.calls.clear()
+    use_client_factory(lambda cfg, node: server)
+    yield server
+    use_client_factory(None)
+    server.wait_idle()
+
+
+@pytest.fixture
+def kcli(kube_config: Path) -> Callable[..., CliResult]:
+    def run(*args: str | Path) -> CliResult:
+        return run_cli("--config", kube_config, *args)
+    return run
