@@ -98,6 +98,13 @@ class Server:
     sync_interval_seconds: Annotated[int, Field(ge=0)] = 300
     ready_grace_seconds: Annotated[int, Field(ge=0)] = 0
     shutdown_grace_seconds: Annotated[int, Field(ge=0)] = 30
+    # Flush after a lane push: first retry after flushBackoffSeconds, doubling up to
+    # flushBackoffMaxSeconds, at most flushMaxAttempts in a row (the next interval tick or
+    # push starts a new round).
+    flush_backoff_seconds: Annotated[float, Field(gt=0)] = 5.0
+    flush_backoff_max_seconds: Annotated[float, Field(gt=0)] = 300.0
+    flush_max_attempts: Annotated[int, Field(ge=1)] = 8
+    maintenance_interval_seconds: Annotated[int, Field(ge=0)] = 3600  # 0: no maintenance
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ known secret scrubbed out.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import subprocess
 import threading
@@ -126,3 +128,96 @@ def popen_git(args: Sequence[str], *, git_dir: Path | str | None = None,
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=cwd,
                             env=git_env(env, allow_protocol=allow_protocol))
+
+
+# The pipe buffer of a streaming git process: large enough that a pack is relayed in few,
+# big reads, small enough that memory stays flat whatever the repository's size.
+STREAM_LIMIT = 256 << 10
+
+
+class AsyncGit:
+    """A running git process whose pipes are asyncio streams.
+
+    Started with :class:`subprocess.Popen` (``vfork``: about 1 ms, where forking a large
+    interpreter costs several), its exit is awaited through a pidfd on the event loop: no
+    helper thread per process, no process-wide child watcher. ``stdin`` is a
+    :class:`asyncio.StreamWriter` (``drain`` gives back-pressure), ``stdout`` and ``stderr``
+    are :class:`asyncio.StreamReader` objects with a bounded buffer.
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes], stdin: asyncio.StreamWriter | None,
+                 stdout: asyncio.StreamReader, stderr: asyncio.StreamReader) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    def kill(self) -> None:
+        if self.popen.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.kill()
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        def reaped(code: int) -> None:
+            if not self._exited.done():
+                self._exited.set_result(code)
+
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            # No pidfd (old kernel): one waiting thread for this process instead.
+            fut = loop.run_in_executor(None, self.popen.wait)
+            fut.add_done_callback(lambda f: reaped(f.result()))
+            return
+
+        def ready() -> None:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            reaped(self.popen.wait())
+
+        loop.add_reader(pidfd, ready)
+
+
+async def start_git_async(args: Sequence[str], *, env: Mapping[str, str] | None = None,
+                          allow_protocol: str = "none", stdin: bool = True,
+                          cwd: Path | str | None = None) -> AsyncGit:
+    """Start a git process for the asyncio server, with pipes for streaming.
+
+    The HTTP server relays request and response bodies through these pipes with
+    back-pressure (``drain`` on stdin, bounded reads on stdout); the caller owns the process
+    and must kill it when the client goes away.
+    """
+    loop = asyncio.get_running_loop()
+    argv = [GIT, *args]
+    _count()
+    popen = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
+                             env=git_env(env, allow_protocol=allow_protocol), bufsize=0)
+    try:
+        readers = []
+        for pipe in (popen.stdout, popen.stderr):
+            reader = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
+            await loop.connect_read_pipe(lambda r=reader: asyncio.StreamReaderProtocol(r, loop=loop),  # type: ignore[misc]
+                                         pipe)
+            readers.append(reader)
+        writer = None
+        if stdin:
+            transport, protocol = await loop.connect_write_pipe(
+                lambda: asyncio.streams.FlowControlMixin(loop), popen.stdin)
+            writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    except BaseException:
+        popen.kill()
+        popen.wait()
+        raise
+    proc = AsyncGit(popen, writer, readers[0], readers[1])
+    proc._watch(loop)
+    return proc

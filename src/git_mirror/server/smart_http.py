@@ -1,0 +1,380 @@
+"""Git's smart HTTP protocol for every declared repository, at ``/<id>.git``.
+
+::
+
+    GET  /<id>.git/info/refs?service=git-upload-pack|git-receive-pack
+    POST /<id>.git/git-upload-pack
+    POST /<id>.git/git-receive-pack
+
+Each request runs one ``git upload-pack`` / ``git receive-pack --stateless-rpc`` (started by
+:func:`git_mirror.git.run.start_git_async`, the git layer's streaming door) and relays bytes
+between the client and the process, both ways, in bounded chunks with back-pressure: the
+request body goes to git's stdin with ``drain`` after every write, git's stdout goes to the
+client with ``await send`` (which waits while the socket's buffer is full). Memory does not
+grow with the size of a pack. Protocol v2 is chosen by the client's ``Git-Protocol`` header,
+passed to git as ``GIT_PROTOCOL``; ``Content-Encoding: gzip`` request bodies are inflated on the
+way, in bounded steps. When the client goes away, the git process is killed.
+
+These handlers are plain ASGI callables (no request/response objects) so that nothing buffers
+a body behind our back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import time
+import zlib
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from git_mirror.git.run import AsyncGit, git, start_git_async
+from git_mirror.mirror.layout import RepoLayout
+from git_mirror.redact import scrub
+from git_mirror.server import logs
+from git_mirror.server.auth import REALM, Authenticator, Principal
+
+if TYPE_CHECKING:
+    from git_mirror.config.loader import LoadedConfig
+    from git_mirror.server.metrics import Metrics
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+SERVICES = ("git-upload-pack", "git-receive-pack")
+CHUNK = 256 << 10          # one read from git's stdout, at most
+INFLATE_STEP = 1 << 18     # inflated bytes per step of a gzip body: a small body cannot explode
+IDLE_TIMEOUT = 600.0       # seconds without a byte from git before the request is cut
+STDERR_KEEP = 16 << 10
+_PROTOCOL_RE = re.compile(r"^[A-Za-z0-9=:._-]{1,256}$")
+NO_CACHE = [(b"cache-control", b"no-cache, max-age=0, must-revalidate"),
+            (b"expires", b"Fri, 01 Jan 1980 00:00:00 GMT"), (b"pragma", b"no-cache")]
+
+log = logs.get("git-mirror.http")
+
+
+def pkt_line(text: str) -> bytes:
+    data = text.encode()
+    return f"{len(data) + 4:04x}".encode() + data
+
+
+async def plain(send: Send, status: int, text: str,
+                headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """A short text/plain answer (errors, refusals): git shows its body to the user."""
+    body = (text.rstrip("\n") + "\n").encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode()), *NO_CACHE,
+                            *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+@dataclass
+class GitCall:
+    """What one request asks git to do."""
+
+    rid: str
+    git_dir: Path
+    service: str          # git-upload-pack | git-receive-pack
+    advertise: bool       # info/refs
+    principal: Principal
+
+
+class SmartHttp:
+    """The three git endpoints, for every repository declared in the config."""
+
+    def __init__(self, cfg: LoadedConfig, auth: Authenticator, metrics: Metrics, *,
+                 node: str = "local",
+                 on_push: Callable[[str], None] | None = None) -> None:
+        self.cfg = cfg
+        self.auth = auth
+        self.metrics = metrics
+        self.node = node
+        self.on_push = on_push
+        self.repos = {rid: RepoLayout.of(cfg, rid).git_dir for rid in cfg.model.repositories}
+        self.config_path = str(cfg.path.resolve())
+        self._active: set[AsyncGit] = set()
+
+    # --- routing -----------------------------------------------------------------------
+    def repository(self, name: str) -> str | None:
+        """``hwlab.git`` or ``hwlab`` -> ``hwlab`` when declared."""
+        if name.endswith(".git") and name[:-4] in self.repos:
+            return name[:-4]
+        return name if name in self.repos else None
+
+    async def info_refs(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
+        service = (query.get("service") or [""])[0]
+        if service not in SERVICES:
+            await plain(send, 403, "only the smart HTTP protocol is served: "
+                                   "use a git client newer than 1.6.6")
+            return
+        call = await self._prepare(scope, send, service, advertise=True)
+        if call is not None:
+            await self._run(scope, receive, send, call)
+
+    def endpoint(self, service: str) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+        async def handle(scope: Scope, receive: Receive, send: Send) -> None:
+            ctype = header(scope, b"content-type") or ""
+            if ctype.split(";")[0].strip() != f"application/x-{service}-request":
+                await plain(send, 415, f"expected Content-Type application/x-{service}-request")
+                return
+            call = await self._prepare(scope, send, service, advertise=False)
+            if call is not None:
+                await self._run(scope, receive, send, call)
+        return handle
+
+    async def _prepare(self, scope: Scope, send: Send, service: str, *,
+                       advertise: bool) -> GitCall | None:
+        name = str(scope.get("path_params", {}).get("repo", ""))
+        rid = self.repository(name)
+        if rid is None:
+            await plain(send, 404, f"repository {name!r} is not served here")
+            return None
+        write = service == "git-receive-pack"
+        decision = self.auth.check(header(scope, b"authorization"), write=write)
+        scope.setdefault("state", {})["principal"] = decision.principal.name
+        if decision.status:
+            extra = [(b"www-authenticate", REALM.encode())] if decision.status == 401 else []
+            await plain(send, decision.status, decision.message, extra)
+            return None
+        git_dir = self.repos[rid]
+        if write and not await self._protected(git_dir):
+            await plain(send, 503, f"pushes to {rid} are off: the mirror's ref protection hook "
+                                   "is not installed; run: git-mirror apply --confirm")
+            return None
+        if not (git_dir / "HEAD").exists():
+            await plain(send, 503, f"repository {rid} has no mirror yet: its first sync has not "
+                                   "finished", [(b"retry-after", b"10")])
+            return None
+        return GitCall(rid, git_dir, service, advertise, decision.principal)
+
+    async def _protected(self, git_dir: Path) -> bool:
+        """True when git will run a pre-receive hook in this mirror.
+
+        Without it nothing would stop a client from moving a source branch or a snapshot,
+        so a push is refused rather than trusted.
+        """
+        def check() -> bool:
+            if not (git_dir / "HEAD").exists():
+                return True  # answered as 503 "no mirror yet" by the caller
+            res = git(["config", "--get", "core.hooksPath"], git_dir=git_dir, ok_codes=(0, 1),
+                      what="git config")
+            hooks = Path(res.text.strip()) if res.returncode == 0 else git_dir / "hooks"
+            hook = hooks / "pre-receive"
+            return hook.is_file() and os.access(hook, os.X_OK)
+        return await asyncio.to_thread(check)
+
+    # --- the relay ---------------------------------------------------------------------
+    def _env(self, scope: Scope, call: GitCall) -> dict[str, str]:
+        env = {"GIT_MIRROR_CONFIG": self.config_path, "GIT_MIRROR_REPOSITORY": call.rid,
+               "GIT_MIRROR_NODE": self.node}
+        proto = header(scope, b"git-protocol")
+        if proto and _PROTOCOL_RE.match(proto):
+            env["GIT_PROTOCOL"] = proto
+        if call.service == "git-receive-pack":
+            who = call.principal.name or "anonymous"
+            env.update({"REMOTE_USER": who, "GIT_MIRROR_PUSHER": who,
+                        "GIT_COMMITTER_NAME": who, "GIT_COMMITTER_EMAIL": f"{who}@git-mirror",
+                        "GIT_AUTHOR_NAME": who, "GIT_AUTHOR_EMAIL": f"{who}@git-mirror"})
+        return env
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send, call: GitCall) -> None:
+        env = self._env(scope, call)
+        args = [call.service.removeprefix("git-"), "--stateless-rpc"]
+        if call.service == "git-upload-pack":
+            args.append("--strict")
+        if call.advertise:
+            args.append("--advertise-refs")
+        args.append(str(call.git_dir))
+        kind = "advertisement" if call.advertise else "result"
+        content_type = f"application/x-{call.service}-{kind}".encode()
+        prefix = b""
+        v2 = "version=2" in env.get("GIT_PROTOCOL", "").split(":")
+        if call.advertise and not (v2 and call.service == "git-upload-pack"):
+            prefix = pkt_line(f"# service={call.service}\n") + b"0000"
+        encoding = (header(scope, b"content-encoding") or "").strip().lower()
+        if encoding not in ("", "identity", "gzip", "x-gzip"):
+            await plain(send, 415, f"Content-Encoding {encoding!r} is not supported (gzip is)")
+            return
+        started = time.monotonic()
+        self.metrics.http_in_flight.inc()
+        try:
+            rc, sent = await self._relay(receive, send, args, env, content_type, prefix,
+                                         body=not call.advertise, gzip=encoding in ("gzip", "x-gzip"),
+                                         what=call)
+        finally:
+            self.metrics.http_in_flight.dec()
+        log.info("git request", repository=call.rid, service=call.service,
+                 advertise=call.advertise, user=call.principal.name, exitCode=rc, bytes=sent,
+                 durationMs=int((time.monotonic() - started) * 1000))
+        if (call.service == "git-receive-pack" and not call.advertise and rc == 0
+                and self.on_push is not None):
+            self.on_push(call.rid)
+
+    async def _relay(self, receive: Receive, send: Send, args: list[str], env: dict[str, str],
+                     content_type: bytes, prefix: bytes, *, body: bool, gzip: bool,
+                     what: GitCall) -> tuple[int | None, int]:
+        """Run git, relay both ways; returns (exit code or None when killed, bytes sent)."""
+        proc = await start_git_async(args, env=env, stdin=body)
+        self._active.add(proc)
+        stderr = bytearray()
+        gone = asyncio.Event()      # the client went away
+        bad_body: list[str] = []
+
+        async def read_stderr() -> None:
+            assert proc.stderr is not None
+            while chunk := await proc.stderr.read(65536):
+                stderr.extend(chunk)
+                del stderr[:-STDERR_KEEP]
+
+        async def pump() -> None:
+            """Request body -> git's stdin; then wait for the client to hang up."""
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzip else None
+            more = body
+            try:
+                while more:
+                    msg = await receive()
+                    if msg["type"] == "http.disconnect":
+                        gone.set()
+                        _kill(proc)
+                        return
+                    more = bool(msg.get("more_body", False))
+                    data = bytes(msg.get("body", b""))
+                    if inflater is not None:
+                        try:
+                            await _write_inflated(proc, inflater, data, final=not more)
+                        except zlib.error as exc:
+                            bad_body.append(f"the gzip request body is corrupt: {exc}")
+                            _kill(proc)
+                            return
+                    elif data:
+                        assert proc.stdin is not None
+                        proc.stdin.write(data)
+                        await proc.stdin.drain()
+                if proc.stdin is not None:
+                    proc.stdin.close()
+            except (BrokenPipeError, ConnectionResetError):
+                # git stopped reading: its answer (or exit code) says why.
+                if proc.stdin is not None:
+                    proc.stdin.close()
+            while True:
+                msg = await receive()
+                if msg["type"] == "http.disconnect":
+                    gone.set()
+                    _kill(proc)
+                    return
+
+        err_task = asyncio.create_task(read_stderr())
+        pump_task = asyncio.create_task(pump())
+        sent = 0
+        started = False
+        try:
+            assert proc.stdout is not None
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(proc.stdout.read(CHUNK), IDLE_TIMEOUT)
+                except TimeoutError:
+                    log.warning("git request idle too long; cut", repository=what.rid,
+                                service=what.service, idleSeconds=IDLE_TIMEOUT)
+                    _kill(proc)
+                    break
+                if not chunk or gone.is_set():
+                    break
+                if not started:
+                    await self._start(send, content_type, prefix)
+                    started = True
+                    sent += len(prefix)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                sent += len(chunk)
+            try:
+                rc: int | None = await asyncio.wait_for(proc.wait(), IDLE_TIMEOUT)
+            except TimeoutError:
+                _kill(proc)
+                rc = None
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(err_task, 5)
+            if rc is not None and rc < 0:
+                rc = None
+            if gone.is_set():
+                return None, sent
+            if not started:
+                if bad_body:
+                    await plain(send, 400, bad_body[0])
+                    return rc, sent
+                if rc != 0:
+                    msg = scrub(bytes(stderr).decode("utf-8", "replace")).strip().splitlines()
+                    await plain(send, 500, f"git {what.service} failed"
+                                + (f": {msg[-1]}" if msg else ""))
+                    return rc, sent
+                await self._start(send, content_type, prefix)
+                sent += len(prefix)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if rc != 0 and stderr:
+                log.warning("git exited badly", repository=what.rid, service=what.service,
+                            exitCode=rc, stderr=scrub(bytes(stderr[-2000:]).decode("utf-8", "replace")))
+            return rc, sent
+        finally:
+            _kill(proc)
+            pump_task.cancel()
+            err_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.gather(pump_task, err_task, return_exceptions=True)
+            if proc.returncode is None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(proc.wait(), 10)
+            self._active.discard(proc)
+
+    @staticmethod
+    async def _start(send: Send, content_type: bytes, prefix: bytes) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", content_type), *NO_CACHE]})
+        if prefix:
+            await send({"type": "http.response.body", "body": prefix, "more_body": True})
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._active)
+
+
+def _kill(proc: AsyncGit) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+
+
+async def _write_inflated(proc: AsyncGit, inflater: Any, data: bytes, *,
+                          final: bool) -> None:
+    """Inflate ``data`` in bounded steps, writing each step before inflating more."""
+    assert proc.stdin is not None
+    buf = data
+    while True:
+        out = inflater.decompress(buf, INFLATE_STEP)
+        if out:
+            proc.stdin.write(out)
+            await proc.stdin.drain()
+        buf = inflater.unconsumed_tail
+        if not buf:
+            break
+    if final:
+        rest = inflater.flush()
+        if rest:
+            proc.stdin.write(rest)
+            await proc.stdin.drain()
+
+
+__all__ = ["SERVICES", "SmartHttp"]
