@@ -27,3 +27,17 @@ def test_git_mirror_is_a_git_subcommand(tmp_path: Path) -> None:
                          cwd=tmp_path, timeout=60, check=False)
     assert res.returncode == 0, res.stderr
     assert "git-mirror, version" in res.stdout
+
+
+def test_verbose_logs_json_lines_to_stderr_and_keeps_stdout_one_object(
+        tmp_path: Path, upstream: object, config: Path) -> None:
+    import json
+
+    res = run_cli("--config", config, "-v", "--json", "sync", "--confirm")
+    assert res.code == 0
+    assert json.loads(res.stdout)["ok"] is True  # stdout: exactly one JSON object
+    lines = [json.loads(line) for line in res.stderr.splitlines()]
+    assert any(e["logger"] == "git_mirror.sync" and e["repository"] == "hwlab" and e["ok"] is True
+               for e in lines)
+    quiet = run_cli("--config", config, "--json", "status")
+    assert quiet.stderr == ""

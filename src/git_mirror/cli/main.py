@@ -104,10 +104,15 @@ def want_confirm(dry_run: bool, confirm: bool) -> bool:
 @click.option("--node", metavar="NODE", help="Node to act on (default: local).")
 @click.option("--lane", metavar="LANE", help="Limit lane operations to one lane.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Log what is done (how upstream is reached, ...) to stderr as JSON lines.")
 @click.pass_context
 def cli(click_ctx: click.Context, config_path: str | None, node: str | None, lane: str | None,
-        as_json: bool) -> None:
+        as_json: bool, verbose: bool) -> None:
     """git-mirror: one git mirror as the single source authority for CI/CD."""
+    from git_mirror.cli.output import configure_logging
+
+    configure_logging(verbose)
     click_ctx.obj = Ctx(config_path, node, lane, as_json)
 
 

@@ -6,6 +6,8 @@ Also the one place where an error becomes an exit code (0 ok, 1 failed, 2 usage/
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -70,3 +72,46 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(r[i]) for r in cols) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join(fmt.format(*r).rstrip() for r in cols)
+
+
+class _JsonLines(logging.Formatter):
+    """One JSON object per log line, every known secret scrubbed out."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "at": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname.lower(),
+            "logger": record.name, "event": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD:  # fields passed with extra={...}
+                entry[key] = value
+        return scrub(json.dumps(entry, default=str, sort_keys=True))
+
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+class _CurrentStderr(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is now (tests and embedders swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # a log line must never break the command
+            self.handleError(record)
+
+
+def configure_logging(verbose: bool) -> None:
+    """Logs go to stderr (stdout is for the result): warnings by default, more with -v or
+    ``GIT_MIRROR_LOG_LEVEL`` (debug, info, warning, error)."""
+    level_name = os.environ.get("GIT_MIRROR_LOG_LEVEL", "info" if verbose else "warning")
+    level = getattr(logging, level_name.upper(), logging.WARNING)
+    root = logging.getLogger("git_mirror")
+    if any(isinstance(h.formatter, _JsonLines) for h in root.handlers):
+        root.setLevel(level)
+        return
+    handler = _CurrentStderr()
+    handler.setFormatter(_JsonLines())
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False

@@ -27,6 +27,7 @@ back-off; its outcome is the ``postPushRecovery`` record.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
 
 PARTIAL = "push-succeeded-fetch-failed"
+log = logging.getLogger("git_mirror.flush")
 RECOVERY_BACKOFF_SECONDS = 0.5
 RECOVERY_HINT = "git-mirror sync --confirm --wait"
 
@@ -410,6 +412,11 @@ def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None
                 "partialSuccess": res.partial_success, "partialSuccessRecovered": res.recovered,
                 "error": res.error.to_json() if res.error else None,
             })
+        log.info("flush %s: %s, %d ref(s) pushed%s", rid,
+                 "ok" if res.ok else f"failed [{res.error.code if res.error else ''}]",
+                 len(res.pushed), " (dry run)" if not confirm else "",
+                 extra={"repository": rid, "ok": res.ok, "dryRun": not confirm,
+                        "partialSuccess": res.partial_success, "durationMs": res.duration_ms})
         results.append(res)
     out = FlushResult(node=node, dry_run=not confirm, lane=lane, repositories=results)
     # The resulting flags, read back from the refs (a client may have pushed meanwhile).

@@ -14,6 +14,7 @@ ref; a crash leaves the old state or the new one. A dry run does steps 1-2 and r
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from git_mirror.mirror.plan import Ancestry, LaneState, SyncPlan, candidate_snap
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
 
+log = logging.getLogger("git_mirror.sync")
 SNAPSHOT_NAMES_LIMIT = 200  # beyond this, list the whole snapshot namespace instead
 PACK_REFS_AFTER = 256
 # Settings that decide how upstream is reached: a difference is drift (R13). Other settings
@@ -204,5 +206,10 @@ def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
                 "updated": len(res.updated), "snapshots": len(res.snapshots),
                 "error": res.error.to_json() if res.error else None,
             })
+        log.info("sync %s: %s, %d ref update(s), %d snapshot(s)%s", rid,
+                 "ok" if res.ok else f"failed [{res.error.code if res.error else ''}]",
+                 len(res.updated), len(res.snapshots), " (dry run)" if not confirm else "",
+                 extra={"repository": rid, "ok": res.ok, "dryRun": not confirm,
+                        "durationMs": res.duration_ms})
         results.append(res)
     return SyncResult(node=node, dry_run=not confirm, repositories=results)
