@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from git_mirror.errors import BusyError, UsageError
 from git_mirror.mirror.journal import now_iso, write_json_atomic
+from git_mirror.mirror.lock import flock_within
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -262,23 +262,14 @@ def follower_lock(state: FollowerState, *, wait: bool,
     state.root.mkdir(parents=True, exist_ok=True)
     fd = os.open(state.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        deadline = time.monotonic() + timeout
-        delay = 0.02
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not wait or time.monotonic() >= deadline:
-                    running = next((r["name"] for r in reversed(state.runs())
-                                    if r.get("status") == RUNNING), None)
-                    raise BusyError(
-                        f"follower {state.id} has a run in progress"
-                        + (f" ({running})" if running else "")
-                        + ("" if not wait else f" for more than {timeout:g}s"),
-                        hint=f"git-mirror follower status --follower {state.id}") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.25)
+        if not flock_within(fd, wait=wait, timeout=timeout):
+            running = next((r["name"] for r in reversed(state.runs())
+                            if r.get("status") == RUNNING), None)
+            raise BusyError(
+                f"follower {state.id} has a run in progress"
+                + (f" ({running})" if running else "")
+                + ("" if not wait else f" for more than {timeout:g}s"),
+                hint=f"git-mirror follower status --follower {state.id}")
         yield fd
     finally:
         os.close(fd)

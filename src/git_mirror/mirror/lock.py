@@ -18,6 +18,24 @@ from git_mirror.errors import BusyError
 DEFAULT_WAIT = 900.0
 
 
+def flock_within(fd: int, *, wait: bool, timeout: float) -> bool:
+    """Take an exclusive flock on ``fd``: at once, or (``wait``) within ``timeout`` seconds.
+
+    False when it stays held by another process; the caller says why in its own words.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if not wait or time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 @contextmanager
 def repo_lock(state_dir: Path, rid: str, *, wait: bool, timeout: float = DEFAULT_WAIT,
               command: str = "sync") -> Iterator[None]:
@@ -25,25 +43,14 @@ def repo_lock(state_dir: Path, rid: str, *, wait: bool, timeout: float = DEFAULT
     state_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        deadline = time.monotonic() + timeout
-        delay = 0.01
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not wait:
-                    raise BusyError(
-                        f"repository {rid} is busy: another sync or flush holds its lock",
-                        hint=f"git-mirror {command} --repo {rid} --confirm --wait",
-                    ) from None
-                if time.monotonic() >= deadline:
-                    raise BusyError(
-                        f"repository {rid} stayed busy for {timeout:g}s",
-                        hint=f"git-mirror status --repo {rid}",
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.2)
+        if not flock_within(fd, wait=wait, timeout=timeout):
+            if not wait:
+                raise BusyError(
+                    f"repository {rid} is busy: another sync or flush holds its lock",
+                    hint=f"git-mirror {command} --repo {rid} --confirm --wait",
+                )
+            raise BusyError(f"repository {rid} stayed busy for {timeout:g}s",
+                            hint=f"git-mirror status --repo {rid}")
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()} {command}\n".encode())
         yield
