@@ -74,7 +74,9 @@ def describe_trigger(follower: Follower) -> dict[str, Any]:
 
     if isinstance(follower.trigger, ExecTrigger):
         return {"kind": "exec", "exec": list(follower.trigger.exec)}
-    return {"kind": "tekton", "tekton": dict(follower.trigger.tekton)}
+    from dataclasses import asdict
+
+    return {"kind": "tekton", "tekton": asdict(follower.trigger.tekton)}
 
 
 def flush_summary(res: FlushResult) -> dict[str, Any]:
