@@ -58,7 +58,7 @@ echo "$(params.image-registry)" > "{obs}/registry"
 if [ "$mode" = fail ]; then echo "build broke on purpose" >&2; exit 3; fi
 git fetch -q "$(params.push-url)" "$(params.lane-ref)"
 git checkout -q --detach FETCH_HEAD
-echo "image: $(params.image-registry)@$(params.commit)" > deploy.yaml
+echo "image: $(params.image-registry)@$(params.commit) run $(context.pipelineRun.name)" > deploy.yaml
 git add deploy.yaml
 git -c user.name=ci -c user.email=ci@example.invalid commit -q -m "deploy $(params.commit)"
 git push -q "$(params.push-url)" "HEAD:$(params.lane-ref)"
@@ -392,3 +392,15 @@ def test_tekton_config_errors(write_config: Callable[..., Path], upstream: Repo,
     r = run_cli("--config", config, "--json", "validate")
     assert r.code == 2, r.stdout
     assert key in r.json["error"]["message"]
+
+
+def test_each_trigger_drops_finished_runs_beyond_the_kept_ones(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(followers, "KEEP_RUNS", 0)
+    first = rig("--json", "follower", "trigger", "--follower", FID, "--confirm", "--wait")
+    assert first.code == 0, first.stdout
+    second = rig("--json", "follower", "trigger", "--follower", FID, "--confirm", "--wait")
+    assert second.code == 0, second.stdout
+    assert second.json["pruned"] == [first.json["run"]["name"]]
+    assert [r["metadata"]["name"] for r in rig.runs()] == [second.json["run"]["name"]]
+    assert second.json["trigger"]["tekton"]["serviceAccountName"] == "hwlab-builder"

@@ -12,7 +12,8 @@ These are fakes, not Tekton or Argo CD. What they do like the real controllers:
   ``<run>-<task>`` and a pod ``<run>-<task>-pod`` carrying the run's labels plus
   ``tekton.dev/pipelineRun``/``pipelineTask``/``taskRun``, as Tekton propagates them. Each
   step's ``script`` runs here with ``/bin/sh``, after ``$(params.NAME)`` substitution of the
-  task's params (which may themselves name the Pipeline's). Exit 0 of every step:
+  task's params (which may themselves name the Pipeline's) and of
+  ``$(context.pipelineRun.name)``. Exit 0 of every step:
   ``Succeeded: True``; else ``False`` (``Failed``); past ``timeouts.pipeline``:
   ``False`` (``PipelineRunTimeout``). ``startTime``, ``completionTime`` and
   ``childReferences`` are set.
@@ -240,7 +241,8 @@ class TektonFake:
         ok, reason = True, "Succeeded"
         for i, step in enumerate(task["taskSpec"].get("steps") or []):
             script = work / f"step-{i}.sh"
-            script.write_text(_subst(step.get("script", ""), task_params), encoding="utf-8")
+            text = step.get("script", "").replace("$(context.pipelineRun.name)", run_name)
+            script.write_text(_subst(text, task_params), encoding="utf-8")
             step_env = {**env, **{e["name"]: _subst(e["value"], task_params)
                                   for e in step.get("env") or []}}
             left = deadline - time.monotonic()
