@@ -10,6 +10,7 @@ mirror's ref-protection hook. Upstream is a real bare repository.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,8 @@ def test_failed_run_exits_1_flushes_nothing_and_cleanup_runs(rig: Rig) -> None:
     assert d["error"]["code"] == "run-failed"
     name = d["run"]["name"]
     assert f"cleanup-runs --pipeline-run {name} --confirm" in d["error"]["hint"]
+    assert d["error"]["logs"] == ("kubectl --context d601 -n devops-infra logs -l "
+                                  f"tekton.dev/pipelineRun={name} --all-containers --prefix")
     assert d["flushAfter"] is None and rig.upstream.rev(LANE) == lane_before
     assert d["pendingFlush"] is False  # from the status Job: the build pushed nothing
 
@@ -323,6 +326,18 @@ def test_no_wait_returns_running_and_one_run_at_a_time(rig: Rig) -> None:
     assert st.json["run"] == {"name": name, "status": "running"} and st.json["running"] == [name]
     kept = rig("--json", "follower", "cleanup-state", "--follower", FID, "--confirm")
     assert kept.json["kept"] == [{"run": name, "reason": "running"}] and not kept.json["removed"]
+    # status --wait waits (bounded) for the run to finish
+    done = {"conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}],
+            "completionTime": "2026-01-01T00:00:00Z"}
+    timer = threading.Timer(1.0, rig.fake.set_status,
+                            ("tekton.dev/v1", "PipelineRun", name, NS, done))
+    timer.start()
+    try:
+        waited = rig("--json", "follower", "status", "--follower", FID, "--wait")
+    finally:
+        timer.join()
+    assert waited.code == 0 and waited.json["run"] == {"name": name, "status": "succeeded"}
+    assert waited.json["running"] == []
 
 
 def test_status_list_and_cleanup_state(rig: Rig) -> None:

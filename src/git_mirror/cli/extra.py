@@ -172,7 +172,8 @@ def _status_text(data: dict[str, Any]) -> str:
     if run:
         out.append(f"  last run {run.get('name')}: {run.get('status')}"
                    + (f" (exit {run['exitCode']})" if run.get("exitCode") is not None else "")
-                   + f"  log {run.get('log')}")
+                   + (f"  log {run['log']}" if run.get("log") else "")
+                   + (f" ({run['reason']})" if run.get("reason") else ""))
     else:
         out.append("  no run yet")
     return "\n".join(out)

@@ -97,6 +97,14 @@ def _lane_of(result: dict[str, Any], rid: str, lane: str) -> dict[str, Any] | No
     return None
 
 
+def _logs_command(cfg: LoadedConfig, node: str, namespace: str, run: str) -> str:
+    """The kubectl command that shows a PipelineRun's step logs (every step is a container)."""
+    context = kube_node(cfg, node).context
+    ctx = f" --context {context}" if context else ""
+    return (f"kubectl{ctx} -n {namespace} logs -l {tekton.L_TEKTON_RUN}={run} "
+            "--all-containers --prefix")
+
+
 class KubeBackend:
     """The follower commands on a kubernetes node."""
 
@@ -220,7 +228,7 @@ class KubeBackend:
                 .rstrip(": "), code="run-failed",
                 hint=f"{_cli(node)} cleanup-runs --pipeline-run {name} --confirm && "
                      f"{_cli(node)} follower trigger --follower {fid} --confirm --wait",
-                details={"run": name})
+                details={"run": name, "logs": _logs_command(cfg, node, ns, name)})
         after = run_job(cfg, node=node, operation="flush", args=flush_args, confirm=True,
                         wait=True, global_args=["--lane", lane], client=client)
         out["jobs"].append(_job_ref(after))
