@@ -256,6 +256,11 @@ def test_closeout_passes_with_argo_revision(rig: Rig) -> None:
     assert rig("--json", "closeout", "--follower", FID, "--merge-commit", merge).code == 0
     text = rig("closeout", "--follower", FID, "--merge-commit", merge)
     assert text.code == 0 and "OK" in text.stdout
+    # the sync revision is recorded, not judged: a missing Application is a warning
+    rig.fake.delete("argoproj.io/v1alpha1", "Application", APP, "argocd")
+    gone = rig("--json", "closeout", "--follower", FID, "--merge-commit", merge)
+    assert gone.code == 0 and gone.json["syncRevision"] is None
+    assert [w["code"] for w in gone.json["warnings"]] == ["argocd-not-found"]
 
 
 def test_closeout_fails_when_the_tip_lacks_the_merge_commit(rig: Rig) -> None:
