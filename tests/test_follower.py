@@ -410,14 +410,16 @@ def test_tekton_follower_on_a_local_node_is_not_supported(cli: Cli, mirror: Repo
     assert not mirror.path.exists()  # refused before anything ran
 
 
-def test_kubernetes_node_without_a_backend_is_not_supported(
+def test_each_trigger_kind_runs_only_on_its_executor(
         write_config: Callable[..., Path], upstream: Repo, build: Build) -> None:
     nodes = ("nodes:\n  local: {executor: local}\n"
              "  D601: {executor: kubernetes, kubernetes: {namespace: devops-infra}}\n")
     path = write_config(follower_config(upstream, build.script, nodes), name="k.yaml")
     res = run_cli("--config", path, "--node", "D601", "--json", "follower", "trigger",
-                  "--follower", "hwlab-tekton", "--confirm", "--wait")
+                  "--follower", FOLLOWER, "--confirm", "--wait")
     assert res.code == 1 and res.json["error"]["code"] == "not-supported"
+    assert "--node local" in res.json["error"]["hint"]
+    assert build.ran() == []
     local = run_cli("--config", path, "--json", "follower", "trigger", "--follower", "hwlab-tekton")
     assert local.json["error"]["code"] == "not-supported"
     assert "--node D601" in local.json["error"]["hint"]

@@ -51,6 +51,10 @@ class Recorder(BaseHTTPRequestHandler):
         self._answer(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
                            "message": "not found", "reason": "NotFound", "code": 404})
 
+    def do_DELETE(self) -> None:
+        self._record()
+        self._answer(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
+
     def do_PATCH(self) -> None:
         entry = self._record()
         obj = dict(entry["body"])
@@ -110,3 +114,19 @@ def test_every_rendered_object_is_a_lightkube_model(kube_config: Path) -> None:
     data = render_node(load_config(kube_config), node="D601")
     for doc in [*data["manifests"], data["jobTemplate"]]:
         assert from_dict(doc).to_dict() == doc
+
+
+def test_custom_resources_paths(endpoint: list[dict[str, Any]]) -> None:
+    """Tekton and Argo CD kinds are known to the real client (generic resources)."""
+    client = LightkubeClient(context="d601", namespace="devops-infra")
+    assert client.get("tekton.dev/v1", "PipelineRun", "run-1", "devops-infra") is None
+    assert endpoint[-1]["path"] == "/apis/tekton.dev/v1/namespaces/devops-infra/pipelineruns/run-1"
+    assert client.get("argoproj.io/v1alpha1", "Application", "app", "argocd") is None
+    assert endpoint[-1]["path"] == "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/app"
+    client.delete("tekton.dev/v1", "TaskRun", "run-1-build", "devops-infra")
+    assert endpoint[-1]["method"] == "DELETE"
+    assert endpoint[-1]["path"] == "/apis/tekton.dev/v1/namespaces/devops-infra/taskruns/run-1-build"
+    run = {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+           "metadata": {"name": "run-1", "namespace": "devops-infra"},
+           "spec": {"pipelineRef": {"name": "p"}, "params": [{"name": "commit", "value": "abc"}]}}
+    assert from_dict(run).to_dict() == run

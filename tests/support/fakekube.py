@@ -13,6 +13,8 @@ one. What it does like the real server:
 - 404 for a missing object or namespace, 409 for ``create`` of an existing one, 422 for an
   invalid manifest (kubernetes-validate, strict) and for changes to immutable fields (PVC
   spec other than a larger storage request, Deployment selector, Job template);
+- Tekton PipelineRuns that really run their Pipeline's step scripts, and Argo CD
+  Applications (:mod:`tests.support.faketekton`, fakes too);
 - a created Job gets a Pod (labels ``job-name``, ``batch.kubernetes.io/job-name``) that
   really runs the container's ``git-mirror`` command, here, in a subprocess, with the pod's
   volumes laid out under a per-pod directory: the ConfigMap's file, the PVC as a directory
@@ -46,6 +48,7 @@ import kubernetes_validate
 
 from git_mirror.config.secrets import MOUNT_ROOT
 from git_mirror.kube.client import FIELD_MANAGER, KubeError
+from tests.support.faketekton import CUSTOM, TektonFake, validate_custom
 
 Key = tuple[str, str, str | None, str]
 CLUSTER_SCOPED = {"Namespace"}
@@ -77,8 +80,9 @@ def _without(owned: Any, taken: Any) -> Any:
     return None
 
 
-class FakeKube:
-    """The fake API server (see the module docstring for what it covers)."""
+class FakeKube(TektonFake):
+    """The fake API server (see the module docstring for what it covers; Tekton PipelineRuns
+    and Argo CD Applications: :mod:`tests.support.faketekton`)."""
 
     def __init__(self, root: Path, *, autorun: bool = True, job_timeout: float = 120) -> None:
         self.root = root
@@ -108,6 +112,8 @@ class FakeKube:
 
     @staticmethod
     def _validate(manifest: dict[str, Any]) -> str | None:
+        if (manifest.get("apiVersion"), manifest.get("kind")) in CUSTOM:
+            return validate_custom(manifest)  # kubernetes-validate knows no CRDs
         try:
             kubernetes_validate.validate(manifest, "1.37", strict=True)
         except kubernetes_validate.ValidationError as exc:
@@ -240,6 +246,8 @@ class FakeKube:
             out = self._store(key, obj, None)
         if obj["kind"] == "Job":
             self._start_job(out)
+        if (obj["apiVersion"], obj["kind"]) in CUSTOM:
+            self._created_custom(out)
         return out
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None) -> None:
@@ -394,7 +402,10 @@ class FakeKube:
         env["GIT_MIRROR_SECRETS_DIR"] = str(pod_root) + MOUNT_ROOT
         argv = [inside(a) for a in container["command"]]
         if argv[0] == "git-mirror":
-            argv = [sys.executable, "-m", "git_mirror.cli.main", *argv[1:]]
+            # As the console script does: import the module (``-m`` would run a second copy of
+            # it as __main__, whose click context type the follower commands do not share).
+            argv = [sys.executable, "-c", "import sys; from git_mirror.cli.main import main; "
+                    "sys.exit(main(sys.argv[1:]))", *argv[1:]]
         return argv, env, pod_root
 
 

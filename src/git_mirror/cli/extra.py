@@ -56,9 +56,8 @@ def follower() -> None:
 def follower_list(ctx: Ctx, fid: str | None) -> None:
     """List the declared followers with their last run."""
     def op() -> dict[str, Any]:
-        from git_mirror.follower.status import follower_list as run
-
-        return run(ctx.cfg(), node=ctx.node_name(), only=fid)
+        return _backend(ctx, "follower list").follower_list(ctx.cfg(), node=ctx.node_name(),
+                                                            only=fid)
     finish(ctx, op, _list_text)
 
 
@@ -107,11 +106,26 @@ def follower_cleanup_state(ctx: Ctx, fid: str, wait: bool, dry_run: bool, confir
 @click.option("--follower", "fid", required=True, metavar="ID", help="The follower's id.")
 @click.option("--merge-commit", required=True, metavar="SHA", help="The PR's merge commit.")
 @click.option("--pipeline-run", metavar="NAME", help="The run to judge (default: the latest).")
+@click.option("--mirror-only", is_flag=True, hidden=True,
+              help="Only the mirror's checks, on this node's own cache (a kubernetes node's "
+                   "closeout Job runs this).")
 @pass_ctx
-def closeout(ctx: Ctx, fid: str, merge_commit: str, pipeline_run: str | None) -> None:
+def closeout(ctx: Ctx, fid: str, merge_commit: str, pipeline_run: str | None,
+             mirror_only: bool) -> None:
     """Prove a delivery from the cache: the tip contains the merge commit, the run succeeded,
     pendingFlush is false and githubInSync is true (R10, R12)."""
     def op() -> dict[str, Any]:
+        if mirror_only:
+            from git_mirror.errors import UsageError
+            from git_mirror.follower.closeout import closeout as local_closeout
+
+            if ctx.executor() != "local":
+                raise UsageError("--mirror-only reads the cache of the node it runs on: a "
+                                 "local node, or a kubernetes node's own pod",
+                                 hint=f"git-mirror --node {ctx.node_name()} closeout "
+                                      f"--follower {fid} --merge-commit {merge_commit}")
+            return local_closeout(ctx.cfg(), fid, merge_commit, node=ctx.node_name(),
+                                  judge_run=False)
         return _backend(ctx, "closeout", f"--follower {fid} --merge-commit {merge_commit}").closeout(
             ctx.cfg(), fid, merge_commit, pipeline_run=pipeline_run, node=ctx.node_name())
     finish(ctx, op, _closeout_text)
@@ -158,7 +172,8 @@ def _status_text(data: dict[str, Any]) -> str:
     if run:
         out.append(f"  last run {run.get('name')}: {run.get('status')}"
                    + (f" (exit {run['exitCode']})" if run.get("exitCode") is not None else "")
-                   + f"  log {run.get('log')}")
+                   + (f"  log {run['log']}" if run.get("log") else "")
+                   + (f" ({run['reason']})" if run.get("reason") else ""))
     else:
         out.append("  no run yet")
     return "\n".join(out)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from git_mirror.errors import ConfigError
@@ -165,6 +165,33 @@ def check_config(cfg: LoadedConfig) -> None:
         if not any(fnmatch.fnmatchcase(f.branch, s.branch) for s in repo.sources):
             raise _fail(cfg, (*base, "branch"),
                         f"branch {f.branch!r} is not a declared source of {f.repository}")
+        _check_tekton(cfg, fid, f)
     host, _, port = m.server.listen.rpartition(":")
     if not host or not port.isdigit():
         raise _fail(cfg, ("server", "listen"), "expected HOST:PORT, e.g. 127.0.0.1:8080")
+
+
+# Params git-mirror itself passes to every PipelineRun: the snapshot is the run's only source.
+TEKTON_PARAMS = ("snapshot-ref", "commit", "repo-url", "lane-ref", "push-url")
+
+
+def _check_tekton(cfg: LoadedConfig, fid: str, f: Any) -> None:
+    """A tekton trigger's own params may not shadow git-mirror's; one source per workspace."""
+    from git_mirror.config.models import TektonTrigger
+
+    if not isinstance(f.trigger, TektonTrigger):
+        return
+    base = ("followers", fid, "trigger", "tekton")
+    spec = f.trigger.tekton
+    for name in spec.params:
+        if name in TEKTON_PARAMS:
+            raise _fail(cfg, (*base, "params", name),
+                        f"param {name!r} is set by git-mirror for every run "
+                        f"({', '.join(TEKTON_PARAMS)}); remove it")
+    for name, ws in spec.workspaces.items():
+        given = [ws.empty_dir or None, ws.persistent_volume_claim, ws.volume_claim_template,
+                 ws.secret, ws.config_map]
+        if sum(v is not None for v in given) != 1:
+            raise _fail(cfg, (*base, "workspaces", name),
+                        "expected exactly one of emptyDir: true, persistentVolumeClaim, "
+                        "volumeClaimTemplate, secret, configMap")

@@ -167,9 +167,58 @@ class ExecTrigger:
 
 
 @dataclass(frozen=True)
+class TektonWorkspace:
+    """One workspace binding of the PipelineRun; exactly one source (checked in checks)."""
+
+    __pydantic_config__ = CONFIG
+    empty_dir: bool = False
+    persistent_volume_claim: Name | None = None  # an existing claim's name
+    volume_claim_template: str | None = None  # a storage size: a fresh claim per run
+    secret: Name | None = None
+    config_map: Name | None = None
+
+    def binding(self, name: str) -> dict[str, Any]:
+        """The ``spec.workspaces[]`` entry of a Tekton v1 PipelineRun."""
+        if self.persistent_volume_claim is not None:
+            return {"name": name, "persistentVolumeClaim": {"claimName": self.persistent_volume_claim}}
+        if self.volume_claim_template is not None:
+            return {"name": name, "volumeClaimTemplate": {"spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": self.volume_claim_template}}}}}
+        if self.secret is not None:
+            return {"name": name, "secret": {"secretName": self.secret}}
+        if self.config_map is not None:
+            return {"name": name, "configMap": {"name": self.config_map}}
+        return {"name": name, "emptyDir": {}}
+
+
+@dataclass(frozen=True)
+class TektonSpec:
+    """A Tekton v1 PipelineRun of a declared Pipeline (kubernetes nodes)."""
+
+    __pydantic_config__ = CONFIG
+    pipeline: Name
+    namespace: Name | None = None  # default: the node's namespace
+    service_account_name: Name | None = None
+    params: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")], str] = \
+        field(default_factory=dict)
+    workspaces: dict[Name, TektonWorkspace] = field(default_factory=dict)
+    timeout: Annotated[str, StringConstraints(min_length=2, pattern=r"^(\d+h)?(\d+m)?(\d+s)?$")] = "1h0m0s"
+
+
+@dataclass(frozen=True)
 class TektonTrigger:
     __pydantic_config__ = CONFIG
-    tekton: dict[str, Any]
+    tekton: TektonSpec
+
+
+@dataclass(frozen=True)
+class ArgoCD:
+    """The Argo CD Application that deploys a follower's lane (closeout's sync revision)."""
+
+    __pydantic_config__ = CONFIG
+    application: Name
+    namespace: Name = "argocd"
 
 
 @dataclass(frozen=True)
@@ -179,6 +228,7 @@ class Follower:
     branch: RefPart
     lane: Name
     trigger: ExecTrigger | TektonTrigger
+    argocd: ArgoCD | None = None
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,12 @@ class Check:
 
 
 def closeout(cfg: LoadedConfig, fid: str, merge_commit: str, *, pipeline_run: str | None = None,
-             node: str = "local") -> dict[str, Any]:
-    """The closeout object of CONTRACT section 4; ``ok`` only when every check passes."""
+             node: str = "local", judge_run: bool = True) -> dict[str, Any]:
+    """The closeout object of CONTRACT section 4; ``ok`` only when every check passes.
+
+    ``judge_run=False`` leaves out ``runSucceeded``: a kubernetes node runs this in a Job for
+    the mirror's checks and judges its PipelineRun itself.
+    """
     from git_mirror.mirror.status import repo_status
 
     follower = get_follower(cfg, fid)
@@ -68,7 +72,9 @@ def closeout(cfg: LoadedConfig, fid: str, merge_commit: str, *, pipeline_run: st
     layout = RepoLayout.of(cfg, rid)
     exists = (layout.git_dir / "HEAD").exists()
     state = st.FollowerState.of(cfg, fid)
-    run = state.load(pipeline_run) if pipeline_run is not None else state.last_run()
+    run = None
+    if judge_run:
+        run = state.load(pipeline_run) if pipeline_run is not None else state.last_run()
 
     tip = merge = None
     contains = False
@@ -98,6 +104,8 @@ def closeout(cfg: LoadedConfig, fid: str, merge_commit: str, *, pipeline_run: st
               "every lane and source ref equals upstream as last observed" if in_sync else
               "some lane or source ref differs from upstream as last observed"),
     ]
+    if not judge_run:
+        checks = [c for c in checks if c.name != "runSucceeded"]
     ok = all(c.ok for c in checks)
     run_contains = None
     if run and merge and exists and run.get("commit"):

@@ -74,7 +74,12 @@ def describe_trigger(follower: Follower) -> dict[str, Any]:
 
     if isinstance(follower.trigger, ExecTrigger):
         return {"kind": "exec", "exec": list(follower.trigger.exec)}
-    return {"kind": "tekton", "tekton": dict(follower.trigger.tekton)}
+    t = follower.trigger.tekton
+    return {"kind": "tekton", "tekton": {
+        "pipeline": t.pipeline, "namespace": t.namespace,
+        "serviceAccountName": t.service_account_name, "params": dict(t.params),
+        "workspaces": [ws.binding(name) for name, ws in sorted(t.workspaces.items())],
+        "timeout": t.timeout}}
 
 
 def flush_summary(res: FlushResult) -> dict[str, Any]:

@@ -22,6 +22,9 @@ class FollowerBackend(Protocol):
     def trigger(self, cfg: LoadedConfig, fid: str, *, confirm: bool, wait: bool,
                 node: str) -> dict[str, Any]: ...
 
+    def follower_list(self, cfg: LoadedConfig, *, node: str,
+                      only: str | None) -> dict[str, Any]: ...
+
     def status(self, cfg: LoadedConfig, fid: str, *, node: str,
                wait: bool) -> dict[str, Any]: ...
 
@@ -43,6 +46,12 @@ class LocalBackend:
         from git_mirror.follower.follower import trigger
 
         return trigger(cfg, fid, confirm=confirm, wait=wait, node=node, executor="local").to_json()
+
+    def follower_list(self, cfg: LoadedConfig, *, node: str,
+                      only: str | None) -> dict[str, Any]:
+        from git_mirror.follower.status import follower_list
+
+        return follower_list(cfg, node=node, only=only)
 
     def status(self, cfg: LoadedConfig, fid: str, *, node: str,
                wait: bool) -> dict[str, Any]:

@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 
 FIELD_MANAGER = "git-mirror"
 Manifest = dict[str, Any]
+# Custom resources git-mirror reads or writes: (apiVersion, kind) -> plural. lightkube knows
+# only the built-in kinds; these are registered as generic resources on first use.
+CUSTOM_RESOURCES = {
+    ("tekton.dev/v1", "Pipeline"): "pipelines",
+    ("tekton.dev/v1", "PipelineRun"): "pipelineruns",
+    ("tekton.dev/v1", "TaskRun"): "taskruns",
+    ("argoproj.io/v1alpha1", "Application"): "applications",
+}
 
 
 class KubeError(GitMirrorError):
@@ -122,6 +130,7 @@ class LightkubeClient:
     def _res(api_version: str, kind: str) -> Any:
         from lightkube.core.resource_registry import resource_registry
 
+        register_custom(api_version, kind)
         return resource_registry.load(api_version, kind)
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> Manifest | None:
@@ -151,6 +160,7 @@ class LightkubeClient:
     def apply(self, manifest: Manifest, *, dry_run: bool = False) -> Manifest:
         from lightkube.codecs import from_dict
 
+        register_custom(manifest["apiVersion"], manifest["kind"])
         obj = from_dict(manifest)
         result = self._call(lambda: self._client.apply(obj, field_manager=FIELD_MANAGER,
                                                        force=True, dry_run=dry_run))
@@ -159,6 +169,7 @@ class LightkubeClient:
     def create(self, manifest: Manifest) -> Manifest:
         from lightkube.codecs import from_dict
 
+        register_custom(manifest["apiVersion"], manifest["kind"])
         obj = from_dict(manifest)
         return dict(self._call(lambda: self._client.create(obj)).to_dict())
 
@@ -172,3 +183,14 @@ class LightkubeClient:
 
     def logs(self, pod: str, namespace: str) -> str:
         return "".join(self._call(lambda: list(self._client.log(pod, namespace=namespace))))
+
+
+def register_custom(api_version: str, kind: str) -> None:
+    """Make a custom resource of :data:`CUSTOM_RESOURCES` known to lightkube (idempotent)."""
+    plural = CUSTOM_RESOURCES.get((api_version, kind))
+    if plural is None:
+        return
+    from lightkube.generic_resource import create_namespaced_resource
+
+    group, _, version = api_version.partition("/")
+    create_namespaced_resource(group, version, kind, plural)

@@ -160,7 +160,9 @@ def run_job(cfg: LoadedConfig, *, node: str, operation: str, args: list[str], co
     unmountable = node_secrets(cfg, node).unmountable
     refuse_unmountable(cfg, list(unmountable))
     client = client or client_for(cfg, node)
-    in_sync = check_applied(client, cfg, node, strict=operation != "status")
+    # Read-only operations may run with another config: they report it (configApplied).
+    read_only = operation in ("status", "closeout")
+    in_sync = check_applied(client, cfg, node, strict=not read_only)
     client.create(job)
     if not wait:
         return {"ok": True, "node": node, "executor": "kubernetes", "dryRun": False,
@@ -184,6 +186,6 @@ def run_job(cfg: LoadedConfig, *, node: str, operation: str, args: list[str], co
     result["job"] = {**ref, "status": state}
     result.setdefault("node", node)
     result["executor"] = "kubernetes"
-    if operation == "status":
+    if read_only:
         result["configApplied"] = in_sync
     return result

@@ -31,7 +31,7 @@ from git_mirror.git.refs import (
 )
 from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote
 from git_mirror.mirror import journal
-from git_mirror.mirror.layout import STAGE_HEADS, RepoLayout, selected_repositories
+from git_mirror.mirror.layout import HEADS, STAGE_HEADS, RepoLayout, selected_repositories
 from git_mirror.mirror.lock import repo_lock
 from git_mirror.mirror.outcome import PerRepository
 from git_mirror.mirror.plan import Ancestry, LaneState, SyncPlan, candidate_snapshots, plan_sync
@@ -56,6 +56,9 @@ class RepoSync:
     updated: list[RefUpdate] = field(default_factory=list)
     snapshots: list[tuple[str, str]] = field(default_factory=list)
     lanes: list[LaneState] = field(default_factory=list)
+    # Every declared source branch's tip upstream and its snapshot ref (new or not): what a
+    # follower on a kubernetes node reads from a sync Job's result.
+    sources: list[dict[str, str]] = field(default_factory=list)
     fetched: int = 0
     duration_ms: int = 0
     error: GitMirrorError | None = None
@@ -67,6 +70,7 @@ class RepoSync:
             "updated": [u.to_json() for u in self.updated],
             "snapshots": [{"ref": r, "commit": c} for r, c in self.snapshots],
             "lanes": [lane.to_json() for lane in self.lanes],
+            "sources": self.sources,
             "fetchedCommits": self.fetched, "durationMs": self.duration_ms,
             "error": self.error.to_json() if self.error else None,
         }
@@ -149,6 +153,7 @@ def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm:
         result.updated = plan.updates
         result.snapshots = plan.snapshots
         result.lanes = plan.lanes
+        result.sources = source_tips(layout, upstream)
         if not confirm:
             return
         txn = RefTransaction(layout.git_dir, message="git-mirror sync")
@@ -163,6 +168,19 @@ def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm:
             if exc.code != "conflict" or attempt == 2:
                 raise
             # A client pushed a lane between our read and our write: read again, once.
+
+
+def source_tips(layout: RepoLayout, upstream: dict[str, str]) -> list[dict[str, str]]:
+    """``{"branch", "commit", "snapshotRef"}`` of every declared source branch upstream has."""
+    out = []
+    for ref, oid in sorted(upstream.items()):
+        if ref.startswith(HEADS):
+            branch = ref[len(HEADS):]
+            spec = layout.source_for(branch)
+            if spec is not None:
+                out.append({"branch": branch, "commit": oid,
+                            "snapshotRef": layout.snapshot_ref(spec.group, branch, oid)})
+    return out
 
 
 def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,

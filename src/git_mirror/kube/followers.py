@@ -1,0 +1,399 @@
+"""Followers on a kubernetes node: Tekton trigger, Argo CD closeout, run cleanup (R7-R12).
+
+Registered with :func:`git_mirror.follower.nodes.register_backend` for executor
+``kubernetes`` when this module is imported (the CLI imports it). The mirror's refs live in
+the node's PVC, so everything that reads or writes them runs as a Job
+(:func:`git_mirror.kube.jobs.run_job`); the PipelineRuns and the Argo CD Application are read
+and written through the client seam by this process.
+
+``follower trigger --confirm``:
+
+1. a sync Job: the controlled sync; its result names the branch tip and its snapshot ref;
+2. a flush Job of the follower's lane: what an earlier run left in the mirror goes first;
+3. a PipelineRun (:mod:`git_mirror.kube.tekton`) whose only source is that snapshot ref;
+4. with ``--wait``: the PipelineRun is watched (bounded by its own timeout plus scheduling
+   time); when it succeeded, a flush Job sends its lane commits upstream; when it failed,
+   nothing is flushed and a status Job reports ``pendingFlush``.
+
+Without ``--wait`` the command returns after step 3 (``run.status: "running"``); the flush
+after the run is then left for ``flush --confirm --wait`` (closeout reports ``pendingFlush``
+until it ran) or the next trigger's step 2. One run at a time: a trigger while a PipelineRun of
+the follower is running is error ``busy``. Each trigger deletes the follower's finished
+PipelineRuns beyond the newest :data:`KEEP_RUNS`, so normal following needs no cleanup.
+Without ``--confirm`` nothing is created: the output shows the PipelineRun and the Jobs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from git_mirror.errors import BusyError, GitMirrorError, UsageError
+from git_mirror.follower.follower import describe_trigger, get_follower, lane_ref
+from git_mirror.follower.nodes import register_backend
+from git_mirror.follower.triggers import NotSupported
+from git_mirror.kube import tekton
+from git_mirror.kube.jobs import SCHEDULING_SLACK_SECONDS, job_name, run_job
+from git_mirror.kube.node import kube_node
+from git_mirror.kube.render import job_manifest
+
+if TYPE_CHECKING:
+    from git_mirror.config.loader import LoadedConfig
+    from git_mirror.config.models import Follower, TektonSpec
+    from git_mirror.kube.client import KubeClient
+
+POLL_SECONDS = 2.0
+KEEP_RUNS = 30  # finished PipelineRuns kept per follower; older ones go when a run starts
+STEPS = ["sync (Job)", "snapshot of the branch tip", "flush lane (Job)",
+         "PipelineRun on the snapshot", "flush lane (Job, after a successful run)"]
+SHA = re.compile(r"^[0-9a-fA-F]{4,64}$")
+
+
+def _tekton(cfg: LoadedConfig, fid: str, follower: Follower, node: str) -> TektonSpec:
+    from git_mirror.config.models import TektonTrigger
+
+    if not isinstance(follower.trigger, TektonTrigger):
+        raise NotSupported(
+            f"follower {fid} has an exec trigger ({cfg.where('followers', fid, 'trigger')}), "
+            f"which runs on a local node; node {node} runs tekton triggers",
+            hint=f"git-mirror --node local follower trigger --follower {fid} --confirm --wait")
+    return follower.trigger.tekton
+
+
+def _cli(node: str) -> str:
+    return f"git-mirror --node {node}"
+
+
+def _client(cfg: LoadedConfig, node: str) -> KubeClient:
+    from git_mirror.kube.client import client_for
+
+    return client_for(cfg, node)
+
+
+def _error_of(result: dict[str, Any], what: str, hint: str) -> GitMirrorError:
+    """A Job's failed result as an error (its own code, message and hint)."""
+    err = result.get("error") or {}
+    return GitMirrorError(f"{what}: {err.get('message') or 'failed without a message'}",
+                          code=str(err.get("code") or "job-failed"),
+                          hint=err.get("hint") or hint,
+                          details={"job": result.get("job")})
+
+
+def _job_ref(result: dict[str, Any]) -> dict[str, Any] | None:
+    job = result.get("job")
+    return dict(job) if isinstance(job, dict) else None
+
+
+def _flush_summary(res: dict[str, Any]) -> dict[str, Any]:
+    keys = ("ok", "pushed", "partialSuccess", "partialSuccessRecovered", "postPushRecovery",
+            "pendingFlush", "githubInSync", "error", "job")
+    return {k: res.get(k) for k in keys}
+
+
+def _lane_of(result: dict[str, Any], rid: str, lane: str) -> dict[str, Any] | None:
+    for repo in result.get("repositories") or []:
+        if repo.get("id") == rid:
+            return next((ln for ln in repo.get("lanes") or [] if ln.get("name") == lane), None)
+    return None
+
+
+def _logs_command(cfg: LoadedConfig, node: str, namespace: str, run: str) -> str:
+    """The kubectl command that shows a PipelineRun's step logs (every step is a container)."""
+    context = kube_node(cfg, node).context
+    ctx = f" --context {context}" if context else ""
+    return (f"kubectl{ctx} -n {namespace} logs -l {tekton.L_TEKTON_RUN}={run} "
+            "--all-containers --prefix")
+
+
+class KubeBackend:
+    """The follower commands on a kubernetes node."""
+
+    # -- trigger ----------------------------------------------------------------------------
+    def trigger(self, cfg: LoadedConfig, fid: str, *, confirm: bool, wait: bool,
+                node: str) -> dict[str, Any]:
+        follower = get_follower(cfg, fid)
+        spec = _tekton(cfg, fid, follower, node)
+        rid, lref = follower.repository, lane_ref(cfg, follower)
+        ns = tekton.run_namespace(cfg, node, spec)
+        url = tekton.service_url(cfg, node, rid)
+        out: dict[str, Any] = {
+            "ok": True, "node": node, "executor": "kubernetes", "dryRun": not confirm,
+            "follower": fid, "repository": rid, "branch": follower.branch,
+            "lane": {"name": follower.lane, "ref": lref}, "trigger": describe_trigger(follower),
+            "pushUrl": url, "repoUrl": url,
+            "run": {"name": None, "namespace": ns, "status": "not-started"},
+            "snapshotRef": None, "commit": None, "sync": None, "flushBefore": None,
+            "flushAfter": None, "laneTip": None, "pendingFlush": None, "githubInSync": None,
+            "jobs": [], "steps": STEPS, "wait": wait,
+        }
+        if not confirm:
+            return self._plan(cfg, fid, follower, spec, node, out)
+        client = _client(cfg, node)
+        try:
+            self._run(cfg, client, fid, follower, spec, node, ns, out, wait=wait)
+        except GitMirrorError as exc:
+            out["ok"] = False
+            out["error"] = exc.to_json()
+        return out
+
+    def _plan(self, cfg: LoadedConfig, fid: str, follower: Follower, spec: TektonSpec,
+              node: str, out: dict[str, Any]) -> dict[str, Any]:
+        """The dry run: no API call at all; the commit is known only after the sync."""
+        from git_mirror.mirror.layout import RepoLayout
+
+        layout = RepoLayout.of(cfg, follower.repository)
+        source = layout.source_for(follower.branch)
+        group = source.group if source else follower.repository
+        placeholder = "<commit>"
+        snap = layout.snapshot_ref(group, follower.branch, placeholder)
+        manifest = tekton.pipeline_run_manifest(
+            cfg, node, fid, follower, spec, name=tekton.run_name(fid, "0000000"),
+            snapshot_ref=snap, commit=placeholder, lane_ref=out["lane"]["ref"])
+        manifest["metadata"]["labels"][tekton.L_COMMIT] = placeholder
+        target = kube_node(cfg, node)
+        rid = follower.repository
+        lane_args = ["--lane", follower.lane]
+        out["wouldCreate"] = manifest
+        out["wouldRunJobs"] = [
+            job_manifest(cfg, node, "sync", ["--repo", rid, "--confirm", "--wait"],
+                         job_name(node, target.namespace, "sync")),
+            job_manifest(cfg, node, "flush", ["--repo", rid, "--confirm", "--wait"],
+                         job_name(node, target.namespace, "flush"), global_args=lane_args)]
+        out["note"] = ("dry run: nothing created; the sync Job finds the branch tip, and "
+                       f"{placeholder} stands for it")
+        out["hint"] = f"{_cli(node)} follower trigger --follower {fid} --confirm --wait"
+        return out
+
+    def _run(self, cfg: LoadedConfig, client: KubeClient, fid: str, follower: Follower,
+             spec: TektonSpec, node: str, ns: str, out: dict[str, Any], *, wait: bool) -> None:
+        rid, lane = follower.repository, follower.lane
+        live = [r for r in tekton.follower_runs(client, ns, node, fid)
+                if tekton.run_state(r) == tekton.RUNNING]
+        if live:
+            name = live[-1]["metadata"]["name"]
+            raise BusyError(f"follower {fid} has a run in progress (PipelineRun {ns}/{name})",
+                            hint=f"{_cli(node)} follower status --follower {fid} --wait")
+        synced = run_job(cfg, node=node, operation="sync", args=["--repo", rid, "--confirm", "--wait"],
+                         confirm=True, wait=True, client=client)
+        out["jobs"].append(_job_ref(synced))
+        out["sync"] = {k: synced.get(k) for k in ("ok", "updated", "snapshots", "error", "job")}
+        if not synced.get("ok"):
+            raise _error_of(synced, "the sync before the run failed",
+                            f"{_cli(node)} sync --repo {rid} --confirm --wait")
+        tip = self._tip(synced, rid, follower.branch)
+        if tip is None:
+            raise GitMirrorError(f"branch {follower.branch} of {rid} does not exist upstream: "
+                                 "there is nothing to build", code="no-branch",
+                                 hint=f"{_cli(node)} status --repo {rid}")
+        out["commit"], out["snapshotRef"] = tip["commit"], tip["snapshotRef"]
+        flush_args = ["--repo", rid, "--confirm", "--wait"]
+        before = run_job(cfg, node=node, operation="flush", args=flush_args, confirm=True,
+                         wait=True, global_args=["--lane", lane], client=client)
+        out["jobs"].append(_job_ref(before))
+        out["flushBefore"] = _flush_summary(before)
+        self._flags(out, before, rid, lane)
+        if not before.get("ok"):
+            raise _error_of(before, "the flush before the run failed",
+                            f"{_cli(node)} --lane {lane} flush --repo {rid} --confirm --wait")
+        out["pruned"] = self._prune(client, ns, node, fid)
+        name = tekton.run_name(fid, tip["commit"])
+        manifest = tekton.pipeline_run_manifest(cfg, node, fid, follower, spec, name=name,
+                                                snapshot_ref=tip["snapshotRef"],
+                                                commit=tip["commit"], lane_ref=out["lane"]["ref"])
+        created = client.create(manifest)
+        out["run"] = tekton.run_summary(created)
+        out["pipelineRun"] = {"name": name, "namespace": ns, "params": manifest["spec"]["params"]}
+        if not wait:
+            out["hint"] = f"{_cli(node)} follower status --follower {fid} --wait"
+            out["note"] = ("the run goes on in the cluster; after it succeeded, "
+                           f"`{_cli(node)} flush --confirm --wait` sends its lane commits "
+                           "upstream (closeout reports pendingFlush until then)")
+            return
+        limit = tekton.timeout_seconds(spec.timeout) + SCHEDULING_SLACK_SECONDS
+        run = tekton.wait_for_run(client, name, ns, timeout=limit, poll=POLL_SECONDS)
+        out["run"] = tekton.run_summary(run)
+        state = out["run"]["status"]
+        if state == tekton.RUNNING:
+            raise GitMirrorError(f"PipelineRun {ns}/{name} did not finish within {int(limit)} s",
+                                 code="timeout",
+                                 hint=f"{_cli(node)} follower status --follower {fid} --wait")
+        if state == tekton.FAILED:
+            status = run_job(cfg, node=node, operation="status", args=["--repo", rid],
+                             confirm=True, wait=True, client=client)
+            out["jobs"].append(_job_ref(status))
+            self._flags(out, status, rid, lane)
+            reason = out["run"].get("reason") or "Failed"
+            raise GitMirrorError(
+                f"PipelineRun {ns}/{name} failed ({reason}): {out['run'].get('message') or ''}"
+                .rstrip(": "), code="run-failed",
+                hint=f"{_cli(node)} cleanup-runs --pipeline-run {name} --confirm && "
+                     f"{_cli(node)} follower trigger --follower {fid} --confirm --wait",
+                details={"run": name, "logs": _logs_command(cfg, node, ns, name)})
+        after = run_job(cfg, node=node, operation="flush", args=flush_args, confirm=True,
+                        wait=True, global_args=["--lane", lane], client=client)
+        out["jobs"].append(_job_ref(after))
+        out["flushAfter"] = _flush_summary(after)
+        self._flags(out, after, rid, lane)
+        if not after.get("ok"):
+            raise _error_of(after, f"run {name} succeeded, but the flush after it failed",
+                            f"{_cli(node)} flush --confirm --wait")
+
+    @staticmethod
+    def _tip(synced: dict[str, Any], rid: str, branch: str) -> dict[str, str] | None:
+        for repo in synced.get("repositories") or []:
+            if repo.get("id") == rid:
+                for src in repo.get("sources") or []:
+                    if src.get("branch") == branch:
+                        return {"commit": str(src["commit"]), "snapshotRef": str(src["snapshotRef"])}
+        return None
+
+    @staticmethod
+    def _flags(out: dict[str, Any], result: dict[str, Any], rid: str, lane: str) -> None:
+        """pendingFlush, githubInSync and the lane tip, from a flush or status Job's result."""
+        if result.get("pendingFlush") is not None:
+            out["pendingFlush"] = bool(result["pendingFlush"])
+        if result.get("githubInSync") is not None:
+            out["githubInSync"] = bool(result["githubInSync"])
+        state = _lane_of(result, rid, lane)
+        if state is not None:
+            out["laneTip"] = state.get("mirrorCommit")
+            out["laneState"] = state
+
+    @staticmethod
+    def _prune(client: KubeClient, ns: str, node: str, fid: str) -> list[str]:
+        runs = tekton.follower_runs(client, ns, node, fid)
+        finished = [r for r in runs if tekton.run_state(r) != tekton.RUNNING]
+        gone = []
+        for run in finished[:-KEEP_RUNS] if KEEP_RUNS > 0 else finished:
+            for api, kind, rns, name in tekton.run_objects(client, run):
+                client.delete(api, kind, name, rns)
+            gone.append(run["metadata"]["name"])
+        return gone
+
+    # -- list and status ----------------------------------------------------------------------
+    def follower_list(self, cfg: LoadedConfig, *, node: str, only: str | None) -> dict[str, Any]:
+        from git_mirror.follower.triggers import trigger_kind
+
+        if only is not None:
+            get_follower(cfg, only)
+        client = _client(cfg, node)
+        items = []
+        for fid, f in sorted(cfg.model.followers.items()):
+            if only is not None and fid != only:
+                continue
+            last = None
+            if trigger_kind(f) == "tekton":
+                ns = tekton.run_namespace(cfg, node, _tekton(cfg, fid, f, node))
+                runs = tekton.follower_runs(client, ns, node, fid)
+                last = tekton.run_summary(runs[-1]) if runs else None
+            items.append({"id": fid, "repository": f.repository, "branch": f.branch,
+                          "lane": f.lane, "trigger": trigger_kind(f), "lastRun": last})
+        return {"ok": True, "node": node, "executor": "kubernetes", "followers": items}
+
+    def status(self, cfg: LoadedConfig, fid: str, *, node: str, wait: bool) -> dict[str, Any]:
+        follower = get_follower(cfg, fid)
+        spec = _tekton(cfg, fid, follower, node)
+        ns = tekton.run_namespace(cfg, node, spec)
+        client = _client(cfg, node)
+        runs = tekton.follower_runs(client, ns, node, fid)
+        last = runs[-1] if runs else None
+        if last is not None and wait and tekton.run_state(last) == tekton.RUNNING:
+            limit = tekton.timeout_seconds(spec.timeout) + SCHEDULING_SLACK_SECONDS
+            last = tekton.wait_for_run(client, last["metadata"]["name"], ns, timeout=limit,
+                                       poll=POLL_SECONDS)
+            runs = tekton.follower_runs(client, ns, node, fid)
+        rid = follower.repository
+        status = run_job(cfg, node=node, operation="status", args=["--repo", rid], confirm=True,
+                         wait=True, client=client)
+        if not status.get("ok", True) and status.get("error"):
+            raise _error_of(status, f"status of node {node}", f"{_cli(node)} status")
+        repo: dict[str, Any] = next(
+            (r for r in status.get("repositories") or [] if r.get("id") == rid), {})
+        source = next((s for s in repo.get("sources") or [] if s.get("branch") == follower.branch),
+                      None)
+        lane = next((ln for ln in repo.get("lanes") or [] if ln.get("name") == follower.lane), None)
+        summary = tekton.run_summary(last) if last is not None else None
+        return {
+            "ok": True, "node": node, "executor": "kubernetes", "follower": fid,
+            "repository": rid, "branch": follower.branch, "trigger": describe_trigger(follower),
+            "branchTip": source.get("mirrorCommit") if source else None,
+            "githubCommit": source.get("githubCommit") if source else None,
+            "snapshotRef": source.get("snapshotRef") if source else None,
+            "lane": lane or {"name": follower.lane, "ref": lane_ref(cfg, follower)},
+            "run": {"name": summary["name"], "status": summary["status"]} if summary else None,
+            "lastRun": summary,
+            "running": [r["metadata"]["name"] for r in runs
+                        if tekton.run_state(r) == tekton.RUNNING],
+            "runs": len(runs),
+            "pendingFlush": repo.get("pendingFlush", status.get("pendingFlush")),
+            "githubInSync": repo.get("githubInSync", status.get("githubInSync")),
+            "refSources": repo.get("refSources"), "job": status.get("job"),
+            "configApplied": status.get("configApplied"),
+        }
+
+    # -- closeout -----------------------------------------------------------------------------
+    def closeout(self, cfg: LoadedConfig, fid: str, merge_commit: str, *,
+                 pipeline_run: str | None, node: str) -> dict[str, Any]:
+        from git_mirror.kube.closeout import closeout
+
+        follower = get_follower(cfg, fid)
+        spec = _tekton(cfg, fid, follower, node)
+        if not SHA.match(merge_commit):
+            raise UsageError(f"--merge-commit {merge_commit!r} is not a commit id (4 to 64 hex "
+                             "digits)", hint="pass the PR's merge commit SHA")
+        return closeout(cfg, fid, follower, spec, merge_commit, pipeline_run=pipeline_run,
+                        node=node, client=_client(cfg, node))
+
+    # -- cleanup ------------------------------------------------------------------------------
+    def cleanup_runs(self, cfg: LoadedConfig, name: str, *, confirm: bool,
+                     node: str) -> dict[str, Any]:
+        from git_mirror.kube.closeout import find_run
+
+        client = _client(cfg, node)
+        run = find_run(cfg, client, name, node)
+        summary = tekton.run_summary(run)
+        if summary["status"] == tekton.RUNNING:
+            raise GitMirrorError(f"PipelineRun {summary['namespace']}/{name} is still running",
+                                 code="run-running",
+                                 hint=f"{_cli(node)} follower status --follower "
+                                      f"{summary['follower']} --wait")
+        objects = tekton.run_objects(client, run)
+        listed = [f"{api} {kind} {ns}/{n}" for api, kind, ns, n in objects]
+        out: dict[str, Any] = {"ok": True, "node": node, "executor": "kubernetes",
+                               "dryRun": not confirm, "follower": summary["follower"],
+                               "pipelineRun": {"name": name, "status": summary["status"],
+                                               "namespace": summary["namespace"]},
+                               "wouldRemove": [] if confirm else listed, "removed": []}
+        if confirm:
+            for api, kind, ns, n in objects:
+                client.delete(api, kind, n, ns)
+            out["removed"] = listed
+            out["next"] = (f"{_cli(node)} follower trigger --follower {summary['follower']} "
+                           "--confirm --wait")
+        return out
+
+    def cleanup_state(self, cfg: LoadedConfig, fid: str, *, confirm: bool,
+                      node: str) -> dict[str, Any]:
+        follower = get_follower(cfg, fid)
+        spec = _tekton(cfg, fid, follower, node)
+        ns = tekton.run_namespace(cfg, node, spec)
+        client = _client(cfg, node)
+        kept, doomed = [], []
+        for run in tekton.follower_runs(client, ns, node, fid):
+            if tekton.run_state(run) == tekton.RUNNING:
+                kept.append({"run": run["metadata"]["name"], "reason": "running"})
+            else:
+                doomed.extend(tekton.run_objects(client, run))
+        listed = [f"{api} {kind} {rns}/{n}" for api, kind, rns, n in doomed]
+        out: dict[str, Any] = {"ok": True, "node": node, "executor": "kubernetes",
+                               "dryRun": not confirm, "follower": fid,
+                               "wouldRemove": [] if confirm else listed, "removed": [],
+                               "kept": kept}
+        if confirm:
+            for api, kind, rns, n in doomed:
+                client.delete(api, kind, n, rns)
+            out["removed"] = listed
+        return out
+
+
+register_backend("kubernetes", KubeBackend())

@@ -1,0 +1,180 @@
+"""Tekton PipelineRuns of a follower: the manifest (pure), their state, finding and waiting.
+
+A follower's PipelineRun (``tekton.dev/v1``) runs the declared Pipeline with git-mirror's
+params, whose only source is one snapshot ref of the mirror (R11)::
+
+    snapshot-ref   refs/<ns>/snapshots/<group>/<branch>/<commit>   what to fetch and build
+    commit         the snapshot's commit                            what to check out
+    repo-url       http://<service>.<namespace>.svc:<port>/<id>.git the mirror (serve)
+    lane-ref       e.g. refs/heads/gitops/v03                       where deploy commits go
+    push-url       the same URL: pushes go through serve's token-gated receive-pack and the
+                   mirror's ref-protection hook (lanes only, fast-forward only)
+
+No param names a mutable branch. The Pipeline declares these params (extra ones from
+``trigger.tekton.params`` come after them). Labels: ``git-mirror/follower``,
+``git-mirror/commit``, ``git-mirror/lane`` and the node's ``app.kubernetes.io/*`` labels
+(component ``follower``); the full snapshot ref is the annotation ``git-mirror/snapshot-ref``.
+Tekton copies a PipelineRun's labels to its TaskRuns and pods and adds
+``tekton.dev/pipelineRun``, which is how cleanup finds them.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+from git_mirror.errors import GitMirrorError
+from git_mirror.kube.node import (
+    L_COMPONENT,
+    L_INSTANCE,
+    L_MANAGED,
+    Names,
+    dns_label,
+    labels,
+    listen_port,
+)
+
+if TYPE_CHECKING:
+    from git_mirror.config.loader import LoadedConfig
+    from git_mirror.config.models import Follower, TektonSpec
+    from git_mirror.kube.client import KubeClient, Manifest
+
+API = "tekton.dev/v1"
+L_FOLLOWER, L_COMMIT, L_LANE = "git-mirror/follower", "git-mirror/commit", "git-mirror/lane"
+A_SNAPSHOT = "git-mirror/snapshot-ref"
+L_TEKTON_RUN = "tekton.dev/pipelineRun"
+COMPONENT = "follower"
+RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
+
+
+def service_url(cfg: LoadedConfig, node: str, rid: str) -> str:
+    """The mirror's in-cluster URL of repository ``rid``: the node's Service, serve's port."""
+    from git_mirror.kube.node import kube_node
+
+    ns = kube_node(cfg, node).namespace
+    _, port = listen_port(cfg)
+    return f"http://{Names(node, ns).base}.{ns}.svc:{port}/{rid}.git"
+
+
+def run_namespace(cfg: LoadedConfig, node: str, spec: TektonSpec) -> str:
+    from git_mirror.kube.node import kube_node
+
+    return spec.namespace or kube_node(cfg, node).namespace
+
+
+def run_name(fid: str, commit: str) -> str:
+    """``<follower>-<UTC time>-<short commit>-<random>``: at most 63 characters, sortable."""
+    stamp = time.strftime("%y%m%d%H%M%S", time.gmtime())
+    return f"{dns_label(fid, 36)}-{stamp}-{commit[:7].lower()}-{secrets.token_hex(2)}"
+
+
+def run_labels(node: str, fid: str, lane: str | None = None,
+               commit: str | None = None) -> dict[str, str]:
+    out = {**labels(node, COMPONENT), L_FOLLOWER: fid}
+    if lane is not None:
+        out[L_LANE] = lane
+    if commit is not None:
+        out[L_COMMIT] = commit[:63]  # a label value holds 63 characters; SHA-1 ids fit
+    return out
+
+
+def pipeline_run_manifest(cfg: LoadedConfig, node: str, fid: str, follower: Follower,
+                          spec: TektonSpec, *, name: str, snapshot_ref: str, commit: str,
+                          lane_ref: str) -> Manifest:
+    """The PipelineRun of one follower run on one snapshot (pure)."""
+    url = service_url(cfg, node, follower.repository)
+    params = [{"name": "snapshot-ref", "value": snapshot_ref}, {"name": "commit", "value": commit},
+              {"name": "repo-url", "value": url}, {"name": "lane-ref", "value": lane_ref},
+              {"name": "push-url", "value": url}]
+    params += [{"name": k, "value": v} for k, v in sorted(spec.params.items())]
+    body: dict[str, Any] = {"pipelineRef": {"name": spec.pipeline}, "params": params,
+                            "timeouts": {"pipeline": spec.timeout}}
+    if spec.service_account_name:
+        body["taskRunTemplate"] = {"serviceAccountName": spec.service_account_name}
+    if spec.workspaces:
+        body["workspaces"] = [ws.binding(n) for n, ws in sorted(spec.workspaces.items())]
+    return {"apiVersion": API, "kind": "PipelineRun",
+            "metadata": {"name": name, "namespace": run_namespace(cfg, node, spec),
+                         "labels": run_labels(node, fid, follower.lane, commit),
+                         "annotations": {A_SNAPSHOT: snapshot_ref}},
+            "spec": body}
+
+
+def succeeded_condition(run: Manifest) -> dict[str, Any]:
+    for cond in (run.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Succeeded":
+            return dict(cond)
+    return {}
+
+
+def run_state(run: Manifest) -> str:
+    """``succeeded``, ``failed`` or ``running``, from the ``Succeeded`` condition (Tekton's)."""
+    status = succeeded_condition(run).get("status")
+    return SUCCEEDED if status == "True" else FAILED if status == "False" else RUNNING
+
+
+def run_summary(run: Manifest) -> dict[str, Any]:
+    """The short form of a PipelineRun shown by trigger, status, closeout and cleanup."""
+    meta = run.get("metadata") or {}
+    status = run.get("status") or {}
+    cond = succeeded_condition(run)
+    return {"name": meta.get("name"), "namespace": meta.get("namespace"), "status": run_state(run),
+            "reason": cond.get("reason"), "message": cond.get("message"),
+            "commit": (meta.get("labels") or {}).get(L_COMMIT),
+            "snapshotRef": (meta.get("annotations") or {}).get(A_SNAPSHOT),
+            "follower": (meta.get("labels") or {}).get(L_FOLLOWER),
+            "createdAt": meta.get("creationTimestamp"), "startedAt": status.get("startTime"),
+            "finishedAt": status.get("completionTime")}
+
+
+def is_managed(run: Manifest, node: str) -> bool:
+    have = (run.get("metadata") or {}).get("labels") or {}
+    return have.get(L_MANAGED) == "git-mirror" and have.get(L_INSTANCE) == node \
+        and have.get(L_COMPONENT) == COMPONENT
+
+
+def _order(run: Manifest) -> tuple[str, str]:
+    meta = run.get("metadata") or {}
+    return (str(meta.get("creationTimestamp") or ""), str(meta.get("name") or ""))
+
+
+def follower_runs(client: KubeClient, namespace: str, node: str, fid: str) -> list[Manifest]:
+    """The follower's PipelineRuns on the node, oldest first."""
+    runs = client.list(API, "PipelineRun", namespace, run_labels(node, fid))
+    return sorted(runs, key=_order)
+
+
+def timeout_seconds(text: str) -> float:
+    """A Tekton duration (``1h30m``, ``45m``, ``90s``) in seconds."""
+    total = 0.0
+    for amount, unit in re.findall(r"(\d+)([hms])", text):
+        total += int(amount) * {"h": 3600, "m": 60, "s": 1}[unit]
+    return total
+
+
+def wait_for_run(client: KubeClient, name: str, namespace: str, *, timeout: float,
+                 poll: float) -> Manifest:
+    """Poll the PipelineRun until it has finished or ``timeout`` seconds passed; the run."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = client.get(API, "PipelineRun", name, namespace)
+        if run is None:
+            raise GitMirrorError(f"PipelineRun {namespace}/{name} disappeared while it was "
+                                 "watched", code="run-lost", hint="git-mirror follower list")
+        if run_state(run) != RUNNING or time.monotonic() >= deadline:
+            return run
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+
+def run_objects(client: KubeClient, run: Manifest) -> list[tuple[str, str, str, str]]:
+    """What belongs to a PipelineRun: its pods, its TaskRuns, then itself, as
+    (apiVersion, kind, namespace, name), in the order cleanup deletes them."""
+    meta = run["metadata"]
+    ns, name = meta["namespace"], meta["name"]
+    sel = {L_TEKTON_RUN: name}
+    out = [("v1", "Pod", ns, p["metadata"]["name"]) for p in client.list("v1", "Pod", ns, sel)]
+    out += [(API, "TaskRun", ns, t["metadata"]["name"]) for t in client.list(API, "TaskRun", ns, sel)]
+    out.append((API, "PipelineRun", ns, name))
+    return out
