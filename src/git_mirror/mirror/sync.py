@@ -41,10 +41,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("git_mirror.sync")
 SNAPSHOT_NAMES_LIMIT = 200  # beyond this, list the whole snapshot namespace instead
-PACK_REFS_AFTER = 256
+PACK_REFS_AFTER = 256  # a transaction this large is followed by one git pack-refs
 # Settings that decide how upstream is reached: a difference is drift (R13). Other settings
 # (refspecs shown to people, upload-pack options) are converged by apply.
-DRIFT_KEYS = ("remote.upstream.url", "gitmirror.transport", "gitmirror.proxy")  # a transaction this large is followed by one git pack-refs
+DRIFT_KEYS = ("remote.upstream.url", "gitmirror.transport", "gitmirror.proxy")
 
 
 @dataclass
