@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import CliResult, run_cli
+from tests.support.configs import HWLAB_REPOSITORY
 from tests.support.gitutil import Repo
 
 
@@ -45,18 +46,7 @@ BASE_CONFIG = """\
 version: 1
 snapshots:
   namespace: unidesk
-repositories:
-  hwlab:
-    upstream: {url}
-    transport: {{mode: file}}
-    sources:
-      - branch: main
-        snapshotGroup: hwlab-node-runtime
-      - branch: release/*
-    tags: true
-    lanes:
-      v03: {{ref: gitops/v03}}
-"""
+""" + HWLAB_REPOSITORY
 
 
 @pytest.fixture

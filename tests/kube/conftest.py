@@ -12,6 +12,7 @@ import pytest
 
 from git_mirror.kube.client import use_client_factory
 from tests.support.cli import CliResult, run_cli
+from tests.support.configs import HWLAB_REPOSITORY
 from tests.support.fakekube import FakeKube
 from tests.support.gitutil import Repo
 
@@ -25,17 +26,7 @@ server:
   listen: 0.0.0.0:8080
   tokens:
     ci: {{secretRef: {{kubernetes: {{name: git-mirror-tokens, key: ci}}}}, push: true}}
-repositories:
-  hwlab:
-    upstream: {url}
-    transport: {{mode: file}}
-    sources:
-      - branch: main
-        snapshotGroup: hwlab-node-runtime
-      - branch: release/*
-    tags: true
-    lanes:
-      v03: {{ref: gitops/v03}}
+""" + HWLAB_REPOSITORY + """\
 nodes:
   local: {{executor: local}}
   D601:

@@ -23,6 +23,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.configs import HWLAB_REPOSITORY
+
 CI_TOKEN = "ci-token-7f3a9c1e5b2d4f60"
 RO_TOKEN = "ro-token-0b1c2d3e4f5a6b7c"
 HOOK_SECRET = "webhook-secret-5e6f7a8b"
@@ -45,18 +47,7 @@ server:
   flushBackoffMaxSeconds: 0.8
   flushMaxAttempts: {attempts}
   maintenanceIntervalSeconds: {maintenance}
-repositories:
-  hwlab:
-    upstream: {url}
-    transport: {{mode: file}}
-    sources:
-      - branch: main
-        snapshotGroup: hwlab-node-runtime
-      - branch: release/*
-    tags: true
-    lanes:
-      v03: {{ref: gitops/v03}}
-"""
+""" + HWLAB_REPOSITORY
 
 def free_port() -> int:
     with socket.socket() as s:
