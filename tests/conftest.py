@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import CliResult, run_cli
+from tests.support.clients import Client
 from tests.support.configs import HWLAB_REPOSITORY
 from tests.support.gitutil import Repo
+from tests.support.proxy import ConnectProxy
+from tests.support.sshd import Sshd, start_sshd
 
 
 @pytest.fixture(autouse=True)
@@ -85,3 +89,40 @@ def mirror_repo(config: Path, rid: str = "hwlab") -> Repo:
     r.path = path
     r._n = 0
     return r
+
+
+@pytest.fixture
+def synced(cli: Callable[..., CliResult], mirror: Repo) -> Repo:
+    """apply and sync done: the mirror holds upstream's refs and the protection hook."""
+    assert cli("--json", "apply", "--confirm").code == 0
+    res = cli("--json", "sync", "--confirm")
+    assert res.code == 0, res.stdout
+    return mirror
+
+
+@pytest.fixture
+def client(synced: Repo, tmp_path: Path) -> Client:
+    """A CI clone of the synced mirror that publishes lane commits."""
+    return Client(synced.path, tmp_path / "ci")
+
+
+@pytest.fixture
+def sshd(tmp_path: Path, upstream: Repo) -> Iterator[Sshd]:
+    """A real OpenSSH sshd on 127.0.0.1 serving the test directory's repositories."""
+    if not shutil.which("sshd") and not Path("/usr/sbin/sshd").exists():
+        pytest.fail("sshd is not installed: run scripts/install.sh")
+    server = start_sshd(tmp_path / "sshd", tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def proxy() -> Iterator[ConnectProxy]:
+    """A real HTTP CONNECT proxy on 127.0.0.1 that counts its tunnels."""
+    p = ConnectProxy().start()
+    try:
+        yield p
+    finally:
+        p.close()

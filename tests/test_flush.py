@@ -7,8 +7,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from git_mirror.mirror.lock import repo_lock
 from tests.support.cli import CliResult, run_cli
 from tests.support.clients import LANE, Client
@@ -18,18 +16,6 @@ STAGE_LANE = "refs/mirror-stage/heads/gitops/v03"
 Cli = Callable[..., CliResult]
 
 
-@pytest.fixture
-def synced(cli: Cli, mirror: Repo) -> Repo:
-    """apply and sync done: the mirror holds upstream's refs and the protection hook."""
-    assert cli("--json", "apply", "--confirm").code == 0
-    res = cli("--json", "sync", "--confirm")
-    assert res.code == 0, res.stdout
-    return mirror
-
-
-@pytest.fixture
-def client(synced: Repo, tmp_path: Path) -> Client:
-    return Client(synced.path, tmp_path / "ci")
 
 
 def lane_status(cli: Cli) -> dict[str, object]:

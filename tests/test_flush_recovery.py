@@ -10,8 +10,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from tests.support.cli import CliResult
 from tests.support.clients import LANE, Client
 from tests.support.faults import inject
@@ -21,16 +19,6 @@ STAGE_LANE = "refs/mirror-stage/heads/gitops/v03"
 Cli = Callable[..., CliResult]
 
 
-@pytest.fixture
-def synced(cli: Cli, mirror: Repo) -> Repo:
-    assert cli("--json", "apply", "--confirm").code == 0
-    assert cli("--json", "sync", "--confirm").code == 0
-    return mirror
-
-
-@pytest.fixture
-def client(synced: Repo, tmp_path: Path) -> Client:
-    return Client(synced.path, tmp_path / "ci")
 
 
 def test_failed_recheck_is_recovered_by_one_sync(cli: Cli, upstream: Repo, synced: Repo,

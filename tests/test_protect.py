@@ -16,16 +16,6 @@ Cli = Callable[..., CliResult]
 SNAP_PREFIX = "refs/unidesk/snapshots/"
 
 
-@pytest.fixture
-def synced(cli: Cli, mirror: Repo) -> Repo:
-    assert cli("--json", "apply", "--confirm").code == 0
-    assert cli("--json", "sync", "--confirm").code == 0
-    return mirror
-
-
-@pytest.fixture
-def client(synced: Repo, tmp_path: Path) -> Client:
-    return Client(synced.path, tmp_path / "ci")
 
 
 def refused(res: object, ref: str, words: str) -> None:

@@ -8,8 +8,6 @@ node's ``egressProxy`` (R8), the one endpoint the rendered NetworkPolicy allows.
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from tests.support.cli import run_cli
 from tests.support.fakekube import FakeKube
 from tests.support.gitutil import Repo, run_git
 from tests.support.proxy import ConnectProxy
-from tests.support.sshd import Sshd, start_sshd
+from tests.support.sshd import Sshd
 
 NS = "devops-infra"
 CONFIG = """\
@@ -48,24 +46,6 @@ nodes:
 """
 
 
-@pytest.fixture
-def sshd(tmp_path: Path, upstream: Repo) -> Iterator[Sshd]:
-    if not shutil.which("sshd") and not Path("/usr/sbin/sshd").exists():
-        pytest.fail("sshd is not installed: run scripts/install.sh")
-    server = start_sshd(tmp_path / "sshd", tmp_path)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def proxy() -> Iterator[ConnectProxy]:
-    p = ConnectProxy().start()
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 def test_sync_over_ssh_through_the_node_proxy_with_mounted_secrets(

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.configs import HWLAB_SOURCES
 from tests.support.gitutil import Repo
 from tests.support.httpgit import GitHttpServer
 from tests.support.proxy import ConnectProxy
-from tests.support.sshd import Sshd, start_sshd
+from tests.support.sshd import Sshd
 
 SSH_CONFIG = """\
 version: 1
@@ -29,14 +30,7 @@ repositories:
       mode: ssh
       identity: {identity}
       knownHosts: {{file: keys/known_hosts}}
-{proxy_line}    sources:
-      - branch: main
-        snapshotGroup: hwlab-node-runtime
-      - branch: release/*
-    tags: true
-    lanes:
-      v03: {{ref: gitops/v03}}
-"""
+{proxy_line}""" + HWLAB_SOURCES
 
 HTTPS_CONFIG = """\
 version: 1
@@ -50,34 +44,9 @@ repositories:
     transport:
       mode: https
       token: {token}
-{ca_line}{proxy_line}    sources:
-      - branch: main
-        snapshotGroup: hwlab-node-runtime
-      - branch: release/*
-    tags: true
-    lanes:
-      v03: {{ref: gitops/v03}}
-"""
+{ca_line}{proxy_line}""" + HWLAB_SOURCES
 
 
-@pytest.fixture
-def sshd(tmp_path: Path, upstream: Repo) -> Iterator[Sshd]:
-    if not shutil.which("sshd") and not Path("/usr/sbin/sshd").exists():
-        pytest.fail("sshd is not installed: run scripts/install.sh")
-    server = start_sshd(tmp_path / "sshd", tmp_path)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def proxy() -> Iterator[ConnectProxy]:
-    p = ConnectProxy().start()
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 @dataclass
