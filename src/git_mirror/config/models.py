@@ -8,7 +8,6 @@ the annotations, constraints included, only when :func:`adapter` builds the vali
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -259,5 +258,3 @@ def adapter() -> TypeAdapter[Config]:
     )
     return pydantic.TypeAdapter(Config)
 
-
-GLOB_CHARS = re.compile(r"[*?\[]")

@@ -15,7 +15,6 @@ never blocks anything. Refs in the mirror are the truth; these files are the his
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -273,21 +272,6 @@ def follower_lock(state: FollowerState, *, wait: bool,
         yield fd
     finally:
         os.close(fd)
-
-
-def is_locked(state: FollowerState) -> bool:
-    """True when some process holds the follower's lock right now."""
-    try:
-        fd = os.open(state.lock_path, os.O_RDWR)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 __all__ = ["FAILED", "RUNNING", "SUCCEEDED", "FollowerState", "alive", "check_run_name",

@@ -116,20 +116,6 @@ def git(args: Sequence[str], *, git_dir: Path | str | None = None, cwd: Path | s
     return GitResult(argv=_redacted(argv), returncode=proc.returncode, stdout=proc.stdout, stderr=stderr)
 
 
-def popen_git(args: Sequence[str], *, git_dir: Path | str | None = None,
-              env: Mapping[str, str] | None = None, allow_protocol: str = "none",
-              cwd: Path | str | None = None) -> subprocess.Popen[bytes]:
-    """Start a git process with pipes for streaming (the HTTP server uses it)."""
-    argv = [GIT]
-    if git_dir is not None:
-        argv.append(f"--git-dir={git_dir}")
-    argv.extend(args)
-    _count()
-    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=cwd,
-                            env=git_env(env, allow_protocol=allow_protocol))
-
-
 # The pipe buffer of a streaming git process: large enough that a pack is relayed in few,
 # big reads, small enough that memory stays flat whatever the repository's size.
 STREAM_LIMIT = 256 << 10
