@@ -463,3 +463,29 @@ def test_a_build_script_from_the_repository_runs_from_the_checkout(
                   "--confirm", "--wait")
     assert res.code == 0, res.stdout
     assert (tmp_path / "from-repo").read_text(encoding="utf-8").split() == [tip, "arg-one"]
+
+
+def test_a_trigger_right_after_a_finished_run_waits_for_its_worker_to_exit(
+        cli: Cli, upstream: Repo, mirror: Repo, build: Build, config: Path) -> None:
+    import subprocess
+    import sys
+
+    assert trigger(cli, "--confirm", "--wait").code == 0
+    lock = state_dir(config) / "lock"
+    assert lock.exists()
+    # A process that holds the lock with no run "running": a worker that wrote its outcome
+    # and is still exiting. It lets go after a moment, bounded.
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR);"
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(1.5)",
+         str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        res = trigger(cli, "--confirm")
+        assert res.code == 0, res.stdout
+        assert res.json["run"]["status"] == "running"
+        assert wait_for_status(cli, "succeeded", timeout=60)["run"]["name"] == res.json["run"]["name"]
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)

@@ -37,6 +37,9 @@ RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 KEEP_RUNS = 30  # finished runs kept per follower; older ones go when a new run starts
 LOCK_WAIT_SECONDS = 900.0
+# How long a trigger without --wait waits for a holder that has finished its run but not
+# yet exited (its outcome is written; only the process exit lets the lock go).
+WIND_DOWN_SECONDS = 15.0
 
 
 def followers_root(cfg: LoadedConfig) -> Path:
@@ -250,6 +253,11 @@ def summary(record: dict[str, Any] | None) -> dict[str, Any] | None:
 
 # -- the follower lock ----------------------------------------------------------------------
 
+def _running_run(state: FollowerState) -> str | None:
+    return next((str(r["name"]) for r in reversed(state.runs())
+                 if r.get("status") == RUNNING), None)
+
+
 @contextmanager
 def follower_lock(state: FollowerState, *, wait: bool,
                   timeout: float = LOCK_WAIT_SECONDS) -> Iterator[int]:
@@ -261,9 +269,14 @@ def follower_lock(state: FollowerState, *, wait: bool,
     state.root.mkdir(parents=True, exist_ok=True)
     fd = os.open(state.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        if not flock_within(fd, wait=wait, timeout=timeout):
-            running = next((r["name"] for r in reversed(state.runs())
-                            if r.get("status") == RUNNING), None)
+        acquired = flock_within(fd, wait=wait, timeout=timeout)
+        running = None if acquired else _running_run(state)
+        if not acquired and not wait and running is None:
+            # The holder already wrote its run's outcome and is on its way out: a trigger
+            # right after ``status`` said "succeeded" must not be refused for that moment.
+            acquired = flock_within(fd, wait=True, timeout=WIND_DOWN_SECONDS)
+            running = None if acquired else _running_run(state)
+        if not acquired:
             raise BusyError(
                 f"follower {state.id} has a run in progress"
                 + (f" ({running})" if running else "")
