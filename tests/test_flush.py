@@ -223,7 +223,8 @@ def test_new_lane_is_created_upstream_and_lane_option_limits(write_config: Calla
     assert client.push("HEAD:refs/heads/gitops/v04").returncode == 0
     v03_before = upstream.rev(LANE)
 
-    res = cli("--json", "--lane", "v04", "flush", "--confirm")
+    # --lane (like every global option) may also follow the command, as in `flush --lane NAME`
+    res = cli("flush", "--lane", "v04", "--confirm", "--json")
     assert res.code == 0, res.stdout
     assert res.json["pushed"] == [{"repository": "hwlab", "ref": "refs/heads/gitops/v04",
                                    "from": None, "to": v04}]

@@ -41,3 +41,30 @@ def test_verbose_logs_json_lines_to_stderr_and_keeps_stdout_one_object(
                for e in lines)
     quiet = run_cli("--config", config, "--json", "status")
     assert quiet.stderr == ""
+
+
+def test_global_options_may_follow_the_command(tmp_path: Path, upstream: object, config: Path) -> None:
+    import json
+
+    before = run_cli("--config", config, "--json", "status")
+    after = run_cli("status", "--config", config, "--json")
+    assert before.code == after.code == 0
+    assert json.loads(after.stdout)["config"] == json.loads(before.stdout)["config"]
+    dry = run_cli("sync", f"--config={config}", "--dry-run", "--json")
+    assert dry.code == 0 and json.loads(dry.stdout)["dryRun"] is True
+    # an unknown node named after the command is still checked
+    bad = run_cli("sync", "--json", "--config", config, "--node", "nope")
+    assert bad.code == 2 and json.loads(bad.stdout)["error"]["code"] == "usage"
+
+
+def test_hoisting_keeps_order_values_and_the_double_dash() -> None:
+    from git_mirror.cli.main import hoist_global_options as hoist
+
+    assert hoist(["status", "--json"]) == ["--json", "status"]
+    assert hoist(["--config", "a.yaml", "flush", "--lane", "v03", "--confirm"]) == [
+        "--config", "a.yaml", "--lane", "v03", "flush", "--confirm"]
+    # one given after the command comes later, so it wins
+    assert hoist(["--node", "a", "sync", "--node=b"]) == ["--node", "a", "--node=b", "sync"]
+    assert hoist(["snapshots", "list", "--repo", "x", "-v"]) == ["-v", "snapshots", "list", "--repo", "x"]
+    assert hoist(["follower", "trigger", "--", "--json"]) == ["follower", "trigger", "--", "--json"]
+    assert hoist(["--json"]) == ["--json"] and hoist([]) == []

@@ -318,18 +318,57 @@ def _register_later_commands() -> None:
     extra.register(cli)
 
 
+# The global options: those that take a value, and the flags. They may also follow the command
+# (``git-mirror status --json``, ``git-mirror flush --lane v03 --confirm``), as users write them.
+_GLOBAL_VALUED = ("--config", "--node", "--lane")
+_GLOBAL_FLAGS = ("--json", "-v", "--verbose")
+
+
+def hoist_global_options(args: Sequence[str]) -> list[str]:
+    """``args`` with the global options found after the command moved in front of it.
+
+    Those already in front stay first, so one given after the command wins (click keeps
+    the last value). Nothing after ``--`` moves.
+    """
+    args = list(args)
+    pos = 0
+    while pos < len(args) and args[pos].startswith("-") and args[pos] != "--":
+        pos += 2 if args[pos] in _GLOBAL_VALUED else 1
+    if pos >= len(args) or args[pos] == "--":
+        return args
+    head, rest = args[:pos], args[pos:]
+    hoisted: list[str] = []
+    kept: list[str] = []
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        if arg == "--":
+            kept.extend(rest[i:])
+            break
+        if arg in _GLOBAL_FLAGS:
+            hoisted.append(arg)
+        elif arg in _GLOBAL_VALUED and i + 1 < len(rest):
+            hoisted.extend(rest[i:i + 2])
+            i += 1
+        elif arg.split("=", 1)[0] in _GLOBAL_VALUED and "=" in arg:
+            hoisted.append(arg)
+        else:
+            kept.append(arg)
+        i += 1
+    return head + hoisted + kept
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (tests call it with ``argv``)."""
     _register_later_commands()
+    args = hoist_global_options(argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="git-mirror",
-                 standalone_mode=False)
+        cli.main(args=args, prog_name="git-mirror", standalone_mode=False)
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     except click.exceptions.Abort:
         return 1
     except click.ClickException as exc:
-        args = list(argv) if argv is not None else sys.argv[1:]
         if "--json" in args:
             from git_mirror.cli.output import emit_error
             from git_mirror.errors import UsageError
