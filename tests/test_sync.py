@@ -231,6 +231,7 @@ def test_unknown_repository_is_usage_error(cli: Cli) -> None:
 
 def test_drift_between_mirror_and_yaml(cli: Cli, mirror: Repo) -> None:
     cli("apply", "--confirm")
+    assert cli("sync", "--confirm").code == 0  # the mirror's settings are known now (cached)
     mirror.git("config", "remote.upstream.url", "file:///somewhere/else.git")
     res = cli("--json", "sync", "--confirm")
     assert res.code == 1
@@ -239,6 +240,15 @@ def test_drift_between_mirror_and_yaml(cli: Cli, mirror: Repo) -> None:
     fixed = cli("--json", "apply", "--confirm")
     assert fixed.json["repositories"][0]["action"] == "update"
     assert cli("sync", "--confirm").code == 0
+
+    # an edit of the file by hand is seen as well, whatever was known of it before
+    config = mirror.path / "config"
+    config.write_text(config.read_text().replace("[remote \"upstream\"]",
+                                                 "[url \"file:///elsewhere/\"]\n\tinsteadOf = file:///\n"
+                                                 "[remote \"upstream\"]"))
+    res = cli("--json", "sync", "--confirm")
+    assert res.code == 1 and res.json["error"]["code"] == "drift", res.stdout
+    assert "insteadof" in res.json["error"]["message"].lower()
 
 
 def test_snapshots_list_filters(cli: Cli, upstream: Repo) -> None:

@@ -77,3 +77,56 @@ def test_a_lane_added_to_the_yaml_is_followed_and_protected_after_sync(cli: Cli,
     mirror = mirror_repo(config)
     assert mirror.rev("refs/heads/gitops/v04") == lane
     assert "refs/heads/gitops/v04" in mirror.git("config", "gitmirror.lanes").split()
+
+
+SNAP = "refs/unidesk/snapshots/hwlab-node-runtime/main/"
+
+
+def test_a_tips_snapshot_gone_behind_syncs_back_is_created_again(
+        cli: Cli, upstream: Repo, mirror: Repo) -> None:
+    """Sync plans on the snapshots a branch at its tip must have, and verifies them."""
+    assert cli("sync", "--confirm").code == 0
+    tip = upstream.rev("refs/heads/main") or ""
+    mirror.delete_ref(SNAP + tip)  # by hand, behind git-mirror's back
+
+    # nothing else changed upstream: the sync reads the snapshot refs themselves
+    res = cli("--json", "sync", "--confirm")
+    assert res.code == 0, res.stdout
+    assert [s["ref"] for s in res.json["snapshots"]] == [SNAP + tip]
+    assert mirror.rev(SNAP + tip) == tip
+
+    # with other work to write, the transaction's check sends it back to read them
+    mirror.delete_ref(SNAP + tip)
+    other = upstream.commit("release/1.0", "elsewhere")
+    res = cli("--json", "sync", "--confirm")
+    assert res.code == 0, res.stdout
+    assert mirror.rev(SNAP + tip) == tip
+    assert mirror.rev("refs/heads/release/1.0") == other
+    assert {s["ref"] for s in res.json["snapshots"]} == {
+        SNAP + tip, f"refs/unidesk/snapshots/hwlab/release/1.0/{other}"}
+
+
+def test_a_renamed_snapshot_group_gets_snapshots_of_the_current_tips(
+        cli: Cli, upstream: Repo, mirror: Repo, config: Path) -> None:
+    assert cli("sync", "--confirm").code == 0
+    tip = upstream.rev("refs/heads/main") or ""
+    config.write_text(config.read_text().replace("snapshotGroup: hwlab-node-runtime",
+                                                 "snapshotGroup: runtime-v2"))
+    res = cli("--json", "sync", "--confirm")
+    assert res.code == 0, res.stdout
+    assert mirror.rev(f"refs/unidesk/snapshots/runtime-v2/main/{tip}") == tip
+    assert mirror.rev(SNAP + tip) == tip  # the old one stays: snapshots never move
+
+
+def test_upstream_back_at_an_older_snapshotted_tip_creates_nothing_new(
+        cli: Cli, upstream: Repo, mirror: Repo) -> None:
+    assert cli("sync", "--confirm").code == 0
+    old = upstream.rev("refs/heads/main") or ""
+    new = upstream.commit("main", "forward")
+    assert cli("sync", "--confirm").code == 0
+    upstream.set_ref("refs/heads/main", old)  # force-pushed back
+    res = cli("--json", "sync", "--confirm")
+    assert res.code == 0, res.stdout
+    assert res.json["snapshots"] == []
+    assert mirror.rev("refs/heads/main") == old
+    assert mirror.rev(SNAP + old) == old and mirror.rev(SNAP + new) == new

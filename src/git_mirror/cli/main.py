@@ -53,7 +53,7 @@ class Ctx:
         """The node's executor; "local" inside the node's own pods, which run it locally."""
         import os
 
-        from git_mirror.kube.node import NODE_ENV
+        from git_mirror.kube import NODE_ENV
 
         nodes = self.cfg().model.nodes
         name = self.node_name()

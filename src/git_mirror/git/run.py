@@ -8,7 +8,6 @@ known secret scrubbed out.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import subprocess
@@ -16,9 +15,13 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from git_mirror.errors import GitError, GitTimeout
 from git_mirror.redact import scrub
+
+if TYPE_CHECKING:  # asyncio is for the server only: the CLI starts without it
+    import asyncio
 
 GIT = os.environ.get("GIT_MIRROR_GIT_BINARY", "git")
 # Variables of the host that git may see. Everything else (GIT_*, proxies, SSH_AUTH_SOCK,
@@ -138,6 +141,8 @@ class AsyncGit:
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
+        import asyncio
+
         self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     @property
@@ -150,6 +155,8 @@ class AsyncGit:
                 self.popen.kill()
 
     async def wait(self) -> int:
+        import asyncio
+
         return await asyncio.shield(self._exited)
 
     def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -182,6 +189,8 @@ async def start_git_async(args: Sequence[str], *, env: Mapping[str, str] | None 
     back-pressure (``drain`` on stdin, bounded reads on stdout); the caller owns the process
     and must kill it when the client goes away.
     """
+    import asyncio
+
     loop = asyncio.get_running_loop()
     argv = [GIT, *args]
     _count()

@@ -25,7 +25,6 @@ CONFIG_DIR = "/etc/git-mirror"
 CONFIG_FILE = "git-mirror.yaml"
 CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_FILE}"
 SHA_ANNOTATION = "git-mirror/config-sha256"
-NODE_ENV = "GIT_MIRROR_IN_NODE"  # tells the CLI in the pod that it *is* this node
 UID = 10001
 JOB_DEADLINE_SECONDS = 1800
 JOB_TTL_SECONDS = 86400

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from git_mirror.config.secrets import MOUNT_ROOT
 from git_mirror.errors import ConfigError
+from git_mirror.kube import NODE_ENV
 from git_mirror.kube.node import (
     CONFIG_DIR,
     CONFIG_FILE,
@@ -44,7 +45,6 @@ from git_mirror.kube.node import (
     L_INSTANCE,
     L_MANAGED,
     L_NAME,
-    NODE_ENV,
     SHA_ANNOTATION,
     UID,
     Names,

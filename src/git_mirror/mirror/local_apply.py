@@ -7,6 +7,9 @@ orphaned, never deleted.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,7 +95,44 @@ def default_head(layout: RepoLayout) -> str | None:
     return None
 
 
+# What ``git config --local --list`` said of a config file, keyed by the file's bytes: every
+# sync checks for drift, and the file changes only when someone changes the mirror.
+SETTINGS_CACHE = "git-mirror-settings.json"
+
+
 def read_settings(git_dir: Path) -> dict[str, str]:
+    """The mirror's own git config, as git reads it; cached by the config file's content."""
+    try:
+        raw = (git_dir / "config").read_bytes()
+    except OSError:
+        raw = None
+    # An include (or a per-worktree config) makes the answer depend on other files: ask git.
+    cacheable = raw is not None and b"include" not in raw.lower() and b"worktreeconfig" not in raw.lower()
+    digest = hashlib.sha256(raw).hexdigest() if raw is not None else ""
+    cache = git_dir / SETTINGS_CACHE
+    if cacheable:
+        try:
+            cached = json.loads(cache.read_text())
+            if cached.get("sha256") == digest and isinstance(cached.get("settings"), dict):
+                return {str(k): str(v) for k, v in cached["settings"].items()}
+        except (OSError, ValueError):
+            pass
+    settings = _git_settings(git_dir)
+    try:  # cache only an answer about the bytes that were hashed
+        cacheable = cacheable and (git_dir / "config").read_bytes() == raw
+    except OSError:
+        cacheable = False
+    if cacheable:
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+        try:
+            tmp.write_text(json.dumps({"sha256": digest, "settings": settings}))
+            os.replace(tmp, cache)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+    return settings
+
+
+def _git_settings(git_dir: Path) -> dict[str, str]:
     out = git(["config", "--local", "--list", "-z"], git_dir=git_dir, what="git config").stdout
     settings: dict[str, str] = {}
     for item in out.split(b"\0"):

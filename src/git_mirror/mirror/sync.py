@@ -2,14 +2,16 @@
 
 Per repository, under its lock:
 
-1. one ``git ls-remote`` of the declared refs (the only upstream read needed to plan);
-2. one ``git for-each-ref`` of stage, heads, tags and the candidate snapshot refs;
-3. one ``git fetch --stdin`` of the commits the mirror lacks (skipped when none is new);
-4. one ``git update-ref --stdin`` transaction: stage refs, source branches, tags, lanes and
-   snapshots together, each with its expected old value.
+1. one ``git ls-remote`` of the declared refs (the only upstream read needed to plan), and
+   beside it one ``git for-each-ref`` of the mirror's stage refs, heads and tags;
+2. one ``git fetch --stdin`` of the commits the mirror lacks (skipped when none is new);
+3. one ``git update-ref --stdin`` transaction: stage refs, source branches, tags, lanes and
+   snapshots together, each with its expected old value, verifying the snapshot refs the
+   plan took to exist; when there is nothing to write, one ``git for-each-ref`` of the
+   candidate snapshot refs instead (a tip's snapshot pruned or renamed is created again).
 
 The number of git processes does not grow with the number of refs. A failed fetch changes no
-ref; a crash leaves the old state or the new one. A dry run does steps 1-2 and reports.
+ref; a crash leaves the old state or the new one. A dry run reads (ls-remote, then one for-each-ref with the candidate snapshots) and reports.
 """
 
 from __future__ import annotations
@@ -134,21 +136,64 @@ def _local_refs(layout: RepoLayout, candidates: list[str]) -> dict[str, str]:
     return list_refs(layout.git_dir, patterns)
 
 
+def _read_both(layout: RepoLayout, remote: RemoteEnv) -> tuple[dict[str, str], dict[str, str]]:
+    """Upstream's declared refs and the mirror's own (no snapshots), read side by side."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        own = pool.submit(list_refs, layout.git_dir, layout.local_patterns())
+        upstream = ls_remote(remote, layout.upstream_patterns(), layout.git_dir)
+        return upstream, own.result()
+
+
+def _assumed_snapshots(layout: RepoLayout, upstream: dict[str, str],
+                       own: dict[str, str]) -> dict[str, str]:
+    """Snapshot refs that exist if the mirror is as sync and prune leave it.
+
+    Sync creates a tip's snapshot in the transaction that moves the branch to it, and prune
+    never removes the snapshot of a branch's current tip: a source branch already at its
+    upstream tip has that tip's snapshot. The transaction verifies each one it relies on.
+    """
+    out: dict[str, str] = {}
+    for ref, oid in upstream.items():
+        if ref.startswith(HEADS) and own.get(ref) == oid:
+            spec = layout.source_for(ref[len(HEADS):])
+            if spec is not None:
+                out[layout.snapshot_ref(spec.group, ref[len(HEADS):], oid)] = oid
+    return out
+
+
 def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm: bool,
                      result: RepoSync) -> None:
-    """Plan (and with ``confirm`` apply) one repository's sync. The caller holds the lock."""
+    """Plan (and with ``confirm`` apply) one repository's sync. The caller holds the lock.
+
+    A confirmed sync reads upstream and the mirror's own refs at once, and plans on the
+    snapshots it may assume (:func:`_assumed_snapshots`); the transaction verifies them. When
+    that plan changes nothing, or the transaction is refused, the next attempt reads the
+    candidate snapshot refs themselves.
+    """
     layout = RepoLayout.of(cfg, rid)
-    upstream = {r: o for r, o in ls_remote(remote, layout.upstream_patterns(), layout.git_dir).items()
-                if layout.wants(r)}
-    for attempt in (1, 2):
-        local = _local_refs(layout, candidate_snapshots(layout, upstream))
-        missing = set(upstream.values()) - set(local.values())
+    if confirm:
+        upstream, own = _read_both(layout, remote)
+    else:
+        upstream, own = ls_remote(remote, layout.upstream_patterns(), layout.git_dir), {}
+    upstream = {r: o for r, o in upstream.items() if layout.wants(r)}
+    fetched: set[str] = set()
+    for attempt in (1, 2, 3):
+        assumed = _assumed_snapshots(layout, upstream, own) if confirm and attempt == 1 else {}
+        if attempt == 1 and confirm:
+            local = {**own, **assumed}
+        else:
+            local = _local_refs(layout, candidate_snapshots(layout, upstream))
+        # Tips no local ref names are fetched by object id. One the mirror has anyway (an
+        # upstream rewound to an older commit) costs git a negotiation, not a transfer; asking
+        # first would cost every incremental sync a process.
+        missing = set(upstream.values()) - set(local.values()) - fetched
         if confirm and missing:
-            missing -= has_commits(layout.git_dir, missing)
-            if missing:
-                fetch_objects(layout.git_dir, remote, sorted(missing),
-                              negotiation_tips=[STAGE_HEADS + "*"])
-                result.fetched = len(missing)
+            fetch_objects(layout.git_dir, remote, sorted(missing),
+                          negotiation_tips=[STAGE_HEADS + "*"])
+            fetched |= missing
+            result.fetched = len(fetched)
         plan: SyncPlan = plan_sync(layout, upstream, local, _ancestry(layout.git_dir))
         result.updated = plan.updates
         result.snapshots = plan.snapshots
@@ -158,6 +203,10 @@ def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm:
             return
         txn = RefTransaction(layout.git_dir, message="git-mirror sync")
         txn.extend(plan.all_updates())
+        if assumed and not txn.updates:
+            continue  # nothing to write, so nothing verifies the assumptions: read them
+        for ref, oid in sorted(assumed.items()):
+            txn.verify(ref, oid)
         try:
             txn.commit()
             if len(txn.updates) >= PACK_REFS_AFTER:
@@ -165,9 +214,10 @@ def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm:
                 pack_refs(layout.git_dir)
             return
         except GitError as exc:
-            if exc.code != "conflict" or attempt == 2:
+            if exc.code != "conflict" or attempt == 3:
                 raise
-            # A client pushed a lane between our read and our write: read again, once.
+            # An assumed snapshot is missing, or a client pushed a lane between our read and
+            # our write: read again (exactly), at most twice.
 
 
 def source_tips(layout: RepoLayout, upstream: dict[str, str]) -> list[dict[str, str]]:
