@@ -84,18 +84,18 @@ SNAP = "refs/unidesk/snapshots/hwlab-node-runtime/main/"
 
 def test_a_tips_snapshot_gone_behind_syncs_back_is_created_again(
         cli: Cli, upstream: Repo, mirror: Repo) -> None:
-    """Sync plans on the snapshots a branch at its tip must have, and verifies them."""
+    """Sync asks which snapshots exist; it does not take them for granted."""
     assert cli("sync", "--confirm").code == 0
     tip = upstream.rev("refs/heads/main") or ""
     mirror.delete_ref(SNAP + tip)  # by hand, behind git-mirror's back
 
-    # nothing else changed upstream: the sync reads the snapshot refs themselves
+    # nothing else changed upstream
     res = cli("--json", "sync", "--confirm")
     assert res.code == 0, res.stdout
     assert [s["ref"] for s in res.json["snapshots"]] == [SNAP + tip]
     assert mirror.rev(SNAP + tip) == tip
 
-    # with other work to write, the transaction's check sends it back to read them
+    # and with other work to write
     mirror.delete_ref(SNAP + tip)
     other = upstream.commit("release/1.0", "elsewhere")
     res = cli("--json", "sync", "--confirm")

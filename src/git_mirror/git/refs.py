@@ -50,11 +50,6 @@ class RefTransaction:
     git_dir: Path
     message: str = "git-mirror"
     updates: list[RefUpdate] = field(default_factory=list)
-    # (ref, oid) that must hold for the updates to happen; they change nothing themselves.
-    verifies: list[tuple[str, str]] = field(default_factory=list)
-
-    def verify(self, ref: str, oid: str) -> None:
-        self.verifies.append((ref, oid))
 
     def update(self, ref: str, new: str, old: str | None) -> None:
         self.updates.append(RefUpdate(ref, new, old))
@@ -70,7 +65,6 @@ class RefTransaction:
 
     def payload(self) -> bytes:
         parts: list[bytes] = [b"start\0"]
-        parts += [f"verify {ref}\0{oid}\0".encode() for ref, oid in self.verifies]
         for u in self.updates:
             if u.new is None:
                 parts.append(f"delete {u.ref}\0{u.old or ''}\0".encode())
@@ -82,10 +76,7 @@ class RefTransaction:
         return b"".join(parts)
 
     def commit(self) -> None:
-        """Apply every update or none. Raises GitError(code="conflict") when a ref moved.
-
-        Without updates nothing runs: the verifies alone are not checked.
-        """
+        """Apply every update or none. Raises GitError(code="conflict") when a ref moved."""
         if not self.updates:
             return
         try:

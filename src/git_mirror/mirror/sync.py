@@ -4,11 +4,10 @@ Per repository, under its lock:
 
 1. one ``git ls-remote`` of the declared refs (the only upstream read needed to plan), and
    beside it one ``git for-each-ref`` of the mirror's stage refs, heads and tags;
-2. one ``git fetch --stdin`` of the commits the mirror lacks (skipped when none is new);
+2. one ``git fetch --stdin`` of the tips no local ref names (skipped when none is new), and
+   beside it one ``git for-each-ref`` of the candidate snapshot refs of the upstream tips;
 3. one ``git update-ref --stdin`` transaction: stage refs, source branches, tags, lanes and
-   snapshots together, each with its expected old value, verifying the snapshot refs the
-   plan took to exist; when there is nothing to write, one ``git for-each-ref`` of the
-   candidate snapshot refs instead (a tip's snapshot pruned or renamed is created again).
+   snapshots together, each with its expected old value.
 
 The number of git processes does not grow with the number of refs. A failed fetch changes no
 ref; a crash leaves the old state or the new one. A dry run reads (ls-remote, then one for-each-ref with the candidate snapshots) and reports.
@@ -18,9 +17,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from git_mirror.errors import BusyError, DriftError, GitError, GitMirrorError
 from git_mirror.git.refs import (
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
 
 log = logging.getLogger("git_mirror.sync")
+T = TypeVar("T")
+U = TypeVar("U")
 SNAPSHOT_NAMES_LIMIT = 200  # beyond this, list the whole snapshot namespace instead
 PACK_REFS_AFTER = 256  # a transaction this large is followed by one git pack-refs
 # Settings that decide how upstream is reached: a difference is drift (R13). Other settings
@@ -127,6 +130,15 @@ def _ancestry(git_dir: Path) -> Ancestry:
     return ask
 
 
+def _snapshot_refs(layout: RepoLayout, candidates: list[str]) -> dict[str, str]:
+    """Which of the candidate snapshot refs exist (one for-each-ref; none without candidates)."""
+    if not candidates:
+        return {}
+    if len(candidates) > SNAPSHOT_NAMES_LIMIT:
+        return list_refs(layout.git_dir, [layout.snapshot_pattern()])
+    return list_refs(layout.git_dir, candidates)
+
+
 def _local_refs(layout: RepoLayout, candidates: list[str]) -> dict[str, str]:
     patterns = layout.local_patterns()
     if len(candidates) > SNAPSHOT_NAMES_LIMIT:
@@ -136,64 +148,53 @@ def _local_refs(layout: RepoLayout, candidates: list[str]) -> dict[str, str]:
     return list_refs(layout.git_dir, patterns)
 
 
-def _read_both(layout: RepoLayout, remote: RemoteEnv) -> tuple[dict[str, str], dict[str, str]]:
-    """Upstream's declared refs and the mirror's own (no snapshots), read side by side."""
+def _side_by_side(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
+    """Run two independent git reads at once (two processes, one wait)."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        own = pool.submit(list_refs, layout.git_dir, layout.local_patterns())
-        upstream = ls_remote(remote, layout.upstream_patterns(), layout.git_dir)
-        return upstream, own.result()
-
-
-def _assumed_snapshots(layout: RepoLayout, upstream: dict[str, str],
-                       own: dict[str, str]) -> dict[str, str]:
-    """Snapshot refs that exist if the mirror is as sync and prune leave it.
-
-    Sync creates a tip's snapshot in the transaction that moves the branch to it, and prune
-    never removes the snapshot of a branch's current tip: a source branch already at its
-    upstream tip has that tip's snapshot. The transaction verifies each one it relies on.
-    """
-    out: dict[str, str] = {}
-    for ref, oid in upstream.items():
-        if ref.startswith(HEADS) and own.get(ref) == oid:
-            spec = layout.source_for(ref[len(HEADS):])
-            if spec is not None:
-                out[layout.snapshot_ref(spec.group, ref[len(HEADS):], oid)] = oid
-    return out
+        later = pool.submit(second)
+        return first(), later.result()
 
 
 def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm: bool,
                      result: RepoSync) -> None:
     """Plan (and with ``confirm`` apply) one repository's sync. The caller holds the lock.
 
-    A confirmed sync reads upstream and the mirror's own refs at once, and plans on the
-    snapshots it may assume (:func:`_assumed_snapshots`); the transaction verifies them. When
-    that plan changes nothing, or the transaction is refused, the next attempt reads the
-    candidate snapshot refs themselves.
+    A confirmed sync reads upstream and the mirror's own refs side by side, then fetches
+    the new tips while it reads which of their snapshot refs exist: two waits, not four.
     """
     layout = RepoLayout.of(cfg, rid)
+    own: dict[str, str] | None = None  # the mirror's refs but snapshots, while current
     if confirm:
-        upstream, own = _read_both(layout, remote)
+        upstream, own = _side_by_side(
+            lambda: ls_remote(remote, layout.upstream_patterns(), layout.git_dir),
+            lambda: list_refs(layout.git_dir, layout.local_patterns()))
     else:
-        upstream, own = ls_remote(remote, layout.upstream_patterns(), layout.git_dir), {}
+        upstream = ls_remote(remote, layout.upstream_patterns(), layout.git_dir)
     upstream = {r: o for r, o in upstream.items() if layout.wants(r)}
     fetched: set[str] = set()
-    for attempt in (1, 2, 3):
-        assumed = _assumed_snapshots(layout, upstream, own) if confirm and attempt == 1 else {}
-        if attempt == 1 and confirm:
-            local = {**own, **assumed}
-        else:
-            local = _local_refs(layout, candidate_snapshots(layout, upstream))
-        # Tips no local ref names are fetched by object id. One the mirror has anyway (an
-        # upstream rewound to an older commit) costs git a negotiation, not a transfer; asking
-        # first would cost every incremental sync a process.
-        missing = set(upstream.values()) - set(local.values()) - fetched
-        if confirm and missing:
-            fetch_objects(layout.git_dir, remote, sorted(missing),
+
+    def fetch(oids: set[str]) -> None:
+        if confirm and oids:
+            fetch_objects(layout.git_dir, remote, sorted(oids),
                           negotiation_tips=[STAGE_HEADS + "*"])
-            fetched |= missing
+            fetched.update(oids)
             result.fetched = len(fetched)
+
+    for attempt in (1, 2):
+        # Tips no local ref names are fetched by object id. One the mirror has anyway (an
+        # upstream rewound to an older commit) costs git a negotiation, not a transfer;
+        # asking first would cost every incremental sync a process.
+        candidates = candidate_snapshots(layout, upstream)
+        if own is not None:
+            new_tips = set(upstream.values()) - set(own.values()) - fetched
+            _, snapshots = _side_by_side(partial(fetch, new_tips),
+                                         partial(_snapshot_refs, layout, candidates))
+            local = {**own, **snapshots}
+        else:
+            local = _local_refs(layout, candidates)
+            fetch(set(upstream.values()) - set(local.values()) - fetched)
         plan: SyncPlan = plan_sync(layout, upstream, local, _ancestry(layout.git_dir))
         result.updated = plan.updates
         result.snapshots = plan.snapshots
@@ -203,10 +204,6 @@ def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm:
             return
         txn = RefTransaction(layout.git_dir, message="git-mirror sync")
         txn.extend(plan.all_updates())
-        if assumed and not txn.updates:
-            continue  # nothing to write, so nothing verifies the assumptions: read them
-        for ref, oid in sorted(assumed.items()):
-            txn.verify(ref, oid)
         try:
             txn.commit()
             if len(txn.updates) >= PACK_REFS_AFTER:
@@ -214,10 +211,10 @@ def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm:
                 pack_refs(layout.git_dir)
             return
         except GitError as exc:
-            if exc.code != "conflict" or attempt == 3:
+            if exc.code != "conflict" or attempt == 2:
                 raise
-            # An assumed snapshot is missing, or a client pushed a lane between our read and
-            # our write: read again (exactly), at most twice.
+            # A client pushed a lane between our read and our write: read again, once.
+            own = None
 
 
 def source_tips(layout: RepoLayout, upstream: dict[str, str]) -> list[dict[str, str]]:
