@@ -88,6 +88,14 @@ def _error(path: Path) -> dict[str, object]:
     ("      v03: {ref: gitops/v03}\n", "      v03: {ref: release/x}\n", "repositories.hwlab.lanes.v03.ref", "overlaps"),
     ("    lane: v03\n", "    lane: v04\n", "followers.hwlab-runtime.lane", "not declared"),
     ("version: 1\n", "version: 2\n", "version", "expected 1"),
+    # a string is not a boolean or a number, even one that reads like it
+    ("    tags: true\n", "    tags: \"true\"\n", "repositories.hwlab.tags", "valid boolean"),
+    ("keepLast: 5", "keepLast: \"5\"", "snapshots.retention.keepLast", "valid integer"),
+    # a secretRef names exactly one place
+    ("      identity: {file: id_ed25519}\n", "      identity: {}\n",
+     "repositories.hwlab.transport.identity", "exactly one of file, env, kubernetes (it names none)"),
+    ("  webhookSecret: {env: HOOK_SECRET}\n", "  webhookSecret: {env: HOOK_SECRET, file: x}\n",
+     "server.webhookSecret", "(it names file, env)"),
 ])
 def test_bad_config_names_file_line_and_key(write_config: Callable[..., Path], old: str, new: str,
                                             key: str, words: str) -> None:
@@ -186,3 +194,26 @@ def test_a_validated_config_loads_again_without_pydantic_or_ruamel(config: Path)
     config.write_text(config.read_text().replace("    tags: true\n", "    tags: true\n    bogus: 1\n"))
     res = run_cli("--config", config, "--json", "validate")
     assert res.code == 2 and res.json["error"]["key"] == "repositories.hwlab.bogus"
+
+
+def test_a_secret_that_cannot_be_read_names_where_the_yaml_declares_it(
+        write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GIT_MIRROR_TEST_UNSET_TOKEN", raising=False)
+    text = """\
+version: 1
+repositories:
+  app:
+    upstream: https://127.0.0.1:9/example/app.git
+    transport:
+      mode: https
+      token: {env: GIT_MIRROR_TEST_UNSET_TOKEN}
+    sources:
+      - branch: main
+"""
+    path = write_config(text)
+    res = run_cli("--config", path, "--json", "sync", "--confirm")
+    assert res.code == 2, res.stdout
+    err = res.json["repositories"][0]["error"]
+    assert err["code"] == "config"
+    assert (err["file"], err["line"], err["key"]) == (str(path), 7, "repositories.app.transport.token")
+    assert "env:GIT_MIRROR_TEST_UNSET_TOKEN" in err["message"] and err["hint"].startswith("export ")

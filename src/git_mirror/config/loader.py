@@ -149,6 +149,8 @@ def _expected(err: Any) -> str:
         return "required key is missing"
     if kind == "literal_error":
         return msg.replace("Input should be", "expected")
+    if kind == "value_error":  # a model's own check: its message says what is expected
+        msg = msg.removeprefix("Value error, ")
     return msg[:1].lower() + msg[1:]
 
 

@@ -48,6 +48,12 @@ class SecretRef:
     env: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
     kubernetes: KubernetesSecretKey | None = None
 
+    def __post_init__(self) -> None:
+        given = [k for k in ("file", "env", "kubernetes") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a secretRef names exactly one of file, env, kubernetes"
+                             + (f" (it names {', '.join(given)})" if given else " (it names none)"))
+
     def describe(self) -> str:
         """The ``sourceRef`` shown in status: ``file:PATH``, ``env:NAME``, ``kubernetes:N/K``."""
         if self.file is not None:
@@ -61,8 +67,8 @@ class SecretRef:
 @dataclass(frozen=True)
 class Retention:
     __pydantic_config__ = CONFIG
-    keep_last: Annotated[int, Field(ge=1)] = 50
-    max_age_days: Annotated[int, Field(ge=1)] | None = 30
+    keep_last: Annotated[int, Field(strict=True, ge=1)] = 50
+    max_age_days: Annotated[int, Field(strict=True, ge=1)] | None = 30
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,7 @@ class Proxy:
 class Token:
     __pydantic_config__ = CONFIG
     secret_ref: SecretRef
-    push: bool = False
+    push: Annotated[bool, Field(strict=True)] = False
 
 
 @dataclass(frozen=True)
@@ -93,17 +99,17 @@ class Server:
     listen: str = "127.0.0.1:8080"
     tokens: dict[Name, Token] = field(default_factory=dict)
     webhook_secret: SecretRef | None = None
-    anonymous_read: bool = True
-    sync_interval_seconds: Annotated[int, Field(ge=0)] = 300
-    ready_grace_seconds: Annotated[int, Field(ge=0)] = 0
-    shutdown_grace_seconds: Annotated[int, Field(ge=0)] = 30
+    anonymous_read: Annotated[bool, Field(strict=True)] = True
+    sync_interval_seconds: Annotated[int, Field(strict=True, ge=0)] = 300
+    ready_grace_seconds: Annotated[int, Field(strict=True, ge=0)] = 0
+    shutdown_grace_seconds: Annotated[int, Field(strict=True, ge=0)] = 30
     # Flush after a lane push: first retry after flushBackoffSeconds, doubling up to
     # flushBackoffMaxSeconds, at most flushMaxAttempts in a row (the next interval tick or
     # push starts a new round).
-    flush_backoff_seconds: Annotated[float, Field(gt=0)] = 5.0
-    flush_backoff_max_seconds: Annotated[float, Field(gt=0)] = 300.0
-    flush_max_attempts: Annotated[int, Field(ge=1)] = 8
-    maintenance_interval_seconds: Annotated[int, Field(ge=0)] = 3600  # 0: no maintenance
+    flush_backoff_seconds: Annotated[float, Field(strict=True, gt=0)] = 5.0
+    flush_backoff_max_seconds: Annotated[float, Field(strict=True, gt=0)] = 300.0
+    flush_max_attempts: Annotated[int, Field(strict=True, ge=1)] = 8
+    maintenance_interval_seconds: Annotated[int, Field(strict=True, ge=0)] = 3600  # 0: no maintenance
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,7 @@ class Repository:
     upstream: Annotated[str, StringConstraints(min_length=1)]
     transport: Transport
     sources: list[Source] = field(default_factory=list)
-    tags: bool = False
+    tags: Annotated[bool, Field(strict=True)] = False
     lanes: dict[Name, Lane] = field(default_factory=dict)
 
 
@@ -170,7 +176,7 @@ class TektonWorkspace:
     """One workspace binding of the PipelineRun; exactly one source (checked in checks)."""
 
     __pydantic_config__ = CONFIG
-    empty_dir: bool = False
+    empty_dir: Annotated[bool, Field(strict=True)] = False
     persistent_volume_claim: Name | None = None  # an existing claim's name
     volume_claim_template: str | None = None  # a storage size: a fresh claim per run
     secret: Name | None = None

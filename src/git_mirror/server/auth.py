@@ -62,7 +62,8 @@ class Authenticator:
     def from_config(cls, cfg: LoadedConfig) -> Authenticator:
         """Resolve every declared token now, so a missing secret stops ``serve`` at start."""
         server = cfg.model.server
-        tokens = {name: (resolve_secret(tok.secret_ref, cfg.base_dir, role=f"token:{name}"), tok.push)
+        tokens = {name: (resolve_secret(tok.secret_ref, cfg, role=f"token:{name}",
+                                         key=("server", "tokens", name, "secretRef")), tok.push)
                   for name, tok in server.tokens.items()}
         return cls(tokens, anonymous_read=server.anonymous_read)
 

@@ -91,7 +91,8 @@ class GitHubWebhook:
         self.scheduler = scheduler
         self.metrics = metrics
         ref = cfg.model.server.webhook_secret
-        self.secret: Secret | None = (resolve_secret(ref, cfg.base_dir, role="webhookSecret")
+        self.secret: Secret | None = (resolve_secret(ref, cfg, role="webhookSecret",
+                                                     key=("server", "webhookSecret"))
                                       if ref is not None else None)
 
     def targets(self, repository: dict[str, Any]) -> list[str]:

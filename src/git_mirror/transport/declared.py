@@ -40,11 +40,14 @@ def disclosure(cfg: LoadedConfig, rid: str, node: str | None = None) -> dict[str
     refs = [("identity", t.identity), ("knownHosts", t.known_hosts), ("token", t.token)]
     if proxy is not None:
         refs.append(("proxyAuth", proxy.auth))
+    keys: dict[str, tuple[str | int, ...]] = {
+        role: ("repositories", rid, "transport", role) for role, _ in refs}
+    keys["proxyAuth"] = ("proxies", name or "", "auth")
     secrets = []
     for role, ref in refs:
         if ref is None:
             continue
-        value = resolve_secret(ref, cfg.base_dir, role=role).reveal()
+        value = resolve_secret(ref, cfg, role=role, key=keys[role]).reveal()
         secrets.append({"role": role, "sourceRef": ref.describe(),
                         "fingerprint": text_fingerprint(value, role)})
     return {"repository": rid, "mode": t.mode, "url": repo.upstream, "source": "yaml",

@@ -56,7 +56,8 @@ def https_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Pro
     if t.ca_bundle:
         config.append(f"http.sslCAInfo={cfg.resolve_path(t.ca_bundle)}")
     if t.token is not None:
-        token = resolve_secret(t.token, cfg.base_dir, role="token")
+        token = resolve_secret(t.token, cfg, role="token",
+                               key=("repositories", rid, "transport", "token"))
         root = private_dir(cfg.cache_dir / "transport")
         askpass = write_private(root / "askpass", ASKPASS, mode=0o700)
         env.update({"GIT_ASKPASS": shlex.quote(str(askpass)),
@@ -65,7 +66,8 @@ def https_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Pro
         parts = urlsplit(proxy.url or "")
         hostport = f"{parts.hostname}:{parts.port}"
         if proxy.auth is not None:
-            user, _, password = resolve_secret(proxy.auth, cfg.base_dir, role="proxyAuth") \
+            user, _, password = resolve_secret(proxy.auth, cfg, role="proxyAuth",
+                                            key=("proxies", proxy_name or "", "auth")) \
                 .reveal().partition(":")
             userinfo = quote(user, safe="") + ":" + quote(password, safe="")
             remember(userinfo)  # the URL-encoded form is scrubbed from stderr as well

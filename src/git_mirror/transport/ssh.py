@@ -134,15 +134,18 @@ def prepare(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Proxy | 
     t = repo.transport
     assert t.identity is not None and t.known_hosts is not None  # config checks hold this
     target = parse_target(repo.upstream)
-    identity = resolve_secret(t.identity, cfg.base_dir, role="identity").reveal()
+    where = ("repositories", rid, "transport")
+    identity = resolve_secret(t.identity, cfg, role="identity", key=(*where, "identity")).reveal()
     if not identity.endswith("\n"):
         identity += "\n"  # OpenSSH rejects a key file without its final newline
-    known_hosts = resolve_secret(t.known_hosts, cfg.base_dir, role="knownHosts").reveal()
+    known_hosts = resolve_secret(t.known_hosts, cfg, role="knownHosts",
+                                 key=(*where, "knownHosts")).reveal()
     if not known_hosts.endswith("\n"):
         known_hosts += "\n"
     auth = None
     if proxy is not None and proxy.auth is not None:
-        auth = resolve_secret(proxy.auth, cfg.base_dir, role="proxyAuth").reveal()
+        auth = resolve_secret(proxy.auth, cfg, role="proxyAuth",
+                              key=("proxies", proxy_name or "", "auth")).reveal()
     key = _sha(json.dumps({
         "v": OPTIONS_VERSION, "host": target.host, "port": target.port, "user": target.user,
         "identity": _sha(identity), "knownHosts": _sha(known_hosts),
