@@ -85,6 +85,10 @@ def test_diverged_lane_is_kept_reported_and_not_pushed(cli: Cli, upstream: Repo,
     sync = cli("--json", "sync", "--confirm")
     assert sync.code == 0, sync.stdout
     assert synced.rev(LANE) == ours  # sync never rewinds a lane
+    # and says so: "diverged": true overall and per repository, with both commits named
+    assert sync.json["diverged"] is True and sync.json["repositories"][0]["diverged"] is True
+    warning = sync.json["repositories"][0]["warnings"][0]
+    assert ours in warning and theirs in warning
     assert synced.rev(STAGE_LANE) == theirs
     st = lane_status(cli)
     assert st["diverged"] is True and st["pendingFlush"] is True

@@ -53,7 +53,7 @@ def test_apply_reports_orphans_and_never_deletes(cli: Cli, config: Path, mirror:
 def test_sync_mirrors_declared_refs_only(cli: Cli, upstream: Repo, mirror: Repo) -> None:
     cli("apply", "--confirm")
     data = synced(cli)
-    assert data["dryRun"] is False and data["ok"] is True
+    assert data["dryRun"] is False and data["ok"] is True and data["diverged"] is False
     refs = mirror.refs()
     up = upstream.refs()
     for ref in ("refs/heads/main", "refs/heads/release/1.0", "refs/heads/release/2.0",

@@ -61,6 +61,8 @@ def sync_text(data: dict[str, Any]) -> str:
         for lane in repo["lanes"]:
             if lane["action"] not in ("in-sync", "absent"):
                 out.append(f"  lane {lane['name']}: {lane['action']}")
+        for warning in repo.get("warnings", []):
+            out.append(f"  warning: {warning}")
     return "\n".join(out)
 
 

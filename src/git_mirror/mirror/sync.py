@@ -68,10 +68,21 @@ class RepoSync:
     duration_ms: int = 0
     error: GitMirrorError | None = None
 
+    @property
+    def diverged(self) -> bool:
+        return any(lane.diverged for lane in self.lanes)
+
+    def warnings(self) -> list[str]:
+        """A diverged lane is left exactly as it is, and said."""
+        return [f"lane {lane.name} ({lane.ref}) diverged: the mirror has {lane.mirror}, upstream "
+                f"has {lane.upstream}; sync left it as it is (see: git-mirror status --repo {self.id})"
+                for lane in self.lanes if lane.diverged]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id, "ok": self.ok, "dryRun": self.dry_run,
-            "createdMirror": self.created_mirror,
+            "createdMirror": self.created_mirror, "diverged": self.diverged,
+            "warnings": self.warnings(),
             "updated": [u.to_json() for u in self.updated],
             "snapshots": [{"ref": r, "commit": c} for r, c in self.snapshots],
             "lanes": [lane.to_json() for lane in self.lanes],
@@ -90,6 +101,7 @@ class SyncResult(PerRepository):
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "ok": self.ok, "node": self.node, "dryRun": self.dry_run,
+            "diverged": any(r.diverged for r in self.repositories),
             "updated": [{"repository": r.id, **u.to_json()} for r in self.repositories for u in r.updated],
             "snapshots": [{"repository": r.id, "ref": ref, "commit": c}
                           for r in self.repositories for ref, c in r.snapshots],
@@ -276,5 +288,7 @@ def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
                  len(res.updated), len(res.snapshots), " (dry run)" if not confirm else "",
                  extra={"repository": rid, "ok": res.ok, "dryRun": not confirm,
                         "durationMs": res.duration_ms})
+        for warning in res.warnings():
+            log.warning("%s: %s", rid, warning, extra={"repository": rid})
         results.append(res)
     return SyncResult(node=node, dry_run=not confirm, repositories=results)
