@@ -95,22 +95,28 @@ def default_head(layout: RepoLayout) -> str | None:
     return None
 
 
-# What ``git config --local --list`` said of a config file, keyed by the file's bytes: every
-# sync checks for drift, and the file changes only when someone changes the mirror.
-SETTINGS_CACHE = "git-mirror-settings.json"
+# What ``git config --local --list`` said of a mirror's config file (see read_settings).
+SETTINGS_CACHE = "git-config.json"
 
 
-def read_settings(git_dir: Path) -> dict[str, str]:
-    """The mirror's own git config, as git reads it; cached by the config file's content."""
+def read_settings(git_dir: Path, cache: Path | None = None) -> dict[str, str]:
+    """The mirror's own git config, as git reads it.
+
+    With ``cache`` (a file of git-mirror's, outside the mirror), what git said is kept there
+    keyed by the config file's sha256: every sync checks for drift, and the file changes only
+    when someone changes the mirror.
+    """
     try:
         raw = (git_dir / "config").read_bytes()
     except OSError:
         raw = None
     # An include (or a per-worktree config) makes the answer depend on other files: ask git.
-    cacheable = raw is not None and b"include" not in raw.lower() and b"worktreeconfig" not in raw.lower()
+    lowered = raw.lower() if raw is not None else b""
+    cacheable = (cache is not None and raw is not None and b"include" not in lowered
+                 and b"worktreeconfig" not in lowered)
     digest = hashlib.sha256(raw).hexdigest() if raw is not None else ""
-    cache = git_dir / SETTINGS_CACHE
     if cacheable:
+        assert cache is not None
         try:
             cached = json.loads(cache.read_text())
             if cached.get("sha256") == digest and isinstance(cached.get("settings"), dict):
@@ -118,13 +124,15 @@ def read_settings(git_dir: Path) -> dict[str, str]:
         except (OSError, ValueError):
             pass
     settings = _git_settings(git_dir)
-    try:  # cache only an answer about the bytes that were hashed
+    try:  # keep only an answer about the bytes that were hashed
         cacheable = cacheable and (git_dir / "config").read_bytes() == raw
     except OSError:
         cacheable = False
     if cacheable:
+        assert cache is not None
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
         try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
             tmp.write_text(json.dumps({"sha256": digest, "settings": settings}))
             os.replace(tmp, cache)
         except OSError:
@@ -176,7 +184,10 @@ class ApplyResult:
                 "orphaned": self.orphaned}
 
 
-def plan_repo(cfg: LoadedConfig, rid: str, node: str | None = None) -> RepoApply:
+def plan_repo(cfg: LoadedConfig, rid: str, node: str | None = None, *,
+              cached: bool = False) -> RepoApply:
+    """What apply would change in ``rid``'s mirror. ``cached``: the git config may be read
+    from :data:`SETTINGS_CACHE` in the repository's state directory (sync's drift check)."""
     layout = RepoLayout.of(cfg, rid)
     desired = desired_settings(cfg, rid, node)
     head = default_head(layout)
@@ -186,7 +197,7 @@ def plan_repo(cfg: LoadedConfig, rid: str, node: str | None = None) -> RepoApply
         if head:
             changes.append({"key": "HEAD", "from": None, "to": head})
         return RepoApply(rid, str(layout.git_dir), "create", changes)
-    current = read_settings(layout.git_dir)
+    current = read_settings(layout.git_dir, layout.state_dir / SETTINGS_CACHE if cached else None)
     changes = [{"key": k, "from": current.get(k), "to": v}
                for k, v in sorted(desired.items()) if current.get(k) != v]
     if "core.hookspath" in current and "core.hookspath" not in desired:

@@ -120,7 +120,7 @@ def check_drift(cfg: LoadedConfig, rid: str, git_dir: Path, node: str | None = N
     """
     from git_mirror.mirror.local_apply import execute, is_transport_key, plan_repo
 
-    plan = plan_repo(cfg, rid, node)
+    plan = plan_repo(cfg, rid, node, cached=True)
     # Drift is about how upstream is reached: the declared URL, transport and proxy, and
     # any transport setting (url.*.insteadOf, http.*, core.sshCommand...) the YAML does not
     # declare, which apply removes.
