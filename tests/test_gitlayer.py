@@ -125,3 +125,22 @@ def test_git_process_count_does_not_grow_with_refs(write_config: Callable[..., P
     mirror = mirror_repo(tmp_path / "big" / "git-mirror.yaml")
     assert len(list_refs(mirror.path, ["refs/heads/release/"])) == 300
     assert (mirror.path / "packed-refs").exists()
+
+
+@pytest.mark.parametrize("count", [3, 450])
+def test_existing_refs_answers_the_same_by_name_or_by_prefix(tmp_path: Path, count: int) -> None:
+    from git_mirror.git.refs import EXACT_NAMES_LIMIT, existing_refs
+
+    repo = Repo(tmp_path / "r.git")
+    oid = repo.commit("main", "a", parent=None)
+    present = [f"refs/ns/snapshots/g/b/{i:040x}" for i in range(count)]
+    repo.git("update-ref", "--stdin", input="".join(f"create {r} {oid}\n" for r in present).encode())
+    repo.set_ref("refs/ns/snapshots/g/other/x", oid)  # under the prefix, not asked for
+    absent = [f"refs/ns/snapshots/g/b/{i:040x}" for i in range(count, count + 5)]
+    names = present[::2] + absent
+    assert (len(names) > EXACT_NAMES_LIMIT) == (count > 100)
+    before = gitrun.spawned()
+    found = existing_refs(repo.path, names, "refs/ns/snapshots/")
+    assert gitrun.spawned() - before == 1
+    assert found == {r: oid for r in present[::2]}
+    assert existing_refs(repo.path, [], "refs/ns/snapshots/") == {}

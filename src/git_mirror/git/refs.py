@@ -31,6 +31,23 @@ def list_refs(git_dir: Path, patterns: Sequence[str] = ()) -> dict[str, str]:
     return refs
 
 
+# git matches every ref against every pattern: past this many names, one prefix is cheaper.
+EXACT_NAMES_LIMIT = 200
+
+
+def existing_refs(git_dir: Path, names: Sequence[str], prefix: str) -> dict[str, str]:
+    """Which of ``names`` (all under ``prefix``) exist, in one ``for-each-ref``.
+
+    Up to :data:`EXACT_NAMES_LIMIT` names are asked for by name; more, by listing ``prefix``.
+    """
+    if not names:
+        return {}
+    if len(names) <= EXACT_NAMES_LIMIT:
+        return list_refs(git_dir, names)
+    wanted = set(names)
+    return {ref: oid for ref, oid in list_refs(git_dir, [prefix]).items() if ref in wanted}
+
+
 @dataclass(frozen=True)
 class RefUpdate:
     """One planned ref change. ``old`` of ``None`` means "must not exist" (create)."""

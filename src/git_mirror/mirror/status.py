@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from git_mirror.config.egress import effective_proxy_name
 from git_mirror.config.secrets import secret_path
-from git_mirror.git.refs import has_commits, is_ancestor, list_refs
+from git_mirror.git.refs import existing_refs, has_commits, is_ancestor, list_refs
 from git_mirror.mirror import journal
 from git_mirror.mirror.layout import HEADS, STAGE, STAGE_HEADS, RepoLayout, selected_repositories
 from git_mirror.mirror.plan import lane_state
@@ -122,7 +122,7 @@ def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None, *,
                         "githubInSync": mirror == stage})
     snaps = [str(s["snapshotRef"]) for s in sources if s["snapshotRef"]]
     if check_snapshots:
-        existing = list_refs(layout.git_dir, snaps) if snaps else {}
+        existing = existing_refs(layout.git_dir, snaps, layout.snapshot_pattern())
         for s in sources:
             if s["snapshotRef"] not in existing:
                 s["snapshotRef"] = None

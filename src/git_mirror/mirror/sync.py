@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from git_mirror.errors import BusyError, DriftError, GitError, GitMirrorError
 from git_mirror.git.refs import (
+    EXACT_NAMES_LIMIT,
     RefTransaction,
     RefUpdate,
+    existing_refs,
     has_commits,
     is_ancestor,
     list_refs,
@@ -45,7 +47,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("git_mirror.sync")
 T = TypeVar("T")
 U = TypeVar("U")
-SNAPSHOT_NAMES_LIMIT = 200  # beyond this, list the whole snapshot namespace instead
 PACK_REFS_AFTER = 256  # a transaction this large is followed by one git pack-refs
 # Settings that decide how upstream is reached: a difference is drift (R13). Other settings
 # (refspecs shown to people, upload-pack options) are converged by apply.
@@ -142,24 +143,6 @@ def _ancestry(git_dir: Path) -> Ancestry:
     return ask
 
 
-def _snapshot_refs(layout: RepoLayout, candidates: list[str]) -> dict[str, str]:
-    """Which of the candidate snapshot refs exist (one for-each-ref; none without candidates)."""
-    if not candidates:
-        return {}
-    if len(candidates) > SNAPSHOT_NAMES_LIMIT:
-        return list_refs(layout.git_dir, [layout.snapshot_pattern()])
-    return list_refs(layout.git_dir, candidates)
-
-
-def _local_refs(layout: RepoLayout, candidates: list[str]) -> dict[str, str]:
-    patterns = layout.local_patterns()
-    if len(candidates) > SNAPSHOT_NAMES_LIMIT:
-        patterns.append(layout.snapshot_pattern())
-    else:
-        patterns.extend(candidates)
-    return list_refs(layout.git_dir, patterns)
-
-
 def _side_by_side(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
     """Run two independent git reads at once (two processes, one wait)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -201,11 +184,15 @@ def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm:
         candidates = candidate_snapshots(layout, upstream)
         if own is not None:
             new_tips = set(upstream.values()) - set(own.values()) - fetched
-            _, snapshots = _side_by_side(partial(fetch, new_tips),
-                                         partial(_snapshot_refs, layout, candidates))
+            _, snapshots = _side_by_side(
+                partial(fetch, new_tips),
+                partial(existing_refs, layout.git_dir, candidates, layout.snapshot_pattern()))
             local = {**own, **snapshots}
         else:
-            local = _local_refs(layout, candidates)
+            # One for-each-ref: the mirror's refs and the candidates (or all snapshots).
+            many = len(candidates) > EXACT_NAMES_LIMIT
+            local = list_refs(layout.git_dir, layout.local_patterns()
+                              + ([layout.snapshot_pattern()] if many else candidates))
             fetch(set(upstream.values()) - set(local.values()) - fetched)
         plan: SyncPlan = plan_sync(layout, upstream, local, _ancestry(layout.git_dir))
         result.updated = plan.updates
