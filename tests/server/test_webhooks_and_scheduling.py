@@ -151,6 +151,21 @@ def test_metrics_health_and_status(served: Served) -> None:
     assert 'git_mirror_http_requests_total{code="200",service="git-upload-pack"}' in text
 
 
+def test_queue_depth_falls_back_to_zero_when_the_work_is_done(served: Served) -> None:
+    scheduler = served.runtime.scheduler
+    wait_for(lambda: not scheduler.repos["hwlab"].sync.busy, timeout=15)
+
+    def depth(kind: str) -> float | None:
+        for line in served.client().get("/metrics").text.splitlines():
+            if line.startswith(f'git_mirror_queue_depth{{kind="{kind}"}}'):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    # nothing runs or waits: the finished first sync no longer counts
+    time.sleep(0.5)
+    assert depth("sync") == 0.0
+
+
 def test_request_ids_are_returned_and_logged(served: Served) -> None:
     with served.client() as c:
         res = c.get("/healthz", headers={"X-Request-Id": "abc-123"})

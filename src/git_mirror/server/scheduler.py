@@ -226,6 +226,8 @@ class Scheduler:
         task: asyncio.Task[None] = asyncio.create_task(job())
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
+        # Only once the task is done does its flight stop counting as busy.
+        task.add_done_callback(lambda _task: self._depth())
         return task
 
     def _depth(self) -> None:
