@@ -6,6 +6,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import CliResult
 from tests.support.gitutil import Repo
 
@@ -291,3 +293,34 @@ def test_snapshot_prune_by_retention(write_config: Callable[..., Path], upstream
     upstream.set_ref("refs/heads/main", tips[0])
     assert run_cli("--config", cfg, "sync", "--confirm").code == 0
     assert mirror.rev(prefix + tips[0]) == tips[0]
+
+
+@pytest.mark.parametrize("how", ["include.path", "includeIf", "worktreeConfig"])
+def test_settings_brought_in_from_another_file_are_drift_and_apply_removes_them(
+        cli: Cli, upstream: Repo, mirror: Repo, tmp_path: Path, how: str) -> None:
+    """An include (or a per-worktree config) must not rewrite the upstream behind the drift check."""
+    assert cli("sync", "--confirm").code == 0
+    elsewhere = Repo(tmp_path / "elsewhere.git")
+    evil = elsewhere.commit("main", "not upstream's", parent=None)
+    rewrite = f'[url "{elsewhere.url}"]\n\tinsteadOf = {upstream.url}\n'
+    if how == "include.path":
+        (tmp_path / "inc.cfg").write_text(rewrite)
+        mirror.git("config", "include.path", str(tmp_path / "inc.cfg"))
+    elif how == "includeIf":
+        (tmp_path / "inc.cfg").write_text(rewrite)
+        mirror.git("config", f"includeIf.gitdir:{mirror.path}/.path", str(tmp_path / "inc.cfg"))
+    else:
+        mirror.git("config", "extensions.worktreeConfig", "true")
+        (mirror.path / "config.worktree").write_text(rewrite)
+    before = mirror.refs()
+    for command in ("sync", "flush"):
+        res = cli("--json", command, "--confirm")
+        assert res.code == 1, res.stdout
+        assert res.json["error"]["code"] == "drift", res.stdout
+        assert res.json["error"]["hint"] == "git-mirror apply --confirm"
+    assert mirror.refs() == before and mirror.rev("refs/heads/main") != evil
+    assert cli("apply", "--confirm").code == 0
+    text = (mirror.path / "config").read_text().lower()
+    assert "include" not in text and "worktreeconfig" not in text
+    assert cli("sync", "--confirm").code == 0
+    assert mirror.rev("refs/heads/main") == upstream.rev("refs/heads/main")

@@ -79,8 +79,12 @@ def hooks_dir(cfg: LoadedConfig) -> Path | None:
 # Keys that would change how upstream is reached if they sat in a mirror's own config
 # (``url.*.insteadOf`` rewrites even explicit URLs; the others are beaten by what the
 # transport passes, but do not belong there either). The transport is the YAML's alone (R13).
-_TRANSPORT_PREFIXES = ("url.", "http.", "https.", "credential.", f"remote.{REMOTE}.")
-_TRANSPORT_KEYS = ("core.sshcommand", "ssh.variant", "core.gitproxy", "core.askpass")
+# An include (or a per-worktree config file) can bring any of these in from elsewhere: it is
+# a transport setting too, and apply removes it.
+_TRANSPORT_PREFIXES = ("url.", "http.", "https.", "credential.", f"remote.{REMOTE}.",
+                       "include.", "includeif.")
+_TRANSPORT_KEYS = ("core.sshcommand", "ssh.variant", "core.gitproxy", "core.askpass",
+                   "extensions.worktreeconfig")
 
 
 def is_transport_key(key: str) -> bool:
@@ -141,7 +145,9 @@ def read_settings(git_dir: Path, cache: Path | None = None) -> dict[str, str]:
 
 
 def _git_settings(git_dir: Path) -> dict[str, str]:
-    out = git(["config", "--local", "--list", "-z"], git_dir=git_dir, what="git config").stdout
+    # --includes: what git itself will use when it fetches or pushes, included files too.
+    out = git(["config", "--local", "--includes", "--list", "-z"], git_dir=git_dir,
+              what="git config").stdout
     settings: dict[str, str] = {}
     for item in out.split(b"\0"):
         if not item:
