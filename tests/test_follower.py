@@ -489,3 +489,30 @@ def test_a_trigger_right_after_a_finished_run_waits_for_its_worker_to_exit(
     finally:
         holder.kill()
         holder.wait(timeout=10)
+
+
+def test_a_relative_build_script_not_in_the_commit_is_the_one_beside_the_config(
+        write_config: Callable[..., Path], upstream: Repo, tmp_path: Path) -> None:
+    """``exec: [./ci/build.sh]``: the checkout's file first, else the config's neighbour."""
+    extra = ("  beside:\n    repository: hwlab\n    branch: main\n    lane: v03\n"
+             '    trigger: {exec: ["./ci/beside.sh", "x"]}\n'
+             "  nowhere:\n    repository: hwlab\n    branch: main\n    lane: v03\n"
+             '    trigger: {exec: ["./ci/missing.sh"]}\n')
+    build = make_build(tmp_path, upstream)
+    path = write_config(follower_config(upstream, build.script) + extra, name="cfg/git-mirror.yaml")
+    (path.parent / "ci").mkdir()
+    script = path.parent / "ci" / "beside.sh"
+    script.write_text(f'#!/bin/sh\necho "$(pwd) $(git rev-parse HEAD) $1" > "{tmp_path}/beside"\n')
+    script.chmod(0o755)
+    res = run_cli("--config", path, "--json", "follower", "trigger", "--follower", "beside",
+                  "--confirm", "--wait")
+    assert res.code == 0, res.stdout
+    cwd, head, arg = (tmp_path / "beside").read_text(encoding="utf-8").split()
+    assert head == res.json["commit"] and arg == "x"
+    assert cwd.endswith("/checkout")  # it still runs in the snapshot's checkout
+
+    res = run_cli("--config", path, "--json", "follower", "trigger", "--follower", "nowhere",
+                  "--confirm", "--wait")
+    assert res.code == 1 and res.json["error"]["code"] == "exec-failed"
+    # the next step is to fix the YAML, not to retry the same command
+    assert res.json["error"]["hint"].startswith("fix trigger.exec in the YAML")

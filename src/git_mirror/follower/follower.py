@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from git_mirror.mirror.flush import FlushResult
     from git_mirror.mirror.sync import SyncResult
 
+# Failures whose own hint (fix the YAML, the checkout...) comes before any retry.
+FIX_FIRST_CODES = ("exec-failed", "checkout-failed", "config-changed")
 STEPS = ["flush lane", "sync", "snapshot of the branch tip", "trigger", "flush lane"]
 # The detached worker: the package root first on sys.path, so that it runs this very code.
 _LAUNCH = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
@@ -297,12 +299,15 @@ def _run_error(record: dict[str, Any]) -> GitMirrorError | None:
     fid, name = record.get("follower"), record.get("name")
     if record.get("status") != st.SUCCEEDED:
         err = record.get("error") or {}
+        retry = (f"git-mirror cleanup-runs --pipeline-run {name} --confirm && "
+                 f"git-mirror follower trigger --follower {fid} --confirm --wait")
+        # A run that could not even start says what to fix first; retrying would fail again.
+        own = err.get("hint") if err.get("code") in FIX_FIRST_CODES else None
         return GitMirrorError(
             f"run {name} failed: {err.get('message') or 'no reason recorded'}"
             + (f" (log: {record.get('log')})" if record.get("log") else ""),
             code=str(err.get("code") or "run-failed"),
-            hint=f"git-mirror cleanup-runs --pipeline-run {name} --confirm && "
-                 f"git-mirror follower trigger --follower {fid} --confirm --wait",
+            hint=str(own or retry),
             details={"run": name, "exitCode": record.get("exitCode")})
     after = record.get("flushAfter") or {}
     if after and not after.get("ok"):

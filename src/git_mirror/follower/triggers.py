@@ -158,9 +158,11 @@ class ExecTrigger:
 
     kind = "exec"
 
-    def __init__(self, argv: list[str], *, timeout: float | None = None) -> None:
+    def __init__(self, argv: list[str], *, timeout: float | None = None,
+                 config_dir: Path | None = None) -> None:
         self.argv = list(argv)
         self.timeout = timeout
+        self.config_dir = config_dir
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "exec": self.argv}
@@ -175,7 +177,7 @@ class ExecTrigger:
             f"[user]\n\tname = git-mirror follower {spec.follower}\n"
             f"\temail = {spec.follower}@git-mirror.invalid\n", encoding="utf-8")
         env = exec_env(spec, home=home, tmp=tmp)
-        argv = resolve_argv(self.argv, checkout, env["PATH"])
+        argv = resolve_argv(self.argv, checkout, env["PATH"], config_dir=self.config_dir)
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(spec.log_path, "ab") as log:
             log.write(f"git-mirror: {spec.run}: exec {argv!r} in a checkout of {spec.snapshot_ref}\n"
@@ -190,8 +192,9 @@ class ExecTrigger:
                 log.write(f"git-mirror: cannot start {argv[0]}: {exc.strerror}\n".encode())
                 raise TriggerError(f"cannot start the exec trigger {argv[0]!r}: {exc.strerror}",
                                    code="exec-failed",
-                                   hint="fix trigger.exec in the YAML (a path is relative to the "
-                                        "checkout), then trigger again") from exc
+                                   hint="fix trigger.exec in the YAML (a relative path is the "
+                                        "checkout's file, else the one beside the config file), "
+                                        "then trigger again") from exc
         return RunHandle(spec, proc, {"checkout": str(checkout), "pid": proc.pid,
                                       "argv": argv})
 
@@ -250,7 +253,7 @@ def _exec_factory(cfg: LoadedConfig, fid: str, follower: Follower) -> Trigger:
     from git_mirror.config.models import ExecTrigger as ExecModel
 
     assert isinstance(follower.trigger, ExecModel)
-    return ExecTrigger(follower.trigger.exec)
+    return ExecTrigger(follower.trigger.exec, config_dir=cfg.base_dir)
 
 
 register_trigger("local", "exec", _exec_factory)
@@ -306,16 +309,23 @@ def exec_env(spec: RunSpec, *, home: Path, tmp: Path) -> dict[str, str]:
     return env
 
 
-def resolve_argv(argv: list[str], checkout: Path, path: str) -> list[str]:
-    """argv[0]: a relative path (``./ci/build.sh``, ``ci/build.sh``) is the checkout's file;
-    a bare name is looked up on PATH; the other arguments are passed as they are.
+def resolve_argv(argv: list[str], checkout: Path, path: str, *,
+                 config_dir: Path | None = None) -> list[str]:
+    """argv[0]: a relative path (``./ci/build.sh``, ``ci/build.sh``) is the checkout's file,
+    or, when the commit has no such file, the one beside the config file (as every other
+    relative path of the YAML is); a bare name is looked up on PATH; the other arguments are
+    passed as they are. Either way the command runs in the checkout.
 
     A file of the checkout committed without its executable bit, but starting with ``#!``,
     runs with the interpreter that line names, as the kernel would run it with the bit set.
     """
     first = argv[0]
     if "/" in first and not os.path.isabs(first):
-        first = os.path.normpath(checkout / first)
+        relative = first
+        first = os.path.normpath(checkout / relative)
+        if not os.path.lexists(first) and config_dir is not None \
+                and os.path.isfile(config_dir / relative):
+            first = os.path.normpath(config_dir / relative)
         if os.path.isfile(first) and not os.access(first, os.X_OK):
             return [*_shebang(Path(first)), first, *argv[1:]]
     elif "/" not in first:
