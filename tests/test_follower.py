@@ -184,6 +184,10 @@ def test_a_lane_that_diverged_upstream_fails_the_delivery_not_the_run(
     # both commits are kept: the build's in the mirror, the other one upstream
     assert mirror.rev(LANE) == build.seen(name, "pushed")
     assert upstream.rev(LANE) == build.seen(name, "upstream-lane")
+    # follower status says the same of the finished run, not just "succeeded"
+    status = cli("--json", "follower", "status", "--follower", FOLLOWER).json
+    assert status["run"] == {"name": name, "status": "succeeded"}
+    assert status["lastRunError"]["code"] == "diverged"
 
 
 def test_dry_run_changes_nothing_and_runs_nothing(
@@ -229,7 +233,7 @@ def test_background_trigger_is_followed_by_status(
     assert (state_dir(config) / "runs" / f"{name}.json").exists()
 
     done = wait_for_status(cli, "succeeded", timeout=60)
-    assert done["run"] == {"name": name, "status": "succeeded"}
+    assert done["run"] == {"name": name, "status": "succeeded"} and done["lastRunError"] is None
     last = done["lastRun"]
     assert isinstance(last, dict) and last["detached"] is True
     pushed = build.seen(name, "pushed")

@@ -190,7 +190,7 @@ def trigger(cfg: LoadedConfig, fid: str, *, confirm: bool = False, wait: bool = 
     except GitMirrorError as exc:
         res.error = exc
     if res.run is not None and res.error is None and res.run.get("status") != st.RUNNING:
-        res.error = _run_error(res.run)
+        res.error = run_error(res.run)
     _lane_flags(cfg, res)
     return res
 
@@ -294,7 +294,7 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _run_error(record: dict[str, Any]) -> GitMirrorError | None:
+def run_error(record: dict[str, Any]) -> GitMirrorError | None:
     """The error a finished run means for ``trigger``: its own, or its flush after."""
     fid, name = record.get("follower"), record.get("name")
     if record.get("status") != st.SUCCEEDED:

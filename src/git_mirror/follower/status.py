@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from git_mirror.follower import state as st
-from git_mirror.follower.follower import describe_trigger, get_follower, lane_ref
+from git_mirror.follower.follower import describe_trigger, get_follower, lane_ref, run_error
 from git_mirror.follower.triggers import EXEC_TIMEOUT_SECONDS, trigger_kind
 
 if TYPE_CHECKING:
@@ -57,6 +57,9 @@ def follower_status(cfg: LoadedConfig, fid: str, *, node: str = "local",
     source = next((s for s in rstatus["sources"] if s["branch"] == follower.branch), None)
     lane = next((ln for ln in rstatus["lanes"] if ln["name"] == follower.lane), None)
     running = [r["name"] for r in state.runs() if r.get("status") == st.RUNNING]
+    # A finished run that failed, or succeeded but whose flush after it failed: what
+    # `trigger --wait` would have said (the delivery is not done).
+    failure = run_error(last) if last and last.get("status") != st.RUNNING else None
     return {
         "ok": True, "node": node, "follower": fid, "repository": follower.repository,
         "branch": follower.branch, "trigger": describe_trigger(follower),
@@ -67,6 +70,7 @@ def follower_status(cfg: LoadedConfig, fid: str, *, node: str = "local",
         "lane": lane or {"name": follower.lane, "ref": lane_ref(cfg, follower)},
         "run": {"name": last.get("name"), "status": last.get("status")} if last else None,
         "lastRun": last, "running": running, "runs": len(state.run_names()),
+        "lastRunError": failure.to_json() if failure else None,
         "pendingFlush": rstatus["pendingFlush"], "githubInSync": rstatus["githubInSync"],
         "refSources": rstatus["refSources"],
     }
