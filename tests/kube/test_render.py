@@ -219,6 +219,24 @@ def test_cli_render_yaml_and_json(ssh_config: Path) -> None:
     assert "yaml" not in d
 
 
+def test_cli_render_prints_warnings_on_stderr(write_config: Callable[..., Path], kube_config: Path) -> None:
+    """Human mode: stdout is the manifests only, each warning goes to stderr with where it is."""
+    text = kube_config.read_text().replace("listen: 0.0.0.0:8080", "listen: 127.0.0.1:8080").replace(
+        "{kubernetes: {name: git-mirror-tokens, key: ci}}", "{file: /etc/git-mirror/ci-token}")
+    path = write_config(text, name="w/git-mirror.yaml")
+    r = run_cli("--config", path, "--node", "D601", "render")
+    assert r.code == 0, r.stderr
+    docs = list(YAML(typ="safe").load_all(r.stdout))
+    assert docs == render_node(load_config(path), node="D601")["manifests"]
+    assert "warning [listen-loopback]: " + f"{path}:7: server.listen is 127.0.0.1:8080" in r.stderr
+    assert f"warning [secret-not-mountable]: {path}:9: server.tokens.ci.secretRef: " in r.stderr
+    assert "  hint: server: {listen: 0.0.0.0:8080}" in r.stderr
+    assert "warning [" not in r.stdout
+    as_json = run_cli("--config", path, "--node", "D601", "--json", "render")
+    assert [w["code"] for w in as_json.json["warnings"]] == ["secret-not-mountable", "listen-loopback"]
+    assert as_json.stderr == ""
+
+
 def test_cli_render_local_node_is_usage_error(kcli: Callable[..., CliResult]) -> None:
     r = kcli("--node", "local", "--json", "render")
     assert r.code == 2

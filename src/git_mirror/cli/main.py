@@ -71,8 +71,10 @@ class Ctx:
 
 
 def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
-           human: Callable[[dict[str, Any]], str] | None = None) -> NoReturn:
-    """Run ``op`` and exit with the code its result (or error) implies."""
+           human: Callable[[dict[str, Any]], str] | None = None, *,
+           warnings_to_stderr: bool = False) -> NoReturn:
+    """Run ``op`` and exit with the code its result (or error) implies; with
+    ``warnings_to_stderr``, human mode prints the result's warnings on stderr."""
     from git_mirror.cli.output import emit, emit_error
     from git_mirror.errors import GitMirrorError
 
@@ -80,7 +82,7 @@ def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
         data = op()
     except GitMirrorError as exc:
         sys.exit(emit_error(exc, as_json=ctx.json))
-    sys.exit(emit(data, as_json=ctx.json, human=human))
+    sys.exit(emit(data, as_json=ctx.json, human=human, warnings_to_stderr=warnings_to_stderr))
 
 
 def confirm_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -201,7 +203,8 @@ def render(ctx: Ctx) -> None:
         if ctx.json:
             data.pop("yaml")  # the manifests are there as data already
         return data
-    finish(ctx, op, lambda d: d.get("yaml", ""))
+    # stdout is the manifests only (it goes to kubectl or a file); warnings go to stderr.
+    finish(ctx, op, lambda d: d.get("yaml", ""), warnings_to_stderr=True)
 
 
 @cli.command()
