@@ -150,6 +150,7 @@ def test_file_secret_refs_block_confirm_only(fake: FakeKube, write_config: Calla
     r = run_cli("--config", path, "--node", "D601", "--json", "apply", "--confirm")
     assert r.code == 2
     assert "cannot be mounted" in r.json["error"]["message"]
+    assert r.json["error"]["message"].count("server.tokens.ci.secretRef") == 1
     assert "kubernetes" in r.json["error"]["hint"]
     assert fake.get("v1", "Namespace", NS, None) is None
 

@@ -202,3 +202,31 @@ def test_last_json_object_skips_log_lines() -> None:
     log = 'starting\n{\n  "a": 1\n}\nnoise {\n{\n  "ok": true,\n  "x": "}"\n}\ndone\n'
     assert last_json_object(log) == {"ok": True, "x": "}"}
     assert last_json_object("no json here\n") is None
+
+
+def test_status_runs_despite_file_secrets_that_sync_refuses(applied: FakeKube, kube_config: Path,
+                                                            kcli: Callable[..., CliResult]) -> None:
+    """status is read-only: a {file:} secret it cannot mount is a warning, not a refusal."""
+    kube_config.write_text(kube_config.read_text().replace(
+        "push: true}\n", "push: true}\n  webhookSecret: {file: /etc/git-mirror/webhook-secret}\n"))
+    s = kcli("--node", "D601", "--json", "status")
+    assert s.code == 0, s.stdout
+    assert s.json["ok"] is True and s.json["configApplied"] is False
+    [w] = s.json["warnings"]
+    assert w["code"] == "secret-not-mountable" and w["key"] == "server.webhookSecret"
+    human = kcli("--node", "D601", "status")
+    assert human.code == 0
+    assert "warning [secret-not-mountable]: " in human.stderr and "server.webhookSecret" in human.stderr
+    assert "warning [" not in human.stdout
+
+    dry = kcli("--node", "D601", "--json", "sync")
+    assert dry.code == 0 and [w["code"] for w in dry.json["warnings"]] == ["secret-not-mountable"]
+    for op in ("sync", "flush"):
+        r = kcli("--node", "D601", "--json", op, "--confirm", "--wait")
+        assert r.code == 2 and r.json["error"]["code"] == "config"
+        message = r.json["error"]["message"]
+        assert message.count("server.webhookSecret") == 1, message
+        assert message == (f"{kube_config}:10: server.webhookSecret: file:/etc/git-mirror/webhook-secret "
+                           "is a file on this machine and cannot be mounted into a pod")
+    assert [p["metadata"]["labels"]["git-mirror/operation"]
+            for p in applied.list("v1", "Pod", NS, {})] == ["status", "status"]

@@ -170,7 +170,7 @@ def status(ctx: Ctx, repo: str | None) -> None:
         from git_mirror.mirror.status import status as run
 
         return run(ctx.cfg(), repo=repo, node=ctx.node_name()).to_json()
-    finish(ctx, op, status_text)
+    finish(ctx, op, status_text, warnings_to_stderr=True)
 
 
 @cli.command()
@@ -224,7 +224,7 @@ def sync(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool) -
             return ctx.node_job("sync", ["--confirm", "--wait", *(["--repo", repo] if repo else [])],
                                 confirm=do, wait=wait)
         return run(ctx.cfg(), repo=repo, confirm=do, wait=wait, node=ctx.node_name()).to_json()
-    finish(ctx, op, sync_text)
+    finish(ctx, op, sync_text, warnings_to_stderr=True)
 
 
 @cli.command()
@@ -243,7 +243,7 @@ def flush(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool) 
                                 confirm=do, wait=wait)
         return run(ctx.cfg(), repo=repo, lane=ctx.lane, confirm=do, wait=wait,
                    node=ctx.node_name()).to_json()
-    finish(ctx, op, _flush_text)
+    finish(ctx, op, _flush_text, warnings_to_stderr=True)
 
 
 def _flush_text(data: dict[str, Any]) -> str:

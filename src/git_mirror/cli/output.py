@@ -51,8 +51,10 @@ def _print_error_text(err: dict[str, Any]) -> None:
         sys.stderr.write(scrub(f"hint: {err['hint']}\n"))
 
 
-def warning_text(warning: dict[str, Any]) -> str:
+def warning_text(warning: dict[str, Any] | str) -> str:
     """``warning [CODE]: FILE:LINE: MESSAGE`` and its hint on a second line."""
+    if isinstance(warning, str):
+        return f"warning: {warning}"
     at = f"{warning['at']}: " if warning.get("at") else ""
     out = f"warning [{warning.get('code')}]: {at}{warning.get('message')}"
     return out + (f"\n  hint: {warning['hint']}" if warning.get("hint") else "")

@@ -12,6 +12,9 @@ it *is* the node (``GIT_MIRROR_IN_NODE``), so the same CLI runs the operation lo
 - ``status`` always waits: it is a read-only Job that reads the cache in the PVC (R14: the
   pod reads only the mirror's own refs; nothing goes upstream).
 
+A ``{file:}`` secretRef cannot be mounted into the pod: sync and flush with ``--confirm``
+refuse it (a config error), status and closeout run and list it under ``warnings``.
+
 Before a Job is created, the node's ConfigMap must exist (else ``not-applied``) and hold this
 very config (else ``drift``): a Job would otherwise run with a config that is not the YAML.
 """
@@ -153,15 +156,19 @@ def run_job(cfg: LoadedConfig, *, node: str, operation: str, args: list[str], co
     name = job_name(node, ns, operation)
     job = job_manifest(cfg, node, operation, args, name, global_args=global_args)
     ref = {"name": name, "namespace": ns, "context": target.context}
+    # Read-only operations may run with another config: they report it (configApplied).
+    read_only = operation in ("status", "closeout")
+    unmountable = list(node_secrets(cfg, node).unmountable)
     if not confirm:
         return {"ok": True, "node": node, "executor": "kubernetes", "dryRun": True,
                 "job": {**ref, "status": "not-created"}, "wouldCreate": job,
+                "warnings": unmountable,
                 "hint": f"git-mirror --node {node} {operation} --confirm --wait"}
-    unmountable = node_secrets(cfg, node).unmountable
-    refuse_unmountable(cfg, list(unmountable))
+    if not read_only:
+        # A {file:} secret is not in the pod: sync and flush would fail there, or reach
+        # upstream otherwise than declared. status and closeout read only the cache.
+        refuse_unmountable(cfg, unmountable)
     client = client or client_for(cfg, node)
-    # Read-only operations may run with another config: they report it (configApplied).
-    read_only = operation in ("status", "closeout")
     in_sync = check_applied(client, cfg, node, strict=not read_only)
     client.create(job)
     if not wait:
@@ -188,4 +195,6 @@ def run_job(cfg: LoadedConfig, *, node: str, operation: str, args: list[str], co
     result["executor"] = "kubernetes"
     if read_only:
         result["configApplied"] = in_sync
+        if unmountable:
+            result["warnings"] = [*(result.get("warnings") or []), *unmountable]
     return result
