@@ -230,3 +230,18 @@ def test_status_runs_despite_file_secrets_that_sync_refuses(applied: FakeKube, k
                            "is a file on this machine and cannot be mounted into a pod")
     assert [p["metadata"]["labels"]["git-mirror/operation"]
             for p in applied.list("v1", "Pod", NS, {})] == ["status", "status"]
+
+
+@pytest.mark.parametrize("node", ["D601", "local"])
+def test_undeclared_lane_is_a_usage_error_before_anything(fake: FakeKube, kcli: Callable[..., CliResult],
+                                                          node: str) -> None:
+    for extra in ([], ["--confirm", "--wait"], ["--repo", "hwlab", "--confirm"]):
+        r = kcli("--node", node, "--lane", "nope", "--json", "flush", *extra)
+        assert r.code == 2, r.stdout
+        err = r.json["error"]
+        assert err["code"] == "usage" and "lane 'nope' is not declared" in err["message"]
+        assert "(declared: v03)" in err["message"]
+        assert "wouldCreate" not in r.json
+    assert not fake.calls  # the cluster was never asked
+    ok = kcli("--node", node, "--lane", "v03", "--json", "flush")
+    assert ok.json["dryRun"] is True and ok.json.get("error", {}).get("code") != "usage"

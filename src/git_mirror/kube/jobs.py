@@ -131,15 +131,20 @@ def job_log(client: KubeClient, name: str, namespace: str) -> str:
     return client.logs(pods[-1]["metadata"]["name"], namespace)
 
 
-def check_args(cfg: LoadedConfig, args: list[str]) -> None:
-    """An undeclared ``--repo`` is a usage error here, not a Job that fails in the cluster."""
-    from git_mirror.errors import UsageError
+def _option(args: list[str], name: str) -> str | None:
+    return args[args.index(name) + 1] if name in args[:-1] else None
 
-    if "--repo" in args:
-        repo = args[args.index("--repo") + 1]
-        if repo not in cfg.model.repositories:
-            raise UsageError(f"repository {repo!r} is not declared in {cfg.path}",
-                             hint="git-mirror validate")
+
+def check_args(cfg: LoadedConfig, operation: str, args: list[str], global_args: list[str]) -> None:
+    """An undeclared ``--repo``, or ``--lane`` of a flush, is a usage error here, as on the
+    local node, not a Job that fails in the cluster (nor a dry run that plans one)."""
+    from git_mirror.mirror.layout import lane_repositories, selected_repositories
+
+    repo = _option(args, "--repo")
+    selected_repositories(cfg, repo)
+    lane = _option(global_args, "--lane")
+    if operation == "flush" and lane is not None:
+        lane_repositories(cfg, repo, lane)
 
 
 def run_job(cfg: LoadedConfig, *, node: str, operation: str, args: list[str], confirm: bool,
@@ -151,7 +156,7 @@ def run_job(cfg: LoadedConfig, *, node: str, operation: str, args: list[str], co
     from git_mirror.kube.client import client_for
 
     target = kube_node(cfg, node)
-    check_args(cfg, args)
+    check_args(cfg, operation, args, global_args or [])
     ns = target.namespace
     name = job_name(node, ns, operation)
     job = job_manifest(cfg, node, operation, args, name, global_args=global_args)
