@@ -245,3 +245,43 @@ def test_undeclared_lane_is_a_usage_error_before_anything(fake: FakeKube, kcli: 
     assert not fake.calls  # the cluster was never asked
     ok = kcli("--node", node, "--lane", "v03", "--json", "flush")
     assert ok.json["dryRun"] is True and ok.json.get("error", {}).get("code") != "usage"
+
+
+def test_dry_run_hint_keeps_the_scope_and_does_it_confirmed(applied: FakeKube, kube_config: Path,
+                                                            kcli: Callable[..., CliResult]) -> None:
+    import shlex
+
+    from tests.support.cli import run_cli
+
+    dry = kcli("--node", "D601", "--json", "sync", "--repo", "hwlab")
+    assert dry.code == 0
+    assert dry.json["hint"] == f"git-mirror --config {kube_config} --node D601 sync --repo hwlab --confirm --wait"
+    done = run_cli(*shlex.split(dry.json["hint"])[1:], "--json")
+    assert done.code == 0, done.stdout
+    assert done.json["dryRun"] is False and [x["id"] for x in done.json["repositories"]] == ["hwlab"]
+
+    dry = kcli("--node", "D601", "--lane", "v03", "--json", "flush", "--repo", "hwlab")
+    assert dry.code == 0
+    assert dry.json["hint"] == (f"git-mirror --config {kube_config} --node D601 --lane v03 flush "
+                                "--repo hwlab --confirm --wait")
+    done = run_cli(*shlex.split(dry.json["hint"])[1:], "--json")
+    assert done.code == 0, done.stdout
+    assert done.json["dryRun"] is False and done.json["lane"] == "v03"
+    cmd = applied.list("v1", "Pod", NS, {"git-mirror/operation": "flush"})[0]["spec"]["containers"][0]["command"]
+    assert cmd[cmd.index("--lane") + 1] == "v03" and cmd[-2:] == ["--repo", "hwlab"]
+
+
+def test_dry_run_hint_quotes_the_config_path(fake: FakeKube, write_config: Callable[..., Path],
+                                             kube_config: Path) -> None:
+    from tests.support.cli import run_cli
+
+    path = write_config(kube_config.read_text(), name="my configs/k.yaml")
+    r = run_cli("--config", path, "--node", "D601", "--json", "flush")
+    assert r.code == 0
+    assert r.json["hint"] == f"git-mirror --config '{path}' --node D601 flush --confirm --wait"
+    # without --config the hint has none (the config is found the same way again)
+    from git_mirror.kube.jobs import run_job
+
+    plain = run_job(load_config(path), node="D601", operation="flush", args=["--confirm", "--wait"],
+                    confirm=False, wait=False)
+    assert plain["hint"] == "git-mirror --node D601 flush --confirm --wait"

@@ -62,11 +62,13 @@ class Ctx:
         return nodes[name].executor if name in nodes else "local"
 
     def node_job(self, operation: str, args: list[str], *, confirm: bool, wait: bool) -> dict[str, Any]:
-        """Run an operation as a Job on this (kubernetes) node; ``--lane`` goes along."""
+        """Run an operation as a Job on this (kubernetes) node; ``--lane`` goes along, and a
+        dry run's hint keeps ``--config`` as given."""
         from git_mirror.kube.jobs import run_job
 
         return run_job(self.cfg(), node=self.node_name(), operation=operation, args=args,
                        global_args=["--lane", self.lane] if self.lane else [],
+                       hint_args=["--config", self.config_path] if self.config_path else [],
                        confirm=confirm, wait=wait)
 
 

@@ -147,11 +147,26 @@ def check_args(cfg: LoadedConfig, operation: str, args: list[str], global_args: 
         lane_repositories(cfg, repo, lane)
 
 
+def confirm_hint(node: str, operation: str, args: list[str], *, global_args: list[str],
+                 hint_args: list[str]) -> str:
+    """The command that does what a dry run showed, confirmed: the same scope (``--config``
+    as the user gave it, ``--node``, ``--lane``, ``--repo``), then ``--confirm --wait``."""
+    import shlex
+
+    scope = [a for a in args if a not in ("--confirm", "--wait")]
+    return shlex.join(["git-mirror", *hint_args, "--node", node, *global_args, operation, *scope,
+                       "--confirm", "--wait"])
+
+
 def run_job(cfg: LoadedConfig, *, node: str, operation: str, args: list[str], confirm: bool,
             wait: bool, global_args: list[str] | None = None, client: KubeClient | None = None,
-            timeout: float | None = None) -> dict[str, Any]:
+            timeout: float | None = None, hint_args: list[str] | None = None) -> dict[str, Any]:
     """Run ``git-mirror [GLOBAL_ARGS] <operation> ARGS`` as a Job on ``node``; the result as
-    the contract has it."""
+    the contract has it.
+
+    ``hint_args`` are the user's own global options that the Job does not get (``--config
+    PATH``); a dry run's hint keeps them.
+    """
     from git_mirror.kube.apply import refuse_unmountable
     from git_mirror.kube.client import client_for
 
@@ -168,7 +183,8 @@ def run_job(cfg: LoadedConfig, *, node: str, operation: str, args: list[str], co
         return {"ok": True, "node": node, "executor": "kubernetes", "dryRun": True,
                 "job": {**ref, "status": "not-created"}, "wouldCreate": job,
                 "warnings": unmountable,
-                "hint": f"git-mirror --node {node} {operation} --confirm --wait"}
+                "hint": confirm_hint(node, operation, args, global_args=global_args or [],
+                                     hint_args=hint_args or [])}
     if not read_only:
         # A {file:} secret is not in the pod: sync and flush would fail there, or reach
         # upstream otherwise than declared. status and closeout read only the cache.
