@@ -207,3 +207,14 @@ def test_fake_rejects_what_the_server_would(fake: FakeKube) -> None:
         fake.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "other"}})
     assert e409.value.status == 409
     assert FIELD_MANAGER == "git-mirror"
+
+
+def test_fake_refuses_a_label_value_an_api_server_refuses(fake: FakeKube) -> None:
+    """Why a kubernetes node may not be named D601_: its label value would be refused."""
+    from git_mirror.kube.client import KubeError
+
+    with pytest.raises(KubeError) as err:
+        fake.apply({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": "x", "labels": {"app.kubernetes.io/instance": "D601_"}}})
+    assert err.value.status == 422 and "'D601_'" in str(err.value)
+    assert fake.get("v1", "Namespace", "x", None) is None

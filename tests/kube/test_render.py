@@ -25,6 +25,7 @@ from git_mirror.kube.render import (
     render_node,
 )
 from tests.support.cli import CliResult, run_cli
+from tests.support.fakekube import label_problem
 
 # The oldest and the newest schemas the installed kubernetes-validate ships.
 VERSIONS = [kubernetes_validate.utils.all_versions()[0], kubernetes_validate.utils.latest_version()]
@@ -54,6 +55,7 @@ def validate_all(docs: list[dict[str, Any]]) -> None:
     for doc in docs:
         for version in VERSIONS:
             kubernetes_validate.validate(doc, version, strict=True)
+        assert label_problem(doc) is None, label_problem(doc)
         name = doc["metadata"]["name"]
         assert DNS1123.match(name) and len(name) <= 63, name
 
@@ -248,3 +250,29 @@ def test_cli_render_no_secret_values(kube_config: Path) -> None:
     r = run_cli("--config", kube_config, "--node", "D601", "render")
     assert "kind: Secret\n" not in r.stdout
     assert "secretName: git-mirror-tokens" in r.stdout
+
+
+@pytest.mark.parametrize("name", ["D601_", "D601-", "d601."])
+def test_kubernetes_node_name_must_be_a_label_value(write_config: Callable[..., Path],
+                                                    kube_config: Path, name: str) -> None:
+    """The name is app.kubernetes.io/instance as is; a value an API server refuses is a config error."""
+    text = kube_config.read_text().replace("  D601:\n", f"  {name}:\n")
+    path = write_config(text, name="bad/git-mirror.yaml")
+    line = text.splitlines().index(f"  {name}:") + 1
+    for args in (["validate"], ["--node", name, "render"]):
+        r = run_cli("--config", path, "--json", *args)
+        assert r.code == 2, r.stdout
+        err = r.json["error"]
+        assert err["code"] == "config" and err["key"] == f"nodes.{name}" and err["line"] == line
+        assert err["message"].startswith(f"{path}:{line}: nodes.{name}: ")
+        assert "must begin and end with a letter or digit" in err["message"]
+        assert "'D601'" in err["hint"] or "'d601'" in err["hint"]
+
+
+def test_node_names_that_are_label_values_render(write_config: Callable[..., Path], kube_config: Path) -> None:
+    text = kube_config.read_text().replace("  D601:\n", "  d.601_x-Y:\n").replace(
+        "  local: {executor: local}\n", "  local_: {executor: local}\n")
+    cfg = load_config(write_config(text, name="ok/git-mirror.yaml"))
+    docs = manifests(cfg, "d.601_x-Y")
+    validate_all(docs)
+    assert {d["metadata"]["labels"]["app.kubernetes.io/instance"] for d in docs} == {"d.601_x-Y"}
