@@ -276,3 +276,28 @@ def test_node_names_that_are_label_values_render(write_config: Callable[..., Pat
     docs = manifests(cfg, "d.601_x-Y")
     validate_all(docs)
     assert {d["metadata"]["labels"]["app.kubernetes.io/instance"] for d in docs} == {"d.601_x-Y"}
+
+
+@pytest.mark.parametrize(("url", "codes"), [
+    ("http://127.0.0.1:3128", ["proxy-loopback"]),
+    ("http://127.8.9.10:3128", ["proxy-loopback"]),
+    ("http://[::1]:3128", ["proxy-loopback"]),
+    ("http://localhost:3128", ["proxy-loopback", "egress-by-port"]),
+])
+def test_loopback_proxy_warns(write_config: Callable[..., Path], ssh_config: Path, url: str,
+                              codes: list[str]) -> None:
+    """In a pod, a loopback proxy is the pod itself: the NetworkPolicy would hold egress to it."""
+    path = write_config(ssh_config.read_text().replace("http://10.20.30.40:3128", f'"{url}"'),
+                        name="l/git-mirror.yaml")
+    data = render_node(load_config(path), node="D601")
+    assert [w["code"] for w in data["warnings"]] == codes
+    w = data["warnings"][0]
+    assert w["at"] == f"{path}:5" and w["key"] == "proxies.corp.url"
+    assert w["message"].startswith(f"proxies.corp.url is {url}: in a pod, ")
+    human = run_cli("--config", path, "--node", "D601", "render")
+    assert human.code == 0
+    assert f"warning [proxy-loopback]: {path}:5: proxies.corp.url is {url}" in human.stderr
+
+
+def test_proxy_reached_by_address_does_not_warn(ssh_config: Path) -> None:
+    assert render_node(load_config(ssh_config), node="D601")["warnings"] == []
