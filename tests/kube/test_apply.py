@@ -150,6 +150,7 @@ def test_file_secret_refs_block_confirm_only(fake: FakeKube, write_config: Calla
     r = run_cli("--config", path, "--node", "D601", "--json", "apply", "--confirm")
     assert r.code == 2
     assert "cannot be mounted" in r.json["error"]["message"]
+    assert r.json["error"]["message"].count("server.tokens.ci.secretRef") == 1
     assert "kubernetes" in r.json["error"]["hint"]
     assert fake.get("v1", "Namespace", NS, None) is None
 
@@ -206,3 +207,14 @@ def test_fake_rejects_what_the_server_would(fake: FakeKube) -> None:
         fake.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "other"}})
     assert e409.value.status == 409
     assert FIELD_MANAGER == "git-mirror"
+
+
+def test_fake_refuses_a_label_value_an_api_server_refuses(fake: FakeKube) -> None:
+    """Why a kubernetes node may not be named D601_: its label value would be refused."""
+    from git_mirror.kube.client import KubeError
+
+    with pytest.raises(KubeError) as err:
+        fake.apply({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": "x", "labels": {"app.kubernetes.io/instance": "D601_"}}})
+    assert err.value.status == 422 and "'D601_'" in str(err.value)
+    assert fake.get("v1", "Namespace", "x", None) is None

@@ -202,3 +202,86 @@ def test_last_json_object_skips_log_lines() -> None:
     log = 'starting\n{\n  "a": 1\n}\nnoise {\n{\n  "ok": true,\n  "x": "}"\n}\ndone\n'
     assert last_json_object(log) == {"ok": True, "x": "}"}
     assert last_json_object("no json here\n") is None
+
+
+def test_status_runs_despite_file_secrets_that_sync_refuses(applied: FakeKube, kube_config: Path,
+                                                            kcli: Callable[..., CliResult]) -> None:
+    """status is read-only: a {file:} secret it cannot mount is a warning, not a refusal."""
+    kube_config.write_text(kube_config.read_text().replace(
+        "push: true}\n", "push: true}\n  webhookSecret: {file: /etc/git-mirror/webhook-secret}\n"))
+    s = kcli("--node", "D601", "--json", "status")
+    assert s.code == 0, s.stdout
+    assert s.json["ok"] is True and s.json["configApplied"] is False
+    [w] = s.json["warnings"]
+    assert w["code"] == "secret-not-mountable" and w["key"] == "server.webhookSecret"
+    human = kcli("--node", "D601", "status")
+    assert human.code == 0
+    assert "warning [secret-not-mountable]: " in human.stderr and "server.webhookSecret" in human.stderr
+    assert "warning [" not in human.stdout
+
+    dry = kcli("--node", "D601", "--json", "sync")
+    assert dry.code == 0 and [w["code"] for w in dry.json["warnings"]] == ["secret-not-mountable"]
+    for op in ("sync", "flush"):
+        r = kcli("--node", "D601", "--json", op, "--confirm", "--wait")
+        assert r.code == 2 and r.json["error"]["code"] == "config"
+        message = r.json["error"]["message"]
+        assert message.count("server.webhookSecret") == 1, message
+        assert message == (f"{kube_config}:10: server.webhookSecret: file:/etc/git-mirror/webhook-secret "
+                           "is a file on this machine and cannot be mounted into a pod")
+    assert [p["metadata"]["labels"]["git-mirror/operation"]
+            for p in applied.list("v1", "Pod", NS, {})] == ["status", "status"]
+
+
+@pytest.mark.parametrize("node", ["D601", "local"])
+def test_undeclared_lane_is_a_usage_error_before_anything(fake: FakeKube, kcli: Callable[..., CliResult],
+                                                          node: str) -> None:
+    for extra in ([], ["--confirm", "--wait"], ["--repo", "hwlab", "--confirm"]):
+        r = kcli("--node", node, "--lane", "nope", "--json", "flush", *extra)
+        assert r.code == 2, r.stdout
+        err = r.json["error"]
+        assert err["code"] == "usage" and "lane 'nope' is not declared" in err["message"]
+        assert "(declared: v03)" in err["message"]
+        assert "wouldCreate" not in r.json
+    assert not fake.calls  # the cluster was never asked
+    ok = kcli("--node", node, "--lane", "v03", "--json", "flush")
+    assert ok.json["dryRun"] is True and ok.json.get("error", {}).get("code") != "usage"
+
+
+def test_dry_run_hint_keeps_the_scope_and_does_it_confirmed(applied: FakeKube, kube_config: Path,
+                                                            kcli: Callable[..., CliResult]) -> None:
+    import shlex
+
+    from tests.support.cli import run_cli
+
+    dry = kcli("--node", "D601", "--json", "sync", "--repo", "hwlab")
+    assert dry.code == 0
+    assert dry.json["hint"] == f"git-mirror --config {kube_config} --node D601 sync --repo hwlab --confirm --wait"
+    done = run_cli(*shlex.split(dry.json["hint"])[1:], "--json")
+    assert done.code == 0, done.stdout
+    assert done.json["dryRun"] is False and [x["id"] for x in done.json["repositories"]] == ["hwlab"]
+
+    dry = kcli("--node", "D601", "--lane", "v03", "--json", "flush", "--repo", "hwlab")
+    assert dry.code == 0
+    assert dry.json["hint"] == (f"git-mirror --config {kube_config} --node D601 --lane v03 flush "
+                                "--repo hwlab --confirm --wait")
+    done = run_cli(*shlex.split(dry.json["hint"])[1:], "--json")
+    assert done.code == 0, done.stdout
+    assert done.json["dryRun"] is False and done.json["lane"] == "v03"
+    cmd = applied.list("v1", "Pod", NS, {"git-mirror/operation": "flush"})[0]["spec"]["containers"][0]["command"]
+    assert cmd[cmd.index("--lane") + 1] == "v03" and cmd[-2:] == ["--repo", "hwlab"]
+
+
+def test_dry_run_hint_quotes_the_config_path(fake: FakeKube, write_config: Callable[..., Path],
+                                             kube_config: Path) -> None:
+    from tests.support.cli import run_cli
+
+    path = write_config(kube_config.read_text(), name="my configs/k.yaml")
+    r = run_cli("--config", path, "--node", "D601", "--json", "flush")
+    assert r.code == 0
+    assert r.json["hint"] == f"git-mirror --config '{path}' --node D601 flush --confirm --wait"
+    # without --config the hint has none (the config is found the same way again)
+    from git_mirror.kube.jobs import run_job
+
+    plain = run_job(load_config(path), node="D601", operation="flush", args=["--confirm", "--wait"],
+                    confirm=False, wait=False)
+    assert plain["hint"] == "git-mirror --node D601 flush --confirm --wait"

@@ -25,6 +25,7 @@ from git_mirror.kube.render import (
     render_node,
 )
 from tests.support.cli import CliResult, run_cli
+from tests.support.fakekube import label_problem
 
 # The oldest and the newest schemas the installed kubernetes-validate ships.
 VERSIONS = [kubernetes_validate.utils.all_versions()[0], kubernetes_validate.utils.latest_version()]
@@ -54,6 +55,7 @@ def validate_all(docs: list[dict[str, Any]]) -> None:
     for doc in docs:
         for version in VERSIONS:
             kubernetes_validate.validate(doc, version, strict=True)
+        assert label_problem(doc) is None, label_problem(doc)
         name = doc["metadata"]["name"]
         assert DNS1123.match(name) and len(name) <= 63, name
 
@@ -219,6 +221,24 @@ def test_cli_render_yaml_and_json(ssh_config: Path) -> None:
     assert "yaml" not in d
 
 
+def test_cli_render_prints_warnings_on_stderr(write_config: Callable[..., Path], kube_config: Path) -> None:
+    """Human mode: stdout is the manifests only, each warning goes to stderr with where it is."""
+    text = kube_config.read_text().replace("listen: 0.0.0.0:8080", "listen: 127.0.0.1:8080").replace(
+        "{kubernetes: {name: git-mirror-tokens, key: ci}}", "{file: /etc/git-mirror/ci-token}")
+    path = write_config(text, name="w/git-mirror.yaml")
+    r = run_cli("--config", path, "--node", "D601", "render")
+    assert r.code == 0, r.stderr
+    docs = list(YAML(typ="safe").load_all(r.stdout))
+    assert docs == render_node(load_config(path), node="D601")["manifests"]
+    assert "warning [listen-loopback]: " + f"{path}:7: server.listen is 127.0.0.1:8080" in r.stderr
+    assert f"warning [secret-not-mountable]: {path}:9: server.tokens.ci.secretRef: " in r.stderr
+    assert "  hint: server: {listen: 0.0.0.0:8080}" in r.stderr
+    assert "warning [" not in r.stdout
+    as_json = run_cli("--config", path, "--node", "D601", "--json", "render")
+    assert [w["code"] for w in as_json.json["warnings"]] == ["secret-not-mountable", "listen-loopback"]
+    assert as_json.stderr == ""
+
+
 def test_cli_render_local_node_is_usage_error(kcli: Callable[..., CliResult]) -> None:
     r = kcli("--node", "local", "--json", "render")
     assert r.code == 2
@@ -230,3 +250,54 @@ def test_cli_render_no_secret_values(kube_config: Path) -> None:
     r = run_cli("--config", kube_config, "--node", "D601", "render")
     assert "kind: Secret\n" not in r.stdout
     assert "secretName: git-mirror-tokens" in r.stdout
+
+
+@pytest.mark.parametrize("name", ["D601_", "D601-", "d601."])
+def test_kubernetes_node_name_must_be_a_label_value(write_config: Callable[..., Path],
+                                                    kube_config: Path, name: str) -> None:
+    """The name is app.kubernetes.io/instance as is; a value an API server refuses is a config error."""
+    text = kube_config.read_text().replace("  D601:\n", f"  {name}:\n")
+    path = write_config(text, name="bad/git-mirror.yaml")
+    line = text.splitlines().index(f"  {name}:") + 1
+    for args in (["validate"], ["--node", name, "render"]):
+        r = run_cli("--config", path, "--json", *args)
+        assert r.code == 2, r.stdout
+        err = r.json["error"]
+        assert err["code"] == "config" and err["key"] == f"nodes.{name}" and err["line"] == line
+        assert err["message"].startswith(f"{path}:{line}: nodes.{name}: ")
+        assert "must begin and end with a letter or digit" in err["message"]
+        assert "'D601'" in err["hint"] or "'d601'" in err["hint"]
+
+
+def test_node_names_that_are_label_values_render(write_config: Callable[..., Path], kube_config: Path) -> None:
+    text = kube_config.read_text().replace("  D601:\n", "  d.601_x-Y:\n").replace(
+        "  local: {executor: local}\n", "  local_: {executor: local}\n")
+    cfg = load_config(write_config(text, name="ok/git-mirror.yaml"))
+    docs = manifests(cfg, "d.601_x-Y")
+    validate_all(docs)
+    assert {d["metadata"]["labels"]["app.kubernetes.io/instance"] for d in docs} == {"d.601_x-Y"}
+
+
+@pytest.mark.parametrize(("url", "codes"), [
+    ("http://127.0.0.1:3128", ["proxy-loopback"]),
+    ("http://127.8.9.10:3128", ["proxy-loopback"]),
+    ("http://[::1]:3128", ["proxy-loopback"]),
+    ("http://localhost:3128", ["proxy-loopback", "egress-by-port"]),
+])
+def test_loopback_proxy_warns(write_config: Callable[..., Path], ssh_config: Path, url: str,
+                              codes: list[str]) -> None:
+    """In a pod, a loopback proxy is the pod itself: the NetworkPolicy would hold egress to it."""
+    path = write_config(ssh_config.read_text().replace("http://10.20.30.40:3128", f'"{url}"'),
+                        name="l/git-mirror.yaml")
+    data = render_node(load_config(path), node="D601")
+    assert [w["code"] for w in data["warnings"]] == codes
+    w = data["warnings"][0]
+    assert w["at"] == f"{path}:5" and w["key"] == "proxies.corp.url"
+    assert w["message"].startswith(f"proxies.corp.url is {url}: in a pod, ")
+    human = run_cli("--config", path, "--node", "D601", "render")
+    assert human.code == 0
+    assert f"warning [proxy-loopback]: {path}:5: proxies.corp.url is {url}" in human.stderr
+
+
+def test_proxy_reached_by_address_does_not_warn(ssh_config: Path) -> None:
+    assert render_node(load_config(ssh_config), node="D601")["warnings"] == []

@@ -11,7 +11,8 @@ one. What it does like the real server:
   ``generation`` moves with ``spec``; a few server defaults (Service clusterIP, Deployment
   revisionHistoryLimit, ...) appear as the server would add them;
 - 404 for a missing object or namespace, 409 for ``create`` of an existing one, 422 for an
-  invalid manifest (kubernetes-validate, strict) and for changes to immutable fields (PVC
+  invalid manifest (kubernetes-validate, strict; label keys and values, which the schema does
+  not describe, as the API server checks them) and for changes to immutable fields (PVC
   spec other than a larger storage request, Deployment selector, Job template);
 - Tekton PipelineRuns that really run their Pipeline's step scripts, and Argo CD
   Applications (:mod:`tests.support.faketekton`, fakes too);
@@ -36,6 +37,7 @@ import base64
 import copy
 import itertools
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -53,6 +55,42 @@ from tests.support.faketekton import CUSTOM, TektonFake, validate_custom
 Key = tuple[str, str, str | None, str]
 CLUSTER_SCOPED = {"Namespace"}
 SYSTEM_META = ("resourceVersion", "generation", "uid", "creationTimestamp", "managedFields")
+
+# The API server's own rules for labels (apimachinery validation), which OpenAPI has not.
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def label_problem(manifest: Any, path: str = "") -> str | None:
+    """The first label key or value (``labels`` and ``matchLabels`` maps anywhere in the
+    object) that a real API server rejects, said as it says it; None when all are valid."""
+    if isinstance(manifest, list):
+        for i, item in enumerate(manifest):
+            problem = label_problem(item, f"{path}[{i}]")
+            if problem:
+                return problem
+        return None
+    if not isinstance(manifest, dict):
+        return None
+    for key, value in manifest.items():
+        here = f"{path}.{key}" if path else str(key)
+        if key in ("labels", "matchLabels") and isinstance(value, dict):
+            for name, text in value.items():
+                prefix, _, short = str(name).rpartition("/")
+                if not (_LABEL_NAME.match(short) and len(short) <= 63) or \
+                        (prefix and not (_DNS_SUBDOMAIN.match(prefix) and len(prefix) <= 253)):
+                    return f"{here}: Invalid value: {name!r}: name part must consist of alphanumeric " \
+                           "characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+                if isinstance(text, str) and not (_LABEL_VALUE.match(text) and len(text) <= 63):
+                    return f"{here}: Invalid value: {text!r}: a valid label must be an empty string or " \
+                           "consist of alphanumeric characters, '-', '_' or '.', and must start and end " \
+                           "with an alphanumeric character (at most 63 characters)"
+        else:
+            problem = label_problem(value, here)
+            if problem:
+                return problem
+    return None
 
 
 def _merge(base: Any, top: Any) -> Any:
@@ -112,6 +150,9 @@ class FakeKube(TektonFake):
 
     @staticmethod
     def _validate(manifest: dict[str, Any]) -> str | None:
+        problem = label_problem(manifest)
+        if problem:
+            return problem
         if (manifest.get("apiVersion"), manifest.get("kind")) in CUSTOM:
             return validate_custom(manifest)  # kubernetes-validate knows no CRDs
         try:

@@ -62,17 +62,21 @@ class Ctx:
         return nodes[name].executor if name in nodes else "local"
 
     def node_job(self, operation: str, args: list[str], *, confirm: bool, wait: bool) -> dict[str, Any]:
-        """Run an operation as a Job on this (kubernetes) node; ``--lane`` goes along."""
+        """Run an operation as a Job on this (kubernetes) node; ``--lane`` goes along, and a
+        dry run's hint keeps ``--config`` as given."""
         from git_mirror.kube.jobs import run_job
 
         return run_job(self.cfg(), node=self.node_name(), operation=operation, args=args,
                        global_args=["--lane", self.lane] if self.lane else [],
+                       hint_args=["--config", self.config_path] if self.config_path else [],
                        confirm=confirm, wait=wait)
 
 
 def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
-           human: Callable[[dict[str, Any]], str] | None = None) -> NoReturn:
-    """Run ``op`` and exit with the code its result (or error) implies."""
+           human: Callable[[dict[str, Any]], str] | None = None, *,
+           warnings_to_stderr: bool = False) -> NoReturn:
+    """Run ``op`` and exit with the code its result (or error) implies; with
+    ``warnings_to_stderr``, human mode prints the result's warnings on stderr."""
     from git_mirror.cli.output import emit, emit_error
     from git_mirror.errors import GitMirrorError
 
@@ -80,7 +84,7 @@ def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
         data = op()
     except GitMirrorError as exc:
         sys.exit(emit_error(exc, as_json=ctx.json))
-    sys.exit(emit(data, as_json=ctx.json, human=human))
+    sys.exit(emit(data, as_json=ctx.json, human=human, warnings_to_stderr=warnings_to_stderr))
 
 
 def confirm_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -168,7 +172,7 @@ def status(ctx: Ctx, repo: str | None) -> None:
         from git_mirror.mirror.status import status as run
 
         return run(ctx.cfg(), repo=repo, node=ctx.node_name()).to_json()
-    finish(ctx, op, status_text)
+    finish(ctx, op, status_text, warnings_to_stderr=True)
 
 
 @cli.command()
@@ -201,7 +205,8 @@ def render(ctx: Ctx) -> None:
         if ctx.json:
             data.pop("yaml")  # the manifests are there as data already
         return data
-    finish(ctx, op, lambda d: d.get("yaml", ""))
+    # stdout is the manifests only (it goes to kubectl or a file); warnings go to stderr.
+    finish(ctx, op, lambda d: d.get("yaml", ""), warnings_to_stderr=True)
 
 
 @cli.command()
@@ -221,7 +226,7 @@ def sync(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool) -
             return ctx.node_job("sync", ["--confirm", "--wait", *(["--repo", repo] if repo else [])],
                                 confirm=do, wait=wait)
         return run(ctx.cfg(), repo=repo, confirm=do, wait=wait, node=ctx.node_name()).to_json()
-    finish(ctx, op, sync_text)
+    finish(ctx, op, sync_text, warnings_to_stderr=True)
 
 
 @cli.command()
@@ -240,7 +245,7 @@ def flush(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool) 
                                 confirm=do, wait=wait)
         return run(ctx.cfg(), repo=repo, lane=ctx.lane, confirm=do, wait=wait,
                    node=ctx.node_name()).to_json()
-    finish(ctx, op, _flush_text)
+    finish(ctx, op, _flush_text, warnings_to_stderr=True)
 
 
 def _flush_text(data: dict[str, Any]) -> str:

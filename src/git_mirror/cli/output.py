@@ -20,8 +20,13 @@ def dumps(data: Any) -> str:
     return scrub(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
-def emit(data: dict[str, Any], *, as_json: bool, human: Callable[[dict[str, Any]], str] | None = None) -> int:
-    """Print ``data`` and return the exit code its ``ok`` implies."""
+def emit(data: dict[str, Any], *, as_json: bool, human: Callable[[dict[str, Any]], str] | None = None,
+         warnings_to_stderr: bool = False) -> int:
+    """Print ``data`` and return the exit code its ``ok`` implies.
+
+    With ``warnings_to_stderr``, human mode prints the result's ``warnings`` on stderr, so
+    that stdout holds only what the command is for (``render``: the manifests).
+    """
     ok = bool(data.get("ok", True))
     if as_json:
         sys.stdout.write(dumps(data) + "\n")
@@ -29,6 +34,9 @@ def emit(data: dict[str, Any], *, as_json: bool, human: Callable[[dict[str, Any]
         text = human(data) if human else default_human(data)
         if text:
             sys.stdout.write(scrub(text) + ("\n" if not text.endswith("\n") else ""))
+        if warnings_to_stderr:
+            for warning in data.get("warnings") or []:
+                sys.stderr.write(scrub(warning_text(warning)) + "\n")
         if not ok and data.get("error"):
             _print_error_text(data["error"])
     if ok:
@@ -41,6 +49,15 @@ def _print_error_text(err: dict[str, Any]) -> None:
     sys.stderr.write(scrub(f"error [{err.get('code')}]: {err.get('message')}\n"))
     if err.get("hint"):
         sys.stderr.write(scrub(f"hint: {err['hint']}\n"))
+
+
+def warning_text(warning: dict[str, Any] | str) -> str:
+    """``warning [CODE]: FILE:LINE: MESSAGE`` and its hint on a second line."""
+    if isinstance(warning, str):
+        return f"warning: {warning}"
+    at = f"{warning['at']}: " if warning.get("at") else ""
+    out = f"warning [{warning.get('code')}]: {at}{warning.get('message')}"
+    return out + (f"\n  hint: {warning['hint']}" if warning.get("hint") else "")
 
 
 def emit_error(exc: GitMirrorError, *, as_json: bool, extra: dict[str, Any] | None = None) -> int:

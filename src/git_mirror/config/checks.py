@@ -16,6 +16,8 @@ from git_mirror.errors import ConfigError
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
 
+# A Kubernetes label value: what app.kubernetes.io/instance gets on a kubernetes node.
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _BAD_REF = re.compile(r"(^[/.]|//|\.\.|@\{|[\x00-\x20~^:?\[\\\x7f]|\.lock$|\.lock/|/\.|[/.]$)")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -154,6 +156,16 @@ def check_config(cfg: LoadedConfig) -> None:
         if node.executor == "kubernetes" and node.kubernetes is None:
             raise _fail(cfg, ("nodes", name, "executor"),
                         "executor kubernetes needs a kubernetes: {context, namespace} block")
+        if node.executor == "kubernetes" and not (LABEL_VALUE.match(name) and len(name) <= 63):
+            # The node's objects carry its name as is, so that selectors and kubectl -l
+            # find them by the name the YAML gives; an API server refuses a bad label value.
+            raise _fail(cfg, ("nodes", name),
+                        f"a kubernetes node's name is the label value app.kubernetes.io/instance "
+                        f"of its objects, so it must begin and end with a letter or digit "
+                        f"(letters, digits, '-', '_' and '.' in between; at most 63 characters); "
+                        f"{name!r} does not",
+                        hint=f"rename the node (e.g. {name.strip('-_.') or 'D601'!r}), "
+                             "then run: git-mirror validate")
     for fid, f in m.followers.items():
         base = ("followers", fid)
         if f.repository not in m.repositories:

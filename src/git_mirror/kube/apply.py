@@ -104,7 +104,9 @@ def refuse_unmountable(cfg: LoadedConfig, warnings: list[dict[str, str]]) -> Non
     if bad:
         first = bad[0]
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise ConfigError(first["message"] + more, file=str(cfg.path), key=first["key"],
+        # The error names the key path itself: the message without its leading "KEY: ".
+        reason = first["message"].removeprefix(f"{first['key']}: ")
+        raise ConfigError(reason + more, file=str(cfg.path), key=first["key"],
                           line=int(first["line"]) if first["line"] else None, hint=first["hint"])
 
 

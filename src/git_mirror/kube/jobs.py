@@ -12,6 +12,9 @@ it *is* the node (``GIT_MIRROR_IN_NODE``), so the same CLI runs the operation lo
 - ``status`` always waits: it is a read-only Job that reads the cache in the PVC (R14: the
   pod reads only the mirror's own refs; nothing goes upstream).
 
+A ``{file:}`` secretRef cannot be mounted into the pod: sync and flush with ``--confirm``
+refuse it (a config error), status and closeout run and list it under ``warnings``.
+
 Before a Job is created, the node's ConfigMap must exist (else ``not-applied``) and hold this
 very config (else ``drift``): a Job would otherwise run with a config that is not the YAML.
 """
@@ -128,40 +131,65 @@ def job_log(client: KubeClient, name: str, namespace: str) -> str:
     return client.logs(pods[-1]["metadata"]["name"], namespace)
 
 
-def check_args(cfg: LoadedConfig, args: list[str]) -> None:
-    """An undeclared ``--repo`` is a usage error here, not a Job that fails in the cluster."""
-    from git_mirror.errors import UsageError
+def _option(args: list[str], name: str) -> str | None:
+    return args[args.index(name) + 1] if name in args[:-1] else None
 
-    if "--repo" in args:
-        repo = args[args.index("--repo") + 1]
-        if repo not in cfg.model.repositories:
-            raise UsageError(f"repository {repo!r} is not declared in {cfg.path}",
-                             hint="git-mirror validate")
+
+def check_args(cfg: LoadedConfig, operation: str, args: list[str], global_args: list[str]) -> None:
+    """An undeclared ``--repo``, or ``--lane`` of a flush, is a usage error here, as on the
+    local node, not a Job that fails in the cluster (nor a dry run that plans one)."""
+    from git_mirror.mirror.layout import lane_repositories, selected_repositories
+
+    repo = _option(args, "--repo")
+    selected_repositories(cfg, repo)
+    lane = _option(global_args, "--lane")
+    if operation == "flush" and lane is not None:
+        lane_repositories(cfg, repo, lane)
+
+
+def confirm_hint(node: str, operation: str, args: list[str], *, global_args: list[str],
+                 hint_args: list[str]) -> str:
+    """The command that does what a dry run showed, confirmed: the same scope (``--config``
+    as the user gave it, ``--node``, ``--lane``, ``--repo``), then ``--confirm --wait``."""
+    import shlex
+
+    scope = [a for a in args if a not in ("--confirm", "--wait")]
+    return shlex.join(["git-mirror", *hint_args, "--node", node, *global_args, operation, *scope,
+                       "--confirm", "--wait"])
 
 
 def run_job(cfg: LoadedConfig, *, node: str, operation: str, args: list[str], confirm: bool,
             wait: bool, global_args: list[str] | None = None, client: KubeClient | None = None,
-            timeout: float | None = None) -> dict[str, Any]:
+            timeout: float | None = None, hint_args: list[str] | None = None) -> dict[str, Any]:
     """Run ``git-mirror [GLOBAL_ARGS] <operation> ARGS`` as a Job on ``node``; the result as
-    the contract has it."""
+    the contract has it.
+
+    ``hint_args`` are the user's own global options that the Job does not get (``--config
+    PATH``); a dry run's hint keeps them.
+    """
     from git_mirror.kube.apply import refuse_unmountable
     from git_mirror.kube.client import client_for
 
     target = kube_node(cfg, node)
-    check_args(cfg, args)
+    check_args(cfg, operation, args, global_args or [])
     ns = target.namespace
     name = job_name(node, ns, operation)
     job = job_manifest(cfg, node, operation, args, name, global_args=global_args)
     ref = {"name": name, "namespace": ns, "context": target.context}
+    # Read-only operations may run with another config: they report it (configApplied).
+    read_only = operation in ("status", "closeout")
+    unmountable = list(node_secrets(cfg, node).unmountable)
     if not confirm:
         return {"ok": True, "node": node, "executor": "kubernetes", "dryRun": True,
                 "job": {**ref, "status": "not-created"}, "wouldCreate": job,
-                "hint": f"git-mirror --node {node} {operation} --confirm --wait"}
-    unmountable = node_secrets(cfg, node).unmountable
-    refuse_unmountable(cfg, list(unmountable))
+                "warnings": unmountable,
+                "hint": confirm_hint(node, operation, args, global_args=global_args or [],
+                                     hint_args=hint_args or [])}
+    if not read_only:
+        # A {file:} secret is not in the pod: sync and flush would fail there, or reach
+        # upstream otherwise than declared. status and closeout read only the cache.
+        refuse_unmountable(cfg, unmountable)
     client = client or client_for(cfg, node)
-    # Read-only operations may run with another config: they report it (configApplied).
-    read_only = operation in ("status", "closeout")
     in_sync = check_applied(client, cfg, node, strict=not read_only)
     client.create(job)
     if not wait:
@@ -188,4 +216,6 @@ def run_job(cfg: LoadedConfig, *, node: str, operation: str, args: list[str], co
     result["executor"] = "kubernetes"
     if read_only:
         result["configApplied"] = in_sync
+        if unmountable:
+            result["warnings"] = [*(result.get("warnings") or []), *unmountable]
     return result

@@ -166,12 +166,15 @@ def egress_rules(cfg: LoadedConfig, node: str, warnings: list[dict[str, str]]) -
 
     endpoints: set[tuple[str, int]] = set()
     any_proxy = False
+    loopback: dict[str, str] = {}  # proxy name -> its loopback host
     for rid, repo in cfg.model.repositories.items():
         name = effective_proxy_name(cfg, rid, node)
         proxy = cfg.model.proxies.get(name) if name else None
-        if proxy is not None and proxy.mode == "http-connect" and proxy.url:
+        if name and proxy is not None and proxy.mode == "http-connect" and proxy.url:
             any_proxy = True
             parts = urlsplit(proxy.url)
+            if _is_loopback(parts.hostname or ""):
+                loopback[name] = parts.hostname or ""
         elif repo.transport.mode == "file":
             continue
         else:
@@ -181,6 +184,8 @@ def egress_rules(cfg: LoadedConfig, node: str, warnings: list[dict[str, str]]) -
         endpoints.add((parts.hostname or "", parts.port or default))
     if not any_proxy:
         return None
+    for name, host in sorted(loopback.items()):
+        warnings.append(_proxy_loopback(cfg, name, host))
     rules: list[dict[str, Any]] = []
     need_dns = False
     for host, port in sorted(endpoints):
@@ -201,3 +206,20 @@ def egress_rules(cfg: LoadedConfig, node: str, warnings: list[dict[str, str]]) -
                               "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
                       "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]})
     return rules
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host.lower() in ("localhost", "localhost.")
+
+
+def _proxy_loopback(cfg: LoadedConfig, name: str, host: str) -> dict[str, str]:
+    """A proxy on loopback is this machine's; in a pod, that address is the pod itself."""
+    url = cfg.model.proxies[name].url
+    return {"code": "proxy-loopback", "key": f"proxies.{name}.url", "at": cfg.where("proxies", name, "url"),
+            "message": f"proxies.{name}.url is {url}: in a pod, {host} is the pod itself, so the "
+                       "NetworkPolicy allows egress only to the pod and upstream cannot be reached",
+            "hint": f"proxies: {{{name}: {{mode: http-connect, url: http://IP:PORT}}}} with an "
+                    "address the pods reach (the proxy's Service or host IP)"}

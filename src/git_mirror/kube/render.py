@@ -146,7 +146,7 @@ def manifests(cfg: LoadedConfig, node: str, warnings: list[dict[str, str]] | Non
     warnings.extend(secrets.unmountable)
     host, port = listen_port(cfg)
     if host in ("127.0.0.1", "localhost", "::1"):
-        warnings.append({"code": "listen-loopback", "message":
+        warnings.append({"code": "listen-loopback", "at": cfg.where("server", "listen"), "message":
                          f"server.listen is {cfg.model.server.listen}: in a pod, the Service and "
                          "the probes cannot reach a loopback address",
                          "hint": f"server: {{listen: 0.0.0.0:{port}}}"})

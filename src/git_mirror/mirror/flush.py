@@ -38,13 +38,12 @@ from git_mirror.errors import (
     DivergedError,
     GitMirrorError,
     NotAppliedError,
-    UsageError,
 )
 from git_mirror.git.ancestry import ancestors, refs_with_parents
 from git_mirror.git.refs import RefTransaction, RefUpdate, has_commits
 from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote, push
 from git_mirror.mirror import journal
-from git_mirror.mirror.layout import LaneSpec, RepoLayout, selected_repositories
+from git_mirror.mirror.layout import LaneSpec, RepoLayout, lane_repositories, selected_repositories
 from git_mirror.mirror.lock import repo_lock
 from git_mirror.mirror.outcome import PerRepository
 
@@ -374,12 +373,7 @@ def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None
     from git_mirror.mirror.sync import check_drift
     from git_mirror.transport import remote_for
 
-    ids = selected_repositories(cfg, repo)
-    if lane is not None:
-        ids = [rid for rid in ids if lane in cfg.model.repositories[rid].lanes]
-        if not ids:
-            raise UsageError(f"lane {lane!r} is not declared" + (f" in repository {repo}" if repo else "")
-                             + f" in {cfg.path}", hint="git-mirror status")
+    ids = selected_repositories(cfg, repo) if lane is None else lane_repositories(cfg, repo, lane)
     results: list[RepoFlush] = []
     for rid in ids:
         res = RepoFlush(rid, dry_run=not confirm)

@@ -166,3 +166,17 @@ def selected_repositories(cfg: LoadedConfig, repo: str | None) -> list[str]:
                          hint="git-mirror status")
     return [repo]
 
+
+def lane_repositories(cfg: LoadedConfig, repo: str | None, lane: str) -> list[str]:
+    """The selected repositories (see :func:`selected_repositories`) that declare ``lane``;
+    a lane none of them declares is a usage error that names the declared ones."""
+    from git_mirror.errors import UsageError
+
+    ids = selected_repositories(cfg, repo)
+    found = [rid for rid in ids if lane in cfg.model.repositories[rid].lanes]
+    if not found:
+        declared = sorted({name for rid in ids for name in cfg.model.repositories[rid].lanes})
+        raise UsageError(f"lane {lane!r} is not declared" + (f" in repository {repo}" if repo else "")
+                         + f" in {cfg.path} (declared: {', '.join(declared) or 'none'})",
+                         hint="git-mirror status")
+    return found
