@@ -68,3 +68,16 @@ def test_hoisting_keeps_order_values_and_the_double_dash() -> None:
     assert hoist(["snapshots", "list", "--repo", "x", "-v"]) == ["-v", "snapshots", "list", "--repo", "x"]
     assert hoist(["follower", "trigger", "--", "--json"]) == ["follower", "trigger", "--", "--json"]
     assert hoist(["--json"]) == ["--json"] and hoist([]) == []
+
+
+def test_json_to_a_pipe_is_one_line(tmp_path: Path, upstream: object, config: Path) -> None:
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    script = shutil.which("git-mirror") or str(Path(sys.executable).parent / "git-mirror")
+    res = subprocess.run([script, "--config", str(config), "status", "--json"], capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("\n") == 1 and json.loads(res.stdout)["source"] == "yaml"

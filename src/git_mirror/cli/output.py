@@ -17,7 +17,10 @@ from git_mirror.redact import scrub
 
 
 def dumps(data: Any) -> str:
-    return scrub(json.dumps(data, indent=2, sort_keys=False, default=str))
+    """The JSON text of ``data``: indented for a terminal, one line for a pipe (faster, and
+    what ``jq`` and scripts read)."""
+    indent = 2 if sys.stdout.isatty() else None
+    return scrub(json.dumps(data, indent=indent, sort_keys=False, default=str))
 
 
 def emit(data: dict[str, Any], *, as_json: bool, human: Callable[[dict[str, Any]], str] | None = None,
