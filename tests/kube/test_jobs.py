@@ -202,6 +202,10 @@ def test_last_json_object_skips_log_lines() -> None:
     log = 'starting\n{\n  "a": 1\n}\nnoise {\n{\n  "ok": true,\n  "x": "}"\n}\ndone\n'
     assert last_json_object(log) == {"ok": True, "x": "}"}
     assert last_json_object("no json here\n") is None
+    # one line (--json into a pipe), after and among JSON log lines without "ok"
+    one = ('{"event": "sync", "level": "info"}\n{"ok": false, "error": {"code": "busy"}}\n'
+           '{"event": "bye", "level": "info"}\n')
+    assert last_json_object(one) == {"ok": False, "error": {"code": "busy"}}
 
 
 def test_status_runs_despite_file_secrets_that_sync_refuses(applied: FakeKube, kube_config: Path,

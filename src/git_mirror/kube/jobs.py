@@ -89,11 +89,21 @@ def job_state(job: Manifest) -> str:
 
 
 def last_json_object(log: str) -> dict[str, Any] | None:
-    """The last top-level JSON object in a pod log (``--json`` prints it last, indented).
+    """The result object in a pod log: ``--json`` prints it last, on one line (a pipe), or
+    indented from a line that is exactly ``{`` (an image of an older version).
 
-    The log has stderr lines too; the object starts at a line that is exactly ``{``.
+    The log has stderr lines too (JSON log lines among them): a one-line result is the last
+    object with an ``ok`` field.
     """
     lines = log.splitlines()
+    for line in reversed(lines):
+        if line.startswith("{") and line.endswith("}"):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and "ok" in data:
+                return data
     starts = [i for i, line in enumerate(lines) if line == "{"]
     for start in reversed(starts):
         ends = [j for j in range(len(lines) - 1, start, -1) if lines[j] == "}"]
