@@ -239,8 +239,9 @@ def test_status_runs_despite_file_secrets_that_sync_refuses(applied: FakeKube, k
 @pytest.mark.parametrize("node", ["D601", "local"])
 def test_undeclared_lane_is_a_usage_error_before_anything(fake: FakeKube, kcli: Callable[..., CliResult],
                                                           node: str) -> None:
-    for extra in ([], ["--confirm", "--wait"], ["--repo", "hwlab", "--confirm"]):
-        r = kcli("--node", node, "--lane", "nope", "--json", "flush", *extra)
+    for command, extra in [(c, e) for c in ("flush", "sync")
+                           for e in ([], ["--confirm", "--wait"], ["--repo", "hwlab", "--confirm"])]:
+        r = kcli("--node", node, "--lane", "nope", "--json", command, *extra)
         assert r.code == 2, r.stdout
         err = r.json["error"]
         assert err["code"] == "usage" and "lane 'nope' is not declared" in err["message"]

@@ -225,7 +225,8 @@ def sync(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool) -
         if ctx.executor() == "kubernetes":
             return ctx.node_job("sync", ["--confirm", "--wait", *(["--repo", repo] if repo else [])],
                                 confirm=do, wait=wait)
-        return run(ctx.cfg(), repo=repo, confirm=do, wait=wait, node=ctx.node_name()).to_json()
+        return run(ctx.cfg(), repo=repo, confirm=do, wait=wait, node=ctx.node_name(),
+                   lane=ctx.lane).to_json()
     finish(ctx, op, sync_text, warnings_to_stderr=True)
 
 

@@ -36,7 +36,13 @@ from git_mirror.git.refs import (
 )
 from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote
 from git_mirror.mirror import journal
-from git_mirror.mirror.layout import HEADS, STAGE_HEADS, RepoLayout, selected_repositories
+from git_mirror.mirror.layout import (
+    HEADS,
+    STAGE_HEADS,
+    RepoLayout,
+    lane_repositories,
+    selected_repositories,
+)
 from git_mirror.mirror.lock import repo_lock
 from git_mirror.mirror.outcome import PerRepository
 from git_mirror.mirror.plan import Ancestry, LaneState, SyncPlan, candidate_snapshots, plan_sync
@@ -230,12 +236,15 @@ def source_tips(layout: RepoLayout, upstream: dict[str, str]) -> list[dict[str, 
 
 
 def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
-         wait: bool = False, node: str = "local") -> SyncResult:
-    """Sync every declared repository (or one), dry run unless ``confirm``."""
+         wait: bool = False, node: str = "local", lane: str | None = None) -> SyncResult:
+    """Sync every declared repository (or one), dry run unless ``confirm``.
+
+    With ``lane`` (the global ``--lane``), only the repositories that declare it; an
+    undeclared lane is a usage error."""
     from git_mirror.mirror.local_apply import ensure_repo
     from git_mirror.transport import remote_for
 
-    ids = selected_repositories(cfg, repo)
+    ids = selected_repositories(cfg, repo) if lane is None else lane_repositories(cfg, repo, lane)
     results: list[RepoSync] = []
     for rid in ids:
         res = RepoSync(rid, dry_run=not confirm)
