@@ -414,6 +414,22 @@ def test_tekton_config_errors(write_config: Callable[..., Path], upstream: Repo,
     assert key in r.json["error"]["message"]
 
 
+def test_a_tekton_follower_id_is_a_label_value(write_config: Callable[..., Path], upstream: Repo) -> None:
+    """PipelineRuns carry the follower id as a label value: one an API server refuses is a
+    config error, at its line."""
+    extra = ("followers:\n  build-:\n    repository: hwlab\n    branch: main\n    lane: v03\n"
+             "    trigger: {tekton: {pipeline: p}}\n")
+    text = KUBE_CONFIG.format(url=upstream.url) + extra
+    config = write_config(text)
+    r = run_cli("--config", config, "--json", "validate")
+    assert r.code == 2, r.stdout
+    err = r.json["error"]
+    assert err["key"] == "followers.build-" and err["line"] == text.splitlines().index("  build-:") + 1
+    assert "label value" in err["message"] and "'build'" in err["hint"]
+    ok = write_config(text.replace("  build-:", "  build-1:"), name="ok.yaml")
+    assert run_cli("--config", ok, "--json", "validate").code == 0
+
+
 def test_each_trigger_drops_finished_runs_beyond_the_kept_ones(
         rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(followers, "KEEP_RUNS", 0)

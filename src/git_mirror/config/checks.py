@@ -193,6 +193,15 @@ def _check_tekton(cfg: LoadedConfig, fid: str, f: Any) -> None:
 
     if not isinstance(f.trigger, TektonTrigger):
         return
+    # Its PipelineRuns carry the follower id and lane name as label values.
+    for value, where, what in ((fid, ("followers", fid), "follower id"),
+                               (f.lane, ("followers", fid, "lane"), "lane name")):
+        if not LABEL_VALUE.match(value):
+            raise _fail(cfg, where,
+                        f"a tekton follower's {what} is a label value of its PipelineRuns, so it "
+                        f"must begin and end with a letter or digit; {value!r} does not",
+                        hint=f"rename it (e.g. {value.strip('-_.') or 'x'!r}), then run: "
+                             "git-mirror validate")
     base = ("followers", fid, "trigger", "tekton")
     spec = f.trigger.tekton
     for name in spec.params:
