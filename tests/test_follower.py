@@ -342,11 +342,14 @@ def test_cleanup_state_dry_run_then_confirm(cli: Cli, mirror: Repo, build: Build
     runs = state_dir(config) / "runs"
     before = sorted(p.name for p in runs.iterdir())
     assert len(before) == 4  # two records, two logs
+    stray = state_dir(config) / "stray.tmp"
+    stray.write_text("left behind\n")
 
     dry = cli("--json", "follower", "cleanup-state", "--follower", FOLLOWER)
     assert dry.code == 0, dry.stdout
     assert dry.json["dryRun"] is True and dry.json["removed"] == []
-    assert len(dry.json["wouldRemove"]) == 5  # + the failed run's checkout
+    assert len(dry.json["wouldRemove"]) == 6  # + the failed run's checkout, the stray file
+    assert str(stray) in dry.json["wouldRemove"] and stray.exists()
     assert sorted(p.name for p in runs.iterdir()) == before
 
     refs = mirror.refs()
@@ -354,6 +357,7 @@ def test_cleanup_state_dry_run_then_confirm(cli: Cli, mirror: Repo, build: Build
     assert done.code == 0, done.stdout
     assert sorted(done.json["removed"]) == sorted(dry.json["wouldRemove"])
     assert list(runs.iterdir()) == [] and list((state_dir(config) / "work").iterdir()) == []
+    assert not stray.exists() and (state_dir(config) / "lock").exists()
     assert mirror.refs() == refs  # state only: no ref is touched
     listed = cli("--json", "follower", "list").json
     assert [f["lastRun"] for f in listed["followers"] if f["id"] == FOLLOWER] == [None]

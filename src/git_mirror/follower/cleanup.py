@@ -70,6 +70,10 @@ def cleanup_state(cfg: LoadedConfig, fid: str, *, confirm: bool = False,
             owner = _owner(p.name) if directory == state.runs_dir else p.name
             if owner not in live and p not in doomed:
                 doomed.append(p)  # unreadable records, orphaned logs, checkouts, temp files
+    # Anything else at the follower's top level is stray too: only the lock stays.
+    ours = {state.runs_dir, state.work_root, state.lock_path}
+    if state.root.is_dir():
+        doomed.extend(p for p in sorted(state.root.iterdir()) if p not in ours)
     out: dict[str, Any] = {"ok": True, "node": node, "dryRun": not confirm, "follower": fid,
                            "wouldRemove": [str(p) for p in doomed] if not confirm else [],
                            "removed": [], "kept": kept}
