@@ -84,11 +84,7 @@ def cli(config: Path) -> Callable[..., CliResult]:
 
 
 def mirror_repo(config: Path, rid: str = "hwlab") -> Repo:
-    path = config.parent / ".git-mirror" / "repos" / f"{rid}.git"
-    r = Repo.__new__(Repo)
-    r.path = path
-    r._n = 0
-    return r
+    return Repo.at(config.parent / ".git-mirror" / "repos" / f"{rid}.git")
 
 
 @pytest.fixture

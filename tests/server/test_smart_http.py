@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,21 +18,6 @@ from tests.support.server import (
     serve_in_thread,
     write_server_config,
 )
-
-
-@pytest.fixture
-def served(tmp_path: Path, upstream: Repo) -> Iterator[Served]:
-    config = write_server_config(tmp_path / "srv", upstream.url)
-    prepare_mirror(config)
-    with serve_in_thread(config) as s:
-        yield s
-
-
-def mirror_of(served: Served) -> Repo:
-    r = Repo.__new__(Repo)
-    r.path = served.runtime.cfg.cache_dir / "repos" / "hwlab.git"
-    r._n = 0
-    return r
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -57,7 +41,7 @@ def test_clone_and_fetch_see_the_mirror(tmp_path: Path, served: Served, upstream
                                         protocol: str) -> None:
     dest = tmp_path / "clone"
     run_git("-c", f"protocol.version={protocol}", "clone", "-q", served.repo_url(), str(dest))
-    mirror = mirror_of(served)
+    mirror = served.mirror()
     assert run_git("rev-parse", "HEAD", cwd=dest).stdout.decode().strip() == mirror.rev("refs/heads/main")
     # New upstream work reaches the clone through the mirror only after a sync.
     new = upstream.commit("main", "third")
@@ -96,18 +80,18 @@ def test_token_push_to_a_lane_lands(tmp_path: Path, served: Served) -> None:
     work = lane_commit(tmp_path, served)
     tip = run_git("rev-parse", "HEAD", cwd=work).stdout.decode().strip()
     run_git("push", "-q", served.repo_url(), "HEAD:refs/heads/gitops/v03", cwd=work, env=bearer(CI_TOKEN))
-    assert mirror_of(served).rev("refs/heads/gitops/v03") == tip
+    assert served.mirror().rev("refs/heads/gitops/v03") == tip
     # HTTP Basic with the token as password works as well.
     (work / "deploy.yaml").write_text("image: two\n")
     run_git("commit", "-qam", "two", cwd=work)
     tip2 = run_git("rev-parse", "HEAD", cwd=work).stdout.decode().strip()
     run_git("push", "-q", served.repo_url(auth=f"ci:{CI_TOKEN}"), "HEAD:refs/heads/gitops/v03", cwd=work)
-    assert mirror_of(served).rev("refs/heads/gitops/v03") == tip2
+    assert served.mirror().rev("refs/heads/gitops/v03") == tip2
 
 
 def test_anonymous_and_read_only_pushes_are_refused(tmp_path: Path, served: Served) -> None:
     work = lane_commit(tmp_path, served)
-    before = mirror_of(served).rev("refs/heads/gitops/v03")
+    before = served.mirror().rev("refs/heads/gitops/v03")
     anon = run_git("push", served.repo_url(), "HEAD:refs/heads/gitops/v03", cwd=work, check=False)
     assert anon.returncode != 0
     ro = run_git("push", served.repo_url(), "HEAD:refs/heads/gitops/v03", cwd=work,
@@ -117,7 +101,7 @@ def test_anonymous_and_read_only_pushes_are_refused(tmp_path: Path, served: Serv
     wrong = run_git("push", served.repo_url(), "HEAD:refs/heads/gitops/v03", cwd=work,
                     env=bearer("not-a-token-at-all"), check=False)
     assert wrong.returncode != 0
-    assert mirror_of(served).rev("refs/heads/gitops/v03") == before
+    assert served.mirror().rev("refs/heads/gitops/v03") == before
 
     with served.client() as c:
         res = c.get("/hwlab.git/info/refs", params={"service": "git-receive-pack"})
@@ -133,7 +117,7 @@ def test_anonymous_and_read_only_pushes_are_refused(tmp_path: Path, served: Serv
 
 def test_push_outside_lanes_is_refused_with_the_reason(tmp_path: Path, served: Served) -> None:
     work = lane_commit(tmp_path, served)
-    main_before = mirror_of(served).rev("refs/heads/main")
+    main_before = served.mirror().rev("refs/heads/main")
     # Forced, so that the refusal comes from the server, not from the client's own check.
     cases = {"refs/heads/main": b"read-only",
              "refs/unidesk/snapshots/hwlab-node-runtime/main/x": b"immutable"}
@@ -144,8 +128,8 @@ def test_push_outside_lanes_is_refused_with_the_reason(tmp_path: Path, served: S
         # The hook's reason reaches the client on git's side band.
         assert b"remote: git-mirror: refused " + ref.encode() in res.stderr, res.stderr
         assert why in res.stderr, res.stderr
-    assert mirror_of(served).rev("refs/heads/main") == main_before
-    assert not mirror_of(served).refs("refs/unidesk/snapshots/hwlab-node-runtime/main/x")
+    assert served.mirror().rev("refs/heads/main") == main_before
+    assert not served.mirror().refs("refs/unidesk/snapshots/hwlab-node-runtime/main/x")
 
 
 def test_tokens_never_reach_the_logs(tmp_path: Path, served: Served) -> None:
@@ -196,7 +180,7 @@ def test_a_client_that_goes_away_ends_its_git_process(tmp_path: Path, upstream: 
     config = write_server_config(tmp_path / "srv", upstream.url)
     prepare_mirror(config)
     with serve_in_thread(config) as s:
-        want = mirror_of(s).rev("refs/heads/main")
+        want = s.mirror().rev("refs/heads/main")
         body = f"0032want {want}\n00000009done\n".encode()
         with httpx.Client(base_url=s.url, timeout=30) as c, c.stream(
                 "POST", "/hwlab.git/git-upload-pack", content=body,
@@ -212,15 +196,15 @@ def test_a_client_that_goes_away_ends_its_git_process(tmp_path: Path, upstream: 
 
 def test_without_the_protection_hook_pushes_are_refused(tmp_path: Path, served: Served) -> None:
     work = lane_commit(tmp_path, served)
-    before = mirror_of(served).rev("refs/heads/gitops/v03")
-    hooks = Path(run_git(f"--git-dir={mirror_of(served).path}", "config", "core.hooksPath")
+    before = served.mirror().rev("refs/heads/gitops/v03")
+    hooks = Path(run_git(f"--git-dir={served.mirror().path}", "config", "core.hooksPath")
                  .stdout.decode().strip())
     (hooks / "pre-receive").unlink()
     res = run_git("push", served.repo_url(), "HEAD:refs/heads/gitops/v03", cwd=work,
                   env=bearer(CI_TOKEN), check=False)
     assert res.returncode != 0
     assert b"git-mirror apply --confirm" in res.stderr
-    assert mirror_of(served).rev("refs/heads/gitops/v03") == before
+    assert served.mirror().rev("refs/heads/gitops/v03") == before
 
 
 def test_serve_logs_where_it_listens(served: Served) -> None:

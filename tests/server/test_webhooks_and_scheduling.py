@@ -6,7 +6,6 @@ import asyncio
 import concurrent.futures
 import itertools
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +24,6 @@ from tests.support.server import (
     wait_for,
     write_server_config,
 )
-
-
-@pytest.fixture
-def served(tmp_path: Path, upstream: Repo) -> Iterator[Served]:
-    config = write_server_config(tmp_path / "srv", upstream.url)
-    prepare_mirror(config)
-    with serve_in_thread(config) as s:
-        wait_for(lambda: s.client().get("/readyz").status_code == 200)
-        yield s
-
-
-def mirror_main(served: Served) -> str | None:
-    r = Repo.__new__(Repo)
-    r.path = served.runtime.cfg.cache_dir / "repos" / "hwlab.git"
-    return r.rev("refs/heads/main")
 
 
 def full_name(upstream: Repo) -> str:
@@ -61,7 +45,7 @@ def test_a_signed_push_webhook_syncs_within_seconds(served: Served, upstream: Re
     res = hook(served.client(), body, sign(body))
     assert res.status_code == 202
     assert res.json()["repositories"] == ["hwlab"]
-    wait_for(lambda: mirror_main(served) == new, timeout=10)
+    wait_for(lambda: served.mirror().rev("refs/heads/main") == new, timeout=10)
     assert time.monotonic() - started < 10
 
 
@@ -70,7 +54,7 @@ def test_webhook_by_repository_name_matches_the_id(served: Served, upstream: Rep
     body = push_payload("someone/else", name="hwlab")
     res = hook(served.client(), body, sign(body))
     assert res.status_code == 202 and res.json()["repositories"] == ["hwlab"]
-    wait_for(lambda: mirror_main(served) == new, timeout=10)
+    wait_for(lambda: served.mirror().rev("refs/heads/main") == new, timeout=10)
 
 
 def test_a_form_encoded_delivery_works_too(served: Served, upstream: Repo) -> None:
@@ -82,11 +66,11 @@ def test_a_form_encoded_delivery_works_too(served: Served, upstream: Repo) -> No
         "Content-Type": "application/x-www-form-urlencoded", "X-GitHub-Event": "push",
         "X-Hub-Signature-256": sign(body)})
     assert res.status_code == 202 and res.json()["repositories"] == ["hwlab"]
-    wait_for(lambda: mirror_main(served) == new, timeout=10)
+    wait_for(lambda: served.mirror().rev("refs/heads/main") == new, timeout=10)
 
 
 def test_bad_or_missing_signatures_are_refused(served: Served, upstream: Repo) -> None:
-    before = mirror_main(served)
+    before = served.mirror().rev("refs/heads/main")
     upstream.commit("main", "must not arrive")
     body = push_payload(full_name(upstream))
     with served.client() as c:
@@ -95,7 +79,7 @@ def test_bad_or_missing_signatures_are_refused(served: Served, upstream: Repo) -
         assert hook(c, body, "sha256=" + "0" * 64).status_code == 403
         assert hook(c, body + b" ", sign(body)).status_code == 403
     time.sleep(0.5)
-    assert mirror_main(served) == before
+    assert served.mirror().rev("refs/heads/main") == before
 
 
 def test_an_unrelated_repository_syncs_nothing(served: Served) -> None:
@@ -122,7 +106,7 @@ def test_twenty_webhooks_at_once_cause_at_most_two_syncs(served: Served, upstrea
     with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
         codes = list(pool.map(deliver, range(20)))
     assert codes == [202] * 20
-    wait_for(lambda: mirror_main(served) == new, timeout=15)
+    wait_for(lambda: served.mirror().rev("refs/heads/main") == new, timeout=15)
     wait_for(lambda: not served.runtime.scheduler.repos["hwlab"].sync.busy, timeout=15)
     time.sleep(0.3)
     extra = len(sync_runs(config)) - before
@@ -191,7 +175,7 @@ def test_periodic_sync_follows_upstream(tmp_path: Path, upstream: Repo) -> None:
     prepare_mirror(config)
     with serve_in_thread(config) as s:
         new = upstream.commit("main", "later")
-        wait_for(lambda: mirror_main(s) == new, timeout=10)
+        wait_for(lambda: s.mirror().rev("refs/heads/main") == new, timeout=10)
 
 
 # --- the scheduler alone, with stand-in operations --------------------------------------
@@ -213,6 +197,24 @@ def _scheduler(config: Path, **ops: Any) -> Any:
     sched = Scheduler(load_config(config), Metrics(), **ops)
     sched._pending = lambda rid: True  # a lane is always ahead, as after a push
     return sched
+
+
+def _flush_until_idle(config: Path, flush_op: Any, *, requests: int = 1) -> dict[str, Any]:
+    """Ask for ``requests`` flushes at once (the first starts, the rest coalesce), wait (at
+    most 5 s) until the flush is no longer busy, stop; the repository's scheduler state."""
+    async def scenario() -> dict[str, Any]:
+        sched = _scheduler(config, flush_op=flush_op)
+        answers = [sched.request_flush("hwlab", reason="push") for _ in range(requests)]
+        assert answers == ["started"] + ["coalesced"] * (requests - 1)
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if not sched.repos["hwlab"].flush.busy:
+                break
+        await sched.stop(5)
+        data: dict[str, Any] = sched.to_json()["repositories"][0]
+        return data
+
+    return asyncio.run(scenario())
 
 
 def test_sync_requests_coalesce_into_one_more_run(tmp_path: Path, upstream: Repo) -> None:
@@ -250,19 +252,7 @@ def test_flush_retries_with_back_off_and_records_every_attempt(tmp_path: Path, u
         attempts.append(time.monotonic())
         return Result(len(attempts) >= 3)   # upstream comes back at the third attempt
 
-    async def scenario() -> dict[str, Any]:
-        sched = _scheduler(config, flush_op=failing_flush)
-        assert sched.request_flush("hwlab", reason="push") == "started"
-        assert sched.request_flush("hwlab", reason="push") == "coalesced"   # absorbed
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            if not sched.repos["hwlab"].flush.busy:
-                break
-        await sched.stop(5)
-        data: dict[str, Any] = sched.to_json()["repositories"][0]
-        return data
-
-    state = asyncio.run(scenario())
+    state = _flush_until_idle(config, failing_flush, requests=2)  # the second is absorbed
     # Back-off 0.2s then 0.4s; the second request came before the first run started, so
     # that run served it.
     gaps = [b - a for a, b in itertools.pairwise(attempts)]
@@ -281,18 +271,7 @@ def test_flush_gives_up_after_the_cap(tmp_path: Path, upstream: Repo) -> None:
         attempts.append(time.monotonic())
         return Result(False)
 
-    async def scenario() -> dict[str, Any]:
-        sched = _scheduler(config, flush_op=down)
-        sched.request_flush("hwlab", reason="push")
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            if not sched.repos["hwlab"].flush.busy:
-                break
-        await sched.stop(5)
-        data: dict[str, Any] = sched.to_json()["repositories"][0]
-        return data
-
-    state = asyncio.run(scenario())
+    state = _flush_until_idle(config, down)
     assert len(attempts) == 3
     assert state["flushGaveUp"] is True and state["flushConsecutiveFailures"] == 3
 
@@ -305,18 +284,7 @@ def test_a_diverged_lane_is_not_retried(tmp_path: Path, upstream: Repo) -> None:
         attempts.append(time.monotonic())
         return Result(False, "diverged")
 
-    async def scenario() -> dict[str, Any]:
-        sched = _scheduler(config, flush_op=diverged)
-        sched.request_flush("hwlab", reason="push")
-        for _ in range(60):
-            await asyncio.sleep(0.05)
-            if not sched.repos["hwlab"].flush.busy:
-                break
-        await sched.stop(5)
-        data: dict[str, Any] = sched.to_json()["repositories"][0]
-        return data
-
-    state = asyncio.run(scenario())
+    state = _flush_until_idle(config, diverged)
     assert len(attempts) == 1
     assert state["flushGaveUp"] is True
 

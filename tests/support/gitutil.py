@@ -37,6 +37,13 @@ class Repo:
             run_git("init", "--bare", "--quiet", str(path))
         self._n = 0
 
+    @classmethod
+    def at(cls, path: Path) -> Repo:
+        """The repository at ``path``, which may not exist yet (a mirror before apply)."""
+        r = cls.__new__(cls)
+        r.path, r._n = path, 0
+        return r
+
     @property
     def url(self) -> str:
         return f"file://{self.path}"

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from tests.support.configs import HWLAB_REPOSITORY
+from tests.support.gitutil import Repo
 
 CI_TOKEN = "ci-token-7f3a9c1e5b2d4f60"
 RO_TOKEN = "ro-token-0b1c2d3e4f5a6b7c"
@@ -127,6 +128,9 @@ class Served:
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
+
+    def mirror(self, rid: str = "hwlab") -> Repo:
+        return Repo.at(self.runtime.cfg.cache_dir / "repos" / f"{rid}.git")
 
     def logs(self) -> str:
         return self.log_path.read_text()

@@ -186,15 +186,19 @@ class KubeBackend:
                                  "there is nothing to build", code="no-branch",
                                  hint=f"{_cli(node)} status --repo {rid}")
         out["commit"], out["snapshotRef"] = tip["commit"], tip["snapshotRef"]
-        flush_args = ["--repo", rid, "--confirm", "--wait"]
-        before = run_job(cfg, node=node, operation="flush", args=flush_args, confirm=True,
-                         wait=True, global_args=["--lane", lane], client=client)
-        out["jobs"].append(_job_ref(before))
-        out["flushBefore"] = _flush_summary(before)
-        self._flags(out, before, rid, lane)
-        if not before.get("ok"):
-            raise _error_of(before, "the flush before the run failed",
-                            f"{_cli(node)} --lane {lane} flush --repo {rid} --confirm --wait")
+        def flush_lane(key: str, failed: str) -> None:
+            """One flush Job of the follower's lane; its summary goes under ``key``."""
+            result = run_job(cfg, node=node, operation="flush",
+                             args=["--repo", rid, "--confirm", "--wait"], confirm=True,
+                             wait=True, global_args=["--lane", lane], client=client)
+            out["jobs"].append(_job_ref(result))
+            out[key] = _flush_summary(result)
+            self._flags(out, result, rid, lane)
+            if not result.get("ok"):
+                raise _error_of(result, failed,
+                                f"{_cli(node)} --lane {lane} flush --repo {rid} --confirm --wait")
+
+        flush_lane("flushBefore", "the flush before the run failed")
         out["pruned"] = self._prune(client, ns, node, fid)
         name = tekton.run_name(fid, tip["commit"])
         manifest = tekton.pipeline_run_manifest(cfg, node, fid, follower, spec, name=name,
@@ -229,14 +233,7 @@ class KubeBackend:
                 hint=f"{_cli(node)} cleanup-runs --pipeline-run {name} --confirm && "
                      f"{_cli(node)} follower trigger --follower {fid} --confirm --wait",
                 details={"run": name, "logs": _logs_command(cfg, node, ns, name)})
-        after = run_job(cfg, node=node, operation="flush", args=flush_args, confirm=True,
-                        wait=True, global_args=["--lane", lane], client=client)
-        out["jobs"].append(_job_ref(after))
-        out["flushAfter"] = _flush_summary(after)
-        self._flags(out, after, rid, lane)
-        if not after.get("ok"):
-            raise _error_of(after, f"run {name} succeeded, but the flush after it failed",
-                            f"{_cli(node)} flush --confirm --wait")
+        flush_lane("flushAfter", f"run {name} succeeded, but the flush after it failed")
 
     @staticmethod
     def _tip(synced: dict[str, Any], rid: str, branch: str) -> dict[str, str] | None:

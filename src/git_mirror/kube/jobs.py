@@ -148,13 +148,11 @@ def _option(args: list[str], name: str) -> str | None:
 def check_args(cfg: LoadedConfig, operation: str, args: list[str], global_args: list[str]) -> None:
     """An undeclared ``--repo`` or ``--lane`` (sync, flush) is a usage error here, as on the
     local node, not a Job that fails in the cluster (nor a dry run that plans one)."""
-    from git_mirror.mirror.layout import lane_repositories, selected_repositories
+    from git_mirror.mirror.layout import selected_repositories
 
-    repo = _option(args, "--repo")
-    selected_repositories(cfg, repo)
     lane = _option(global_args, "--lane")
-    if operation in ("sync", "flush") and lane is not None:
-        lane_repositories(cfg, repo, lane)
+    selected_repositories(cfg, _option(args, "--repo"),
+                          lane if operation in ("sync", "flush") else None)
 
 
 def confirm_hint(node: str, operation: str, args: list[str], *, global_args: list[str],

@@ -43,7 +43,7 @@ from git_mirror.git.ancestry import ancestors, refs_with_parents
 from git_mirror.git.refs import RefTransaction, RefUpdate, has_commits
 from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote, push
 from git_mirror.mirror import journal
-from git_mirror.mirror.layout import LaneSpec, RepoLayout, lane_repositories, selected_repositories
+from git_mirror.mirror.layout import LaneSpec, RepoLayout, selected_repositories
 from git_mirror.mirror.lock import repo_lock
 from git_mirror.mirror.outcome import PerRepository
 
@@ -373,7 +373,7 @@ def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None
     from git_mirror.mirror.sync import check_drift
     from git_mirror.transport import remote_for
 
-    ids = selected_repositories(cfg, repo) if lane is None else lane_repositories(cfg, repo, lane)
+    ids = selected_repositories(cfg, repo, lane)
     results: list[RepoFlush] = []
     for rid in ids:
         res = RepoFlush(rid, dry_run=not confirm)

@@ -154,25 +154,20 @@ class RepoLayout:
         return self.snapshot_prefix
 
 
-def selected_repositories(cfg: LoadedConfig, repo: str | None) -> list[str]:
-    """Every declared repository id, or just ``repo``; an undeclared one is a usage error."""
+def selected_repositories(cfg: LoadedConfig, repo: str | None,
+                          lane: str | None = None) -> list[str]:
+    """Every declared repository id, or just ``repo``; with ``lane`` (the global ``--lane``),
+    only those that declare it. An undeclared repository or lane is a usage error that names
+    the declared ones."""
     from git_mirror.errors import UsageError
 
-    if repo is None:
-        return list(cfg.model.repositories)
-    if repo not in cfg.model.repositories:
+    if repo is not None and repo not in cfg.model.repositories:
         raise UsageError(f"repository {repo!r} is not declared in {cfg.path} "
                          f"(declared: {', '.join(cfg.model.repositories) or 'none'})",
                          hint="git-mirror status")
-    return [repo]
-
-
-def lane_repositories(cfg: LoadedConfig, repo: str | None, lane: str) -> list[str]:
-    """The selected repositories (see :func:`selected_repositories`) that declare ``lane``;
-    a lane none of them declares is a usage error that names the declared ones."""
-    from git_mirror.errors import UsageError
-
-    ids = selected_repositories(cfg, repo)
+    ids = list(cfg.model.repositories) if repo is None else [repo]
+    if lane is None:
+        return ids
     found = [rid for rid in ids if lane in cfg.model.repositories[rid].lanes]
     if not found:
         declared = sorted({name for rid in ids for name in cfg.model.repositories[rid].lanes})

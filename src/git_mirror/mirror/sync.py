@@ -36,13 +36,7 @@ from git_mirror.git.refs import (
 )
 from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote
 from git_mirror.mirror import journal
-from git_mirror.mirror.layout import (
-    HEADS,
-    STAGE_HEADS,
-    RepoLayout,
-    lane_repositories,
-    selected_repositories,
-)
+from git_mirror.mirror.layout import HEADS, STAGE_HEADS, RepoLayout, selected_repositories
 from git_mirror.mirror.lock import repo_lock
 from git_mirror.mirror.outcome import PerRepository
 from git_mirror.mirror.plan import Ancestry, LaneState, SyncPlan, candidate_snapshots, plan_sync
@@ -244,7 +238,7 @@ def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
     from git_mirror.mirror.local_apply import ensure_repo
     from git_mirror.transport import remote_for
 
-    ids = selected_repositories(cfg, repo) if lane is None else lane_repositories(cfg, repo, lane)
+    ids = selected_repositories(cfg, repo, lane)
     results: list[RepoSync] = []
     for rid in ids:
         res = RepoSync(rid, dry_run=not confirm)
