@@ -109,3 +109,9 @@ class DivergedError(GitMirrorError):
 
 class NotAppliedError(GitMirrorError):
     code = "not-applied"
+
+
+class IntegrityError(GitMirrorError):
+    """The ref protection or a protected ref is not what git-mirror put there."""
+
+    code = "integrity"
