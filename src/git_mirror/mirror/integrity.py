@@ -130,7 +130,10 @@ def stray_hooks(directory: Path) -> list[Path]:
 
 
 def node_problems(cfg: LoadedConfig) -> list[Problem]:
-    """The hook every mirror of the node uses: present, ours, executable, alone."""
+    """The hook every mirror of the node uses: present, ours, executable, alone (nothing to
+    protect, nothing to say, before any mirror exists)."""
+    if not any((RepoLayout.of(cfg, rid).git_dir / "HEAD").exists() for rid in cfg.model.repositories):
+        return []
     state = hook_state(cfg)
     path = state["path"]
     problems: list[Problem] = []
