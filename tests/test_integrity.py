@@ -75,6 +75,8 @@ def test_replaced_hook_and_forged_refs_are_found_restored_and_quarantined(
 
     res = cli("--json", "verify")
     assert kinds(res) == ["forged-snapshot", "hook-modified"]
+    # status (which reads again only the snapshots it has not proven before) sees it too.
+    assert kinds(cli("--json", "status")) == ["forged-snapshot", "hook-modified"]
     forged_problem = next(p for p in res.json["error"]["problems"] if p["kind"] == "forged-snapshot")
     assert forged_problem["ref"] == snap and "client push" in forged_problem["message"]
     assert res.json["error"]["hint"] == ("git-mirror apply --confirm && "

@@ -51,19 +51,24 @@ def reflog_path(git_dir: Path, ref: str) -> Path:
     return git_dir / "logs" / ref
 
 
-def read_reflog(git_dir: Path, ref: str, *, tail: bool = False) -> list[ReflogEntry] | None:
+def read_reflog(git_dir: Path | str, ref: str, *, tail: bool = False) -> list[ReflogEntry] | None:
     """The reflog of ``ref`` (None when it has none). ``tail``: only the last 64 KiB."""
-    path = reflog_path(git_dir, ref)
+    # Plain strings and os calls: this runs once per ref of a mirror (status, verify).
+    path = f"{git_dir}/logs/{ref}"
     try:
-        with open(path, "rb") as fh:
-            if tail:
-                size = os.fstat(fh.fileno()).st_size
-                if size > _TAIL:
-                    fh.seek(size - _TAIL)
-                    fh.readline()  # a partial first line
-            data = fh.read()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    try:
+        size = os.fstat(fd).st_size
+        start = size - _TAIL if tail and size > _TAIL else 0
+        data = os.pread(fd, size - start, start)
+    except IsADirectoryError:
+        return None
+    finally:
+        os.close(fd)
+    if start:
+        data = data[data.find(b"\n") + 1:]  # a partial first line
     return parse_reflog(data.decode("utf-8", "replace"))
 
 

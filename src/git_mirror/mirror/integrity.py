@@ -168,7 +168,7 @@ def repo_protection_problems(cfg: LoadedConfig, rid: str,
     problems: list[Problem] = []
     want = str(hooks_dir(cfg))
     have = settings.get("core.hookspath")
-    if have != want:
+    if have != want and not _same_hook(have, layout.git_dir):
         problems.append(Problem("hooks-path", f"mirror {rid}: core.hooksPath is {have!r}, not "
                                 f"{want!r}: the ref protection hook is not in force", "apply",
                                 repository=rid, path=str(layout.git_dir / "config")))
@@ -178,12 +178,27 @@ def repo_protection_problems(cfg: LoadedConfig, rid: str,
     return problems
 
 
+def _same_hook(hooks_path: str | None, git_dir: Path) -> bool:
+    """True when ``hooks_path`` is another name of our hooks directory: the same cache seen
+    through another mount point (a pod of a kubernetes node mounts the cache volume where
+    its config is), holding exactly our hook and nothing else."""
+    if not hooks_path:
+        return False
+    other = Path(hooks_path) if os.path.isabs(hooks_path) else git_dir / hooks_path
+    try:
+        same = (other / HOOK).read_text(encoding="utf-8") == expected_hook()
+    except OSError:
+        return False
+    return same and os.access(other / HOOK, os.X_OK) and \
+        not [p for p in stray_hooks(other) if p.name != HOOK]
+
+
 def protection_problems(cfg: LoadedConfig, rid: str) -> list[Problem]:
     """What ``serve`` checks before a push: the node's hook and its force in ``rid``."""
     return node_problems(cfg) + repo_protection_problems(cfg, rid)
 
 
-def _written_by_us(git_dir: Path, ref: str, oid: str) -> str | None:
+def _written_by_us(git_dir: Path | str, ref: str, oid: str) -> str | None:
     """None when git-mirror's own transactions explain ``ref`` at ``oid``; else why not."""
     entries = read_reflog(git_dir, ref, tail=True)
     if not entries:
@@ -202,14 +217,14 @@ def _written_by_us(git_dir: Path, ref: str, oid: str) -> str | None:
     return f"holds {oid[:12]}, a value no recorded write gave it (changed behind git's back)"
 
 
-def _snapshot_problem(layout: RepoLayout, ref: str, oid: str) -> Problem | None:
+def _snapshot_problem(layout: RepoLayout, git_dir: str, ref: str, oid: str) -> Problem | None:
     rid = layout.id
     named = ref.rsplit("/", 1)[-1]
     if named != oid:
         return Problem("snapshot-mismatch", f"mirror {rid}: snapshot {ref} points to {oid}, not "
                        "to the commit its name ends with", "repair", repository=rid, ref=ref,
                        commit=oid)
-    entries = read_reflog(layout.git_dir, ref)
+    entries = read_reflog(git_dir, ref)
     if not entries:
         why = "has no reflog: nothing shows that sync created it"
     elif not (entries[0].is_create and entries[0].message.startswith(SYNC_MESSAGE)):
@@ -224,38 +239,79 @@ def _snapshot_problem(layout: RepoLayout, ref: str, oid: str) -> Problem | None:
                    repository=rid, ref=ref, commit=oid)
 
 
-def ref_problems(layout: RepoLayout, refs: Mapping[str, str]) -> list[Problem]:
-    """Every protected ref of ``refs`` that git-mirror's own writes do not explain."""
+def ref_problems(layout: RepoLayout, refs: Mapping[str, str],
+                 known: frozenset[str] = frozenset()) -> list[Problem]:
+    """Every protected ref of ``refs`` that git-mirror's own writes do not explain.
+
+    ``known``: snapshot refs (``"<oid> <ref>"``) proven before; see :func:`check_refs`.
+    """
     lanes = {lane.ref for lane in layout.lanes}
     snapshots = layout.snapshot_prefix
+    git_dir = str(layout.git_dir)
     problems: list[Problem] = []
     for ref, oid in sorted(refs.items()):
         if ref in lanes or ref.startswith(QUARANTINE):
             continue
         if ref.startswith(snapshots):
-            problem = _snapshot_problem(layout, ref, oid)
+            if f"{oid} {ref}" in known:
+                continue
+            problem = _snapshot_problem(layout, git_dir, ref, oid)
             if problem is not None:
                 problems.append(problem)
             continue
-        why = _written_by_us(layout.git_dir, ref, oid)
+        why = _written_by_us(git_dir, ref, oid)
         if why is not None:
             problems.append(Problem("forged-ref", f"mirror {layout.id}: {ref} {why}", "repair",
                                     repository=layout.id, ref=ref, commit=oid))
     return problems
 
 
-def check_refs(layout: RepoLayout, *, recheck: bool = True) -> tuple[int, list[Problem]]:
+# Snapshot refs proven created by sync, as "<oid> <ref>" lines: a snapshot's name fixes its
+# value, so one proven once stays proven while it holds that value; status then reads the
+# reflogs of new snapshots only. verify always reads them all.
+PROVEN = "proven-snapshots"
+
+
+def _load_proven(layout: RepoLayout) -> frozenset[str]:
+    try:
+        return frozenset((layout.state_dir / PROVEN).read_text(encoding="utf-8").splitlines())
+    except OSError:
+        return frozenset()
+
+
+def _save_proven(layout: RepoLayout, refs: Mapping[str, str], problems: list[Problem],
+                 before: frozenset[str]) -> None:
+    bad = {p.ref for p in problems}
+    prefix = layout.snapshot_prefix
+    proven = frozenset(f"{oid} {ref}" for ref, oid in refs.items()
+                       if ref.startswith(prefix) and ref not in bad)
+    if proven == before:
+        return
+    path = layout.state_dir / PROVEN
+    tmp = path.with_name(f".{PROVEN}.{os.getpid()}.{time.monotonic_ns()}")
+    try:
+        tmp.write_text("".join(f"{line}\n" for line in sorted(proven)), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # only a cache: the next reading proves them again
+
+
+def check_refs(layout: RepoLayout, *, recheck: bool = True,
+               use_proven: bool = False) -> tuple[int, list[Problem]]:
     """(refs checked, problems) of one mirror: one ``for-each-ref``, reflogs read as files.
 
     ``recheck``: a problem is read once more (the ref and its reflog) before it counts, so
     that a transaction of sync's that was under way at the first reading is not reported.
+    ``use_proven``: snapshots proven by an earlier reading are not read again.
     """
     refs = list_refs(layout.git_dir, ["refs/"])
-    problems = ref_problems(layout, refs)
+    before = _load_proven(layout) if use_proven else frozenset()
+    problems = ref_problems(layout, refs, before)
     if problems and recheck:
         names = sorted({p.ref for p in problems if p.ref})
         again = {ref: oid for ref, oid in list_refs(layout.git_dir, names).items() if ref in names}
         problems = ref_problems(layout, again)
+    _save_proven(layout, refs, problems, before if use_proven else _load_proven(layout))
     return len(refs), problems
 
 
@@ -476,4 +532,5 @@ def repository_problems(cfg: LoadedConfig, rid: str, *, recheck: bool = True,
     layout = RepoLayout.of(cfg, rid)
     if not (layout.git_dir / "HEAD").exists():
         return []
-    return repo_protection_problems(cfg, rid, settings) + check_refs(layout, recheck=recheck)[1]
+    return (repo_protection_problems(cfg, rid, settings)
+            + check_refs(layout, recheck=recheck, use_proven=True)[1])
