@@ -477,7 +477,8 @@ def verify(cfg: LoadedConfig, *, repo: str | None = None, repair: bool = False,
 
 # --- apply ------------------------------------------------------------------------------
 
-def converge_protection(cfg: LoadedConfig, *, confirm: bool) -> dict[str, Any]:
+def converge_protection(cfg: LoadedConfig, *, confirm: bool,
+                        request_id: str | None = None) -> dict[str, Any]:
     """What apply does for the protection: the hook rewritten when it is not ours, and every
     other hook moved (never deleted) to ``<cache>/state/quarantine/hooks/<time>/``.
 
@@ -520,6 +521,7 @@ def converge_protection(cfg: LoadedConfig, *, confirm: bool) -> dict[str, Any]:
     if changes:
         for rid in cfg.model.repositories:
             audit.record(RepoLayout.of(cfg, rid).state_dir, rid, "apply", changes,
+                         request_id=request_id,
                          extra=[{"movedTo": i["movedTo"]} for i in stray_info]
                          if action == "unchanged" else
                          [{}] + [{"movedTo": i["movedTo"]} for i in stray_info])

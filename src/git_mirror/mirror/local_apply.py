@@ -287,7 +287,8 @@ def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local") -> App
     from git_mirror.mirror import audit, integrity
 
     # The hook first: rewritten when it is not ours, other hooks moved aside.
-    hooks = integrity.converge_protection(cfg, confirm=confirm)
+    request_id = audit.new_request_id()  # one id for everything this apply changes
+    hooks = integrity.converge_protection(cfg, confirm=confirm, request_id=request_id)
     plans = [plan_repo(cfg, rid, node) for rid in cfg.model.repositories]
     if confirm:
         for plan in plans:
@@ -295,7 +296,7 @@ def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local") -> App
                 execute(cfg, plan)
                 audit.record(RepoLayout.of(cfg, plan.id).state_dir, plan.id, "apply",
                              [RefUpdate("HEAD", c["to"], c["from"]) for c in plan.changes
-                              if c["key"] == "HEAD"])
+                              if c["key"] == "HEAD"], request_id=request_id)
     # What apply cannot fix (forged refs) or, in a dry run, what it would: said, not hidden.
     problems = [] if confirm else integrity.node_problems(cfg)
     for rid in cfg.model.repositories:

@@ -41,12 +41,30 @@ def _accepted(record: Path | None) -> list[tuple[str, str, str]]:
     return out
 
 
+STALE_SECONDS = 3600.0
+
+
+def _sweep(directory: Path) -> None:
+    """Records a killed serve left behind (an hour old) go; a live push's is seconds old."""
+    import time
+
+    limit = time.time() - STALE_SECONDS
+    try:
+        for entry in directory.iterdir():
+            if entry.stat().st_mtime < limit:
+                entry.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 def after_receive_pack(cfg: LoadedConfig, rid: str, record: Path | None, *,
                        token: str | None, request_id: str | None) -> bool:
     """Record what the push changed; True when some lane is ahead of (or differs from) its
     stage ref, so that a flush is due."""
     layout = RepoLayout.of(cfg, rid)
     accepted = _accepted(record)
+    if record is not None:
+        _sweep(record.parent)
     names = sorted({lane.ref for lane in layout.lanes} | {lane.stage_ref for lane in layout.lanes}
                    | {ref for _, _, ref in accepted})
     refs = list_refs(layout.git_dir, names) if names else {}
