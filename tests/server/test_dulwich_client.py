@@ -8,6 +8,7 @@ journal with its token and request id.
 from __future__ import annotations
 
 import io
+import json
 import time
 from pathlib import Path
 
@@ -90,3 +91,8 @@ def test_dulwich_clone_fetch_and_many_pushes_are_all_flushed(
     assert [e["to"] for e in entries] == pushed
     assert all(e["token"] == "ci" and e["requestId"] for e in entries)
     assert len({e["requestId"] for e in entries}) == PUSHES
+    # No receive-pack was killed because its client hung up: each one ended by itself.
+    runs = [json.loads(ln) for ln in served.logs().splitlines() if '"git request"' in ln]
+    pushes = [r for r in runs if r["service"] == "git-receive-pack" and not r["advertise"]]
+    assert len(pushes) == PUSHES
+    assert [r["exitCode"] for r in pushes] == [0] * PUSHES

@@ -298,7 +298,7 @@ def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local") -> App
                              [RefUpdate("HEAD", c["to"], c["from"]) for c in plan.changes
                               if c["key"] == "HEAD"], request_id=request_id)
     # What apply cannot fix (forged refs) or, in a dry run, what it would: said, not hidden.
-    problems = [] if confirm else integrity.node_problems(cfg)
+    problems = integrity.node_problems(cfg)
     for rid in cfg.model.repositories:
         problems += integrity.repository_problems(cfg, rid)
     return ApplyResult(node=node, dry_run=not confirm, repositories=plans,
