@@ -181,3 +181,43 @@ def test_other_hooks_and_a_lost_hooks_path_are_found_and_fixed_by_apply(
     assert cli("--json", "verify").code == 0
     log = cli("--json", "log", "--operation", "apply")
     assert {e["ref"] for e in log.json["entries"]} >= {"hooks/post-receive", "repos/hwlab.git/hooks/update"}
+
+
+def test_status_beside_running_syncs_reports_no_false_problem(
+        cli: Cli, synced: Repo, upstream: Repo, config: Path) -> None:
+    """sync's transactions move refs and their reflogs while status reads them: status must
+    never take a transaction half way for a forgery (bounded: 15 syncs, 60 s)."""
+    import threading
+    import time
+
+    from git_mirror.config import load_config
+    from git_mirror.mirror.status import status
+    from git_mirror.mirror.sync import sync
+
+    cfg = load_config(config)
+    done = threading.Event()
+    errors: list[str] = []
+
+    def syncs() -> None:
+        try:
+            for i in range(15):
+                upstream.commit("main", f"c{i}")
+                upstream.commit("release/1.0", f"r{i}")
+                res = sync(cfg, confirm=True, wait=True)
+                if not res.ok:
+                    errors.append(str(res.to_json()))
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=syncs)
+    worker.start()
+    deadline = time.monotonic() + 60
+    seen = 0
+    while not done.is_set() and time.monotonic() < deadline:
+        data = status(cfg).to_json()
+        assert data["integrity"]["ok"] is True, data["integrity"]
+        seen += 1
+    worker.join(timeout=60)
+    assert not worker.is_alive() and not errors
+    assert seen > 0
+    assert cli("--json", "verify").code == 0
