@@ -538,3 +538,38 @@ def test_a_snapshot_without_the_build_script_fails_its_run_and_runs_no_operator_
                   "--confirm", "--wait")
     assert res.code == 0, res.stdout
     assert marker.read_text(encoding="utf-8").strip() == "ran"
+
+
+def test_follower_status_of_one_run_as_observed_now(
+        cli: Cli, upstream: Repo, mirror: Repo, build: Build, tmp_path: Path) -> None:
+    first = trigger(cli, "--confirm", "--wait")
+    assert first.code == 0, first.stdout
+    name, built = first.json["run"]["name"], first.json["commit"]
+    later = upstream.commit("main", "a later merge")
+    assert cli("--json", "sync", "--confirm").code == 0
+    res = cli("--json", "follower", "status", "--follower", FOLLOWER, "--pipeline-run", name)
+    assert res.code == 0, res.stdout
+    d = res.json
+    run = d["pipelineRun"]
+    assert run["name"] == name and run["status"] == "succeeded"
+    assert run["commit"] == built and run["snapshotRef"] == SNAP_PREFIX + built
+    assert run["publishedLaneCommit"] == build.seen(name, "pushed") == upstream.rev(LANE)
+    assert d["flush"]["state"] == "flushed" and d["flush"]["upstreamHasPublished"] is True
+    assert d["currentBranchTip"] == later != built
+    assert "not this run's source" in d["currentBranchTipNote"]
+    text = cli("follower", "status", "--follower", FOLLOWER, "--pipeline-run", name)
+    assert text.code == 0 and built in text.stdout and "not this run's source" in text.stdout
+
+    # a failed run that pushed: its lane commit waits in the mirror
+    build.mode("push-then-fail")
+    failed = trigger(cli, "--confirm", "--wait")
+    assert failed.code == 1
+    fname = failed.json["run"]["name"]
+    d = cli("--json", "follower", "status", "--follower", FOLLOWER, "--pipeline-run", fname).json
+    assert d["pipelineRun"]["status"] == "failed"
+    assert d["pipelineRun"]["publishedLaneCommit"] == build.seen(fname, "pushed")
+    assert d["flush"]["state"] == "pending" and d["pendingFlush"] is True
+
+    unknown = cli("--json", "follower", "status", "--follower", FOLLOWER, "--pipeline-run",
+                  "hwlab-runtime-20260101T000000Z-0000000")
+    assert unknown.code == 1 and unknown.json["error"]["code"] == "not-found"

@@ -294,9 +294,10 @@ def snapshots_list(ctx: Ctx, repo: str | None, group: str | None, branch: str | 
 def snapshots_prune(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool) -> None:
     """Prune snapshots by the declared retention (--confirm to delete)."""
     def op() -> dict[str, Any]:
-        from git_mirror.mirror.snapshots import prune
+        from git_mirror.follower.retention import prune_snapshots
 
-        return prune(ctx.cfg(), repo=repo, confirm=want_confirm(dry_run, confirm), wait=wait).to_json()
+        return prune_snapshots(ctx.cfg(), repo=repo, confirm=want_confirm(dry_run, confirm),
+                               wait=wait).to_json()
     finish(ctx, op, lambda d: f"{'would prune' if d['dryRun'] else 'pruned'} {len(d['pruned'])}, kept {d['kept']}")
 
 
