@@ -219,7 +219,7 @@ def test_failed_sync_exits_1_and_changes_no_ref(cli: Cli, upstream: Repo, mirror
     res = cli("--json", "sync", "--confirm")
     assert res.code == 1
     assert res.json["ok"] is False
-    assert res.json["error"]["code"] in ("git", "transport")
+    assert res.json["error"]["code"] == "upstream-unreachable"
     assert "sync --repo hwlab --confirm --wait" in res.json["error"]["hint"]
     assert mirror.refs() == before
     st = cli("--json", "status").json

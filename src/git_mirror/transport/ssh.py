@@ -231,7 +231,8 @@ def ssh_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Proxy
         return explain_ssh(exc, rid=rid, target=setup.target, proxy_name=proxy_name,
                            proxy_url=proxy.url if proxy is not None else None,
                            identity_ref=t.identity.describe() if t.identity else "",
-                           known_hosts_ref=t.known_hosts.describe() if t.known_hosts else "")
+                           known_hosts_ref=t.known_hosts.describe() if t.known_hosts else "",
+                           url=repo.upstream)
 
     return RemoteEnv(
         url=repo.upstream, allow_protocol="ssh",
@@ -240,7 +241,8 @@ def ssh_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Proxy
 
 
 def explain_ssh(exc: GitError, *, rid: str, target: SshTarget, proxy_name: str | None,
-                proxy_url: str | None, identity_ref: str, known_hosts_ref: str) -> GitMirrorError:
+                proxy_url: str | None, identity_ref: str, known_hosts_ref: str,
+                url: str | None = None) -> GitMirrorError:
     """Turn a failed git-over-ssh process into an error that says what to fix."""
     text = exc.stderr or ""
     where = f"{target.host}:{target.port}"
@@ -270,8 +272,10 @@ def explain_ssh(exc: GitError, *, rid: str, target: SshTarget, proxy_name: str |
                     f"register the public key of {identity_ref} with the upstream account "
                     f"(git-mirror status shows its fingerprint), then run: {retry}")
     def unreachable(message: str, hint: str) -> UpstreamUnreachable:
-        return UpstreamUnreachable(f"{rid}: {message} (transport ssh)", hint=hint,
-                                   details={**details, "transport": "ssh", "host": where})
+        named = f"upstream {url}, transport ssh" if url else "transport ssh"
+        return UpstreamUnreachable(f"{rid}: {message} ({named})", hint=hint,
+                                   details={**details, "transport": "ssh", "host": where,
+                                            "url": url})
 
     if "Connection refused" in text:
         via = f" (through proxy {proxy_name})" if proxy_name else ""
