@@ -272,8 +272,9 @@ def _closeout_text(data: dict[str, Any]) -> str:
     run = data["pipelineRun"]
     out = [f"closeout {data['follower']}: {'OK' if data['ok'] else 'FAILED'}",
            f"  merge commit {data['mergeCommit']}  branch tip {short(data['branchTip'])}",
-           f"  run {run['name'] or '-'} {run['status'] or '-'}  sync revision "
-           f"{short(data['syncRevision'])}"]
+           f"  run {run['name'] or '-'} {run['status'] or '-'}  built {short(run.get('commit'))}"
+           f"  published {short(run.get('publishedLaneCommit'))}",
+           f"  deployed {short(data['syncRevision'])} ({data.get('syncRevisionSource') or '-'})"]
     out += [f"  [{'pass' if c['ok'] else 'FAIL'}] {c['name']}: {c['message']}" for c in data["checks"]]
     return "\n".join(out)
 

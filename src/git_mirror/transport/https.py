@@ -134,8 +134,10 @@ def explain_https(exc: GitError, *, rid: str, url: str, proxy_name: str | None,
                            f"fix repositories.{rid}.upstream (or DNS), then run: {retry}")
     if "returned error: 404" in low or "repository not found" in low \
             or ("not found" in low and "repository" in low):
-        return unreachable(f"upstream {url} has no repository there",
-                           f"fix repositories.{rid}.upstream, then run: {retry}")
+        return unreachable(f"upstream {url} has no repository there (or none this token "
+                           "may read: a forge answers 'not found' for a private one)",
+                           f"fix repositories.{rid}.upstream, or check what the token may "
+                           f"read, then run: {retry}")
     if exc.hint is None:
         exc.hint = retry
     return exc
