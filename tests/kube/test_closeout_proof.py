@@ -150,3 +150,44 @@ def test_the_ledger_survives_cleanup_state_on_a_kubernetes_node(rig: Rig) -> Non
     again = closeout(rig, merge)
     assert again.code == 0, again.stdout
     assert again.json["pipelineRun"]["evidence"].startswith("ledger")
+
+
+def test_prune_on_a_kubernetes_node_keeps_what_pipeline_runs_use(
+        fake: Any, write_config: Any, upstream: Any, tmp_path: Any) -> None:
+    """keepLast 1 (no age limit): the snapshot a running PipelineRun reads and the one the last
+    succeeded run built stay; the dry run lists exactly what the confirmed prune removes."""
+    from tests.kube.conftest import KUBE_CONFIG
+    from tests.support.gitutil import run_git
+
+    text = (KUBE_CONFIG.format(url=upstream.url) + base.FOLLOWERS.format(app=APP)).replace(
+        "  namespace: unidesk\n", "  namespace: unidesk\n  retention: {keepLast: 1, maxAgeDays: null}\n")
+    r = Rig(fake, write_config(text), upstream, tmp_path)
+    assert r("apply", "--confirm").code == 0
+    fake.add_secret(NS, "git-mirror-tokens", {"ci": "s3cr3t-token-value"})
+    fake.create(base.pipeline(r.obs, r.mode_file))
+    c1 = trigger(r).json["commit"]
+    c2 = upstream.commit("main", "two")
+    assert r("sync", "--confirm", "--wait").code == 0
+    fake.run_pipelines = False  # the next PipelineRun stays running
+    c3 = upstream.commit("main", "three")
+    running = r("--json", "follower", "trigger", "--follower", FID, "--confirm")
+    assert running.code == 0 and running.json["commit"] == c3
+    c4 = upstream.commit("main", "four")  # the branch moves on while the run reads c3
+    assert r("sync", "--confirm", "--wait").code == 0
+
+    def snaps() -> set[str]:
+        out = run_git("--git-dir", str(r.mirror()), "for-each-ref", "--format=%(refname)", SNAP)
+        return {line.rsplit("/", 1)[1] for line in out.stdout.decode().split()}
+
+    assert snaps() == {c1, c2, c3, c4}
+    dry = r("--json", "snapshots", "prune")
+    assert dry.code == 0, dry.stdout
+    assert dry.json["dryRun"] is True and dry.json["job"]["status"]
+    assert [p["commit"] for p in dry.json["pruned"]] == [c2]
+    reasons = {p["ref"]: p["reason"] for p in dry.json["protected"]}
+    assert "is running" in reasons[SNAP + c3] and "last 1 succeeded" in reasons[SNAP + c1]
+    assert snaps() == {c1, c2, c3, c4}
+    done = r("--json", "snapshots", "prune", "--confirm")
+    assert done.code == 0, done.stdout
+    assert done.json["pruned"] == dry.json["pruned"]
+    assert snaps() == {c1, c3, c4}

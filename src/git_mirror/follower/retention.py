@@ -36,10 +36,12 @@ def protected_snapshots(cfg: LoadedConfig, keep: int) -> dict[str, str]:
 
 
 def prune_snapshots(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
-                    wait: bool = False, now: float | None = None) -> PruneResult:
-    """``snapshots prune``: the declared retention, minus what runs use."""
+                    wait: bool = False, now: float | None = None,
+                    protected: dict[str, str] | None = None) -> PruneResult:
+    """``snapshots prune``: the declared retention, minus what runs use (the local run
+    records', and ``protected``: what a kubernetes node's PipelineRuns use)."""
     from git_mirror.mirror.snapshots import prune
 
     keep = cfg.model.snapshots.retention.keep_last
     return prune(cfg, repo=repo, confirm=confirm, wait=wait, now=now,
-                 protected=protected_snapshots(cfg, keep))
+                 protected={**(protected or {}), **protected_snapshots(cfg, keep)})
