@@ -67,6 +67,7 @@ def test_pr1_pr2_story_on_a_kubernetes_node(rig: Rig) -> None:
     early = closeout(rig, pr2)
     assert early.code == 1 and failed(early) == ["deployedContainsRun"]
     assert early.json["syncRevision"] == deployed1
+    assert early.json["error"]["hint"].startswith(f"let Argo CD sync Application argocd/{APP}")
     deployed2 = rig.fake.argo_sync("argocd", APP)
     proved = closeout(rig, pr2)
     assert proved.code == 0, proved.stdout

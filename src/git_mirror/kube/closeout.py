@@ -106,6 +106,14 @@ def closeout(cfg: LoadedConfig, fid: str, follower: Follower, spec: TektonSpec,
     data["syncRevisionIsLaneTip"] = (data.get("syncRevision") == lane.get("mirrorCommit")
                                      if data.get("syncRevision") and lane.get("mirrorCommit")
                                      else None)
+    err = data.get("error") or {}
+    if argo is not None and argo["found"] and err.get("failedChecks") == ["deployedContainsRun"] \
+            and data.get("syncRevision") and (data.get("pipelineRun") or {}).get(
+                "publishedLaneCommit"):
+        # Built, flushed, in the mirror: Argo CD has not deployed the run's lane commit yet.
+        err["hint"] = (f"let Argo CD sync Application {argo['namespace']}/{argo['application']} "
+                       f"(argocd app sync {argo['application']}), then: git-mirror --node {node} "
+                       f"closeout --follower {fid} --merge-commit {merge_commit}")
     if argo is not None and not argo["found"]:
         data["warnings"] = [*(data.get("warnings") or []), {
             "code": "argocd-not-found", "message":
