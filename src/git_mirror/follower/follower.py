@@ -7,7 +7,9 @@
 3. a run record (``running``) naming the snapshot ref and its commit: the run's only source;
 4. the trigger runs (in this process with ``wait``, else in a detached worker process that
    inherits the lock), then, when it succeeded, the lane is flushed again;
-5. the record gets the outcome: ``succeeded`` or ``failed``, exit code, lane tip, flush.
+5. the record gets the outcome: ``succeeded`` or ``failed``, exit code, the lane commit the run
+   published (``publishedLaneCommit``: closeout's ``deployedContainsRun`` looks for it in the
+   deployed revision), lane tip, flush.
 
 A failed run flushes nothing after it: what its command pushed into the mirror stays there
 (never lost) and shows as ``pendingFlush`` until a person flushes or the next run does.

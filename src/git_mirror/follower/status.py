@@ -1,4 +1,5 @@
-"""``follower list`` and ``follower status``: declared followers, their runs and lanes.
+"""``follower list`` and ``follower status``: declared followers, their runs and lanes;
+``follower status --pipeline-run NAME``: one run as observed now (:func:`run_status`).
 
 Read-only, from the cache and the run records: no network, nothing changes.
 """
