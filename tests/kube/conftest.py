@@ -51,6 +51,7 @@ def fake(tmp_path: Path) -> Iterator[FakeKube]:
     yield server
     use_client_factory(None)
     server.wait_idle()
+    server.check()
 
 
 @pytest.fixture

@@ -57,6 +57,7 @@ from git_mirror.kube.node import (
     node_secrets,
     pod_cache_dir,
 )
+from git_mirror.kube.result import MESSAGE_PATH, RESULT_ENV
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -251,7 +252,11 @@ def job_manifest(cfg: LoadedConfig, node: str, operation: str, args: list[str], 
                     "containers": [{
                         "name": "git-mirror", "image": image, "imagePullPolicy": "IfNotPresent",
                         "command": cli_args(node, *(global_args or []), "--json", operation, *args),
-                        "env": parts.env, "volumeMounts": parts.mounts,
+                        # The result comes back as the termination message, never from the log.
+                        "terminationMessagePath": MESSAGE_PATH,
+                        "terminationMessagePolicy": "File",
+                        "env": [*parts.env, {"name": RESULT_ENV, "value": MESSAGE_PATH}],
+                        "volumeMounts": parts.mounts,
                         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
                                       "limits": {"memory": "2Gi"}},
                         "securityContext": _container_security()}],
