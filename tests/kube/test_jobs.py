@@ -257,8 +257,11 @@ def test_status_runs_despite_file_secrets_that_sync_refuses(applied: FakeKube, k
     s = kcli("--node", "D601", "--json", "status")
     assert s.code == 0, s.stdout
     assert s.json["ok"] is True and s.json["configApplied"] is False
-    [w] = s.json["warnings"]
+    # no serve answers in the fake: a Job read the cache, and the result says so
+    assert s.json["via"] == "job"
+    [w, fallback] = s.json["warnings"]
     assert w["code"] == "secret-not-mountable" and w["key"] == "server.webhookSecret"
+    assert fallback["code"] == "serve-not-running"
     human = kcli("--node", "D601", "status")
     assert human.code == 0
     assert "warning [secret-not-mountable]: " in human.stderr and "server.webhookSecret" in human.stderr

@@ -170,6 +170,9 @@ class FakeKube(TektonFake):
         # What went wrong inside the fake itself (a pod runner or controller thread that
         # raised): the fixtures fail the test that caused it.
         self.errors: list[str] = []
+        # (namespace, Service name) -> the URL of what answers behind it (a serve a test
+        # started); a Service without one has no endpoints (503), as when its pod is down.
+        self.service_backends: dict[tuple[str, str], str] = {}
 
     # -- internals -------------------------------------------------------------------------
     @staticmethod
@@ -384,6 +387,38 @@ class FakeKube(TektonFake):
             if self._key("v1", "Pod", pod, namespace) not in self._objects:
                 raise self._err(404, "NotFound", f'pods "{pod}" not found')
             return self._logs.get((namespace, pod), "")
+
+    def service_get(self, service: str, port: str, path: str, namespace: str) -> tuple[bytes, int]:
+        """GET through the API server's service proxy: (body, HTTP status) of the backend."""
+        import httpx
+
+        with self._lock:
+            self.calls.append(("proxy", "Service", service))
+            svc = self._objects.get(self._key("v1", "Service", service, namespace))
+            backend = self.service_backends.get((namespace, service))
+        if svc is None:
+            raise self._err(404, "NotFound", f'services "{service}" not found')
+        ports = [str(p.get("name")) for p in svc["spec"].get("ports", [])] + \
+            [str(p.get("port")) for p in svc["spec"].get("ports", [])]
+        if port and port not in ports:
+            raise self._err(503, "ServiceUnavailable", f'no endpoints available for service "{service}:{port}"')
+        if backend is None:
+            raise self._err(503, "ServiceUnavailable", f'no endpoints available for service "{service}"')
+        try:
+            resp = httpx.get(backend + path, timeout=60)
+        except httpx.HTTPError as exc:
+            raise self._err(503, "ServiceUnavailable", f"error trying to reach service: {exc}") from None
+        return resp.content, resp.status_code
+
+    def service_proxy_get(self, namespace: str, service: str, port: str, path: str) -> Any:
+        """The :class:`KubeClient` method: the backend's JSON answer; KubeError otherwise."""
+        import json
+
+        body, code = self.service_get(service, port, path, namespace)
+        if code >= 400:
+            raise self._err(code, "ServiceUnavailable" if code == 503 else "InternalError",
+                            body.decode(errors="replace")[:200])
+        return json.loads(body)
 
     # -- what tests use beside the protocol -----------------------------------------------
     def add_secret(self, namespace: str, name: str, data: dict[str, str]) -> None:

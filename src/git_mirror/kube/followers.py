@@ -35,6 +35,7 @@ from git_mirror.follower.triggers import NotSupported
 from git_mirror.kube import tekton
 from git_mirror.kube.jobs import SCHEDULING_SLACK_SECONDS, job_name, run_job
 from git_mirror.kube.node import kube_node
+from git_mirror.kube.nodestatus import node_status
 from git_mirror.kube.render import job_manifest
 
 if TYPE_CHECKING:
@@ -222,8 +223,7 @@ class KubeBackend:
                                  code="timeout",
                                  hint=f"{_cli(node)} follower status --follower {fid} --wait")
         if state == tekton.FAILED:
-            status = run_job(cfg, node=node, operation="status", args=["--repo", rid],
-                             confirm=True, wait=True, client=client)
+            status = node_status(cfg, node, repo=rid, client=client)
             out["jobs"].append(_job_ref(status))
             self._flags(out, status, rid, lane)
             reason = out["run"].get("reason") or "Failed"
@@ -300,8 +300,7 @@ class KubeBackend:
                                        poll=POLL_SECONDS)
             runs = tekton.follower_runs(client, ns, node, fid)
         rid = follower.repository
-        status = run_job(cfg, node=node, operation="status", args=["--repo", rid], confirm=True,
-                         wait=True, client=client)
+        status = node_status(cfg, node, repo=rid, client=client)
         if not status.get("ok", True) and status.get("error"):
             raise _error_of(status, f"status of node {node}", f"{_cli(node)} status")
         repo: dict[str, Any] = next(
