@@ -291,7 +291,9 @@ class FakeKube(TektonFake):
         with self._lock:
             self.calls.append(("apply" + ("-dry" if dry_run else ""), manifest["kind"],
                                manifest["metadata"]["name"]))
-            problem = self._validate(manifest)
+            # Labels now; the schema on the merged object (a partial apply config, such as
+            # another manager's replicas alone, lacks fields that the object has).
+            problem = label_problem(manifest)
             if problem:
                 raise self._err(422, "Invalid", problem)
             meta = manifest["metadata"]
@@ -318,6 +320,9 @@ class FakeKube(TektonFake):
             for cfg in owners.values():
                 merged = _merge(merged, cfg)
             self._defaults(merged, old)
+            problem = self._validate(merged)
+            if problem:
+                raise self._err(422, "Invalid", problem)
             if old is not None:
                 problem = self._immutable(old, merged)
                 if problem:
@@ -515,7 +520,7 @@ class FakeKube(TektonFake):
         self._set_status("Pod", pod_name, ns, {
             "phase": "Succeeded" if code == 0 else "Failed",
             "containerStatuses": [{"name": container["name"], "ready": False, "restartCount": 0,
-                                   "image": container.get("image", ""),
+                                   "image": container.get("image", ""), "imageID": "",
                                    "state": {"terminated": terminated}}]})
         if code == 0:
             self._set_status("Job", name, ns, {"succeeded": 1, "completionTime": now, "conditions": [
