@@ -172,3 +172,14 @@ def test_valid_for_every_supported_version(ingress_config: Path, version: str) -
 def test_readme_names_the_supported_versions() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert f"Kubernetes {SUPPORTED[0][:-2]} to {SUPPORTED[-1][:-2]}" in readme
+
+
+def test_image_pinned_by_digest(write_config: Callable[..., Path], kube_config: Path) -> None:
+    """``kubernetes.image`` may name the built image by the digest build-image.sh prints."""
+    image = "registry.example/git-mirror:0.1.0@sha256:" + "ab" * 32
+    text = kube_config.read_text().replace("storageSize: 20Gi}", f"storageSize: 20Gi, image: '{image}'}}")
+    data = render_node(load_config(write_config(text, name="pinned/git-mirror.yaml")), node="D601")
+    for kind, pod in pod_specs(data).items():
+        for c in [*(pod.get("initContainers") or []), *pod["containers"]]:
+            assert c["image"] == image, kind
+    kubernetes_validate.validate(data["jobTemplate"], SUPPORTED[-1], strict=True)
