@@ -8,6 +8,7 @@ write outside the cache and ``/tmp``, or a binary missing from the image fails h
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -56,7 +57,7 @@ def test_image_is_the_contracts(image: Image) -> None:
 
 
 def test_version_demo_and_status_as_uid_10001_on_a_read_only_root(
-        container: Container, cache_dir: Path) -> None:
+        container: Container, cache_dir: Path, tmp_path: Path) -> None:
     container.mounts = [Mount(cache_dir, "/var/lib/git-mirror")]
     res = container.run("--version", timeout=120)
     assert res.returncode == 0, res.stderr
@@ -71,10 +72,18 @@ def test_version_demo_and_status_as_uid_10001_on_a_read_only_root(
     assert (cache_dir / "demo" / ".git-mirror" / "repos" / "app.git").is_dir()
     assert (cache_dir / "demo" / "git-mirror.yaml").stat().st_uid == UID
 
+    # As a Job's pod: the result also goes to the termination message file the kubelet
+    # mounts at /dev/termination-log (here a bind-mounted file, as the kubelet does).
+    message = tmp_path / "termination-log"
+    message.write_text("")
+    os.chown(message, UID, UID)
+    container.mounts.append(Mount(message, "/dev/termination-log"))
+    container.env = {"GIT_MIRROR_RESULT_FILE": "/dev/termination-log"}
     res = container.run("--config", "/var/lib/git-mirror/demo/git-mirror.yaml", "--json",
                         "status")
     assert res.returncode == 0, res.stdout.decode() + res.stderr.decode()
     status = _json(res.stdout)
+    assert json.loads(message.read_text()) == status
     assert status["ok"] is True and status["githubInSync"] is True
     main = next(s for s in status["repositories"][0]["sources"] if s["branch"] == "main")
     assert main["mirrorCommit"] == main["githubCommit"]
