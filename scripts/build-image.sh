@@ -32,14 +32,16 @@ export PATH="$HOME/.local/bin:$PATH" PIP_ROOT_USER_ACTION=ignore
 for tool in mmdebstrap umoci uv; do
   command -v "$tool" >/dev/null || { echo "build-image: $tool is missing (bash scripts/install.sh installs it)" >&2; exit 1; }
 done
-python3 -m pip --version >/dev/null 2>&1 || { echo "build-image: python3 -m pip is missing (apt-get install python3-pip)" >&2; exit 1; }
+# The machine's own python3 and pip (Debian's python3-pip), not a virtualenv's that lacks pip.
+PY=${GIT_MIRROR_IMAGE_HOST_PYTHON:-/usr/bin/python3}
+"$PY" -m pip --version >/dev/null 2>&1 || { echo "build-image: $PY -m pip is missing (apt-get install python3-pip)" >&2; exit 1; }
 
 if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
   SOURCE_DATE_EPOCH=$(git -C "$ROOT" log -1 --format=%ct)
 fi
 export SOURCE_DATE_EPOCH
 CREATED=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
-VERSION=$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "$ROOT/pyproject.toml")
+VERSION=$("$PY" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "$ROOT/pyproject.toml")
 REVISION=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
 SUITE=${GIT_MIRROR_IMAGE_SUITE:-bookworm}
 PYVER=${GIT_MIRROR_IMAGE_PYTHON:-3.11}   # the suite's python3
@@ -69,7 +71,7 @@ echo "build-image: $TAG from $REVISION (SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH, $S
 platforms=()
 for minor in $(seq 17 36); do platforms+=(--platform "manylinux_2_${minor}_${ARCH}"); done
 platforms+=(--platform "manylinux2014_${ARCH}" --platform "linux_${ARCH}")
-python3 -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
+"$PY" -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
   --only-binary=:all: --implementation cp --python-version "$PYVER" \
   --abi "cp${PYVER/./}" --abi abi3 --abi none "${platforms[@]}" \
   -r "$WORK/requirements.txt" -d "$WORK/wheels"
@@ -87,9 +89,9 @@ mmdebstrap --quiet --variant=essential --architectures="$DEB_ARCH" \
   "$SUITE" "$ROOTFS"
 
 # 3. git-mirror and its wheels into the rootfs, offline; our own console script.
-python3 -m pip install --quiet --disable-pip-version-check --no-index --no-deps --no-compile \
+"$PY" -m pip install --quiet --disable-pip-version-check --no-index --no-deps --no-compile \
   --require-hashes --find-links "$WORK/wheels" --target "$ROOTFS$SITE" -r "$WORK/requirements.txt"
-python3 -m pip install --quiet --disable-pip-version-check --no-index --no-deps --no-compile \
+"$PY" -m pip install --quiet --disable-pip-version-check --no-index --no-deps --no-compile \
   --upgrade --target "$ROOTFS$SITE" "$WORK"/dist/*.whl
 rm -rf "$ROOTFS$SITE/bin"
 # direct_url.json records where the wheel was (this build's OUTDIR): not part of the image.
@@ -152,7 +154,7 @@ umoci config --image "$LAYOUT:$VERSION" --no-history --created "$CREATED" \
   --config.label "org.opencontainers.image.created=$CREATED"
 umoci gc --layout "$LAYOUT"
 # The archive's tag is git-mirror:<version> (what skopeo, podman and ctr import read).
-python3 - "$LAYOUT/index.json" "$TAG" <<'EOF'
+"$PY" - "$LAYOUT/index.json" "$TAG" <<'EOF'
 import json, sys
 path, tag = sys.argv[1], sys.argv[2]
 index = json.load(open(path))
@@ -167,7 +169,7 @@ mv "$OUT/git-mirror-oci.tar.new" "$OUT/git-mirror-oci.tar"
 # The rootfs tar, for a Containerfile build (FROM scratch + ADD): docker, podman, buildah.
 mv "$WORK/rootfs.tar" "$OUT/git-mirror-rootfs.tar"
 
-DIGEST=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$LAYOUT/index.json")
+DIGEST=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$LAYOUT/index.json")
 SIZE=$(stat -c %s "$OUT/git-mirror-oci.tar")
 SECONDS_TAKEN=$(( $(date +%s) - started ))
 sha=$(sha256sum "$OUT/git-mirror-oci.tar" | cut -d' ' -f1)

@@ -224,7 +224,8 @@ class KubeBackend:
                                  hint=f"{_cli(node)} follower status --follower {fid} --wait")
         if state == tekton.FAILED:
             status = node_status(cfg, node, repo=rid, client=client)
-            out["jobs"].append(_job_ref(status))
+            if _job_ref(status) is not None:  # read from serve: no Job ran
+                out["jobs"].append(_job_ref(status))
             self._flags(out, status, rid, lane)
             reason = out["run"].get("reason") or "Failed"
             raise GitMirrorError(
@@ -324,7 +325,7 @@ class KubeBackend:
             "pendingFlush": repo.get("pendingFlush", status.get("pendingFlush")),
             "githubInSync": repo.get("githubInSync", status.get("githubInSync")),
             "refSources": repo.get("refSources"), "job": status.get("job"),
-            "configApplied": status.get("configApplied"),
+            "statusVia": status.get("via"), "configApplied": status.get("configApplied"),
         }
 
     # -- closeout -----------------------------------------------------------------------------
