@@ -130,6 +130,20 @@ def test_404_and_422_are_status_bodies(applied: KubeHttp) -> None:
         c.apply(bad)
     assert err.value.status == 422 and err.value.reason == "Invalid"
     assert "not a label" in err.value.message
+    # the schema's own message, for a field of the wrong type (lightkube would refuse to
+    # send it, so it goes as another client would send it)
+    bad_deploy = {"apiVersion": "apps/v1", "kind": "Deployment",
+                  "metadata": {"name": "z", "namespace": NS},
+                  "spec": {"replicas": "two", "selector": {"matchLabels": {"a": "b"}},
+                           "template": {"metadata": {"labels": {"a": "b"}},
+                                        "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
+    resp = httpx.patch(applied.url + "/apis/apps/v1/namespaces/devops-infra/deployments/z",
+                       params={"fieldManager": "other"}, json=bad_deploy,
+                       headers={"Content-Type": "application/apply-patch+yaml"})
+    assert resp.status_code == 422
+    body = resp.json()
+    assert body["kind"] == "Status" and body["reason"] == "Invalid" and body["code"] == 422
+    assert "spec.replicas" in body["message"] and "'two' is not of type 'integer'" in body["message"]
     with pytest.raises(KubeError) as err:
         c.apply({"apiVersion": "v1", "kind": "ConfigMap",
                  "metadata": {"name": "y", "namespace": "no-such-namespace"}})
