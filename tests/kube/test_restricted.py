@@ -183,3 +183,13 @@ def test_image_pinned_by_digest(write_config: Callable[..., Path], kube_config: 
         for c in [*(pod.get("initContainers") or []), *pod["containers"]]:
             assert c["image"] == image, kind
     kubernetes_validate.validate(data["jobTemplate"], SUPPORTED[-1], strict=True)
+
+
+def test_read_only_jobs_do_not_stay_a_day(kube_config: Path) -> None:
+    from git_mirror.kube.render import job_manifest
+
+    cfg = load_config(kube_config)
+    ttl = {op: job_manifest(cfg, "D601", op, [], f"x-{op}")["spec"]["ttlSecondsAfterFinished"]
+           for op in ("sync", "flush", "status", "closeout")}
+    assert ttl["sync"] == ttl["flush"] == 86400
+    assert ttl["status"] == ttl["closeout"] <= 600

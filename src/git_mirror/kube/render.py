@@ -109,6 +109,7 @@ def pod_parts(cfg: LoadedConfig, node: str, names: Names, secrets: NodeSecrets) 
 _RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi", "ephemeral-storage": "256Mi"},
              "limits": {"memory": "2Gi", "ephemeral-storage": "2Gi"}}
 TMP_SIZE = "1Gi"
+READ_ONLY_TTL_SECONDS = 600
 
 
 def resources() -> dict[str, Any]:
@@ -283,7 +284,10 @@ def job_manifest(cfg: LoadedConfig, node: str, operation: str, args: list[str], 
         "spec": {
             "backoffLimit": 0,  # a failed sync or flush is reported, not retried behind a person's back
             "activeDeadlineSeconds": JOB_DEADLINE_SECONDS,
-            "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
+            # sync and flush Jobs are run records (a day); a read-only one only carries its
+            # result back to the CLI that waits for it.
+            "ttlSecondsAfterFinished": READ_ONLY_TTL_SECONDS if operation in ("status", "closeout")
+            else JOB_TTL_SECONDS,
             "template": {
                 "metadata": {"labels": pod_labels},
                 "spec": {
