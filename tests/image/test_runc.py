@@ -63,6 +63,14 @@ def test_version_demo_and_status_as_uid_10001_on_a_read_only_root(
     assert res.returncode == 0, res.stderr
     assert __version__ in res.stdout.decode()
 
+    # The root filesystem is read-only: a write outside the cache volume and /tmp fails, and
+    # says so as a JSON error, not a traceback.
+    res = container.run("--json", "demo", "--dir", "/opt/demo")
+    assert res.returncode != 0
+    refused = _json(res.stdout)
+    assert refused["ok"] is False and "Read-only file system" in refused["error"]["message"]
+    assert "Traceback" not in res.stderr.decode()
+
     res = container.run("--json", "demo", "--dir", "/var/lib/git-mirror/demo")
     assert res.returncode == 0, res.stdout.decode() + res.stderr.decode()
     demo = _json(res.stdout)

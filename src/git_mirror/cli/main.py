@@ -84,6 +84,13 @@ def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
         data = op()
     except GitMirrorError as exc:
         sys.exit(emit_error(exc, as_json=ctx.json))
+    except OSError as exc:
+        # A file system error no operation turned into its own (a read-only root filesystem
+        # in a container, a full disk): still the JSON error object, never a traceback.
+        where = f": {exc.filename}" if exc.filename else ""
+        sys.exit(emit_error(GitMirrorError(f"{exc.strerror or exc}{where}", code="io",
+                                           hint="check that the path is writable and has space"),
+                            as_json=ctx.json))
     sys.exit(emit(data, as_json=ctx.json, human=human, warnings_to_stderr=warnings_to_stderr))
 
 
