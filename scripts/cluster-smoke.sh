@@ -115,6 +115,6 @@ if [ -n "$follower" ]; then
     if [ "$(cat "$out/closeout.code")" = 0 ]; then break; fi
     [ "$i" = "$tries" ] || sleep "$interval"
   done
-  check closeout 'd["tipContainsMergeCommit"] and d["githubInSync"] and all(c["ok"] for c in d["checks"])'
+  check closeout 'd["tipContainsMergeCommit"] and d["runContainsMergeCommit"] and d["deployedContainsRun"] and d["githubInSync"] and all(c["ok"] for c in d["checks"])'
 fi
 echo "cluster-smoke: all steps passed on node $node"
