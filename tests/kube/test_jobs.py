@@ -241,7 +241,8 @@ def test_a_large_result_fits_the_termination_message() -> None:
     text = compact(big)
     assert len(text.encode()) <= MESSAGE_LIMIT
     out = json.loads(text)
-    assert out["ok"] is True and out["pendingFlush"] is False and out["updated"] == []
+    assert out["ok"] is True and out["pendingFlush"] is False
+    assert 0 < len(out["updated"]) < 200 and out["updated"] == big["updated"][:len(out["updated"])]
     assert out["truncated"] == ["updated"] and out["snapshots"] == big["snapshots"]
     assert compact({"ok": True, "x": 1}) == '{"ok":true,"x":1}'
     huge_error = {"ok": False, "error": {"code": "git", "message": "x" * 10000, "hint": "h"}}

@@ -8,8 +8,8 @@ where the CLI that created the Job reads it (:func:`read_result`). Log lines, JS
 included, never reach that field.
 
 The kubelet keeps at most 4096 bytes of the message: a larger result is written with its
-largest fields emptied and named in ``"truncated"`` (the full object is still the last line of
-the pod's log, for people).
+largest lists shortened (their first entries kept) or its largest fields emptied, each named in
+``"truncated"`` (the full object is still the last line of the pod's log, for people).
 """
 
 from __future__ import annotations
@@ -49,8 +49,12 @@ def compact(data: dict[str, Any], limit: int = MESSAGE_LIMIT) -> str:
         else:
             key = max(sizes, key=lambda k: sizes[k])
             value = out[key]
-            out[key] = [] if isinstance(value, list) else {} if isinstance(value, dict) else None
-            truncated.append(key)
+            if isinstance(value, list) and len(value) > 1:
+                out[key] = value[: len(value) // 2]  # keep what fits, from the front
+            else:
+                out[key] = [] if isinstance(value, list) else {} if isinstance(value, dict) else None
+            if key not in truncated:
+                truncated.append(key)
         out["truncated"] = truncated
         text = json.dumps(out, separators=(",", ":"), default=str)
     return text
