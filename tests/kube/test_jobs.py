@@ -234,6 +234,21 @@ def test_a_log_line_that_looks_like_a_result_is_not_one(applied: FakeKube,
     assert "kubectl" in r.json["error"]["hint"] and "logs" in r.json["error"]["hint"]
 
 
+def test_a_sync_result_over_4096_bytes_comes_back_shortened(applied: FakeKube,
+                                                              kcli: Callable[..., CliResult],
+                                                              upstream: Repo) -> None:
+    main = upstream.rev("refs/heads/main")
+    upstream.git("update-ref", "--stdin", input="".join(
+        f"create refs/tags/t{i:03d} {main}\n" for i in range(120)).encode())
+    r = kcli("--node", "D601", "--json", "sync", "--confirm", "--wait")
+    assert r.code == 0, r.stdout
+    assert r.json["ok"] is True and "updated" in r.json["truncated"]
+    assert 0 < len(r.json["updated"]) < 120
+    # the sync itself was complete: every tag is in the cache
+    tags = run_git("--git-dir", str(cache_repo(applied)), "for-each-ref", "refs/tags/").stdout
+    assert tags.decode().count("refs/tags/t") == 120
+
+
 def test_a_large_result_fits_the_termination_message() -> None:
     big = {"ok": True, "node": "D601", "pendingFlush": False,
            "updated": [{"ref": f"refs/heads/b{i}", "from": "0" * 40, "to": "1" * 40} for i in range(200)],
