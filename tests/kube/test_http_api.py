@@ -8,9 +8,12 @@ apply requests and their answers, ``Status`` error bodies mapped to :class:`Kube
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -191,6 +194,39 @@ def test_sync_job_result_and_status_from_serve(applied: KubeHttp, kcli: Callable
     assert len(fake.list("batch/v1", "Job", NS, {})) == jobs_before + 1  # no new Job
     assert any("/services/git-mirror-d601:http/proxy/api/status" in p for _, p, _ in applied.requests)
     shutil.rmtree(pod)
+
+
+def test_a_failed_status_from_serve_is_the_result(applied: KubeHttp,
+                                                  kcli: Callable[..., CliResult]) -> None:
+    """serve answers /api/status with 500 and its own error: that is the status, not an API
+    error, and no Job runs instead."""
+    body = json.dumps({"ok": False, "error": {"code": "integrity", "message": "hook replaced",
+                                              "hint": "git-mirror apply --confirm"}}).encode()
+
+    class Failing(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(500)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    thread = threading.Thread(target=backend.serve_forever, daemon=True)
+    thread.start()
+    try:
+        applied.fake.service_backends[(NS, "git-mirror-d601")] = f"http://127.0.0.1:{backend.server_port}"
+        s = kcli("--node", "D601", "--json", "status")
+    finally:
+        backend.shutdown()
+        thread.join(10)
+    assert s.code == 1, s.stdout
+    assert s.json["ok"] is False and s.json["error"]["code"] == "integrity"
+    assert s.json["via"] == "serve"
+    assert applied.fake.list("batch/v1", "Job", NS, {}) == []
 
 
 def test_a_failure_inside_the_fake_reaches_the_test(kube_http: KubeHttp,

@@ -205,6 +205,8 @@ class LightkubeClient:
                     body = resp.json()
                 except ValueError:
                     body = {}
+                if isinstance(body, dict) and "ok" in body:
+                    return body  # serve's own answer (a failed status), not the API server's
                 message = body.get("message") if isinstance(body, dict) else None
                 raise KubeError(f"the service proxy answered HTTP {resp.status_code}: "
                                 f"{message or resp.text[:200]}", status=resp.status_code,
