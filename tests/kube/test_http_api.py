@@ -114,6 +114,17 @@ def test_resource_version_is_a_precondition(applied: KubeHttp) -> None:
     assert out["metadata"]["resourceVersion"] != live["metadata"]["resourceVersion"]
 
 
+def test_a_replace_with_a_stale_resource_version_is_a_conflict(applied: KubeHttp) -> None:
+    url = applied.url + "/api/v1/namespaces/devops-infra/configmaps/git-mirror-d601-config"
+    live = httpx.get(url).json()
+    edited = {**live, "data": {**live["data"], "extra": "x"}}
+    first = httpx.put(url, json=edited)
+    assert first.status_code == 200 and first.json()["data"]["extra"] == "x"
+    stale = httpx.put(url, json={**edited, "data": {**live["data"], "extra": "y"}})
+    assert stale.status_code == 409 and stale.json()["reason"] == "Conflict"
+    assert httpx.get(url).json()["data"]["extra"] == "x"
+
+
 def test_404_and_422_are_status_bodies(applied: KubeHttp) -> None:
     missing = applied.url + "/api/v1/namespaces/devops-infra/configmaps/nope"
     resp = httpx.delete(missing)
