@@ -11,11 +11,15 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from git_mirror import __version__
+from git_mirror.config import load_config
+from git_mirror.kube.render import render_node
+from tests.kube.conftest import KUBE_CONFIG
 from tests.support.gitutil import Repo, run_git
 from tests.support.oci import UID, Container, Image, Mount, owned_copy
 from tests.support.proxy import ConnectProxy
@@ -54,6 +58,21 @@ def test_image_is_the_contracts(image: Image) -> None:
         assert not (site / absent).exists(), absent
     assert not list((root / "usr" / "share" / "man").rglob("*.gz"))
     assert not (root / "usr" / "bin" / "apt-get").exists()
+
+
+def test_the_rendered_pods_run_this_image_as_its_user(
+        image: Image, write_config: Callable[..., Path], upstream: Repo) -> None:
+    """CONTRACT 6: the manifests render prints run that image, with the same uid."""
+    cfg = load_config(write_config(KUBE_CONFIG.format(url=upstream.url)))
+    data = render_node(cfg, node="D601")
+    deploy = next(m for m in data["manifests"] if m["kind"] == "Deployment")
+    for pod in (deploy["spec"]["template"]["spec"], data["jobTemplate"]["spec"]["template"]["spec"]):
+        assert pod["securityContext"]["runAsUser"] == image.spec["process"]["user"]["uid"]
+        assert pod["securityContext"]["runAsGroup"] == image.spec["process"]["user"]["gid"]
+        for c in [*(pod.get("initContainers") or []), *pod["containers"]]:
+            assert c["image"] == image.tag
+            assert c["command"][0] == image.spec["process"]["args"][0] == "git-mirror"
+            assert c["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 def test_version_demo_and_status_as_uid_10001_on_a_read_only_root(
