@@ -10,8 +10,9 @@ it *is* the node (``GIT_MIRROR_IN_NODE``), so the same CLI runs the operation lo
   scheduling time), and the result its pod wrote as its termination message
   (:mod:`git_mirror.kube.result`; never scraped from the log) becomes this command's result,
   so exit codes and fields are those of the operation itself;
-- ``status`` always waits: it is a read-only Job that reads the cache in the PVC (R14: the
-  pod reads only the mirror's own refs; nothing goes upstream).
+- ``status`` comes from the running serve (:mod:`git_mirror.kube.nodestatus`); only when
+  serve does not answer is it a Job, which always waits: a read-only one that reads the
+  cache in the PVC (R14: the pod reads only the mirror's own refs; nothing goes upstream).
 
 A ``{file:}`` secretRef cannot be mounted into the pod: sync and flush with ``--confirm``
 refuse it (a config error), status and closeout run and list it under ``warnings``.
