@@ -42,7 +42,7 @@ def verify(ctx: Ctx, repo: str | None, repair: bool, wait: bool, confirm: bool,
             args = [*(["--repo", repo] if repo else []), *(["--repair"] if repair else []),
                     *(["--confirm"] if do else [])]
             return ctx.node_job("verify", args, confirm=True, wait=True)
-        from git_mirror.mirror.integrity import verify as run
+        from git_mirror.mirror.verify import verify as run
 
         return run(ctx.cfg(), repo=repo, repair=repair, confirm=do, wait=wait,
                    node=ctx.node_name()).to_json()
