@@ -109,3 +109,30 @@ class DivergedError(GitMirrorError):
 
 class NotAppliedError(GitMirrorError):
     code = "not-applied"
+
+
+class IOFailure(GitMirrorError):
+    """A file of the cache or the journal could not be read or written (``OSError``)."""
+
+    code = "io"
+
+
+class DiskFullError(IOFailure):
+    """The file system is full (``ENOSPC``/``EDQUOT``): nothing more can be written."""
+
+    code = "disk-full"
+
+
+def from_os_error(exc: OSError, *, doing: str, hint: str | None = None) -> IOFailure:
+    """The user-facing form of ``exc``: ``disk-full`` for a full disk or quota, else ``io``."""
+    import errno
+
+    where = f" ({exc.filename})" if exc.filename else ""
+    what = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(f"{doing}: the disk is full{where}: {what}",
+                             hint=hint or "free space on the cache's file system, then run the "
+                                          "command again")
+    return IOFailure(f"{doing}: {what}{where}",
+                     hint=hint or "check the path's permissions and file system, then run the "
+                                  "command again")

@@ -78,12 +78,17 @@ def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
     """Run ``op`` and exit with the code its result (or error) implies; with
     ``warnings_to_stderr``, human mode prints the result's warnings on stderr."""
     from git_mirror.cli.output import emit, emit_error
-    from git_mirror.errors import GitMirrorError
+    from git_mirror.errors import GitMirrorError, from_os_error
 
     try:
         data = op()
     except GitMirrorError as exc:
         sys.exit(emit_error(exc, as_json=ctx.json))
+    except OSError as exc:
+        # A file the operation needed could not be read or written (a full disk included):
+        # the JSON error object, never a traceback.
+        name = click.get_current_context().info_name or "git-mirror"
+        sys.exit(emit_error(from_os_error(exc, doing=f"{name} failed"), as_json=ctx.json))
     sys.exit(emit(data, as_json=ctx.json, human=human, warnings_to_stderr=warnings_to_stderr))
 
 

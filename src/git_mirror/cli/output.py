@@ -5,6 +5,7 @@ Also the one place where an error becomes an exit code (0 ok, 1 failed, 2 usage/
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -32,7 +33,8 @@ def emit(data: dict[str, Any], *, as_json: bool, human: Callable[[dict[str, Any]
     """
     ok = bool(data.get("ok", True))
     if as_json:
-        sys.stdout.write(dumps(data) + "\n")
+        if not _write_stdout(dumps(data) + "\n"):
+            return 1
     else:
         text = human(data) if human else default_human(data)
         if text:
@@ -46,6 +48,19 @@ def emit(data: dict[str, Any], *, as_json: bool, human: Callable[[dict[str, Any]
         return 0
     err = data.get("error") or {}
     return 2 if err.get("code") in ("config", "usage") else 1
+
+
+def _write_stdout(text: str) -> bool:
+    """Write the result; when stdout itself cannot take it, say so on stderr (best effort)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return True
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            sys.stderr.write(f"error [io]: the result could not be written to stdout: "
+                             f"{exc.strerror or exc}\n")
+        return False
 
 
 def _print_error_text(err: dict[str, Any]) -> None:
@@ -66,7 +81,7 @@ def warning_text(warning: dict[str, Any] | str) -> str:
 def emit_error(exc: GitMirrorError, *, as_json: bool, extra: dict[str, Any] | None = None) -> int:
     data: dict[str, Any] = {"ok": False, **(extra or {}), "error": exc.to_json()}
     if as_json:
-        sys.stdout.write(dumps(data) + "\n")
+        _write_stdout(dumps(data) + "\n")
     else:
         _print_error_text(data["error"])
     return exc.exit_code

@@ -100,6 +100,8 @@ class RefTransaction:
             git(["update-ref", "--create-reflog", "-m", self.message, "--stdin", "-z"],
                 git_dir=self.git_dir, input=self.payload(), what="git update-ref")
         except GitError as exc:
+            if exc.code == "disk-full":
+                raise
             exc.code = "conflict"
             exc.message = ("the ref transaction was refused, nothing changed: "
                            + (exc.stderr.strip().splitlines() or [exc.message])[-1])

@@ -272,8 +272,14 @@ def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local") -> App
         install_hooks(cfg)
     plans = [plan_repo(cfg, rid, node) for rid in cfg.model.repositories]
     if confirm:
+        from git_mirror.mirror.lock import repo_lock
+
         for plan in plans:
             if plan.action != "unchanged":
-                execute(cfg, plan)
+                # Under the repository's lock, like every writer of a mirror: a git config
+                # write never meets a sync, and a stale lock file is removable by proof.
+                with repo_lock(RepoLayout.of(cfg, plan.id).state_dir, plan.id, wait=True,
+                               command="apply"):
+                    execute(cfg, plan)
     return ApplyResult(node=node, dry_run=not confirm, repositories=plans,
                        orphaned=orphaned_repos(cfg))

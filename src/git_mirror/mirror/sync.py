@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from git_mirror.errors import BusyError, DriftError, GitError, GitMirrorError
+from git_mirror.errors import BusyError, DriftError, GitError, GitMirrorError, from_os_error
 from git_mirror.git.refs import (
     EXACT_NAMES_LIMIT,
     RefTransaction,
@@ -40,6 +40,7 @@ from git_mirror.mirror.layout import HEADS, STAGE_HEADS, RepoLayout, selected_re
 from git_mirror.mirror.lock import repo_lock
 from git_mirror.mirror.outcome import PerRepository
 from git_mirror.mirror.plan import Ancestry, LaneState, SyncPlan, candidate_snapshots, plan_sync
+from git_mirror.mirror.recovery import clear_stale_locks, kept_locks_notes, record_safely
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -68,6 +69,9 @@ class RepoSync:
     fetched: int = 0
     duration_ms: int = 0
     error: GitMirrorError | None = None
+    # Stale git lock files removed before the run (paths in the mirror), and other notes.
+    cleared_locks: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def diverged(self) -> bool:
@@ -77,7 +81,7 @@ class RepoSync:
         """A diverged lane is left exactly as it is, and said."""
         return [f"lane {lane.name} ({lane.ref}) diverged: the mirror has {lane.mirror}, upstream "
                 f"has {lane.upstream}; sync left it as it is (see: git-mirror status --repo {self.id})"
-                for lane in self.lanes if lane.diverged]
+                for lane in self.lanes if lane.diverged] + self.notes
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +92,7 @@ class RepoSync:
             "snapshots": [{"ref": r, "commit": c} for r, c in self.snapshots],
             "lanes": [lane.to_json() for lane in self.lanes],
             "sources": self.sources,
+            "recovered": self.cleared_locks,
             "fetchedCommits": self.fetched, "durationMs": self.duration_ms,
             "error": self.error.to_json() if self.error else None,
         }
@@ -106,6 +111,8 @@ class SyncResult(PerRepository):
             "updated": [{"repository": r.id, **u.to_json()} for r in self.repositories for u in r.updated],
             "snapshots": [{"repository": r.id, "ref": ref, "commit": c}
                           for r in self.repositories for ref, c in r.snapshots],
+            "recovered": [{"repository": r.id, "file": f}
+                          for r in self.repositories for f in r.cleared_locks],
             "repositories": [r.to_json() for r in self.repositories],
         }
         if self.error:
@@ -145,10 +152,11 @@ def _ancestry(git_dir: Path) -> Ancestry:
 
 def _side_by_side(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
     """Run two independent git reads at once (two processes, one wait)."""
+    import contextvars
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        later = pool.submit(second)
+        later = pool.submit(contextvars.copy_context().run, second)
         return first(), later.result()
 
 
@@ -253,6 +261,9 @@ def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
                     res.created_mirror = not (layout.git_dir / "HEAD").exists()
                     if res.created_mirror:
                         ensure_repo(cfg, rid, node)
+                    else:
+                        res.cleared_locks, kept = clear_stale_locks(layout.git_dir, layout.state_dir)
+                        res.notes += kept_locks_notes(kept)
                     check_drift(cfg, rid, layout.git_dir, node)
                     sync_repo_locked(cfg, rid, remote, confirm=True, result=res)
             elif res.created_mirror:
@@ -266,13 +277,19 @@ def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
             res.error = exc
             if exc.hint is None:
                 exc.hint = f"git-mirror sync --repo {rid} --confirm --wait"
+        except OSError as exc:
+            res.ok = False
+            res.error = from_os_error(exc, doing=f"sync of {rid} failed")
         res.duration_ms = int((time.monotonic() - started) * 1000)
         if confirm and not isinstance(res.error, BusyError):
-            journal.record(layout.state_dir, "sync", {
+            note = record_safely(layout.state_dir, "sync", {
                 "at": journal.now_iso(), "ok": res.ok, "durationMs": res.duration_ms,
                 "updated": len(res.updated), "snapshots": len(res.snapshots),
+                "recovered": res.cleared_locks,
                 "error": res.error.to_json() if res.error else None,
             })
+            if note:
+                res.notes.append(note)
         log.info("sync %s: %s, %d ref update(s), %d snapshot(s)%s", rid,
                  "ok" if res.ok else f"failed [{res.error.code if res.error else ''}]",
                  len(res.updated), len(res.snapshots), " (dry run)" if not confirm else "",
