@@ -89,6 +89,9 @@ def test_lock_files_are_kept_while_a_client_push_is_in_flight(
         res = cli("--json", "sync", "--confirm")
         assert lock.exists()
         assert res.json["recovered"] == []
+        # The transaction failed on the lock: the result claims no ref change.
+        assert res.code == 1 and res.json["error"]["code"] == "conflict"
+        assert res.json["updated"] == [] and res.json["snapshots"] == []
         assert any("main.lock" in w for w in res.json["repositories"][0]["warnings"])
     finally:
         os.close(fd)
