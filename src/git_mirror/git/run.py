@@ -91,9 +91,25 @@ _DISK_FULL = ("No space left on device", "Disk quota exceeded")
 DISK_FULL_HINT = "free space on the cache's file system, then run the command again"
 
 
-def disk_full(stderr: str) -> bool:
-    """True when git's ``stderr`` says a write failed because the disk (or quota) is full."""
-    return any(text in stderr for text in _DISK_FULL)
+LOW_SPACE = 64 << 10  # bytes: below this, a write git just failed is taken for want of space
+_WRITE_FAILED = ("couldn't write", "could not write", "unable to write", "failed to write",
+                 "write error", "short write", "nable to create", "cannot create",
+                 "unable to append")
+
+
+def disk_full(stderr: str, git_dir: Path | str | None = None) -> bool:
+    """True when a git that failed did so because the disk (or quota) is full: its
+    ``stderr`` says so, or it says a write failed (git often says only "couldn't write
+    '<file>'") and the file system of ``git_dir`` has (almost) no space or no inode left."""
+    if any(text in stderr for text in _DISK_FULL):
+        return True
+    if git_dir is None or not any(text in stderr for text in _WRITE_FAILED):
+        return False
+    try:
+        st = os.statvfs(git_dir)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < LOW_SPACE or (st.f_files > 0 and st.f_favail == 0)
 
 
 @dataclass(frozen=True)
@@ -139,7 +155,7 @@ def git(args: Sequence[str], *, git_dir: Path | str | None = None, cwd: Path | s
     stderr = scrub(proc.stderr.decode("utf-8", "replace"))
     if proc.returncode not in ok_codes:
         first = next((ln for ln in stderr.splitlines() if ln.strip()), "")
-        full = disk_full(stderr)
+        full = disk_full(stderr, git_dir)
         raise GitError(
             f"{what or 'git ' + (args[0] if args else '')} failed (exit {proc.returncode})"
             + (f": {first.strip()}" if first else ""),

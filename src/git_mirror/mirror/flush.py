@@ -295,11 +295,15 @@ def _recover(cfg: LoadedConfig, rid: str, remote: RemoteEnv, res: RepoFlush,
         return
     assert rec.error is not None
     res.ok = False
+    # A full disk is said as such (its code), with the way out; the push is still reported.
+    full = "disk-full" in (cause.code, rec.error.code)
     res.error = GitMirrorError(
         f"{rid}: upstream accepted the push, but the post-push fetch failed ({cause.message}) "
         f"and the recovery sync failed too ({rec.error.message}); the pushed commits are "
         "upstream and the lane is kept, only the stage refs are stale",
-        code="partial-success", hint=RECOVERY_HINT,
+        code="disk-full" if full else "partial-success",
+        hint=(f"free space on the cache's file system, then: {RECOVERY_HINT}" if full
+              else RECOVERY_HINT),
         details={"partialSuccess": PARTIAL, "cause": cause.to_json(), "recovery": rec.error.to_json()},
     )
 
