@@ -362,7 +362,7 @@ class SmartHttp:
 
 @contextlib.asynccontextmanager
 async def client_push(state_dir: Path | None, *,
-                      wait: float = PUSH_LOCK_WAIT) -> AsyncIterator[bool]:
+                      wait: float | None = None) -> AsyncIterator[bool]:
     """Hold the shared ``ref-writers`` flock for one client push (None: nothing to hold).
 
     ``receive-pack`` and every child of it inherit the descriptor, so the flock outlives a
@@ -382,7 +382,7 @@ async def client_push(state_dir: Path | None, *,
         yield False
         return
     try:
-        deadline = time.monotonic() + wait
+        deadline = time.monotonic() + (PUSH_LOCK_WAIT if wait is None else wait)
         while not try_shared(fd):
             if time.monotonic() >= deadline:
                 yield False
