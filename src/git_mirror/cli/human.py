@@ -63,6 +63,8 @@ def sync_text(data: dict[str, Any]) -> str:
                 out.append(f"  lane {lane['name']}: {lane['action']}")
         for warning in repo.get("warnings", []):
             out.append(f"  warning: {warning}")
+        for name in repo.get("recovered", []):
+            out.append(f"  removed stale lock file {name} (left by a killed git)")
     return "\n".join(out)
 
 
