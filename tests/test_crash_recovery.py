@@ -266,3 +266,36 @@ def test_flush_killed_while_git_push_runs_then_flush_succeeds(
     assert len(data["pushed"]) == (1 if hook == "pre-receive" else 0)
     assert upstream.rev(LANE) == new and synced.rev(LANE) == new
     assert synced.rev(STAGE_LANE) == new
+
+
+def test_first_sync_killed_at_every_git_call_then_sync_succeeds(
+        cli: Cli, upstream: Repo, mirror: Repo, config: Path, tmp_path: Path) -> None:
+    """The first sync creates the mirror (init, config, hooks): a kill anywhere in it is
+    repaired by the next sync as well."""
+    import shutil
+
+    killer = Killer.create(tmp_path)
+    killer.reset()
+    rc, _, err = killer.run(config, "sync", "--confirm")
+    assert rc == 0, err
+    calls = len(killer.calls)
+    assert calls >= 8, killer.calls
+    cache = config.parent / ".git-mirror"
+    outcomes = {"killed": 0, "re-run ok": 0}
+    # init, the first settings, the last ones, the first reads and the transaction: a sample,
+    # the mirror's creation costs a process per setting.
+    points = sorted({1, 2, 3, calls // 2, calls - 3, calls - 2, calls - 1, calls})
+    for n in points:
+        for when in ("before", "after"):
+            shutil.rmtree(cache)
+            killer.reset(f"{when} {n}")
+            rc, _, err = killer.run(config, "sync", "--confirm")
+            if killer.killed:
+                assert rc == -signal.SIGKILL, err
+                outcomes["killed"] += 1
+            res = cli("--json", "sync", "--confirm")
+            assert res.code == 0, (when, n, killer.calls, res.stdout)
+            outcomes["re-run ok"] += 1
+            _consistent(mirror, upstream)
+    assert outcomes["killed"] >= len(points), outcomes
+    print(f"first-sync kill points: {2 * len(points)} of {2 * calls}, {outcomes}")

@@ -223,8 +223,38 @@ def plan_repo(cfg: LoadedConfig, rid: str, node: str | None = None, *,
 def execute(cfg: LoadedConfig, plan: RepoApply) -> None:
     git_dir = Path(plan.path)
     if plan.action == "create":
-        git_dir.parent.mkdir(parents=True, exist_ok=True)
-        git(["init", "--bare", "--quiet", str(git_dir)], what="git init")
+        _create(git_dir, plan)
+        return
+    _configure(git_dir, plan)
+
+
+def _create(git_dir: Path, plan: RepoApply) -> None:
+    """Build the mirror beside its place and rename it in: a kill at any instant leaves no
+    mirror or a complete one, never one without its settings (which sync would call drift).
+
+    The caller holds the repository lock, so a directory left by an earlier, killed creation
+    is stale: it is removed, as is a directory at the mirror's path that has no ``HEAD`` (not
+    a repository: what a killed ``git init`` of an older version left).
+    """
+    import shutil
+    import tempfile
+
+    git_dir.parent.mkdir(parents=True, exist_ok=True)
+    for stale in git_dir.parent.glob(f".{git_dir.name}.new-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    if git_dir.is_dir() and not (git_dir / "HEAD").exists():
+        shutil.rmtree(git_dir)
+    building = Path(tempfile.mkdtemp(dir=git_dir.parent, prefix=f".{git_dir.name}.new-"))
+    try:
+        git(["init", "--bare", "--quiet", str(building)], what="git init")
+        _configure(building, plan)
+        os.rename(building, git_dir)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+
+
+def _configure(git_dir: Path, plan: RepoApply) -> None:
     for change in plan.changes:
         key, value = change["key"], change["to"]
         if key == "repository":
