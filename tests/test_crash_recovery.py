@@ -299,3 +299,22 @@ def test_first_sync_killed_at_every_git_call_then_sync_succeeds(
             _consistent(mirror, upstream)
     assert outcomes["killed"] >= len(points), outcomes
     print(f"first-sync kill points: {2 * len(points)} of {2 * calls}, {outcomes}")
+
+
+def test_snapshots_prune_and_apply_also_run_after_a_kill(
+        cli: Cli, upstream: Repo, synced: Repo) -> None:
+    tip = synced.rev("refs/heads/main")
+    lock = synced.path / f"refs/unidesk/snapshots/hwlab-node-runtime/main/{tip}.lock"
+    lock.write_text("0" * 40 + "\n", encoding="utf-8")
+    (synced.path / "config.lock").write_text("", encoding="utf-8")
+    res = cli("--json", "snapshots", "prune", "--confirm")
+    assert res.code == 0, res.stdout
+    assert sorted(res.json["recovered"]) == sorted(
+        ["config.lock", str(lock.relative_to(synced.path))])
+    # apply, killed while git config held config.lock, with a setting left to write
+    synced.git("config", "--unset", "gc.auto")
+    (synced.path / "config.lock").write_text("", encoding="utf-8")
+    res = cli("--json", "apply", "--confirm")
+    assert res.code == 0, res.stdout
+    assert res.json["repositories"][0]["recovered"] == ["config.lock"]
+    assert synced.git("config", "gc.auto") == "0"

@@ -89,6 +89,13 @@ def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
         # the JSON error object, never a traceback.
         name = click.get_current_context().info_name or "git-mirror"
         sys.exit(emit_error(from_os_error(exc, doing=f"{name} failed"), as_json=ctx.json))
+    except (MemoryError, RecursionError) as exc:
+        # Input too big or too deep for what reads it: said as an error, never a traceback.
+        name = click.get_current_context().info_name or "git-mirror"
+        sys.exit(emit_error(GitMirrorError(
+            f"{name} failed: {type(exc).__name__}: the input was too large or too deeply "
+            "nested to process", code="resource", hint="check the config and its secret files, "
+            "then run: git-mirror validate"), as_json=ctx.json))
     sys.exit(emit(data, as_json=ctx.json, human=human, warnings_to_stderr=warnings_to_stderr))
 
 

@@ -166,9 +166,11 @@ class RepoApply:
     path: str
     action: str  # create | update | unchanged
     changes: list[dict[str, Any]] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)  # stale git lock files removed
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "path": self.path, "action": self.action, "changes": self.changes}
+        return {"id": self.id, "path": self.path, "action": self.action, "changes": self.changes,
+                "recovered": self.recovered}
 
 
 @dataclass
@@ -303,13 +305,16 @@ def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local") -> App
     plans = [plan_repo(cfg, rid, node) for rid in cfg.model.repositories]
     if confirm:
         from git_mirror.mirror.lock import repo_lock
+        from git_mirror.mirror.recovery import clear_stale_locks
 
         for plan in plans:
             if plan.action != "unchanged":
                 # Under the repository's lock, like every writer of a mirror: a git config
                 # write never meets a sync, and a stale lock file is removable by proof.
-                with repo_lock(RepoLayout.of(cfg, plan.id).state_dir, plan.id, wait=True,
-                               command="apply"):
+                layout = RepoLayout.of(cfg, plan.id)
+                with repo_lock(layout.state_dir, plan.id, wait=True, command="apply"):
+                    if plan.action != "create":  # an apply killed in a git config write
+                        plan.recovered = clear_stale_locks(layout.git_dir, layout.state_dir)[0]
                     execute(cfg, plan)
     return ApplyResult(node=node, dry_run=not confirm, repositories=plans,
                        orphaned=orphaned_repos(cfg))
