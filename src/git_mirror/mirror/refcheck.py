@@ -22,6 +22,7 @@ times.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -115,8 +116,11 @@ def isolate(updates: Sequence[RefUpdate], existing: Collection[str],
         return out
     deleted = {u.ref for u in valid if u.new is None}
     remaining = set(existing) - deleted
-    dirs = Counter(p for r in remaining for p in parents(r))
-    deleted_dirs = Counter(p for r in deleted for p in parents(r))
+    # Refs below a new name follow it in sorted order: one bisect per new ref, over the refs
+    # of the namespaces the new refs are in (a new snapshot does not sort every branch).
+    roots = tuple({"/".join(u.ref.split("/", 3)[:3]) + "/" for u in creations})
+    ordered = sorted(r for r in remaining if r.startswith(roots))
+    ordered_deleted = sorted(deleted)
     created: set[str] = set()
     created_dirs: Counter[str] = Counter()
     later: set[str] = set()
@@ -126,13 +130,13 @@ def isolate(updates: Sequence[RefUpdate], existing: Collection[str],
             out.refused.append(Refusal(u.ref, f"the ref {blocker} exists, and a ref name cannot "
                                               "also be a directory of refs"))
             continue
-        if dirs[u.ref] or created_dirs[u.ref]:
+        if _has_below(ordered, u.ref) or created_dirs[u.ref]:
             out.refused.append(Refusal(u.ref, f"refs exist below {u.ref}/, and a directory of "
                                               "refs cannot also be a ref"))
             continue
         created.add(u.ref)
         created_dirs.update(parents(u.ref))
-        if deleted_dirs[u.ref] or any(p in deleted for p in parents(u.ref)):
+        if _has_below(ordered_deleted, u.ref) or any(p in deleted for p in parents(u.ref)):
             later.add(u.ref)
     refused_now = {r.ref for r in out.refused}
     for u in valid:
@@ -140,6 +144,12 @@ def isolate(updates: Sequence[RefUpdate], existing: Collection[str],
             continue
         (out.second if u.ref in later else out.first).append(u)
     return out
+
+
+def _has_below(ordered: Sequence[str], name: str) -> bool:
+    """True when the sorted ``ordered`` holds a ref below ``name/``."""
+    i = bisect.bisect_left(ordered, name + "/")
+    return i < len(ordered) and ordered[i].startswith(name + "/")
 
 
 def collision_in(stderr: str) -> str | None:
