@@ -15,12 +15,19 @@ Each returns None for a good name, else a short reason.
 
 from __future__ import annotations
 
+import re
+
 _FORBIDDEN = frozenset(" ~^:?[\\\x7f") | frozenset(chr(c) for c in range(32))
+# Anything that could break a rule below; a name without any of it is good (the fast path:
+# sync checks every ref it writes).
+_SUSPECT = re.compile(r"[\x00-\x20~^:?\[\\\x7f*]|\.\.|@\{|//|/\.|\.lock/|\.lock$|^[/.]|[/.]$")
 
 
 def refname_problem(name: str, *, allow_onelevel: bool = False,
                     pattern: bool = False) -> str | None:
     """Why git would refuse ``name`` as a ref name, or None when it would take it."""
+    if "/" in name and _SUSPECT.search(name) is None:
+        return None
     if not name:
         return "it is empty"
     if name == "@":

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,21 +121,22 @@ def isolate(updates: Sequence[RefUpdate], existing: Collection[str],
     ordered = sorted(r for r in remaining if r.startswith(roots))
     ordered_deleted = sorted(deleted)
     created: set[str] = set()
-    created_dirs: Counter[str] = Counter()
+    created_dirs: set[str] = set()
     later: set[str] = set()
     for u in creations:
-        blocker = next((p for p in parents(u.ref) if p in remaining or p in created), None)
+        above = list(parents(u.ref))
+        blocker = next((p for p in above if p in remaining or p in created), None)
         if blocker is not None:
             out.refused.append(Refusal(u.ref, f"the ref {blocker} exists, and a ref name cannot "
                                               "also be a directory of refs"))
             continue
-        if _has_below(ordered, u.ref) or created_dirs[u.ref]:
+        if u.ref in created_dirs or _has_below(ordered, u.ref):
             out.refused.append(Refusal(u.ref, f"refs exist below {u.ref}/, and a directory of "
                                               "refs cannot also be a ref"))
             continue
         created.add(u.ref)
-        created_dirs.update(parents(u.ref))
-        if _has_below(ordered_deleted, u.ref) or any(p in deleted for p in parents(u.ref)):
+        created_dirs.update(above)
+        if deleted and (_has_below(ordered_deleted, u.ref) or not deleted.isdisjoint(above)):
             later.add(u.ref)
     refused_now = {r.ref for r in out.refused}
     for u in valid:
