@@ -297,6 +297,7 @@ def test_first_sync_killed_at_every_git_call_then_sync_succeeds(
             assert res.code == 0, (when, n, killer.calls, res.stdout)
             outcomes["re-run ok"] += 1
             _consistent(mirror, upstream)
+            assert [p.name for p in (cache / "repos").iterdir()] == ["hwlab.git"]
     assert outcomes["killed"] >= len(points), outcomes
     print(f"first-sync kill points: {2 * len(points)} of {2 * calls}, {outcomes}")
 
