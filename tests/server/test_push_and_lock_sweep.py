@@ -118,3 +118,62 @@ def test_a_push_waits_while_the_sweep_holds_the_lock_and_is_told_to_retry(
     push = _push(work, slow_served)
     _, err = push.communicate(timeout=120)
     assert push.returncode == 0, err
+
+
+KILLED_RECEIVE = """#!/bin/sh
+d='{dir}'
+case " $* " in
+  *" receive-pack "*" --advertise-refs "*) ;;
+  *" receive-pack "*)
+    if [ ! -e "$d/done" ]; then
+      touch "$d/done"
+      exec {git} -c core.hooksPath="$d/hooks" "$@"
+    fi ;;
+esac
+exec {git} "$@"
+"""
+
+KILL_SELF_HOOK = """#!/bin/sh
+if [ "$1" = prepared ]; then
+  touch '{dir}/killed'
+  kill -9 $PPID
+fi
+cat >/dev/null
+"""
+
+
+def test_a_receive_pack_killed_while_it_holds_the_lane_lock_is_recovered_by_the_next_sync(
+        tmp_path: Path, upstream: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """receive-pack dies (SIGKILL) between locking the lane and committing: the push fails,
+    the lane's lock file stays; the next sync removes it and pushes work again."""
+    d = tmp_path / "kill"
+    (d / "hooks").mkdir(parents=True)
+    wrapper = d / "git"
+    wrapper.write_text(KILLED_RECEIVE.format(dir=d, git=shutil.which("git")), encoding="utf-8")
+    wrapper.chmod(0o755)
+    hook = d / "hooks" / "reference-transaction"
+    hook.write_text(KILL_SELF_HOOK.format(dir=d), encoding="utf-8")
+    hook.chmod(0o755)
+    config = write_server_config(tmp_path / "srv", upstream.url)
+    prepare_mirror(config)
+    monkeypatch.setattr(gitrun, "GIT", str(wrapper))
+    with serve_in_thread(config) as served:
+        wait_for(lambda: served.client().get("/readyz").status_code == 200)
+        mirror = served.mirror()
+        before = mirror.rev("refs/heads/gitops/v03")
+        work = _lane_commit(tmp_path, served)
+        _, err = _push(work, served).communicate(timeout=120)
+        assert (d / "killed").exists(), err
+        lock = mirror.path / "refs" / "heads" / "gitops" / "v03.lock"
+        assert lock.exists() and mirror.rev("refs/heads/gitops/v03") == before
+        again = _push(work, served)
+        _, err = again.communicate(timeout=120)
+        assert again.returncode != 0  # the stale lock blocks the lane until a sweep
+        res = run_cli("--config", config, "--json", "sync", "--confirm", "--wait")
+        assert res.code == 0, res.stdout
+        assert [f["file"] for f in res.json["recovered"]] == ["refs/heads/gitops/v03.lock"]
+        last = _push(work, served)
+        _, err = last.communicate(timeout=120)
+        assert last.returncode == 0, err
+        tip = run_git("rev-parse", "HEAD", cwd=work).stdout.decode().strip()
+        assert mirror.rev("refs/heads/gitops/v03") == tip
