@@ -5,9 +5,11 @@ exclusively for a moment."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,3 +179,51 @@ def test_a_receive_pack_killed_while_it_holds_the_lane_lock_is_recovered_by_the_
         assert last.returncode == 0, err
         tip = run_git("rev-parse", "HEAD", cwd=work).stdout.decode().strip()
         assert mirror.rev("refs/heads/gitops/v03") == tip
+
+
+def test_pushes_and_sweeping_syncs_at_once_never_break_a_push(
+        tmp_path: Path, upstream: Repo) -> None:
+    """Lane pushes through serve, one after another, while separate sync processes sweep a
+    stale lock file again and again: every push lands, every sync succeeds."""
+    import threading
+
+    config = write_server_config(tmp_path / "srv", upstream.url)
+    prepare_mirror(config)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    with serve_in_thread(config) as served:
+        wait_for(lambda: served.client().get("/readyz").status_code == 200)
+        mirror = served.mirror()
+        work = _lane_commit(tmp_path, served)
+        stop = threading.Event()
+        syncs: list[tuple[int, str]] = []
+
+        def sweep() -> None:
+            for _ in range(40):  # bounded in count, and by the pushes' end
+                if stop.is_set():
+                    return
+                (mirror.path / "refs" / "heads" / "main.lock").write_text("0" * 40 + "\n")
+                proc = subprocess.run(
+                    [sys.executable, "-m", "git_mirror.cli.main", "--config", str(config),
+                     "--json", "sync", "--confirm", "--wait"],
+                    capture_output=True, text=True, env=env, timeout=120)
+                syncs.append((proc.returncode, proc.stdout))
+
+        sweeper = threading.Thread(target=sweep)
+        sweeper.start()
+        pushed = []
+        try:
+            for i in range(12):
+                (work / "deploy.yaml").write_text(f"image: {i}\n")
+                run_git("commit", "-qam", f"deploy {i}", cwd=work)
+                proc = _push(work, served)
+                _, err = proc.communicate(timeout=120)
+                assert proc.returncode == 0, err
+                pushed.append(run_git("rev-parse", "HEAD", cwd=work).stdout.decode().strip())
+                assert mirror.rev("refs/heads/gitops/v03") == pushed[-1]
+        finally:
+            stop.set()
+            sweeper.join(timeout=300)
+    assert syncs and all(code == 0 for code, _ in syncs), syncs
+    removed = sum(len(json.loads(out)["recovered"]) for _, out in syncs)
+    assert removed >= 1
+    print(f"pushes: {len(pushed)} landed; syncs: {len(syncs)} ok, {removed} stale lock(s) removed")

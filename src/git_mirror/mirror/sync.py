@@ -311,7 +311,7 @@ def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
             note = record_safely(layout.state_dir, "sync", {
                 "at": journal.now_iso(), "ok": res.ok, "durationMs": res.duration_ms,
                 "updated": len(res.updated), "snapshots": len(res.snapshots),
-                "recovered": res.cleared_locks,
+                "recovered": res.cleared_locks, "refused": [r.to_json() for r in res.refused],
                 "error": res.error.to_json() if res.error else None,
             })
             if note:
