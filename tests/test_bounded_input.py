@@ -214,3 +214,11 @@ def test_status_names_an_unreadable_secret_and_does_not_hang(
     sync = run_cli("--config", config, "--json", "sync", "--confirm")
     assert sync.code in (1, 2) and sync.json["error"]["code"] == "config"
     assert "FIFO" in sync.json["error"]["message"]
+
+
+def test_a_config_that_is_a_fifo_or_a_device_neither_hangs_nor_floods(tmp_path: Path) -> None:
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)
+    _refused_quickly(fifo, "empty")  # nobody writes to it: read as empty, not waited for
+    err = _refused_quickly(Path("/dev/zero"), "bytes")
+    assert err["file"] == "/dev/zero"

@@ -353,8 +353,16 @@ def _store_compiled(file: Path, model: Config, lines: dict[KeyPath, int]) -> Non
 
 
 def _read_bounded(path: Path) -> bytes:
-    """The file's bytes; a file larger than :data:`MAX_CONFIG_BYTES` is refused unread."""
-    with open(path, "rb") as fh:
+    """The file's bytes; a file larger than :data:`MAX_CONFIG_BYTES` is refused unread.
+
+    Opened without blocking, so that a named pipe nobody writes to reads as empty instead of
+    hanging; reads then block as usual (``--config <(...)`` works).
+    """
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as fh:
         try:
             size = os.fstat(fh.fileno()).st_size
         except OSError:
