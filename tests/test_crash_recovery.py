@@ -319,3 +319,51 @@ def test_snapshots_prune_and_apply_also_run_after_a_kill(
     assert res.code == 0, res.stdout
     assert res.json["repositories"][0]["recovered"] == ["config.lock"]
     assert synced.git("config", "gc.auto") == "0"
+
+
+def test_sync_killed_at_random_instants_then_sync_succeeds(
+        cli: Cli, upstream: Repo, synced: Repo, config: Path) -> None:
+    """SIGKILL of the whole group after a random delay, many times, each followed by a plain
+    sync; each round brings dozens of new branches, so that the kill often lands inside the
+    ref transaction."""
+    import random
+
+    rng = random.Random(1313)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    base = upstream.rev("refs/heads/main") or ""
+    outcomes = {"killed": 0, "finished first": 0, "locks left": 0, "re-run ok": 0}
+    for round_ in range(12):
+        upstream.git("update-ref", "--stdin", input="".join(
+            f"create refs/heads/release/r{round_}-{i} {base}\n" for i in range(60)).encode())
+        upstream.commit("main", f"round {round_}")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "git_mirror.cli.main", "--config", str(config), "--json",
+             "sync", "--confirm"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            start_new_session=True)
+        try:
+            proc.wait(timeout=rng.uniform(0.2, 1.2))
+            outcomes["finished first"] += 1
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            outcomes["killed"] += 1
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+            proc.communicate(timeout=30)
+        deadline = time.monotonic() + 30
+        while True:  # every git of the killed group is gone before the re-run
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        outcomes["locks left"] += bool(list(synced.path.rglob("*.lock")))
+        res = cli("--json", "sync", "--confirm")
+        assert res.code == 0, (round_, res.stdout)
+        outcomes["re-run ok"] += 1
+        _consistent(synced, upstream)
+    assert outcomes["re-run ok"] == 12
+    print(f"random-instant sync kills: {outcomes}")
