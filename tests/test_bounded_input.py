@@ -222,3 +222,31 @@ def test_a_config_that_is_a_fifo_or_a_device_neither_hangs_nor_floods(tmp_path: 
     _refused_quickly(fifo, "empty")  # nobody writes to it: read as empty, not waited for
     err = _refused_quickly(Path("/dev/zero"), "bytes")
     assert err["file"] == "/dev/zero"
+
+
+def test_a_secret_read_that_does_not_finish_in_time_is_an_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A regular file whose read blocks (a hung network file system) is given up on."""
+    import threading
+
+    from git_mirror.config.secrets import SecretFileError, read_secret_file
+
+    secret = tmp_path / "token"
+    secret.write_text("s3cret\n", encoding="utf-8")
+    release = threading.Event()
+    real_read = os.read
+
+    def hung_read(fd: int, n: int) -> bytes:
+        release.wait(30)  # bounded: the test releases it
+        return real_read(fd, n)
+
+    monkeypatch.setattr(os, "read", hung_read)
+    started = time.monotonic()
+    try:
+        with pytest.raises(SecretFileError, match="took more than"):
+            read_secret_file(secret, timeout=0.3)
+    finally:
+        release.set()
+    assert time.monotonic() - started < 10
+    monkeypatch.undo()
+    assert read_secret_file(secret) == "s3cret\n"

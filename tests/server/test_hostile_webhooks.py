@@ -61,3 +61,10 @@ def test_odd_bodies_in_a_row_leave_the_server_working(served: Served) -> None:
             "Content-Type": "application/json", "X-GitHub-Event": "push",
             "X-Hub-Signature-256": sign(body)})
         assert res.status_code == 202 and res.json()["repositories"] == ["hwlab"]
+
+
+def test_a_body_past_the_limit_is_413(served: Served) -> None:
+    from git_mirror.server.webhooks import MAX_BODY
+
+    body = b"[" + b"1," * ((MAX_BODY // 2) + 10) + b"1]"
+    assert _deliver(served, body) == 413
