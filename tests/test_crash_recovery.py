@@ -91,6 +91,7 @@ def test_lock_files_are_kept_while_a_client_push_is_in_flight(
         assert res.json["recovered"] == []
         # The transaction failed on the lock: the result claims no ref change.
         assert res.code == 1 and res.json["error"]["code"] == "conflict"
+        assert "client push" in res.json["error"]["hint"]
         assert res.json["updated"] == [] and res.json["snapshots"] == []
         assert any("main.lock" in w for w in res.json["repositories"][0]["warnings"])
     finally:

@@ -114,6 +114,10 @@ class RefTransaction:
             exc.code = "conflict"
             exc.message = ("the ref transaction was refused, nothing changed: "
                            + (exc.stderr.strip().splitlines() or [exc.message])[-1])
+            if ".lock': File exists" in exc.stderr:
+                exc.hint = exc.hint or ("another git held a ref lock (a client push in flight?); "
+                                        "run the command again: a lock file left by a killed "
+                                        "git is removed then")
             exc.hint = exc.hint or "run the command again; the refs moved under it"
             raise
 
