@@ -12,11 +12,15 @@ writer *and every child of it* are gone:
 * ``<cache>/state/<id>/lock`` (:mod:`git_mirror.mirror.lock`): sync, flush, snapshots prune,
   maintenance and apply;
 * ``<cache>/state/<id>/ref-writers``: shared by every client push ``serve`` runs
-  (``git receive-pack`` and its hooks), taken exclusively here for the moment of the sweep.
+  (``git receive-pack`` and its hooks) and by a running follower ``exec`` command (it pushes
+  through ``file://``), taken exclusively here for the moment of the sweep.
 
 :func:`clear_stale_locks` runs with the first held, and takes the second exclusively: then no
-git of ours is alive in the mirror, and a lock file found is stale by proof, not by age. When
-pushes keep the second busy, nothing is removed and the files are reported as kept.
+git of ours is alive in the mirror, and a lock file found is stale by proof, not by age (an
+age cannot tell a lock a slow live git holds from one a git killed a second ago left, and a
+re-run right after a kill must work). Readers take no lock files (``upload-pack``, ``status``;
+``GIT_OPTIONAL_LOCKS=0``). When pushes keep the second busy, nothing is removed and the files
+are reported as kept.
 """
 
 from __future__ import annotations
@@ -77,7 +81,7 @@ def try_shared(fd: int) -> bool:
 
 
 def clear_stale_locks(git_dir: Path, state_dir: Path, *,
-                      wait: float = SWEEP_WAIT) -> tuple[list[str], list[str]]:
+                      wait: float | None = None) -> tuple[list[str], list[str]]:
     """Remove stale git lock files; returns (removed, kept), paths relative to ``git_dir``.
 
     The caller holds the repository lock. Kept files are those seen while client pushes
@@ -92,6 +96,7 @@ def clear_stale_locks(git_dir: Path, state_dir: Path, *,
                     writers_path(state_dir), exc.strerror)
         return [], find_lock_files(git_dir)
     try:
+        wait = SWEEP_WAIT if wait is None else wait
         if not flock_within(fd, wait=True, timeout=wait):
             kept = find_lock_files(git_dir)
             log.warning("client pushes stayed in flight for %gs: git lock files left as they "
