@@ -240,15 +240,17 @@ def _create(git_dir: Path, plan: RepoApply) -> None:
     is stale: it is removed, as is a directory at the mirror's path that has no ``HEAD`` (not
     a repository: what a killed ``git init`` of an older version left).
     """
+    import secrets
     import shutil
-    import tempfile
 
     git_dir.parent.mkdir(parents=True, exist_ok=True)
     for stale in git_dir.parent.glob(f".{git_dir.name}.new-*"):
         shutil.rmtree(stale, ignore_errors=True)
     if git_dir.is_dir() and not (git_dir / "HEAD").exists():
         shutil.rmtree(git_dir)
-    building = Path(tempfile.mkdtemp(dir=git_dir.parent, prefix=f".{git_dir.name}.new-"))
+    # Not mkdtemp (mode 0700): the mirror gets the mode git init would give it (umask).
+    building = git_dir.parent / f".{git_dir.name}.new-{os.getpid()}-{secrets.token_hex(4)}"
+    building.mkdir()
     try:
         git(["init", "--bare", "--quiet", str(building)], what="git init")
         _configure(building, plan)
