@@ -85,8 +85,9 @@ def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
     except GitMirrorError as exc:
         sys.exit(emit_error(exc, as_json=ctx.json))
     except OSError as exc:
-        # A file the operation needed could not be read or written (a full disk included):
-        # the JSON error object, never a traceback.
+        # A file system error no operation turned into its own (a read-only root filesystem
+        # in a container, a full disk): still the JSON error object, never a traceback;
+        # disk-full for a full disk (or quota), else io.
         name = click.get_current_context().info_name or "git-mirror"
         sys.exit(emit_error(from_os_error(exc, doing=f"{name} failed"), as_json=ctx.json))
     except (MemoryError, RecursionError) as exc:
@@ -180,7 +181,11 @@ def status(ctx: Ctx, repo: str | None) -> None:
 
     def op() -> dict[str, Any]:
         if ctx.executor() == "kubernetes":
-            return ctx.node_job("status", ["--repo", repo] if repo else [], confirm=True, wait=True)
+            from git_mirror.kube.nodestatus import node_status
+
+            return node_status(ctx.cfg(), ctx.node_name(), repo=repo,
+                               global_args=["--lane", ctx.lane] if ctx.lane else [],
+                               hint_args=["--config", ctx.config_path] if ctx.config_path else [])
         from git_mirror.mirror.status import status as run
 
         return run(ctx.cfg(), repo=repo, node=ctx.node_name()).to_json()

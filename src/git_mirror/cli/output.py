@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from git_mirror.errors import GitMirrorError
+from git_mirror.kube.result import write_result
 from git_mirror.redact import scrub
 
 
@@ -33,7 +34,10 @@ def emit(data: dict[str, Any], *, as_json: bool, human: Callable[[dict[str, Any]
     """
     ok = bool(data.get("ok", True))
     if as_json:
-        if not _write_stdout(dumps(data) + "\n"):
+        text = dumps(data)
+        written = _write_stdout(text + "\n")
+        write_result(text)
+        if not written:
             return 1
     else:
         text = human(data) if human else default_human(data)
@@ -81,7 +85,9 @@ def warning_text(warning: dict[str, Any] | str) -> str:
 def emit_error(exc: GitMirrorError, *, as_json: bool, extra: dict[str, Any] | None = None) -> int:
     data: dict[str, Any] = {"ok": False, **(extra or {}), "error": exc.to_json()}
     if as_json:
-        _write_stdout(dumps(data) + "\n")
+        text = dumps(data)
+        _write_stdout(text + "\n")
+        write_result(text)
     else:
         _print_error_text(data["error"])
     return exc.exit_code
