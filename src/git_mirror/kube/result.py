@@ -8,7 +8,8 @@ where the CLI that created the Job reads it (:func:`read_result`). Log lines, JS
 included, never reach that field.
 
 The kubelet keeps at most 4096 bytes of the message: a larger result is written with its
-largest lists shortened (their first entries kept) or its largest fields emptied, each named in
+largest lists shortened (their first entries kept; a list of one object, such as one
+repository, is shortened inside that object) or its largest fields emptied, each named in
 ``"truncated"`` (the full object is still the last line of the pod's log, for people).
 """
 
