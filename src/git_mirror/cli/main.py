@@ -355,6 +355,7 @@ def _register_later_commands() -> None:
     """Commands whose operations live in the follower and kube packages."""
     import importlib
 
+    importlib.import_module("git_mirror.cli.trust").register(cli)
     try:
         extra = importlib.import_module("git_mirror.cli.extra")
     except ImportError:

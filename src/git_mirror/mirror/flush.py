@@ -43,7 +43,7 @@ from git_mirror.errors import (
 from git_mirror.git.ancestry import ancestors, refs_with_parents
 from git_mirror.git.refs import RefTransaction, RefUpdate, has_commits
 from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote, push
-from git_mirror.mirror import journal
+from git_mirror.mirror import audit, journal
 from git_mirror.mirror.layout import LaneSpec, RepoLayout, selected_repositories
 from git_mirror.mirror.lock import repo_lock
 from git_mirror.mirror.outcome import PerRepository
@@ -426,6 +426,7 @@ def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None
             })
             if note:
                 res.warnings.append(note)
+        audit.record_flush(layout.state_dir, rid, res)
         log.info("flush %s: %s, %d ref(s) pushed%s", rid,
                  "ok" if res.ok else f"failed [{res.error.code if res.error else ''}]",
                  len(res.pushed), " (dry run)" if not confirm else "",

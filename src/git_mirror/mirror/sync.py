@@ -34,7 +34,7 @@ from git_mirror.git.refs import (
     pack_refs,
 )
 from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote
-from git_mirror.mirror import journal
+from git_mirror.mirror import audit, journal
 from git_mirror.mirror.layout import HEADS, STAGE_HEADS, RepoLayout, selected_repositories
 from git_mirror.mirror.lock import repo_lock
 from git_mirror.mirror.outcome import PerRepository
@@ -316,6 +316,7 @@ def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
             })
             if note:
                 res.notes.append(note)
+        audit.record_sync(layout.state_dir, rid, res)
         log.info("sync %s: %s, %d ref update(s), %d snapshot(s)%s", rid,
                  "ok" if res.ok else f"failed [{res.error.code if res.error else ''}]",
                  len(res.updated), len(res.snapshots), " (dry run)" if not confirm else "",
