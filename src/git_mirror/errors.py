@@ -164,8 +164,8 @@ ERROR_CODES: dict[str, str] = {
     "internal": "an unexpected failure inside serve's scheduler (reported, not raised)",
     "io": "an I/O error while reading or writing the cache",
     "disk-full": "the disk holding the cache is full",
-    "integrity": "the ref protection or a protected ref is not what git-mirror put there",
     "resource": "the input was too large or too deeply nested to process",
+    "integrity": "the ref protection or a protected ref is not what git-mirror put there",
 }
 
 # Codes of ``warnings[]`` entries (the command still succeeds).

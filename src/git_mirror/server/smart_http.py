@@ -392,18 +392,6 @@ class SmartHttp:
         return len(self._active)
 
 
-def _record_path(cfg: LoadedConfig, rid: str) -> Path | None:
-    """A fresh file name for the updates the hook accepts in one push request."""
-    import uuid
-
-    directory = RepoLayout.of(cfg, rid).state_dir / "pushes"
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return directory / uuid.uuid4().hex
-
-
 @contextlib.asynccontextmanager
 async def client_push(state_dir: Path | None, *,
                       wait: float | None = None) -> AsyncIterator[bool]:
@@ -436,6 +424,18 @@ async def client_push(state_dir: Path | None, *,
             yield True
     finally:
         os.close(fd)
+
+
+def _record_path(cfg: LoadedConfig, rid: str) -> Path | None:
+    """A fresh file name for the updates the hook accepts in one push request."""
+    import uuid
+
+    directory = RepoLayout.of(cfg, rid).state_dir / "pushes"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return directory / uuid.uuid4().hex
 
 
 def _kill(proc: AsyncGit) -> None:
