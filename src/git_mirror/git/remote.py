@@ -27,6 +27,9 @@ class RemoteEnv:
     # proxy refused, token rejected...). Supplied by the transport, which knows what was
     # declared; None keeps the plain GitError.
     explain: Callable[[GitError], GitMirrorError] | None = field(default=None, compare=False)
+    # Run before every git process that talks to upstream (the ssh transport opens its
+    # shared connection there); it raises the error a user can act on.
+    before: Callable[[], None] | None = field(default=None, compare=False)
 
     def cflags(self) -> list[str]:
         flags = ["-c", "protocol.version=2"]
@@ -37,6 +40,8 @@ class RemoteEnv:
 
 def _net(remote: RemoteEnv, args: Sequence[str], git_dir: Path | None, what: str,
          ok_codes: Sequence[int] = (0,), input: bytes | None = None) -> GitResult:
+    if remote.before is not None:
+        remote.before()
     try:
         return git([*remote.cflags(), *args], git_dir=git_dir, env=remote.env,
                    allow_protocol=remote.allow_protocol, timeout=remote.timeout, what=what,
