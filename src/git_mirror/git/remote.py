@@ -145,3 +145,36 @@ def push(git_dir: Path, remote: RemoteEnv, refspecs: Sequence[str], *,
                        argv=res.argv, returncode=res.returncode, stderr=res.stderr)
         raise (remote.explain(err) if remote.explain else err)
     return res, refs
+
+
+def fetch_listed(view_dir: Path, common_dir: Path, remote: RemoteEnv, refspecs: Sequence[str],
+                 negotiation_tips: Sequence[str] = ()) -> GitResult:
+    """One ``git fetch`` that lists upstream's refs and fetches their new objects, in one
+    connection and one negotiation, writing no ref of the repository at ``common_dir``.
+
+    It runs in a private view of that repository (``GIT_DIR=view_dir``,
+    ``GIT_COMMON_DIR=common_dir``): objects go to the repository's object store, and the
+    ``refspecs`` name per-view destinations (``refs/worktree/...``), which only the view
+    sees. The refspecs are given as the configuration of a remote, not on the command line,
+    so that upstream's ls-refs is asked only for their prefixes. ``negotiation_tips`` (ref
+    globs) limit the "have" lines.
+    """
+    name = "git-mirror-upstream"
+    flags = ["-c", f"remote.{name}.url={remote.url}"]
+    for spec in refspecs:
+        flags += ["-c", f"remote.{name}.fetch={spec}"]
+    args = [*flags, "fetch", "--prune", "--no-tags", "--no-write-fetch-head", "--quiet",
+            "--no-auto-gc", "--no-auto-maintenance", "--no-show-forced-updates",
+            "--no-recurse-submodules"]
+    args += [f"--negotiation-tip={tip}" for tip in negotiation_tips]
+    args.append(name)
+    if remote.before is not None:
+        remote.before()
+    try:
+        return git([*remote.cflags(), *args], git_dir=view_dir,
+                   env={**remote.env, "GIT_COMMON_DIR": str(common_dir)},
+                   allow_protocol=remote.allow_protocol, timeout=remote.timeout, what="git fetch")
+    except GitError as exc:
+        if remote.explain is None:
+            raise
+        raise remote.explain(exc) from exc

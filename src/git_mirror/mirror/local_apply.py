@@ -264,16 +264,22 @@ def ensure_repo(cfg: LoadedConfig, rid: str, node: str | None = None) -> RepoApp
     return plan
 
 
-def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local") -> ApplyResult:
-    """Converge the local node to the YAML (dry run unless ``confirm``)."""
+def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local",
+                jobs: int | None = None) -> ApplyResult:
+    """Converge the local node to the YAML (dry run unless ``confirm``), ``jobs`` at once."""
     from git_mirror.mirror.hooks import install_hooks
+    from git_mirror.mirror.parallel import each, jobs_for
 
     if confirm:
         install_hooks(cfg)
-    plans = [plan_repo(cfg, rid, node) for rid in cfg.model.repositories]
+    workers = jobs_for(cfg, jobs)
+    plans = each(list(cfg.model.repositories), lambda rid: plan_repo(cfg, rid, node), workers)
     if confirm:
-        for plan in plans:
-            if plan.action != "unchanged":
-                execute(cfg, plan)
+        by_id = {plan.id: plan for plan in plans}
+
+        def converge(rid: str) -> None:
+            if by_id[rid].action != "unchanged":
+                execute(cfg, by_id[rid])
+        each(list(by_id), converge, workers)
     return ApplyResult(node=node, dry_run=not confirm, repositories=plans,
                        orphaned=orphaned_repos(cfg))

@@ -161,11 +161,13 @@ def _run_summary(rec: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-def status(cfg: LoadedConfig, *, repo: str | None = None, node: str = "local") -> StatusResult:
-    """The status object of CONTRACT section 4, from the cache only."""
+def status(cfg: LoadedConfig, *, repo: str | None = None, node: str = "local",
+           jobs: int | None = None) -> StatusResult:
+    """The status object of CONTRACT section 4, from the cache only (``jobs`` at once)."""
+    from git_mirror.mirror.parallel import each, jobs_for
 
     ids = selected_repositories(cfg, repo)
-    repos = [repo_status(cfg, rid, node) for rid in ids]
+    repos = each(ids, lambda rid: repo_status(cfg, rid, node), jobs_for(cfg, jobs))
     data = {
         "ok": True, "node": node, "source": "yaml",
         "config": {"path": str(cfg.path), "sha256": cfg.sha256},
