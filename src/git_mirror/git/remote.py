@@ -27,9 +27,9 @@ class RemoteEnv:
     # proxy refused, token rejected...). Supplied by the transport, which knows what was
     # declared; None keeps the plain GitError.
     explain: Callable[[GitError], GitMirrorError] | None = field(default=None, compare=False)
-    # Run before every git process that talks to upstream (the ssh transport opens its
-    # shared connection there); it raises the error a user can act on.
-    before: Callable[[], None] | None = field(default=None, compare=False)
+    # Run with the git arguments before every git process that talks to upstream (the ssh
+    # transport opens its shared connection there); it raises the error a user can act on.
+    before: Callable[[Sequence[str]], None] | None = field(default=None, compare=False)
 
     def cflags(self) -> list[str]:
         flags = ["-c", "protocol.version=2"]
@@ -41,7 +41,7 @@ class RemoteEnv:
 def _net(remote: RemoteEnv, args: Sequence[str], git_dir: Path | None, what: str,
          ok_codes: Sequence[int] = (0,), input: bytes | None = None) -> GitResult:
     if remote.before is not None:
-        remote.before()
+        remote.before(args)
     try:
         return git([*remote.cflags(), *args], git_dir=git_dir, env=remote.env,
                    allow_protocol=remote.allow_protocol, timeout=remote.timeout, what=what,
@@ -159,8 +159,10 @@ def fetch_listed(view_dir: Path, common_dir: Path, remote: RemoteEnv, refspecs: 
     so that upstream's ls-refs is asked only for their prefixes. ``negotiation_tips`` (ref
     globs) limit the "have" lines.
     """
-    name = "git-mirror-upstream"
-    flags = ["-c", f"remote.{name}.url={remote.url}"]
+    # The remote is named by its URL, as ls-remote and fetch name it, so that the same
+    # remote.<url>.* settings apply.
+    name = remote.url
+    flags: list[str] = []
     for spec in refspecs:
         flags += ["-c", f"remote.{name}.fetch={spec}"]
     args = [*flags, "fetch", "--prune", "--no-tags", "--no-write-fetch-head", "--quiet",
@@ -169,7 +171,7 @@ def fetch_listed(view_dir: Path, common_dir: Path, remote: RemoteEnv, refspecs: 
     args += [f"--negotiation-tip={tip}" for tip in negotiation_tips]
     args.append(name)
     if remote.before is not None:
-        remote.before()
+        remote.before(args)
     try:
         return git([*remote.cflags(), *args], git_dir=view_dir,
                    env={**remote.env, "GIT_COMMON_DIR": str(common_dir)},

@@ -3,10 +3,10 @@
 Per repository, under its lock:
 
 1. one ``git fetch`` that lists the declared refs and brings their new objects, writing no
-   ref of the mirror (:mod:`git_mirror.mirror.upstream_view`), and beside it one
-   ``git for-each-ref`` of the mirror's stage refs, heads and tags;
-2. one ``git for-each-ref`` of what upstream holds (in the fetch's private view), then one
-   of the candidate snapshot refs of the upstream tips;
+   ref of the mirror (:mod:`git_mirror.mirror.upstream_view`);
+2. one ``git for-each-ref`` of what upstream holds (in the fetch's private view) and of the
+   mirror's stage refs, heads and tags, then one of the candidate snapshot refs of the
+   upstream tips;
 3. one ``git update-ref --stdin`` transaction: stage refs, source branches, tags, lanes and
    snapshots together, each with its expected old value.
 
@@ -159,9 +159,9 @@ def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm:
                      result: RepoSync) -> None:
     """Plan (and with ``confirm`` apply) one repository's sync. The caller holds the lock.
 
-    A confirmed sync fetches (listing upstream and bringing its new objects in one session)
-    while it reads the mirror's own refs, then reads which snapshot refs of the upstream
-    tips exist, then writes.
+    A confirmed sync fetches (listing upstream and bringing its new objects in one session),
+    reads what upstream holds and the mirror's own refs in one for-each-ref, then which
+    snapshot refs of the upstream tips exist, then writes.
     """
     layout = RepoLayout.of(cfg, rid)
     own: dict[str, str] | None = None  # the mirror's refs but snapshots, while current
@@ -169,9 +169,8 @@ def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm:
     if confirm:
         # One git fetch lists upstream and brings the new objects (one session with
         # upstream, as a raw fetch); no ref of the mirror is written before the plan.
-        upstream, mine = _side_by_side(
-            lambda: fetch_upstream(layout, remote, negotiation_tips=[STAGE_HEADS + "*"]),
-            lambda: list_refs(layout.git_dir, layout.local_patterns()))
+        upstream, mine = fetch_upstream(layout, remote, layout.local_patterns(),
+                                        negotiation_tips=[STAGE_HEADS + "*"])
         own = mine
         fetched = set(upstream.values())
         result.fetched = len(fetched - set(mine.values()))

@@ -61,11 +61,22 @@ def _reset(view: Path) -> None:
         shutil.rmtree(view / sub, ignore_errors=True)
 
 
-def _prepare(view: Path, specs: list[str]) -> None:
+def _prepare(view: Path, common: Path, specs: list[str]) -> None:
     view.mkdir(parents=True, exist_ok=True)
     head = view / "HEAD"
     if not head.exists():
         head.write_text("ref: refs/heads/git-mirror-upstream-view\n", encoding="utf-8")
+    # What makes this directory a view of the mirror for every part of git (the ref store
+    # reads this file, not GIT_COMMON_DIR), as a linked worktree's git directory is; the
+    # mirror does not list it among its worktrees.
+    common_file = view / "commondir"
+    want = f"{common.resolve()}\n"
+    try:
+        current = common_file.read_text(encoding="utf-8")
+    except OSError:
+        current = ""
+    if current != want:
+        common_file.write_text(want, encoding="utf-8")
     text = "\n".join(specs) + "\n"
     spec_file = view / SPECS
     try:
@@ -87,24 +98,31 @@ def settle(layout: RepoLayout) -> None:
         (view / SETTLED).touch()
 
 
-def _read(view: Path, common: Path) -> dict[str, str]:
-    out = git(["for-each-ref", "--format=%(objectname) %(refname)", "--", VIEW_PREFIX],
+def _read(view: Path, common: Path, own_patterns: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """One for-each-ref through the view: upstream's refs and the mirror's own."""
+    out = git(["for-each-ref", "--format=%(objectname) %(refname)", "--", VIEW_PREFIX,
+               *own_patterns],
               git_dir=view, env={"GIT_COMMON_DIR": str(common)}, what="git for-each-ref").text
-    refs: dict[str, str] = {}
+    upstream: dict[str, str] = {}
+    own: dict[str, str] = {}
     for line in out.splitlines():
         oid, sep, name = line.partition(" ")
-        if not sep or len(oid) not in (40, 64) or not name.startswith(VIEW_PREFIX):
+        if not sep or len(oid) not in (40, 64):
             raise GitError(f"unexpected for-each-ref line: {line!r}")
-        refs["refs/" + name[len(VIEW_PREFIX):]] = oid
-    return refs
+        if name.startswith(VIEW_PREFIX):
+            upstream["refs/" + name[len(VIEW_PREFIX):]] = oid
+        else:
+            own[name] = oid
+    return upstream, own
 
 
-def fetch_upstream(layout: RepoLayout, remote: RemoteEnv,
-                   negotiation_tips: Sequence[str] = ()) -> dict[str, str]:
-    """Upstream's refs under the declared patterns (name -> oid), with their objects fetched."""
+def fetch_upstream(layout: RepoLayout, remote: RemoteEnv, own_patterns: Sequence[str],
+                   negotiation_tips: Sequence[str] = ()) -> tuple[dict[str, str], dict[str, str]]:
+    """Upstream's refs under the declared patterns (name -> oid), their objects fetched, and
+    the mirror's own refs under ``own_patterns``, read in the same process after the fetch."""
     view = view_dir(layout)
     specs = refspecs(layout.upstream_patterns())
-    _prepare(view, specs)
+    _prepare(view, layout.git_dir, specs)
     try:
         fetch_listed(view, layout.git_dir, remote, specs, negotiation_tips)
     except GitError as exc:
@@ -112,4 +130,4 @@ def fetch_upstream(layout: RepoLayout, remote: RemoteEnv,
             raise
         _reset(view)
         fetch_listed(view, layout.git_dir, remote, specs, negotiation_tips)
-    return _read(view, layout.git_dir)
+    return _read(view, layout.git_dir, own_patterns)

@@ -16,7 +16,9 @@ burst of deliveries causes at most two syncs.
 Sync, flush and maintenance of one repository are serialised by an asyncio lock (and, inside
 the operations, by the repository's file lock, which also keeps out a CLI run). They are
 blocking, so each runs in a daemon thread: the event loop never waits on git, and a job still
-running when the shutdown deadline passes does not hold the process.
+running when the shutdown deadline passes does not hold the process. At most ``jobs`` (the
+config's top-level ``jobs``) run at once across repositories; a slow repository holds one
+slot, never the others.
 
 A failed flush is retried after ``flushBackoffSeconds``, doubling up to
 ``flushBackoffMaxSeconds``, at most ``flushMaxAttempts`` times in a row; every attempt is
@@ -132,6 +134,8 @@ class Scheduler:
         self._flush_op = flush_op
         self._maintain_op = maintain_op
         self.repos = {rid: RepoState(rid) for rid in cfg.model.repositories}
+        self.jobs = max(1, int(cfg.model.jobs))
+        self._slots = asyncio.Semaphore(self.jobs)
         self.started_at = time.monotonic()
         self.stopping = False
         self._stop_event: asyncio.Event | None = None
@@ -258,7 +262,7 @@ class Scheduler:
             settle = reason in SETTLED_REASONS and self.settle > 0
             if settle and not await self._sleep(self.settle):
                 break
-            async with st.lock:
+            async with st.lock, self._slots:
                 st.sync.again = False   # requests so far are served by this run
                 self._depth()
                 pending = await self._run_sync(rid, reason)
@@ -331,7 +335,7 @@ class Scheduler:
         st.flush_failures = 0
         st.flush_gave_up = False
         while not self.stopping:
-            async with st.lock:
+            async with st.lock, self._slots:
                 st.flush.again = False
                 self._depth()
                 outcome = await self._run_flush(rid, reason)
@@ -431,7 +435,7 @@ class Scheduler:
         while await self._sleep(self.maintenance_interval):
             if not st.synced:
                 continue
-            async with st.lock:
+            async with st.lock, self._slots:
                 if self.stopping:
                     return
                 try:
@@ -456,7 +460,7 @@ class Scheduler:
         """The scheduler's state, added to ``/api/status`` as ``server``."""
         return {
             "ready": self.ready(), "stopping": self.stopping,
-            "syncIntervalSeconds": self.interval,
+            "syncIntervalSeconds": self.interval, "jobs": self.jobs,
             "repositories": [{
                 "id": st.id, "syncRunning": st.sync.busy, "syncQueued": st.sync.again,
                 "syncRuns": st.sync.runs, "synced": st.synced, "lastSync": st.last_sync,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from git_mirror.errors import GitError, GitMirrorError
@@ -36,11 +36,14 @@ def _lock_for(key: str) -> threading.Lock:
 
 
 def ensure_master(setup: SshSetup, *, timeout: float,
-                  explain: Callable[[GitError], GitMirrorError]) -> bool:
+                  explain: Callable[[GitError], GitMirrorError],
+                  operation: Sequence[str] = ()) -> bool:
     """Make sure the shared connection of ``setup`` runs; True if this call opened it.
 
     A failure is raised as the transport error git itself would have met (``explain``),
-    so a repository behind a dead proxy fails once, with the reason, not twice.
+    so a repository behind a dead proxy fails once, with the reason, not twice. The error
+    names ``operation`` (the git arguments that needed the connection) as its command, so
+    that its hint retries that operation.
     """
     control = setup.control_path
     if control is None:
@@ -58,12 +61,12 @@ def ensure_master(setup: SshSetup, *, timeout: float,
         except subprocess.TimeoutExpired as exc:
             err = GitError(f"the SSH connection to {setup.target.host}:{setup.target.port} "
                            f"did not open within {timeout:g}s (timed out)",
-                           argv=argv, returncode=None,
+                           argv=["git", *operation], returncode=None,
                            stderr=f"connection timed out after {timeout:g}s\n")
             raise explain(err) from exc
         if proc.returncode != 0:
             stderr = proc.stderr.decode("utf-8", "replace")
-            err = GitError(f"ssh exited {proc.returncode}: {stderr.strip()[:200]}", argv=argv,
-                           returncode=proc.returncode, stderr=stderr)
+            err = GitError(f"ssh exited {proc.returncode}: {stderr.strip()[:200]}",
+                           argv=["git", *operation], returncode=proc.returncode, stderr=stderr)
             raise explain(err)
         return True

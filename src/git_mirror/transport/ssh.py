@@ -31,6 +31,7 @@ import shlex
 import shutil
 import stat
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -242,11 +243,12 @@ def ssh_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Proxy
 
     from git_mirror.transport.shared import ensure_master
 
-    def warm() -> None:
+    def warm(git_args: Sequence[str]) -> None:
         # Open the shared connection once, before git does, so that repositories starting
         # at the same time (a parallel sync) wait for one handshake instead of each doing
         # its own.
-        ensure_master(setup, timeout=2 * CONNECT_TIMEOUT_SECONDS + 5, explain=explain)
+        ensure_master(setup, timeout=2 * CONNECT_TIMEOUT_SECONDS + 5, explain=explain,
+                      operation=git_args)
 
     return RemoteEnv(
         url=repo.upstream, allow_protocol="ssh",
