@@ -94,6 +94,7 @@ def test_one_failing_and_one_hanging_repository_hold_back_no_other(
     # Declared early, so that a run in order would make every later repository wait.
     repos.insert(0, ("stuck", "up-00.git", "stall", "known_hosts"))
     repos.insert(3, ("broken", "no-such-repo.git", "corp", "known_hosts"))
+    repos.insert(5, ("stuck2", "up-01.git", "stall", "known_hosts"))
     config = write_config(tmp_path, sshd, {"corp": proxy.url, "stall": stalling_proxy.url}, repos)
     finished: dict[str, float] = {}
     real_record = journal.record
@@ -105,7 +106,7 @@ def test_one_failing_and_one_hanging_repository_hold_back_no_other(
     monkeypatch.setattr(journal, "record", record)
     started = time.monotonic()
     try:
-        res = sync(load_config(config), confirm=True, jobs=3)
+        res = sync(load_config(config), confirm=True, jobs=4)
     finally:
         close_masters(config)
     data = res.to_json()
@@ -117,11 +118,13 @@ def test_one_failing_and_one_hanging_repository_hold_back_no_other(
         assert r["ok"] is True, r
         main = up.rev("refs/heads/main")
         assert {"ref": f"refs/git-mirror/snapshots/app{i:02d}/main/{main}", "commit": main} in r["snapshots"]
-    stuck = by_id["stuck"]["error"]
-    assert stuck["code"] == "transport"
-    assert "proxy stall" in stuck["message"] and "timed out" in stuck["message"]
-    assert "no direct connection" in stuck["message"]
-    assert stuck["hint"].endswith("git-mirror sync --repo stuck --confirm --wait")
+    for rid in ("stuck", "stuck2"):
+        stuck = by_id[rid]["error"]
+        assert stuck["code"] == "transport"
+        assert "proxy stall" in stuck["message"] and "timed out" in stuck["message"]
+        assert "no direct connection" in stuck["message"]
+        assert stuck["hint"].endswith(f"git-mirror sync --repo {rid} --confirm --wait")
+    # The two share their trust inputs: the one that waited got the same error, at once.
     assert stalling_proxy.stalled == 1 and stalling_proxy.tunnels == []
     assert by_id["broken"]["ok"] is False and by_id["broken"]["error"]["code"]
     assert "broken" in by_id["broken"]["error"]["hint"]
