@@ -152,8 +152,9 @@ def fetch_listed(view_dir: Path, common_dir: Path, remote: RemoteEnv, refspecs: 
     """One ``git fetch`` that lists upstream's refs and fetches their new objects, in one
     connection and one negotiation, writing no ref of the repository at ``common_dir``.
 
-    It runs in a private view of that repository (``GIT_DIR=view_dir``,
-    ``GIT_COMMON_DIR=common_dir``): objects go to the repository's object store, and the
+    It runs in a private view of that repository: ``view_dir`` is laid out as a linked
+    worktree's git directory (a ``HEAD`` and a ``commondir`` file naming ``common_dir``), and
+    git also gets ``GIT_COMMON_DIR``. Objects go to the repository's object store, and the
     ``refspecs`` name per-view destinations (``refs/worktree/...``), which only the view
     sees. The refspecs are given as the configuration of a remote, not on the command line,
     so that upstream's ls-refs is asked only for their prefixes. ``negotiation_tips`` (ref
