@@ -37,8 +37,7 @@ VIEW_PREFIX = "refs/worktree/git-mirror/upstream/"
 SETTLED = "settled"
 SPECS = "refspecs"
 # What git says when the view names an object the store no longer has.
-_MISSING = ("bad object", "missing object", "unable to read", "did not send all necessary objects",
-            "not our ref", "could not read")
+_MISSING = ("bad object", "missing object", "unable to read ", "did not send all necessary objects")
 
 
 def view_dir(layout: RepoLayout) -> Path:
