@@ -320,7 +320,9 @@ def explain_ssh(exc: GitError, *, rid: str, target: SshTarget, proxy_name: str |
 
 
 def close_shared(cfg: LoadedConfig, rid: str, timeout: float = 10.0) -> bool:
-    """Ask the shared SSH connection of ``rid`` (if any) to exit; True if one was running."""
+    """Ask the shared SSH connection of ``rid`` (if any) to exit; True if one was running.
+
+    It is shared by every repository with the same trust inputs: they lose it too."""
     import subprocess
 
     wrapper = cfg.cache_dir / "transport" / rid / "ssh"
