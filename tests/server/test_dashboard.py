@@ -1,0 +1,119 @@
+"""The dashboard's pages over HTTP: what they hold, who may read them, what they never show."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.gitutil import Repo
+from tests.support.server import (
+    CI_TOKEN,
+    HOOK_SECRET,
+    RO_TOKEN,
+    Served,
+    prepare_mirror,
+    serve_in_thread,
+    write_server_config,
+)
+
+
+def test_the_front_page_shows_every_repository_and_lane(served: Served) -> None:
+    with served.client() as c:
+        page = c.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    html = page.text
+    assert 'data-repo="hwlab"' in html
+    assert 'data-lane="hwlab/v03" data-state="in-sync"' in html
+    assert 'data-level="ok"' in html and ">Healthy<" in html
+    assert '<script src="/static/dashboard.js" defer>' in html
+    # Self-contained: every link and script is the server's own.
+    targets = re.findall(r'(?:src|href)="([^"]*)"', html)
+    assert targets and all(t.startswith(("/", "#")) for t in targets), targets
+    for secret in (CI_TOKEN, RO_TOKEN, HOOK_SECRET):
+        assert secret not in html
+
+
+def test_the_fragment_is_the_main_element_only(served: Served) -> None:
+    with served.client() as c:
+        full = c.get("/repos/hwlab").text
+        part = c.get("/repos/hwlab", params={"fragment": "main"})
+    assert part.status_code == 200
+    assert "<html" not in part.text and "<main" not in part.text
+    assert 'data-source="hwlab/main"' in part.text
+    assert part.text.strip() in full
+
+
+def test_unknown_pages_are_404_and_assets_have_their_type(served: Served) -> None:
+    with served.client() as c:
+        assert c.get("/repos/nope").status_code == 404
+        assert c.get("/followers/nope").status_code == 404
+        assert c.get("/static/nope.js").status_code == 404
+        js = c.get("/static/dashboard.js")
+        css = c.get("/static/dashboard.css")
+    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+    assert "fragment" in js.text
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+
+
+@pytest.mark.parametrize("path", ["/", "/repos/hwlab", "/api/status"])
+def test_with_anonymous_reads_off_the_pages_need_a_token(tmp_path: Path, upstream: Repo,
+                                                         path: str) -> None:
+    config = write_server_config(tmp_path / "srv", upstream.url, anonymous=False)
+    prepare_mirror(config)
+    with serve_in_thread(config) as s, s.client() as c:
+        anonymous = c.get(path)
+        assert anonymous.status_code == 401
+        assert anonymous.headers["www-authenticate"] == 'Basic realm="git-mirror"'
+        wrong = c.get(path, headers={"Authorization": "Bearer not-a-token"})
+        assert wrong.status_code == 401
+        basic = c.get(path, auth=httpx.BasicAuth("anyone", RO_TOKEN))
+        assert basic.status_code == 200
+        bearer = c.get(path, headers={"Authorization": f"Bearer {CI_TOKEN}"})
+        assert bearer.status_code == 200
+        assert "hwlab" in bearer.text
+
+
+def test_a_failed_sync_shows_its_error_and_hint(tmp_path: Path, upstream: Repo) -> None:
+    config = write_server_config(tmp_path / "srv", upstream.url)
+    prepare_mirror(config)
+    upstream.path.rename(tmp_path / "away.git")
+    from tests.support.cli import run_cli
+
+    assert run_cli("--config", config, "sync", "--confirm").code == 1
+    with serve_in_thread(config) as s, s.client() as c:
+        html = c.get("/").text
+    assert 'data-level="failing"' in html
+    assert "hwlab: the last sync failed" in html
+    assert 'class="hint">Next: <code>git-mirror sync --repo hwlab --confirm --wait</code>' in html
+
+
+def test_closeouts_from_a_ledger_are_shown_check_by_check(
+        tmp_path: Path, upstream: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    from git_mirror.server import board
+
+    def ledger(cfg: Any, fid: str) -> list[dict[str, Any]]:
+        return [{"at": "2026-01-01T00:00:00Z", "ok": False, "mergeCommit": "ab" * 20,
+                 "pipelineRun": {"name": "run-1", "status": "succeeded"},
+                 "syncRevision": "cd" * 20, "branchTip": "ef" * 20,
+                 "checks": [{"name": "tipContainsMergeCommit", "ok": True, "message": "tip ok"},
+                            {"name": "pendingFlush", "ok": False, "message": "lane waits"}]}]
+
+    monkeypatch.setattr(board, "CLOSEOUT_SOURCES", [ledger])
+    config = write_server_config(tmp_path / "srv", upstream.url)
+    with open(config, "a", encoding="utf-8") as fh:
+        fh.write("followers:\n  rt:\n    repository: hwlab\n    branch: main\n    lane: v03\n"
+                 "    trigger: {exec: [/bin/true]}\n")
+    prepare_mirror(config)
+    with serve_in_thread(config) as s, s.client() as c:
+        html = c.get("/followers/rt").text
+        front = c.get("/").text
+    assert "not proven" in html
+    assert "<strong>tipContainsMergeCommit</strong>: tip ok" in html
+    assert '<span class="flag no">fail</span> <strong>pendingFlush</strong>: lane waits' in html
+    assert 'href="/followers/rt"' in front and 'href="/repos/hwlab"' in html
