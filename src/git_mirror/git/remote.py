@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from git_mirror.errors import GitError, GitMirrorError
+from git_mirror.git import progress as _progress
 from git_mirror.git.run import NETWORK_TIMEOUT, GitResult, git
 
 
@@ -36,11 +37,17 @@ class RemoteEnv:
 
 
 def _net(remote: RemoteEnv, args: Sequence[str], git_dir: Path | None, what: str,
-         ok_codes: Sequence[int] = (0,), input: bytes | None = None) -> GitResult:
+         ok_codes: Sequence[int] = (0,), input: bytes | None = None,
+         shows_progress: bool = False) -> GitResult:
+    sink = _progress.current() if shows_progress else None
+    if sink is not None:
+        # A person is watching: git's own progress, relayed with the repository's name.
+        args = [args[0], "--progress", *(a for a in args[1:] if a != "--quiet")]
     try:
         return git([*remote.cflags(), *args], git_dir=git_dir, env=remote.env,
                    allow_protocol=remote.allow_protocol, timeout=remote.timeout, what=what,
-                   ok_codes=ok_codes, input=input)
+                   ok_codes=ok_codes, input=input,
+                   on_stderr=sink.git_output if sink is not None else None)
     except GitError as exc:
         if remote.explain is None:
             raise
@@ -66,7 +73,7 @@ def fetch(git_dir: Path, remote: RemoteEnv, refspecs: Sequence[str], *, prune: b
             "--no-auto-gc", "--no-auto-maintenance", "--no-show-forced-updates"]
     if prune:
         args.append("--prune")
-    return _net(remote, [*args, remote.url, *refspecs], git_dir, "git fetch")
+    return _net(remote, [*args, remote.url, *refspecs], git_dir, "git fetch", shows_progress=True)
 
 
 def fetch_objects(git_dir: Path, remote: RemoteEnv, oids: Sequence[str],
@@ -81,7 +88,8 @@ def fetch_objects(git_dir: Path, remote: RemoteEnv, oids: Sequence[str],
             "--no-recurse-submodules"]
     args += [f"--negotiation-tip={tip}" for tip in negotiation_tips]
     args.append(remote.url)
-    return _net(remote, args, git_dir, "git fetch", input=("\n".join(oids) + "\n").encode())
+    return _net(remote, args, git_dir, "git fetch", input=("\n".join(oids) + "\n").encode(),
+                shows_progress=True)
 
 
 @dataclass(frozen=True)
@@ -132,7 +140,8 @@ def push(git_dir: Path, remote: RemoteEnv, refspecs: Sequence[str], *,
         args.append("--atomic")
     for ref, expect in (leases or {}).items():
         args.append(f"--force-with-lease={ref}:{expect or ''}")
-    res = _net(remote, [*args, remote.url, *refspecs], git_dir, "git push", ok_codes=(0, 1))
+    res = _net(remote, [*args, remote.url, *refspecs], git_dir, "git push", ok_codes=(0, 1),
+               shows_progress=True)
     refs = parse_push_porcelain(res.text)
     if res.returncode != 0 and not refs:
         first = next((ln for ln in res.stderr.splitlines() if ln.strip()), "")

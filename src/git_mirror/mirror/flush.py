@@ -39,6 +39,7 @@ from git_mirror.errors import (
     GitMirrorError,
     NotAppliedError,
 )
+from git_mirror.git import progress
 from git_mirror.git.ancestry import ancestors, refs_with_parents
 from git_mirror.git.refs import RefTransaction, RefUpdate, has_commits
 from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote, push
@@ -46,6 +47,7 @@ from git_mirror.mirror import journal
 from git_mirror.mirror.layout import LaneSpec, RepoLayout, selected_repositories
 from git_mirror.mirror.lock import repo_lock
 from git_mirror.mirror.outcome import PerRepository
+from git_mirror.mirror.report import flush_line
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -379,6 +381,7 @@ def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None
         res = RepoFlush(rid, dry_run=not confirm)
         layout = RepoLayout.of(cfg, rid)
         started = time.monotonic()
+        progress.begin(rid)
         try:
             if not (layout.git_dir / "HEAD").exists():
                 raise NotAppliedError(f"mirror {rid} does not exist yet: nothing to flush",
@@ -411,6 +414,7 @@ def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None
                  len(res.pushed), " (dry run)" if not confirm else "",
                  extra={"repository": rid, "ok": res.ok, "dryRun": not confirm,
                         "partialSuccess": res.partial_success, "durationMs": res.duration_ms})
+        progress.done(flush_line(res))
         results.append(res)
     out = FlushResult(node=node, dry_run=not confirm, lane=lane, repositories=results)
     # The resulting flags, read back from the refs (a client may have pushed meanwhile).

@@ -266,14 +266,18 @@ def ensure_repo(cfg: LoadedConfig, rid: str, node: str | None = None) -> RepoApp
 
 def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local") -> ApplyResult:
     """Converge the local node to the YAML (dry run unless ``confirm``)."""
+    from git_mirror.git import progress
     from git_mirror.mirror.hooks import install_hooks
+    from git_mirror.mirror.report import apply_line
 
     if confirm:
         install_hooks(cfg)
     plans = [plan_repo(cfg, rid, node) for rid in cfg.model.repositories]
     if confirm:
         for plan in plans:
+            progress.begin(plan.id)
             if plan.action != "unchanged":
                 execute(cfg, plan)
+            progress.done(apply_line(plan))
     return ApplyResult(node=node, dry_run=not confirm, repositories=plans,
                        orphaned=orphaned_repos(cfg))

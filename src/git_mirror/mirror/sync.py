@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from git_mirror.errors import BusyError, DriftError, GitError, GitMirrorError
+from git_mirror.git import progress
 from git_mirror.git.refs import (
     EXACT_NAMES_LIMIT,
     RefTransaction,
@@ -40,6 +41,7 @@ from git_mirror.mirror.layout import HEADS, STAGE_HEADS, RepoLayout, selected_re
 from git_mirror.mirror.lock import repo_lock
 from git_mirror.mirror.outcome import PerRepository
 from git_mirror.mirror.plan import Ancestry, LaneState, SyncPlan, candidate_snapshots, plan_sync
+from git_mirror.mirror.report import sync_line
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -244,6 +246,7 @@ def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
         res = RepoSync(rid, dry_run=not confirm)
         layout = RepoLayout.of(cfg, rid)
         started = time.monotonic()
+        progress.begin(rid)
         try:
             remote = remote_for(cfg, rid, node)
             res.created_mirror = not (layout.git_dir / "HEAD").exists()
@@ -280,5 +283,6 @@ def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
                         "durationMs": res.duration_ms})
         for warning in res.warnings():
             log.warning("%s: %s", rid, warning, extra={"repository": rid})
+        progress.done(sync_line(res))
         results.append(res)
     return SyncResult(node=node, dry_run=not confirm, repositories=results)
