@@ -333,6 +333,7 @@ def _register_later_commands() -> None:
     except ImportError:
         return
     extra.register(cli)
+    importlib.import_module("git_mirror.cli.completion").register(cli)
 
 
 # The global options: those that take a value, and the flags. They may also follow the command
