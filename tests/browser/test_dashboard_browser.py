@@ -8,6 +8,8 @@ the real one, only its moment is chosen by the test.
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +33,7 @@ from tests.support.server import (
 BEARER = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
           "GIT_CONFIG_VALUE_0": f"Authorization: Bearer {CI_TOKEN}"}
 WAIT_MS = 45_000
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 EXTRA = """\
   broken:
@@ -139,6 +142,9 @@ def test_a_lane_push_shows_pending_then_in_sync_without_a_reload(
     expect(page.locator("#live")).to_contain_text("live")
     page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
     assert (artifacts / "dashboard.png").stat().st_size > 10_000
+    if os.environ.get("UPDATE_DASHBOARD_SCREENSHOT"):
+        # The README's picture: UPDATE_DASHBOARD_SCREENSHOT=1 pytest tests/browser
+        shutil.copyfile(artifacts / "dashboard.png", DOCS / "dashboard.png")
     page.close()
 
 
