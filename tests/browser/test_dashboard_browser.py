@@ -188,6 +188,40 @@ def test_keyboard_reaches_the_content_first(browser: Any, served: Served) -> Non
     page.close()
 
 
+CONTRAST = """() => {
+  const lum = (css) => {
+    const [r, g, b] = css.match(/[\\d.]+/g).slice(0, 3).map(Number).map((v) => {
+      v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = getComputedStyle(el).backgroundColor;
+      if (c !== "rgba(0, 0, 0, 0)" && c !== "transparent") { return c; }
+    }
+    return "rgb(255, 255, 255)";
+  };
+  const low = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own || el.offsetParent === null) { continue; }
+    const a = lum(getComputedStyle(el).color), b = lum(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) { low.push(el.tagName + "." + el.className + " " + ratio.toFixed(2)); }
+  }
+  return low;
+}"""
+
+
+def test_every_text_has_aa_contrast(browser: Any, served: Served) -> None:
+    page = browser.new_page()
+    for path in ("/", "/repos/broken", "/followers/hwlab-runtime"):
+        page.goto(served.url + path)
+        expect(page.locator(".overall")).to_be_visible()
+        assert page.evaluate(CONTRAST) == [], path
+    page.close()
+
+
 def test_with_reads_closed_the_page_needs_a_token(browser: Any, tmp_path: Path,
                                                    upstream: Repo) -> None:
     config = setup_config(tmp_path, upstream, anonymous=False)

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 HERE = Path(__file__).parent
 REFRESH_SECONDS = 2.0
+# Every open page asks every REFRESH_SECONDS; they share one reading of the cache per second.
+FACTS_TTL_SECONDS = 1.0
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 # Everything the page loads is its own: no CDN, no inline script.
 HEADERS = {
@@ -95,21 +97,34 @@ class Dashboard:
         self.env = environment()
         self.static = {p.name: p.read_bytes() for p in (HERE / "static").iterdir()
                        if p.suffix in STATIC_TYPES}
+        self._cached: tuple[float, dict[str, Any]] | None = None
 
-    def _facts(self) -> dict[str, Any]:
+    def _facts(self, server: dict[str, Any]) -> dict[str, Any]:
         from git_mirror.server.board import board
 
-        return board(self.rt.cfg, self.rt.node, self.rt.scheduler.to_json())
+        cached = self._cached
+        if cached is not None and time.monotonic() - cached[0] < FACTS_TTL_SECONDS:
+            return cached[1]
+        facts = board(self.rt.cfg, self.rt.node, server)
+        self._cached = (time.monotonic(), facts)
+        return facts
 
     async def _page(self, request: Request, template: str, pick: Any) -> Response:
         denied = read_denied(self.rt, request)
         if denied is not None:
             return denied
+        # The scheduler's state is read here, on the event loop that changes it; the
+        # cache (refs, journals) in a worker thread.
+        server = self.rt.scheduler.to_json()
         try:
-            facts = await run_in_threadpool(self._facts)
+            facts = await run_in_threadpool(self._facts, server)
         except GitMirrorError as exc:
             facts = None
             error: dict[str, Any] | None = exc.to_json()
+        except Exception as exc:  # an unreadable cache: say so on the page, not a traceback
+            facts = None
+            error = {"code": "internal", "message": f"cannot read the mirror's state: {exc}",
+                     "hint": "git-mirror status"}
         else:
             error = None
         context: dict[str, Any] = {"error": error, "refresh": REFRESH_SECONDS,

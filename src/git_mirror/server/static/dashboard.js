@@ -7,9 +7,17 @@
   var every = Math.max(parseFloat(body.getAttribute("data-refresh")) || 2, 0.5) * 1000;
   var main = document.getElementById("board");
   var live = document.getElementById("live");
+  var announce = document.getElementById("announce");
   if (!main || !window.fetch) { return; }
   var last = main.innerHTML;
   var busy = false;
+  var state = heading();
+
+  // The overall state, as its heading says it ("Healthy", "Needs attention", "Failing").
+  function heading() {
+    var h = main.querySelector("h1");
+    return h ? h.textContent.trim() : "";
+  }
 
   function url() {
     var u = new URL(window.location.href);
@@ -42,6 +50,11 @@
           var href = focusedId();
           main.innerHTML = html;
           last = html;
+          var now = heading();
+          if (announce && now !== state) {  // screen readers hear a change of state only
+            announce.textContent = now;
+          }
+          state = now;
           if (href) {  // keep keyboard focus on the same link
             var again = main.querySelector('a[href="' + href.replace(/"/g, "") + '"]');
             if (again) { again.focus(); }
