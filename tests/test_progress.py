@@ -133,3 +133,39 @@ def test_a_failure_on_a_terminal_says_why_once_per_repository(config: Path, upst
     assert code == 1
     assert "hwlab: sync FAILED after " in term and "[git]" in term
     assert "hint: git-mirror sync --repo hwlab --confirm --wait" in term
+
+
+def test_repositories_in_threads_get_their_own_names_and_whole_lines() -> None:
+    """Repositories worked on at once: each line named by the repository whose git wrote it,
+    a line split over reads written whole, and no line of git's other chatter."""
+    import io
+    import threading
+
+    from git_mirror.git.progress import TerminalProgress, without_progress
+
+    seen = io.StringIO()
+    sink = TerminalProgress(seen)
+    chunks = [b"remote: Counting objects:  50% (1/2)\r", b"Receiving obj",
+              b"ects: 100% (2/2), done.\nFrom file:///up\n", b" * [new ref] main -> main\n"]
+    started = threading.Barrier(2, timeout=30)
+
+    def work(rid: str) -> None:
+        sink.begin(rid)
+        relay = sink.relay()
+        started.wait()
+        for chunk in chunks:
+            relay(chunk)
+        sink.done(f"synced {rid}")
+
+    threads = [threading.Thread(target=work, args=(rid,)) for rid in ("alpha", "beta")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    text = seen.getvalue()
+    for rid in ("alpha", "beta"):
+        assert f"{rid}: remote: Counting objects:  50% (1/2)\x1b[K\r" in text
+        assert f"{rid}: Receiving objects: 100% (2/2), done.\n" in text
+        assert f"{rid}: synced {rid}\n" in text
+    assert "From" not in text and "new ref" not in text
+    assert without_progress(b"".join(chunks)) == b"From file:///up\n * [new ref] main -> main\n"

@@ -7,8 +7,8 @@ they work on (:func:`begin`) and how it went (:func:`done`), and the network cal
 Without a sink every function is a no-op and git runs exactly as before: ``serve``, tests
 and scripts never see a byte of it.
 
-The sink lives in a context variable, so a thread that did not install one (the server's
-workers) has none.
+The sink belongs to the process (its terminal): ``serve`` and the follower workers never
+install one.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Iterator
-from contextvars import ContextVar
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from git_mirror.redact import scrub
@@ -36,12 +35,16 @@ def without_progress(stderr: bytes) -> bytes:
 
 
 class TerminalProgress:
-    """Writes git's progress and one summary line per repository to a terminal stream."""
+    """Writes git's progress and one summary line per repository to a terminal stream.
+
+    Repositories may be worked on in several threads at once: each thread names its own
+    (:meth:`begin`), each git process gets its own relay (:meth:`relay`, bound to the name
+    when the process starts), and whole lines are written under one lock.
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self.repository: str | None = None
-        self._partial = ""
+        self._local = threading.local()
         self._open_line = False  # the last write ended with "\r": the next one overwrites it
         self._lock = threading.Lock()
 
@@ -52,58 +55,69 @@ class TerminalProgress:
         except (OSError, ValueError):  # a closed terminal must not fail the operation
             pass
 
-    def begin(self, repository: str) -> None:
-        with self._lock:
-            self.repository = repository
-            self._partial = ""
+    @property
+    def repository(self) -> str | None:
+        return getattr(self._local, "repository", None)
 
-    def git_output(self, data: bytes) -> None:
-        """A chunk of a git process's stderr: relay its progress lines, named."""
-        with self._lock:
-            parts = _SPLIT.split(self._partial + data.decode("utf-8", "replace"))
-            self._partial = parts.pop()
-            for text, end in zip(parts[::2], parts[1::2], strict=True):
-                text = text.rstrip()
-                if text and _PROGRESS.search(text):
-                    pad = "\x1b[K" if end == "\r" else ""  # clear what a longer line left
-                    self._write(f"{self.repository or 'git'}: {text}{pad}{end}")
-                    self._open_line = end == "\r"
+    def begin(self, repository: str) -> None:
+        self._local.repository = repository
+
+    def relay(self) -> Callable[[bytes], None]:
+        """A receiver for one git process's stderr, relaying its progress lines, named."""
+        name = self.repository or "git"
+        partial = [""]
+
+        def receive(data: bytes) -> None:
+            parts = _SPLIT.split(partial[0] + data.decode("utf-8", "replace"))
+            partial[0] = parts.pop()
+            with self._lock:
+                for text, end in zip(parts[::2], parts[1::2], strict=True):
+                    text = text.rstrip()
+                    if text and _PROGRESS.search(text):
+                        pad = "\x1b[K" if end == "\r" else ""  # clear what a longer line left
+                        self._write(f"{name}: {text}{pad}{end}")
+                        self._open_line = end == "\r"
+        return receive
 
     def done(self, line: str) -> None:
+        name = self.repository
         with self._lock:
             prefix = "\n" if self._open_line else ""
             self._open_line = False
-            self._write(f"{prefix}{self.repository + ': ' if self.repository else ''}{line}\n")
-            self.repository = None
+            self._write(f"{prefix}{name + ': ' if name else ''}{line}\n")
+        self._local.repository = None
 
 
-_sink: ContextVar[TerminalProgress | None] = ContextVar("git_mirror_progress", default=None)
+# The process's sink: progress belongs to the terminal of the process (a CLI run), and the
+# operation may spread its repositories over threads. ``serve`` never installs one.
+_sink: TerminalProgress | None = None
 
 
 def current() -> TerminalProgress | None:
-    """The sink of this thread's operation, if a person is watching."""
-    return _sink.get()
+    """The sink of this process's operation, if a person is watching."""
+    return _sink
 
 
 @contextlib.contextmanager
 def reporting(sink: TerminalProgress | None) -> Iterator[None]:
     """Report to ``sink`` (None: not at all) while the block runs."""
-    token = _sink.set(sink)
+    global _sink
+    previous, _sink = _sink, sink
     try:
         yield
     finally:
-        _sink.reset(token)
+        _sink = previous
 
 
 def begin(repository: str) -> None:
-    """Work on ``repository`` starts: git's progress lines are named after it."""
-    sink = _sink.get()
+    """Work on ``repository`` starts (in this thread): git's progress lines are named after it."""
+    sink = _sink
     if sink is not None:
         sink.begin(repository)
 
 
 def done(line: str) -> None:
-    """Work on the current repository ended: one summary line."""
-    sink = _sink.get()
+    """Work on this thread's repository ended: one summary line."""
+    sink = _sink
     if sink is not None:
         sink.done(line)

@@ -47,7 +47,7 @@ def _net(remote: RemoteEnv, args: Sequence[str], git_dir: Path | None, what: str
         return git([*remote.cflags(), *args], git_dir=git_dir, env=remote.env,
                    allow_protocol=remote.allow_protocol, timeout=remote.timeout, what=what,
                    ok_codes=ok_codes, input=input,
-                   on_stderr=sink.git_output if sink is not None else None)
+                   on_stderr=sink.relay() if sink is not None else None)
     except GitError as exc:
         if remote.explain is None:
             raise
