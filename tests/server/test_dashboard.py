@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -93,27 +93,33 @@ def test_a_failed_sync_shows_its_error_and_hint(tmp_path: Path, upstream: Repo) 
     assert 'class="hint">Next: <code>git-mirror sync --repo hwlab --confirm --wait</code>' in html
 
 
-def test_closeouts_from_a_ledger_are_shown_check_by_check(
-        tmp_path: Path, upstream: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
-    from git_mirror.server import board
-
-    def ledger(cfg: Any, fid: str) -> list[dict[str, Any]]:
-        return [{"at": "2026-01-01T00:00:00Z", "ok": False, "mergeCommit": "ab" * 20,
-                 "pipelineRun": {"name": "run-1", "status": "succeeded"},
-                 "syncRevision": "cd" * 20, "branchTip": "ef" * 20,
-                 "checks": [{"name": "tipContainsMergeCommit", "ok": True, "message": "tip ok"},
-                            {"name": "pendingFlush", "ok": False, "message": "lane waits"}]}]
-
-    monkeypatch.setattr(board, "CLOSEOUT_SOURCES", [ledger])
+def test_closeouts_of_the_ledger_and_audit_events_are_shown(tmp_path: Path,
+                                                             upstream: Repo) -> None:
+    """The closeout ledger and the audit journal, in the line formats their writers use."""
     config = write_server_config(tmp_path / "srv", upstream.url)
     with open(config, "a", encoding="utf-8") as fh:
         fh.write("followers:\n  rt:\n    repository: hwlab\n    branch: main\n    lane: v03\n"
                  "    trigger: {exec: [/bin/true]}\n")
     prepare_mirror(config)
+    state = config.parent / ".git-mirror" / "state"
+    (state / "ledger").mkdir(parents=True)
+    (state / "ledger" / "closeout.jsonl").write_text(json.dumps({
+        "at": "2026-01-01T00:00:00Z", "follower": "rt", "ok": False, "mergeCommit": "ab" * 20,
+        "pipelineRun": {"name": "rt-run-1", "status": "succeeded"}, "syncRevision": "cd" * 20,
+        "branchTip": "ef" * 20,
+        "checks": {"tipContainsMergeCommit": True, "pendingFlush": False}}) + "\n"
+        + json.dumps({"follower": "other", "mergeCommit": "99" * 20, "checks": {}}) + "\n")
+    (state / "hwlab" / "audit.jsonl").write_text(json.dumps({
+        "at": "2999-01-01T00:00:00.000Z", "repository": "hwlab", "operation": "push",
+        "ref": "refs/heads/gitops/v03", "from": "12" * 20, "to": "34" * 20, "where": "mirror",
+        "token": "ci", "requestId": "r1"}) + "\n")
     with serve_in_thread(config) as s, s.client() as c:
         html = c.get("/followers/rt").text
         front = c.get("/").text
-    assert "not proven" in html
-    assert "<strong>tipContainsMergeCommit</strong>: tip ok" in html
-    assert '<span class="flag no">fail</span> <strong>pendingFlush</strong>: lane waits' in html
+    assert "Merge commit" in html and "abababababab" in html and "not proven" in html
+    assert '<span class="flag yes">pass</span> <strong>tipContainsMergeCommit</strong>' in html
+    assert '<span class="flag no">fail</span> <strong>pendingFlush</strong>' in html
+    assert "999999999999" not in html   # another follower's closeout
     assert 'href="/followers/rt"' in front and 'href="/repos/hwlab"' in html
+    newest = front.split('<table class="events">', 1)[1].split("</tr>", 2)[1]
+    assert "push <code>refs/heads/gitops/v03</code>" in newest and "(token ci)" in newest

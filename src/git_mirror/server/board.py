@@ -158,7 +158,7 @@ def follower_runs(cfg: LoadedConfig, fid: str, limit: int = FOLLOWER_RUNS) -> li
         out.append({
             "name": rec.get("name"), "status": rec.get("status"), "stale": rec.get("stale"),
             "snapshotRef": rec.get("snapshotRef"), "commit": rec.get("commit"),
-            "laneCommit": rec.get("laneTipAfter"),
+            "laneCommit": rec.get("publishedLaneCommit") or rec.get("laneTipAfter"),
             "pushed": flush_after.get("pushed") or [],
             "createdAt": rec.get("createdAt"), "finishedAt": rec.get("finishedAt"),
             "durationMs": rec.get("durationMs"), "exitCode": rec.get("exitCode"),
@@ -167,9 +167,24 @@ def follower_runs(cfg: LoadedConfig, fid: str, limit: int = FOLLOWER_RUNS) -> li
     return out
 
 
-# Where closeouts come from. A closeout ledger appends here; until one exists, none is shown.
+def ledger_closeouts(cfg: LoadedConfig, fid: str) -> list[dict[str, Any]]:
+    """Closeouts of ``fid`` from the closeout ledger (``state/ledger/closeout.jsonl``), when
+    there is one; its ``checks`` may be a list of ``{name, ok, message}`` or ``{name: ok}``."""
+    path = cfg.cache_dir / "state" / "ledger" / "closeout.jsonl"
+    out = []
+    for entry in tail_jsonl(path, 1000):
+        if entry.get("follower") != fid:
+            continue
+        checks = entry.get("checks") or []
+        if isinstance(checks, dict):
+            checks = [{"name": k, "ok": bool(v), "message": ""} for k, v in checks.items()]
+        out.append({**entry, "checks": checks})
+    return out[-RECENT_RUNS:]
+
+
+# Where closeouts come from (each: config, follower id -> closeout objects).
 CloseoutSource = Callable[["LoadedConfig", str], list[dict[str, Any]]]
-CLOSEOUT_SOURCES: list[CloseoutSource] = []
+CLOSEOUT_SOURCES: list[CloseoutSource] = [ledger_closeouts]
 
 
 def follower_closeouts(cfg: LoadedConfig, fid: str) -> list[dict[str, Any]]:
@@ -206,9 +221,21 @@ def follower_view(cfg: LoadedConfig, fid: str, repos: dict[str, dict[str, Any]])
 
 # -- events -------------------------------------------------------------------------------
 
-# Extra event sources (an audit journal): each returns events with at least "at" and "kind".
+def audit_events(cfg: LoadedConfig, limit: int = RECENT_EVENTS) -> list[dict[str, Any]]:
+    """Ref changes from each repository's audit journal (``state/<id>/audit.jsonl``), when
+    there is one: which operation moved which ref, from what to what, for which token."""
+    out = []
+    for rid in cfg.model.repositories:
+        for entry in tail_jsonl(RepoLayout.of(cfg, rid).state_dir / "audit.jsonl", limit):
+            out.append({**entry, "repository": entry.get("repository") or rid,
+                        "kind": entry.get("operation") or "ref change", "ok": None,
+                        "status": "recorded"})
+    return out
+
+
+# Extra event sources: each returns events with at least "at" and "kind".
 EventSource = Callable[["LoadedConfig"], list[dict[str, Any]]]
-EVENT_SOURCES: list[EventSource] = []
+EVENT_SOURCES: list[EventSource] = [audit_events]
 
 
 def recent_events(cfg: LoadedConfig, repos: list[dict[str, Any]],
