@@ -172,6 +172,8 @@ def test_readable_without_javascript_and_at_phone_width(browser: Any, served: Se
     expect(page.locator('[data-lane="hwlab/v03"]')).to_be_attached()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Failing")
     expect(page.locator('[data-repo="broken"] .hint').first).to_be_visible()
+    # Without a script the page still refreshes itself, by a meta refresh.
+    expect(page.locator('meta[http-equiv="refresh"]')).to_have_attribute("content", "10")
     # Nothing wider than the phone: tables scroll inside their own box.
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     page.screenshot(path=str(artifacts / "dashboard-phone.png"), full_page=True)
@@ -240,3 +242,17 @@ def test_with_reads_closed_the_page_needs_a_token(browser: Any, tmp_path: Path,
         expect(page.locator("#live")).to_contain_text("live", timeout=WAIT_MS)
         assert RO_TOKEN not in page.content()
         context.close()
+
+
+def test_a_server_that_went_away_is_said_on_the_page(browser: Any, tmp_path: Path,
+                                                    upstream: Repo) -> None:
+    config = write_server_config(tmp_path / "srv", upstream.url)
+    assert run_cli("--config", config, "sync", "--confirm").code == 0
+    page = browser.new_page()
+    with serve_in_thread(config) as s:
+        page.goto(s.url + "/")
+        expect(page.locator("#live")).to_contain_text("live", timeout=WAIT_MS)
+    # serve stopped: the page keeps what it showed and says that it is not current.
+    expect(page.locator("#live")).to_contain_text("not updating", timeout=WAIT_MS)
+    expect(page.locator('[data-lane="hwlab/v03"]')).to_be_visible()
+    page.close()
