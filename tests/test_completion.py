@@ -124,6 +124,32 @@ def test_run_names_from_the_cache(script: Path, completion_config: Path) -> None
     assert names == [res.json["run"]["name"]]
 
 
+def test_git_mirror_as_a_git_command_completes_through_gits_completion(
+        script: Path, completion_config: Path) -> None:
+    """``git mirror ...`` (git runs git-mirror): git's bash completion hands over to us."""
+    git_completion = Path("/usr/share/bash-completion/completions/git")
+    assert git_completion.exists(), "git's bash completion is part of Debian's git package"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "COMP_"))}
+    env["PATH"] = f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}"
+
+    def offered(line: str) -> list[str]:
+        words = line.split(" ")
+        array = " ".join(f"'{w}'" for w in words)
+        program = (f"source {git_completion}\nsource {script}\n"
+                   f"COMP_WORDS=({array}); COMP_CWORD={len(words) - 1}\n"
+                   f"COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}\n"
+                   "__git_wrap__git_main\n"
+                   'printf "%s\\n" "${COMPREPLY[@]}"\n')
+        proc = subprocess.run(["bash", "--norc", "--noprofile", "-c", program],
+                              cwd=completion_config.parent, env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+        return [ln.strip() for ln in proc.stdout.splitlines() if ln.strip()]
+
+    assert offered(f"git mirror --config {completion_config} sync --repo ") == ["hwlab", "tools"]
+    assert offered(f"git -C {completion_config.parent} mirror fl") == ["flush"]
+
+
 @pytest.mark.parametrize(("shell", "marker"), [("zsh", "#compdef git-mirror"),
                                                 ("fish", "complete --no-files --command git-mirror")])
 def test_zsh_and_fish_scripts_and_their_protocol(shell: str, marker: str,

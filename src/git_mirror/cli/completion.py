@@ -24,6 +24,15 @@ if TYPE_CHECKING:
 PROG = "git-mirror"
 COMPLETE_VAR = "_GIT_MIRROR_COMPLETE"
 SHELLS = ("bash", "zsh", "fish")
+# `git mirror ...`: git's own bash completion calls _git_<command> with its words and cword.
+GIT_BASH_ADAPTER = """
+_git_mirror() {
+    local idx=${__git_cmd_idx:-1}
+    local COMP_WORDS=(git-mirror "${words[@]:idx+1}")
+    local COMP_CWORD=$((cword - idx))
+    _git_mirror_completion git-mirror
+}
+"""
 
 
 def _config(ctx: click.Context) -> LoadedConfig | None:
@@ -119,7 +128,8 @@ def _attach(command: click.Command) -> None:
 @click.argument("shell", type=click.Choice(SHELLS))
 @click.pass_context
 def completion(click_ctx: click.Context, shell: str) -> None:
-    """Print the completion script of SHELL (bash, zsh or fish).
+    """Print the completion script of SHELL (bash, zsh or fish); in bash, ``git mirror``
+    completes too (with git's own completion loaded).
 
     \b
     bash:  eval "$(git-mirror completion bash)"   (or save it as
@@ -130,7 +140,8 @@ def completion(click_ctx: click.Context, shell: str) -> None:
     cls = get_completion_class(shell)
     assert cls is not None  # the three are click's own
     root = click_ctx.find_root().command
-    click.echo(cls(root, {}, PROG, COMPLETE_VAR).source())
+    source = cls(root, {}, PROG, COMPLETE_VAR).source()
+    click.echo(source + (GIT_BASH_ADAPTER if shell == "bash" else ""))
 
 
 def hoist_in_completion(environ: Any) -> None:
