@@ -9,13 +9,14 @@ known secret scrubbed out.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from git_mirror.errors import GitError, GitTimeout
 from git_mirror.redact import scrub
@@ -99,16 +100,14 @@ def git(args: Sequence[str], *, git_dir: Path | str | None = None, cwd: Path | s
         argv.append(f"--git-dir={git_dir}")
     argv.extend(args)
     _count()
+    run: Callable[..., subprocess.CompletedProcess[bytes]] = (
+        subprocess.run if on_stderr is None else functools.partial(_run_relaying, relay=on_stderr))
     try:
-        if on_stderr is not None:
-            proc = _run_relaying(argv, cwd=cwd, input=input, timeout=timeout,
-                                 env=git_env(env, allow_protocol=allow_protocol), relay=on_stderr)
-        else:
-            proc = subprocess.run(
-                argv, cwd=cwd, input=input, capture_output=True, timeout=timeout,
-                env=git_env(env, allow_protocol=allow_protocol), stdin=None if input is not None else subprocess.DEVNULL,
-                check=False,
-            )
+        proc = run(
+            argv, cwd=cwd, input=input, capture_output=True, timeout=timeout,
+            env=git_env(env, allow_protocol=allow_protocol), stdin=None if input is not None else subprocess.DEVNULL,
+            check=False,
+        )
     except subprocess.TimeoutExpired as exc:
         raise GitTimeout(
             f"{what or 'git ' + (args[0] if args else '')} did not finish within {timeout:g}s",
@@ -128,17 +127,18 @@ def git(args: Sequence[str], *, git_dir: Path | str | None = None, cwd: Path | s
     return GitResult(argv=_redacted(argv), returncode=proc.returncode, stdout=proc.stdout, stderr=stderr)
 
 
-def _run_relaying(argv: list[str], *, cwd: Path | str | None, input: bytes | None, timeout: float,
-                  env: dict[str, str], relay: Callable[[bytes], None]) -> subprocess.CompletedProcess[bytes]:
-    """``subprocess.run`` with stderr passed to ``relay`` while git writes it.
+def _run_relaying(argv: list[str], *, relay: Callable[[bytes], None], input: bytes | None = None,
+                  timeout: float | None = None, capture_output: bool = True, check: bool = False,
+                  stdin: Any = None, **popen: Any) -> subprocess.CompletedProcess[bytes]:
+    """``subprocess.run`` (same arguments) with stderr passed to ``relay`` while git writes it.
 
     stderr is a pipe of its own, read by one thread; ``communicate`` keeps the stdin/stdout
     handling and the timeout of the plain path.
     """
     rfd, wfd = os.pipe()
     try:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=wfd,
-                                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=wfd,
+                                stdin=subprocess.PIPE if input is not None else stdin, **popen)
     except BaseException:
         os.close(rfd)
         raise
