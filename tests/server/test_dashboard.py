@@ -17,6 +17,7 @@ from tests.support.server import (
     Served,
     prepare_mirror,
     serve_in_thread,
+    wait_for,
     write_server_config,
 )
 
@@ -123,3 +124,21 @@ def test_closeouts_of_the_ledger_and_audit_events_are_shown(tmp_path: Path,
     assert 'href="/followers/rt"' in front and 'href="/repos/hwlab"' in html
     newest = front.split('<table class="events">', 1)[1].split("</tr>", 2)[1]
     assert "push <code>refs/heads/gitops/v03</code>" in newest and "(token ci)" in newest
+
+
+def test_a_mirror_git_cannot_read_is_an_error_page_with_a_hint(tmp_path: Path,
+                                                               upstream: Repo) -> None:
+    config = write_server_config(tmp_path / "srv", upstream.url)
+    prepare_mirror(config)
+    with serve_in_thread(config) as s, s.client() as c:
+        assert c.get("/").status_code == 200
+        packed = config.parent / ".git-mirror" / "repos" / "hwlab.git" / "packed-refs"
+        packed.write_text("this is not a packed-refs file\n")
+        # Within a second (the shared reading of the cache), the page says so.
+        page = wait_for(lambda: (lambda r: r if r.status_code == 500 else None)(c.get("/")),
+                        timeout=10)
+        part = c.get("/", params={"fragment": "main"})
+    assert page.status_code == 500
+    assert "Cannot read the mirror's state" in page.text
+    assert 'class="hint">Next: <code>' in page.text
+    assert part.status_code == 500 and "Cannot read the mirror's state" in part.text

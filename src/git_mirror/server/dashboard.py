@@ -120,14 +120,17 @@ class Dashboard:
             facts = await run_in_threadpool(self._facts, server)
         except GitMirrorError as exc:
             facts = None
-            error: dict[str, Any] | None = exc.to_json()
+            said = exc.to_json()
+            if not said.get("hint"):
+                said["hint"] = "git-mirror status"  # the same reading, with its details
+            error: dict[str, Any] | None = said
         except Exception as exc:  # an unreadable cache: say so on the page, not a traceback
             facts = None
             error = {"code": "internal", "message": f"cannot read the mirror's state: {exc}",
                      "hint": "git-mirror status"}
         else:
             error = None
-        context: dict[str, Any] = {"error": error, "refresh": REFRESH_SECONDS,
+        context: dict[str, Any] = {"error": error, "refresh": REFRESH_SECONDS, "title": "Error",
                                    "now": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
         status = 500 if error else 200
         if facts is not None:
@@ -136,7 +139,7 @@ class Dashboard:
             if found is None:
                 return PlainTextResponse("not found\n", status_code=404)
             context.update(found)
-        tmpl = self.env.get_template(template)
+        tmpl = self.env.get_template("error.html" if error else template)
         if request.query_params.get("fragment") == "main":
             # Only the <main> element's content: what the script swaps in.
             html = "".join(tmpl.blocks["main"](tmpl.new_context(context)))
