@@ -20,8 +20,9 @@ ARTIFACTS = Path(os.environ.get("GIT_MIRROR_TEST_ARTIFACTS")
                  or Path(__file__).resolve().parents[2] / "test-artifacts")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One chromium per test module; Playwright's driver stops with it, before other tests."""
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         pytest.fail(f"{CHROMIUM} is missing: run scripts/install.sh (it installs chromium)")
     from playwright.sync_api import expect, sync_playwright
