@@ -127,11 +127,13 @@ def test_a_lane_push_shows_pending_then_in_sync_without_a_reload(
     expect(hint.first).to_be_visible()
     expect(hint.first).to_contain_text("git-mirror")
     expect(page.locator(".overall")).to_have_attribute("data-level", "failing")
+    expect(page).to_have_title("Failing · Overview · git-mirror · local")
     page.evaluate("window.__notReloaded = true")
 
     tip = push_lane_commit(tmp_path, served)
     expect(lane).to_have_attribute("data-state", "pending", timeout=WAIT_MS)
     expect(lane).to_contain_text("pending flush")
+    page.screenshot(path=str(artifacts / "dashboard-pending.png"), full_page=True)
     assert gate.entered.wait(timeout=30), "serve did not start a flush after the push"
     assert upstream.rev("refs/heads/gitops/v03") != tip
     gate.open.set()

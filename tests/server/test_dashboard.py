@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from pathlib import Path
 
 import httpx
@@ -35,7 +36,7 @@ def test_the_front_page_shows_every_repository_and_lane(served: Served) -> None:
     assert '<script src="/static/dashboard.js" defer>' in html
     # Self-contained: every link and script is the server's own.
     targets = re.findall(r'(?:src|href)="([^"]*)"', html)
-    assert targets and all(t.startswith(("/", "#")) for t in targets), targets
+    assert targets and all(t.startswith(("/", "#", "data:")) for t in targets), targets
     for secret in (CI_TOKEN, RO_TOKEN, HOOK_SECRET):
         assert secret not in html
 
@@ -48,6 +49,10 @@ def test_the_fragment_is_the_main_element_only(served: Served) -> None:
     assert "<html" not in part.text and "<main" not in part.text
     assert 'data-source="hwlab/main"' in part.text
     assert part.text.strip() in full
+    # The tab's title leads with the overall state, also for the live fragment.
+    assert "<title>Healthy · Repository hwlab · git-mirror · local</title>" in full
+    assert urllib.parse.unquote(part.headers["x-page-title"]) == \
+        "Healthy · Repository hwlab · git-mirror · local"
 
 
 def test_unknown_pages_are_404_and_assets_have_their_type(served: Served) -> None:

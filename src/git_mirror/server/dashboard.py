@@ -20,6 +20,7 @@ Access: the rules of ``/api/status``, that is of a git read. Anonymous when
 from __future__ import annotations
 
 import time
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,16 @@ def environment() -> Environment:
     env.filters["short"] = short
     env.filters["duration"] = duration
     return env
+
+
+LEVELS = {"ok": "Healthy", "warning": "Needs attention", "failing": "Failing"}
+
+
+def page_title(title: str, facts: dict[str, Any] | None) -> str:
+    """The browser tab's title: the overall state first, so that a tab says it too."""
+    if facts is None:
+        return "Error · git-mirror"
+    return f"{LEVELS[facts['level']]} · {title} · git-mirror · {facts['node']}"
 
 
 def read_denied(rt: Runtime, request: Request) -> Response | None:
@@ -139,13 +150,16 @@ class Dashboard:
             if found is None:
                 return PlainTextResponse("not found\n", status_code=404)
             context.update(found)
+        context["full_title"] = page_title(str(context.get("title", "")), facts)
         tmpl = self.env.get_template("error.html" if error else template)
+        headers = dict(HEADERS)
         if request.query_params.get("fragment") == "main":
-            # Only the <main> element's content: what the script swaps in.
+            # Only the <main> element's content: what the script swaps in (and the title).
             html = "".join(tmpl.blocks["main"](tmpl.new_context(context)))
+            headers["X-Page-Title"] = urllib.parse.quote(context["full_title"])
         else:
             html = tmpl.render(**context)
-        return HTMLResponse(scrub(html), status_code=status, headers=HEADERS)
+        return HTMLResponse(scrub(html), status_code=status, headers=headers)
 
     async def index(self, request: Request) -> Response:
         return await self._page(request, "index.html", lambda b: {"title": "Overview"})

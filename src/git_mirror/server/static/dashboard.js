@@ -42,7 +42,11 @@
     fetch(url(), { credentials: "same-origin", cache: "no-store",
                    headers: { "Accept": "text/html" } })
       .then(function (res) {
-        if (!res.ok) { throw new Error("HTTP " + res.status); }
+        // The server's own error page (500, HTML) is shown like any other state.
+        var page = (res.headers.get("Content-Type") || "").indexOf("text/html") === 0;
+        if (!res.ok && !(res.status === 500 && page)) { throw new Error("HTTP " + res.status); }
+        var title = res.headers.get("X-Page-Title");
+        if (title) { document.title = decodeURIComponent(title); }
         return res.text();
       })
       .then(function (html) {
