@@ -146,7 +146,7 @@ def test_a_lane_push_shows_pending_then_in_sync_without_a_reload(
     assert (artifacts / "dashboard.png").stat().st_size > 10_000
     if os.environ.get("UPDATE_DASHBOARD_SCREENSHOT"):
         # The README's picture: UPDATE_DASHBOARD_SCREENSHOT=1 pytest tests/browser
-        shutil.copyfile(artifacts / "dashboard.png", DOCS / "dashboard.png")
+        shutil.copyfile(artifacts / "dashboard-pending.png", DOCS / "dashboard.png")
     page.close()
 
 
