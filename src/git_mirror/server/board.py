@@ -245,7 +245,7 @@ def recent_events(cfg: LoadedConfig, repos: list[dict[str, Any]],
     events += [{"kind": "follower-run", "follower": f["id"], "at": run.get("finishedAt")
                 or run.get("createdAt"), "ok": run["status"] != "failed" if run["status"]
                 != "running" else None, "run": run["name"], "status": run["status"],
-                "error": run["error"]} for f in followers for run in f["runs"][:3]]
+                "durationMs": run["durationMs"], "error": run["error"]} for f in followers for run in f["runs"][:3]]
     for source in EVENT_SOURCES:
         try:
             events.extend(source(cfg))
