@@ -238,14 +238,25 @@ EventSource = Callable[["LoadedConfig"], list[dict[str, Any]]]
 EVENT_SOURCES: list[EventSource] = [audit_events]
 
 
+def follower_events(followers: list[dict[str, Any]], per_follower: int = 3) -> list[dict[str, Any]]:
+    """The newest runs of each follower, as events."""
+    out = []
+    for f in followers:
+        for run in f["runs"][:per_follower]:
+            finished = run["status"] != "running"
+            out.append({"kind": "follower-run", "follower": f["id"], "run": run["name"],
+                        "at": run.get("finishedAt") or run.get("createdAt"),
+                        "ok": run["status"] != "failed" if finished else None,
+                        "status": run["status"], "durationMs": run["durationMs"],
+                        "error": run["error"]})
+    return out
+
+
 def recent_events(cfg: LoadedConfig, repos: list[dict[str, Any]],
                   followers: list[dict[str, Any]], limit: int = RECENT_EVENTS) -> list[dict[str, Any]]:
     """The newest things that happened, across repositories and other event sources."""
     events = [e for r in repos for e in r["runs"]]
-    events += [{"kind": "follower-run", "follower": f["id"], "at": run.get("finishedAt")
-                or run.get("createdAt"), "ok": run["status"] != "failed" if run["status"]
-                != "running" else None, "run": run["name"], "status": run["status"],
-                "durationMs": run["durationMs"], "error": run["error"]} for f in followers for run in f["runs"][:3]]
+    events += follower_events(followers)
     for source in EVENT_SOURCES:
         try:
             events.extend(source(cfg))
