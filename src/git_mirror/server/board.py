@@ -5,11 +5,8 @@ of each repository (``runs.jsonl``), the follower run records and the scheduler'
 Each kind of fact comes from one small function, so that a new journal (a closeout ledger,
 an audit log) is one more function and one more template block, nothing else.
 
-::
-
-    board(cfg, node, server)        the front page: health, repositories, followers, events
-    repository(cfg, node, server, rid)
-    follower(cfg, node, server, fid)
+:func:`board` gathers everything once; the front page shows all of it, the page of a
+repository or follower picks its entry.
 
 Every value here is shown to people as is; nothing may hold a secret. The status object
 holds none (sourceRefs and fingerprints only), the journals hold error messages that were
