@@ -36,18 +36,29 @@ class RemoteEnv:
         return flags
 
 
+def with_progress(args: Sequence[str]) -> tuple[list[str], Callable[[bytes], None] | None]:
+    """``args`` of a fetch or push, and where its stderr goes: when a person is watching
+    (:mod:`git_mirror.git.progress`), git's own progress instead of ``--quiet``, relayed
+    with the repository's name; otherwise ``args`` as they are and nowhere."""
+    sink = _progress.current()
+    if sink is None:
+        return list(args), None
+    out = [a for a in args if a != "--quiet"]
+    verb = next(i for i, a in enumerate(out) if a in ("fetch", "push"))
+    out.insert(verb + 1, "--progress")
+    return out, sink.relay()
+
+
 def _net(remote: RemoteEnv, args: Sequence[str], git_dir: Path | None, what: str,
          ok_codes: Sequence[int] = (0,), input: bytes | None = None,
          shows_progress: bool = False) -> GitResult:
-    sink = _progress.current() if shows_progress else None
-    if sink is not None:
-        # A person is watching: git's own progress, relayed with the repository's name.
-        args = [args[0], "--progress", *(a for a in args[1:] if a != "--quiet")]
+    relay = None
+    if shows_progress:
+        args, relay = with_progress(args)
     try:
         return git([*remote.cflags(), *args], git_dir=git_dir, env=remote.env,
                    allow_protocol=remote.allow_protocol, timeout=remote.timeout, what=what,
-                   ok_codes=ok_codes, input=input,
-                   on_stderr=sink.relay() if sink is not None else None)
+                   ok_codes=ok_codes, input=input, on_stderr=relay)
     except GitError as exc:
         if remote.explain is None:
             raise
