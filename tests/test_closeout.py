@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from tests.support.follower import FOLLOWER, LANE, Build, follower_config, make_
 from tests.support.gitutil import Repo
 
 Cli = Callable[..., CliResult]
-CHECKS = ["tipContainsMergeCommit", "runSucceeded", "pendingFlush", "githubInSync"]
+CHECKS = ["tipContainsMergeCommit", "runSucceeded", "runContainsMergeCommit", "deployedContainsRun",
+          "pendingFlush", "githubInSync"]
 
 
 @pytest.fixture
@@ -89,21 +91,26 @@ def test_merge_commit_not_in_the_tip_fails(cli: Cli, upstream: Repo) -> None:
     res = closeout(cli, other)
     assert res.code == 1, res.stdout
     assert res.json["ok"] is False and res.json["tipContainsMergeCommit"] is False
-    assert failed_checks(res) == ["tipContainsMergeCommit"]
+    assert failed_checks(res) == ["tipContainsMergeCommit", "runContainsMergeCommit"]
     assert res.json["error"]["code"] == "closeout-failed"
     assert "tipContainsMergeCommit" in res.json["error"]["message"]
     assert res.json["error"]["hint"].startswith("git-mirror follower trigger")
 
     unknown = closeout(cli, "0123456789abcdef0123456789abcdef01234567")
     assert unknown.code == 1 and unknown.json["tipContainsMergeCommit"] is False
-    assert failed_checks(unknown) == ["tipContainsMergeCommit"]
+    assert failed_checks(unknown) == ["tipContainsMergeCommit", "runContainsMergeCommit"]
+    # a commit the mirror does not know: fetch first, a trigger would not help
+    assert unknown.json["error"]["hint"] == "git-mirror sync --repo hwlab --confirm --wait"
+    assert "does not know" in unknown.json["error"]["message"]
 
 
 def test_a_merge_the_cache_has_not_seen_fails_until_synced(cli: Cli, upstream: Repo) -> None:
     delivered(cli, upstream)
     newer = merge_pr(upstream, "PR 2")  # upstream has it; the cache does not (no network)
     res = closeout(cli, newer)
-    assert res.code == 1 and failed_checks(res) == ["tipContainsMergeCommit"]
+    assert res.code == 1
+    assert failed_checks(res) == ["tipContainsMergeCommit", "runContainsMergeCommit"]
+    assert res.json["error"]["hint"] == "git-mirror sync --repo hwlab --confirm --wait"
 
 
 def test_a_failed_run_fails_closeout(cli: Cli, upstream: Repo, build: Build) -> None:
@@ -116,7 +123,7 @@ def test_a_failed_run_fails_closeout(cli: Cli, upstream: Repo, build: Build) -> 
     assert res.code == 1, res.stdout
     assert res.json["pipelineRun"]["name"] == name
     assert res.json["pipelineRun"]["status"] == "failed"
-    assert failed_checks(res) == ["runSucceeded"]
+    assert failed_checks(res) == ["runSucceeded", "deployedContainsRun"]
     assert f"cleanup-runs --pipeline-run {name} --confirm" in res.json["error"]["hint"]
 
     # an older good run named explicitly still proves its own delivery
@@ -131,10 +138,12 @@ def test_no_run_or_an_unknown_run_fails_closeout(cli: Cli, upstream: Repo) -> No
     assert cli("--json", "sync", "--confirm").code == 0
     tip = upstream.rev("refs/heads/main") or ""
     res = closeout(cli, tip)
-    assert res.code == 1 and failed_checks(res) == ["runSucceeded"]
+    no_run = ["runSucceeded", "runContainsMergeCommit", "deployedContainsRun"]
+    assert res.code == 1 and failed_checks(res) == no_run
     assert res.json["pipelineRun"]["status"] is None
+    assert res.json["error"]["hint"] == "git-mirror follower trigger --follower hwlab-runtime --confirm --wait"
     named = closeout(cli, tip, "--pipeline-run", "hwlab-runtime-20260101T000000Z-0000000")
-    assert named.code == 1 and failed_checks(named) == ["runSucceeded"]
+    assert named.code == 1 and failed_checks(named) == no_run
 
 
 def test_a_lane_commit_pending_flush_fails_closeout_until_flushed(
@@ -146,7 +155,8 @@ def test_a_lane_commit_pending_flush_fails_closeout_until_flushed(
     assert res.json["pendingFlush"] is True and res.json["githubInSync"] is False
     assert failed_checks(res) == ["pendingFlush", "githubInSync"]
     assert res.json["error"]["hint"] == "git-mirror flush --repo hwlab --confirm --wait"
-    assert res.json["syncRevision"] == pending
+    # the deployed revision is what upstream holds (as last observed), not the mirror's lane
+    assert res.json["syncRevision"] == upstream.rev(LANE) != pending
 
     assert cli("--json", "flush", "--confirm", "--wait").code == 0
     res = closeout(cli, merge)
@@ -159,3 +169,102 @@ def test_closeout_usage_errors(cli: Cli) -> None:
     assert res.code == 2 and res.json["error"]["code"] == "usage"
     text = cli("closeout", "--follower", FOLLOWER, "--merge-commit", "abcdef12")
     assert text.code == 1 and "FAIL" in text.stdout and "hint:" in text.stderr
+
+
+def trigger(cli: Cli) -> CliResult:
+    res = cli("--json", "follower", "trigger", "--follower", FOLLOWER, "--confirm", "--wait")
+    assert res.code == 0, res.stdout
+    return res
+
+
+def test_a_merge_no_run_built_never_closes_out(cli: Cli, upstream: Repo, mirror: Repo) -> None:
+    """PR #1 merges and a run builds it; PR #2 merges and the mirror syncs it, but no run
+    builds it: closeout of PR #2 fails, though the latest run succeeded and the tip has PR #2."""
+    pr1, run1 = delivered(cli, upstream)
+    pr2 = merge_pr(upstream, "PR 2")
+    assert cli("--json", "sync", "--confirm", "--wait").code == 0
+    res = closeout(cli, pr2)
+    assert res.code == 1, res.stdout
+    data = res.json
+    assert data["ok"] is False and data["runContainsMergeCommit"] is False
+    assert data["tipContainsMergeCommit"] is True
+    assert data["pipelineRun"]["name"] == run1 and data["pipelineRun"]["status"] == "succeeded"
+    assert failed_checks(res) == ["runContainsMergeCommit"]
+    assert data["error"]["hint"] == f"git-mirror follower trigger --follower {FOLLOWER} --confirm --wait"
+    # naming the run that built the older commit does not prove the newer merge either
+    named = closeout(cli, pr2, "--pipeline-run", run1)
+    assert named.code == 1 and failed_checks(named) == ["runContainsMergeCommit"]
+    assert closeout(cli, pr1, "--pipeline-run", run1).code == 0
+
+    run2 = trigger(cli).json["run"]["name"]
+    proved = closeout(cli, pr2)
+    assert proved.code == 0, proved.stdout
+    assert proved.json["pipelineRun"]["name"] == run2
+    assert proved.json["pipelineRun"]["commit"] == mirror.rev("refs/heads/main")
+    # a later run whose commit contains the earlier merge proves it ("the lane moved on")
+    earlier = closeout(cli, pr1)
+    assert earlier.code == 0 and earlier.json["pipelineRun"]["name"] == run2
+    assert earlier.json["deployedContainsRun"] is True
+
+
+def test_deployed_revision_must_contain_the_runs_lane_commit(
+        cli: Cli, upstream: Repo, mirror: Repo, config: Path) -> None:
+    merge, run = delivered(cli, upstream)
+    record = json.loads((config.parent / ".git-mirror" / "state" / "followers" / FOLLOWER / "runs"
+                         / f"{run}.json").read_text(encoding="utf-8"))
+    published = record["publishedLaneCommit"]
+    assert published and published == upstream.rev(LANE) == mirror.rev(LANE)
+    assert record["laneTipBefore"] != published
+    ok = closeout(cli, merge).json
+    assert ok["pipelineRun"]["publishedLaneCommit"] == published
+    assert ok["syncRevision"] == published and ok["deployedContainsRun"] is True
+
+    # upstream's lane is rewound behind the run's commit (someone force-pushed): after a
+    # sync the deployed revision no longer contains what the run published
+    parent = upstream.git("rev-parse", f"{published}^")
+    upstream.set_ref(LANE, parent)
+    assert cli("--json", "sync", "--confirm", "--wait").code == 0
+    assert mirror.rev("refs/mirror-stage/heads/gitops/v03") == parent
+    res = closeout(cli, merge)
+    assert res.code == 1, res.stdout
+    assert res.json["deployedContainsRun"] is False
+    assert "deployedContainsRun" in failed_checks(res)
+    assert "does not contain" in next(c["message"] for c in res.json["checks"]
+                                      if c["name"] == "deployedContainsRun")
+
+
+def test_the_ledger_keeps_every_closeout_and_survives_cleanup_state(
+        cli: Cli, upstream: Repo, config: Path) -> None:
+    merge, run = delivered(cli, upstream)
+    assert closeout(cli, merge).code == 0
+    assert closeout(cli, "0123456789abcdef0123456789abcdef01234567").code == 1
+    hist = cli("--json", "closeout", "--follower", FOLLOWER, "--history")
+    assert hist.code == 0, hist.stdout
+    entries = hist.json["closeouts"]
+    assert [e["ok"] for e in entries] == [True, False]
+    first = entries[0]
+    assert first["mergeCommit"] == merge and first["pipelineRun"]["name"] == run
+    assert first["pipelineRun"]["commit"] and first["pipelineRun"]["publishedLaneCommit"]
+    assert first["syncRevision"] == upstream.rev(LANE) and first["at"].endswith("Z")
+    assert first["checks"] == dict.fromkeys(CHECKS, True)
+    assert entries[1]["failedChecks"] == ["tipContainsMergeCommit", "runContainsMergeCommit"]
+
+    cleaned = cli("--json", "follower", "cleanup-state", "--follower", FOLLOWER, "--confirm")
+    assert cleaned.code == 0 and cleaned.json["removed"]
+    assert cli("--json", "follower", "status", "--follower", FOLLOWER).json["run"] is None
+    after = cli("--json", "closeout", "--follower", FOLLOWER, "--history", "--merge-commit",
+                merge[:10])
+    assert [e["pipelineRun"]["name"] for e in after.json["closeouts"]] == [run]
+    # the delivery is still proven: the ledger is the run's evidence, the rest is checked anew
+    again = closeout(cli, merge)
+    assert again.code == 0, again.stdout
+    assert again.json["pipelineRun"]["name"] == run
+    assert again.json["pipelineRun"]["evidence"].startswith("ledger")
+    text = cli("closeout", "--follower", FOLLOWER, "--history")
+    assert text.code == 0 and merge[:7] in text.stdout
+
+
+def test_closeout_without_merge_commit_or_history_is_a_usage_error(cli: Cli) -> None:
+    res = cli("--json", "closeout", "--follower", FOLLOWER)
+    assert res.code == 2 and res.json["error"]["code"] == "usage"
+    assert "--merge-commit" in res.json["error"]["message"]

@@ -499,28 +499,77 @@ def test_a_trigger_right_after_a_finished_run_waits_for_its_worker_to_exit(
         holder.wait(timeout=10)
 
 
-def test_a_relative_build_script_not_in_the_commit_is_the_one_beside_the_config(
+def test_a_snapshot_without_the_build_script_fails_its_run_and_runs_no_operator_file(
         write_config: Callable[..., Path], upstream: Repo, tmp_path: Path) -> None:
-    """``exec: [./ci/build.sh]``: the checkout's file first, else the config's neighbour."""
+    """``exec: [./ci/build.sh]`` is a file of the snapshot commit and nothing else (R1): a file
+    of that name beside the config is never run, and the run fails saying what to fix."""
     extra = ("  beside:\n    repository: hwlab\n    branch: main\n    lane: v03\n"
              '    trigger: {exec: ["./ci/beside.sh", "x"]}\n'
-             "  nowhere:\n    repository: hwlab\n    branch: main\n    lane: v03\n"
-             '    trigger: {exec: ["./ci/missing.sh"]}\n')
+             "  escape:\n    repository: hwlab\n    branch: main\n    lane: v03\n"
+             '    trigger: {exec: ["../../../../../cfg/ci/beside.sh"]}\n')
     build = make_build(tmp_path, upstream)
     path = write_config(follower_config(upstream, build.script) + extra, name="cfg/git-mirror.yaml")
     (path.parent / "ci").mkdir()
     script = path.parent / "ci" / "beside.sh"
-    script.write_text(f'#!/bin/sh\necho "$(pwd) $(git rev-parse HEAD) $1" > "{tmp_path}/beside"\n')
+    marker = tmp_path / "operator-file-ran"
+    script.write_text(f'#!/bin/sh\necho ran > "{marker}"\n')
     script.chmod(0o755)
-    res = run_cli("--config", path, "--json", "follower", "trigger", "--follower", "beside",
+    for fid in ("beside", "escape"):
+        res = run_cli("--config", path, "--json", "follower", "trigger", "--follower", fid,
+                      "--confirm", "--wait")
+        assert res.code == 1, res.stdout
+        err = res.json["error"]
+        assert err["code"] == "exec-not-in-snapshot", err
+        assert res.json["run"]["status"] == "failed"
+        assert res.json["commit"][:12] in err["message"]
+        # the next step is to commit the script or declare an absolute path, not a retry
+        assert err["hint"].startswith("commit ") and "absolute path" in err["hint"]
+        assert "cleanup-runs" not in err["hint"]
+        log = Path(res.json["run"]["log"]).read_text(encoding="utf-8")
+        assert "exec-not-in-snapshot" in log or "nothing else" in log
+    assert not marker.exists()
+
+    # an absolute path is a program the operator declared on purpose: it runs
+    absolute = ("  operator:\n    repository: hwlab\n    branch: main\n    lane: v03\n"
+                f'    trigger: {{exec: ["{script}"]}}\n')
+    path = write_config(follower_config(upstream, build.script) + extra + absolute,
+                        name="cfg/git-mirror.yaml")
+    res = run_cli("--config", path, "--json", "follower", "trigger", "--follower", "operator",
                   "--confirm", "--wait")
     assert res.code == 0, res.stdout
-    cwd, head, arg = (tmp_path / "beside").read_text(encoding="utf-8").split()
-    assert head == res.json["commit"] and arg == "x"
-    assert cwd.endswith("/checkout")  # it still runs in the snapshot's checkout
+    assert marker.read_text(encoding="utf-8").strip() == "ran"
 
-    res = run_cli("--config", path, "--json", "follower", "trigger", "--follower", "nowhere",
-                  "--confirm", "--wait")
-    assert res.code == 1 and res.json["error"]["code"] == "exec-failed"
-    # the next step is to fix the YAML, not to retry the same command
-    assert res.json["error"]["hint"].startswith("fix trigger.exec in the YAML")
+
+def test_follower_status_of_one_run_as_observed_now(
+        cli: Cli, upstream: Repo, mirror: Repo, build: Build, tmp_path: Path) -> None:
+    first = trigger(cli, "--confirm", "--wait")
+    assert first.code == 0, first.stdout
+    name, built = first.json["run"]["name"], first.json["commit"]
+    later = upstream.commit("main", "a later merge")
+    assert cli("--json", "sync", "--confirm").code == 0
+    res = cli("--json", "follower", "status", "--follower", FOLLOWER, "--pipeline-run", name)
+    assert res.code == 0, res.stdout
+    d = res.json
+    run = d["pipelineRun"]
+    assert run["name"] == name and run["status"] == "succeeded"
+    assert run["commit"] == built and run["snapshotRef"] == SNAP_PREFIX + built
+    assert run["publishedLaneCommit"] == build.seen(name, "pushed") == upstream.rev(LANE)
+    assert d["flush"]["state"] == "flushed" and d["flush"]["upstreamHasPublished"] is True
+    assert d["currentBranchTip"] == later != built
+    assert "not this run's source" in d["currentBranchTipNote"]
+    text = cli("follower", "status", "--follower", FOLLOWER, "--pipeline-run", name)
+    assert text.code == 0 and built in text.stdout and "not this run's source" in text.stdout
+
+    # a failed run that pushed: its lane commit waits in the mirror
+    build.mode("push-then-fail")
+    failed = trigger(cli, "--confirm", "--wait")
+    assert failed.code == 1
+    fname = failed.json["run"]["name"]
+    d = cli("--json", "follower", "status", "--follower", FOLLOWER, "--pipeline-run", fname).json
+    assert d["pipelineRun"]["status"] == "failed"
+    assert d["pipelineRun"]["publishedLaneCommit"] == build.seen(fname, "pushed")
+    assert d["flush"]["state"] == "pending" and d["pendingFlush"] is True
+
+    unknown = cli("--json", "follower", "status", "--follower", FOLLOWER, "--pipeline-run",
+                  "hwlab-runtime-20260101T000000Z-0000000")
+    assert unknown.code == 1 and unknown.json["error"]["code"] == "not-found"

@@ -36,6 +36,7 @@ def test_apply_installs_the_hook_in_every_mirror(cli: Cli, synced: Repo, config:
     assert hook.is_file() and hook.stat().st_mode & 0o111
     assert synced.git("config", "core.hooksPath") == str(hook.parent)
     assert synced.git("config", "gitmirror.lanes") == LANE
+    assert synced.git("config", "gitmirror.sources") == "refs/heads/main refs/heads/release/*"
     again = cli("--json", "apply", "--confirm")
     assert again.code == 0
     assert again.json["changed"] is False
@@ -71,9 +72,17 @@ def test_push_to_a_source_branch_is_refused(synced: Repo, client: Client) -> Non
     client.commit("sneaky")
     refused(client.push("HEAD:refs/heads/main"), "refs/heads/main", "source branches follow upstream")
     assert synced.rev("refs/heads/main") == before
-    # A new branch that is no lane is refused too.
-    refused(client.push("HEAD:refs/heads/other"), "refs/heads/other", "source branches")
-    assert synced.rev("refs/heads/other") is None
+    # A new branch that is no lane is refused too, and called what it is: not a source branch
+    # (the YAML declares main and release/*), but an undeclared lane.
+    for ref in ("refs/heads/other", "refs/heads/gitops/other"):
+        refused(client.push(f"HEAD:{ref}"), ref, "not a declared lane of this mirror")
+        assert synced.rev(ref) is None
+    res = client.push("HEAD:refs/heads/gitops/other")
+    assert "source branches" not in res.stderr.decode()
+    assert "push lane refs only: refs/heads/gitops/v03" in res.stderr.decode()
+    # a branch matching a declared source glob is a source branch
+    refused(client.push("HEAD:refs/heads/release/9.9"), "refs/heads/release/9.9",
+            "source branches follow upstream")
 
 
 def test_snapshot_refs_refuse_create_move_and_delete(synced: Repo, client: Client) -> None:

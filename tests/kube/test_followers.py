@@ -256,15 +256,19 @@ def test_closeout_passes_with_argo_revision(rig: Rig) -> None:
     assert rig("--json", "closeout", "--follower", FID, "--merge-commit", merge).code == 0
     text = rig("closeout", "--follower", FID, "--merge-commit", merge)
     assert text.code == 0 and "OK" in text.stdout
-    # the sync revision is recorded, not judged: a missing Application is a warning
+    assert d["pipelineRun"]["publishedLaneCommit"] == revision
+    assert d["deployedContainsRun"] is True and d["runContainsMergeCommit"] is True
+    # the sync revision is part of the proof: without the Application it is unknown
     rig.fake.delete("argoproj.io/v1alpha1", "Application", APP, "argocd")
     gone = rig("--json", "closeout", "--follower", FID, "--merge-commit", merge)
-    assert gone.code == 0 and gone.json["syncRevision"] is None
+    assert gone.code == 1 and gone.json["syncRevision"] is None
+    assert gone.json["error"]["failedChecks"] == ["deployedContainsRun"]
     assert [w["code"] for w in gone.json["warnings"]] == ["argocd-not-found"]
 
 
 def test_closeout_fails_when_the_tip_lacks_the_merge_commit(rig: Rig) -> None:
     assert rig("follower", "trigger", "--follower", FID, "--confirm", "--wait").code == 0
+    rig.fake.argo_sync("argocd", APP)
     elsewhere = rig.upstream.rev("refs/heads/release/1.0")  # known to the mirror, not in main
     assert elsewhere is not None
     c = rig("--json", "closeout", "--follower", FID, "--merge-commit", elsewhere)
@@ -272,7 +276,7 @@ def test_closeout_fails_when_the_tip_lacks_the_merge_commit(rig: Rig) -> None:
     d = c.json
     assert d["ok"] is False and d["tipContainsMergeCommit"] is False
     assert d["error"]["code"] == "closeout-failed"
-    assert d["error"]["failedChecks"] == ["tipContainsMergeCommit"]
+    assert d["error"]["failedChecks"] == ["tipContainsMergeCommit", "runContainsMergeCommit"]
     assert d["error"]["hint"] == f"git-mirror --node D601 follower trigger --follower {FID} --confirm --wait"
 
 
@@ -290,18 +294,22 @@ def test_closeout_fails_on_a_failed_run_and_pending_flush(rig: Rig) -> None:
     assert c.code == 1
     d = c.json
     assert d["pipelineRun"]["status"] == "failed" and d["pendingFlush"] is True
-    assert d["error"]["failedChecks"] == ["runSucceeded", "pendingFlush", "githubInSync"]
+    assert d["error"]["failedChecks"] == ["runSucceeded", "deployedContainsRun", "pendingFlush",
+                                          "githubInSync"]
+    assert d["pipelineRun"]["publishedLaneCommit"] == rig.seen("pushed")
     assert "cleanup-runs --pipeline-run" in d["error"]["hint"]
     # the flush the runbook asks for clears pendingFlush; the run stays failed
     assert rig("flush", "--confirm", "--wait").code == 0
     c2 = rig("--json", "closeout", "--follower", FID, "--merge-commit", merge,
              "--pipeline-run", r.json["run"]["name"])
-    assert c2.json["pendingFlush"] is False and c2.json["error"]["failedChecks"] == ["runSucceeded"]
+    assert c2.json["pendingFlush"] is False
+    assert c2.json["error"]["failedChecks"] == ["runSucceeded", "deployedContainsRun"]
 
 
 def test_closeout_pending_flush_alone_hints_flush(rig: Rig) -> None:
     r = rig("--json", "follower", "trigger", "--follower", FID, "--confirm", "--wait")
     assert r.code == 0
+    rig.fake.argo_sync("argocd", APP)
     # a lane commit lands in the mirror after the run (another pipeline), not yet flushed
     mirror = Repo(rig.mirror())
     lane = mirror.rev(LANE)
@@ -310,7 +318,7 @@ def test_closeout_pending_flush_alone_hints_flush(rig: Rig) -> None:
     c = rig("--json", "closeout", "--follower", FID, "--merge-commit", r.json["commit"])
     assert c.code == 1
     assert c.json["error"]["failedChecks"] == ["pendingFlush", "githubInSync"]
-    assert c.json["error"]["hint"] == "git-mirror --node D601 flush --confirm --wait"
+    assert c.json["error"]["hint"] == "git-mirror --node D601 flush --repo hwlab --confirm --wait"
 
 
 def test_no_wait_returns_running_and_one_run_at_a_time(rig: Rig) -> None:

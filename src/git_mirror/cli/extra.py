@@ -63,13 +63,18 @@ def follower_list(ctx: Ctx, fid: str | None) -> None:
 
 @follower.command("status")
 @click.option("--follower", "fid", required=True, metavar="ID", help="The follower's id.")
+@click.option("--pipeline-run", metavar="NAME", help="One run, as observed now.")
 @click.option("--wait", is_flag=True, help="First wait until the last run has finished.")
 @pass_ctx
-def follower_status(ctx: Ctx, fid: str, wait: bool) -> None:
-    """A follower's last run, branch tip, snapshot and lane, from the cache."""
+def follower_status(ctx: Ctx, fid: str, pipeline_run: str | None, wait: bool) -> None:
+    """A follower's last run, branch tip, snapshot and lane, from the cache; with
+    --pipeline-run, that one run as observed now."""
     def op() -> dict[str, Any]:
-        return _backend(ctx, "follower status", f"--follower {fid}").status(
-            ctx.cfg(), fid, node=ctx.node_name(), wait=wait)
+        backend = _backend(ctx, "follower status", f"--follower {fid}")
+        if pipeline_run is not None:
+            return backend.run_status(ctx.cfg(), fid, pipeline_run, node=ctx.node_name(),
+                                      wait=wait)
+        return backend.status(ctx.cfg(), fid, node=ctx.node_name(), wait=wait)
     finish(ctx, op, _status_text)
 
 
@@ -104,31 +109,68 @@ def follower_cleanup_state(ctx: Ctx, fid: str, wait: bool, dry_run: bool, confir
 
 @click.command("closeout")
 @click.option("--follower", "fid", required=True, metavar="ID", help="The follower's id.")
-@click.option("--merge-commit", required=True, metavar="SHA", help="The PR's merge commit.")
-@click.option("--pipeline-run", metavar="NAME", help="The run to judge (default: the latest).")
+@click.option("--merge-commit", metavar="SHA", help="The PR's merge commit.")
+@click.option("--pipeline-run", metavar="NAME",
+              help="The run to judge (default: the latest succeeded run that built the merge).")
+@click.option("--history", is_flag=True,
+              help="List the closeout ledger of the follower (of --merge-commit, if given).")
 @click.option("--mirror-only", is_flag=True, hidden=True,
-              help="Only the mirror's checks, on this node's own cache (a kubernetes node's "
+              help="Judge on this node's own cache with the runs given (a kubernetes node's "
                    "closeout Job runs this).")
+@click.option("--runs-json", hidden=True, help="The follower's runs, oldest first (JSON).")
+@click.option("--deployed", hidden=True, help="The deployed revision (Argo CD's).")
+@click.option("--deployed-source", hidden=True, help="Where the deployed revision comes from.")
+@click.option("--no-record", is_flag=True, hidden=True, help="Do not append to the ledger.")
 @pass_ctx
-def closeout(ctx: Ctx, fid: str, merge_commit: str, pipeline_run: str | None,
-             mirror_only: bool) -> None:
-    """Prove a delivery from the cache: the tip contains the merge commit, the run succeeded,
-    pendingFlush is false and githubInSync is true (R10, R12)."""
+def closeout(ctx: Ctx, fid: str, merge_commit: str | None, pipeline_run: str | None,
+             history: bool, mirror_only: bool, runs_json: str | None, deployed: str | None,
+             deployed_source: str | None, no_record: bool) -> None:
+    """Prove a delivery from the cache: the branch tip and the judged run's built commit
+    contain the merge commit, the run succeeded, the deployed revision contains the lane commit
+    it published, pendingFlush is false and githubInSync is true (R10, R12). Every result is
+    appended to a ledger that --history lists."""
     def op() -> dict[str, Any]:
-        if mirror_only:
-            from git_mirror.errors import UsageError
-            from git_mirror.follower.closeout import closeout as local_closeout
+        from git_mirror.errors import UsageError
 
-            if ctx.executor() != "local":
-                raise UsageError("--mirror-only reads the cache of the node it runs on: a "
-                                 "local node, or a kubernetes node's own pod",
-                                 hint=f"git-mirror --node {ctx.node_name()} closeout "
-                                      f"--follower {fid} --merge-commit {merge_commit}")
-            return local_closeout(ctx.cfg(), fid, merge_commit, node=ctx.node_name(),
-                                  judge_run=False)
+        if history:
+            return _backend(ctx, "closeout", f"--follower {fid} --history").closeout_history(
+                ctx.cfg(), fid, merge_commit, node=ctx.node_name())
+        if merge_commit is None:
+            raise UsageError("closeout needs --merge-commit SHA (or --history)",
+                             hint=f"git-mirror closeout --follower {fid} --merge-commit SHA")
+        if mirror_only:
+            return _mirror_only(ctx, fid, merge_commit, pipeline_run, runs_json, deployed,
+                                deployed_source, record=not no_record)
         return _backend(ctx, "closeout", f"--follower {fid} --merge-commit {merge_commit}").closeout(
             ctx.cfg(), fid, merge_commit, pipeline_run=pipeline_run, node=ctx.node_name())
     finish(ctx, op, _closeout_text)
+
+
+def _mirror_only(ctx: Ctx, fid: str, merge_commit: str, pipeline_run: str | None,
+                 runs_json: str | None, deployed: str | None, deployed_source: str | None, *,
+                 record: bool) -> dict[str, Any]:
+    import json
+
+    from git_mirror.errors import UsageError
+    from git_mirror.follower.closeout import closeout as local_closeout
+
+    if ctx.executor() != "local":
+        raise UsageError("--mirror-only reads the cache of the node it runs on: a "
+                         "local node, or a kubernetes node's own pod",
+                         hint=f"git-mirror --node {ctx.node_name()} closeout "
+                              f"--follower {fid} --merge-commit {merge_commit}")
+    runs = None
+    if runs_json is not None:
+        try:
+            runs = json.loads(runs_json)
+        except ValueError as exc:
+            raise UsageError(f"--runs-json is not JSON: {exc}", hint="git-mirror --help") from exc
+        if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
+            raise UsageError("--runs-json must be a list of objects", hint="git-mirror --help")
+    return local_closeout(ctx.cfg(), fid, merge_commit, node=ctx.node_name(),
+                          pipeline_run=pipeline_run, runs=runs, deployed=deployed,
+                          deployed_source=deployed_source, record=record,
+                          run_label="PipelineRun" if runs is not None else "run")
 
 
 @click.command("cleanup-runs")
@@ -161,6 +203,8 @@ def _list_text(data: dict[str, Any]) -> str:
 
 
 def _status_text(data: dict[str, Any]) -> str:
+    if "currentBranchTip" in data:
+        return _run_status_text(data)
     run = data.get("lastRun") or {}
     lane = data.get("lane") or {}
     out = [f"follower {data['follower']}  {data['repository']} {data['branch']} -> lane "
@@ -200,12 +244,37 @@ def _trigger_text(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _run_status_text(data: dict[str, Any]) -> str:
+    run = data["pipelineRun"]
+    flush = data.get("flush") or {}
+    return "\n".join([
+        f"run {run['name']} of follower {data['follower']}: {run['status']}"
+        + (f" ({run['reason']})" if run.get("reason") else ""),
+        f"  snapshot {run.get('snapshotRef') or '-'}",
+        f"  built commit {run.get('commit') or '-'}",
+        f"  published lane commit {run.get('publishedLaneCommit') or '-'}",
+        f"  flush: {flush.get('state') or '-'}  (upstream lane {short(flush.get('upstreamLaneCommit'))})",
+        f"  current branch tip {short(data.get('currentBranchTip'))} (now; not this run's source)"])
+
+
+def _history_text(data: dict[str, Any]) -> str:
+    rows = [[e.get("at") or "-", short(e.get("mergeCommit")),
+             (e.get("pipelineRun") or {}).get("name") or "-", short(e.get("syncRevision")),
+             "ok" if e.get("ok") else "FAILED"] for e in data["closeouts"]]
+    if not rows:
+        return f"no closeout of {data['follower']} on record ({data['ledger']})"
+    return table(rows, ["at", "merge", "run", "deployed", "result"])
+
+
 def _closeout_text(data: dict[str, Any]) -> str:
+    if "closeouts" in data:
+        return _history_text(data)
     run = data["pipelineRun"]
     out = [f"closeout {data['follower']}: {'OK' if data['ok'] else 'FAILED'}",
            f"  merge commit {data['mergeCommit']}  branch tip {short(data['branchTip'])}",
-           f"  run {run['name'] or '-'} {run['status'] or '-'}  sync revision "
-           f"{short(data['syncRevision'])}"]
+           f"  run {run['name'] or '-'} {run['status'] or '-'}  built {short(run.get('commit'))}"
+           f"  published {short(run.get('publishedLaneCommit'))}",
+           f"  deployed {short(data['syncRevision'])} ({data.get('syncRevisionSource') or '-'})"]
     out += [f"  [{'pass' if c['ok'] else 'FAIL'}] {c['name']}: {c['message']}" for c in data["checks"]]
     return "\n".join(out)
 

@@ -300,14 +300,35 @@ def snapshots_list(ctx: Ctx, repo: str | None, group: str | None, branch: str | 
 @snapshots.command("prune")
 @click.option("--repo", metavar="ID")
 @click.option("--wait", is_flag=True)
+@click.option("--protect-json", hidden=True,
+              help="Snapshot refs that must stay, with the reason (JSON; a kubernetes node's "
+                   "prune Job gets those its PipelineRuns use).")
 @confirm_options
 @pass_ctx
-def snapshots_prune(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool) -> None:
-    """Prune snapshots by the declared retention (--confirm to delete)."""
+def snapshots_prune(ctx: Ctx, repo: str | None, wait: bool, protect_json: str | None,
+                    dry_run: bool, confirm: bool) -> None:
+    """Prune snapshots by the declared retention (--confirm to delete); never the ones runs
+    use."""
     def op() -> dict[str, Any]:
-        from git_mirror.mirror.snapshots import prune
+        import json
 
-        return prune(ctx.cfg(), repo=repo, confirm=want_confirm(dry_run, confirm), wait=wait).to_json()
+        from git_mirror.errors import UsageError
+        from git_mirror.follower.retention import prune_snapshots
+
+        do = want_confirm(dry_run, confirm)
+        if ctx.executor() == "kubernetes":
+            from git_mirror.kube.retention import prune_on_node
+
+            return prune_on_node(ctx.cfg(), ctx.node_name(), repo=repo, confirm=do, wait=wait)
+        extra: dict[str, str] = {}
+        if protect_json is not None:
+            try:
+                extra = {str(k): str(v) for k, v in dict(json.loads(protect_json)).items()}
+            except (ValueError, TypeError) as exc:
+                raise UsageError(f"--protect-json is not a JSON object: {exc}",
+                                 hint="git-mirror snapshots prune --help") from exc
+        return prune_snapshots(ctx.cfg(), repo=repo, confirm=do, wait=wait,
+                               protected=extra).to_json()
     finish(ctx, op, lambda d: f"{'would prune' if d['dryRun'] else 'pruned'} {len(d['pruned'])}, kept {d['kept']}")
 
 

@@ -1,148 +1,153 @@
 """``closeout``: proof that a merge was delivered (R10, R12), from the mirror's cache only.
 
-Closeout reads the mirror and the run records; it contacts no upstream and changes nothing.
-The cache is what sync and flush last saw: a stale cache fails the proof (``githubInSync``
-or the tip check), and the hint says which command refreshes it. The four checks:
-
-* ``tipContainsMergeCommit``: the mirror's source branch contains the merge commit (a
-  commit the mirror does not know fails this check);
-* ``runSucceeded``: the named run (``--pipeline-run``), else the follower's latest, succeeded;
-* ``pendingFlush``: no lane of the repository holds commits upstream lacks;
-* ``githubInSync``: every lane and source ref equals upstream as last observed.
-
-On a local node the deployed ``syncRevision`` is the lane tip in the mirror.
+Closeout reads the mirror and the runs; it contacts no upstream and changes no ref. The
+judged run and the six checks are :mod:`git_mirror.follower.proof`'s, the same on every node:
+on a local node the runs are the run records and the deployed revision is the lane commit
+upstream holds as last observed (the lane's stage ref); a kubernetes node passes its
+PipelineRuns and Argo CD's sync revision to :func:`closeout` in a Job on the node
+(``closeout --mirror-only``). Every result is appended to the ledger
+(:mod:`git_mirror.follower.ledger`).
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from git_mirror.errors import GitMirrorError, UsageError
+from git_mirror.follower import ledger
 from git_mirror.follower import state as st
 from git_mirror.follower.follower import get_follower, lane_ref
-from git_mirror.git.refs import is_ancestor, list_refs
-from git_mirror.git.run import git
-from git_mirror.mirror.layout import HEADS, RepoLayout
+from git_mirror.follower.proof import SHA, Check, hint, judge, resolve_commit
+from git_mirror.mirror.layout import RepoLayout
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from git_mirror.config.loader import LoadedConfig
 
-SHA = re.compile(r"^[0-9a-fA-F]{4,64}$")
+__all__ = ["SHA", "Check", "closeout", "closeout_history", "resolve_commit"]
 
 
-def resolve_commit(git_dir: Path, sha: str) -> str | None:
-    """The full id of commit ``sha`` in the mirror; None when the mirror does not have it."""
-    res = git(["rev-parse", "--verify", "-q", "--end-of-options", f"{sha}^{{commit}}"],
-              git_dir=git_dir, ok_codes=(0, 1, 128), what="git rev-parse")
-    oid = res.text.strip()
-    return oid if res.returncode == 0 and oid else None
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    message: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "status": "pass" if self.ok else "fail",
-                "message": self.message}
+def check_merge_commit(merge_commit: str) -> None:
+    if not SHA.match(merge_commit):
+        raise UsageError(f"--merge-commit {merge_commit!r} is not a commit id (4 to 64 hex digits)",
+                         hint="pass the PR's merge commit SHA")
 
 
 def closeout(cfg: LoadedConfig, fid: str, merge_commit: str, *, pipeline_run: str | None = None,
-             node: str = "local", judge_run: bool = True) -> dict[str, Any]:
+             node: str = "local", runs: list[dict[str, Any]] | None = None,
+             deployed: str | None = None, deployed_source: str | None = None,
+             record: bool = True, run_label: str = "run") -> dict[str, Any]:
     """The closeout object of CONTRACT section 4; ``ok`` only when every check passes.
 
-    ``judge_run=False`` leaves out ``runSucceeded``: a kubernetes node runs this in a Job for
-    the mirror's checks and judges its PipelineRun itself.
+    ``runs`` (oldest first) replaces the local run records: a kubernetes node passes its
+    PipelineRuns. ``deployed`` replaces the deployed revision (Argo CD's); without it, the lane
+    commit upstream holds as last observed. ``record=False`` leaves the ledger alone.
     """
     from git_mirror.mirror.status import repo_status
 
     follower = get_follower(cfg, fid)
-    if not SHA.match(merge_commit):
-        raise UsageError(f"--merge-commit {merge_commit!r} is not a commit id (4 to 64 hex digits)",
-                         hint="pass the PR's merge commit SHA")
+    check_merge_commit(merge_commit)
     if pipeline_run is not None:
         st.check_run_name(pipeline_run)
     rid = follower.repository
     layout = RepoLayout.of(cfg, rid)
-    exists = (layout.git_dir / "HEAD").exists()
-    state = st.FollowerState.of(cfg, fid)
-    run = None
-    if judge_run:
-        run = state.load(pipeline_run) if pipeline_run is not None else state.last_run()
-
-    tip = merge = None
-    contains = False
-    if exists:
-        tip = list_refs(layout.git_dir, [HEADS + follower.branch]).get(HEADS + follower.branch)
-        merge = resolve_commit(layout.git_dir, merge_commit)
-        contains = bool(tip and merge and is_ancestor(layout.git_dir, merge, tip))
+    if runs is None:
+        runs = st.FollowerState.of(cfg, fid).runs()
     rstatus = repo_status(cfg, rid, node, check_snapshots=False)
+    exists = bool(rstatus["mirror"]["exists"])
     pending, in_sync = bool(rstatus["pendingFlush"]), bool(rstatus["githubInSync"])
     lane = next((ln for ln in rstatus["lanes"] if ln["name"] == follower.lane), None)
-    sync_revision = lane["mirrorCommit"] if lane else None
-
-    run_status = run.get("status") if run else None
-    checks = [
-        Check("tipContainsMergeCommit", contains,
-              f"{follower.branch} at {tip or 'nothing'} "
-              + ("contains" if contains else "does not contain") + f" {merge or merge_commit}"
-              + ("" if merge or not exists else " (a commit the mirror does not know)")),
-        Check("runSucceeded", run_status == st.SUCCEEDED,
-              (f"run {run['name']} {run_status}" if run else
-               f"no run {pipeline_run} of follower {fid}" if pipeline_run else
-               f"follower {fid} has no run yet")),
-        Check("pendingFlush", exists and not pending,
-              "no lane commit waits for flush" if exists and not pending else
-              "a lane holds commits upstream lacks" if exists else "the mirror does not exist"),
-        Check("githubInSync", in_sync,
-              "every lane and source ref equals upstream as last observed" if in_sync else
-              "some lane or source ref differs from upstream as last observed"),
-    ]
-    if not judge_run:
-        checks = [c for c in checks if c.name != "runSucceeded"]
-    ok = all(c.ok for c in checks)
-    run_contains = None
-    if run and merge and exists and run.get("commit"):
-        run_contains = is_ancestor(layout.git_dir, merge, str(run["commit"]))
+    source = next((s for s in rstatus["sources"] if s["branch"] == follower.branch), None)
+    tip = source["mirrorCommit"] if source else None
+    if deployed is None and deployed_source is None:
+        deployed = lane["githubCommit"] if lane else None
+        deployed_source = ("the lane commit upstream holds as last observed "
+                           f"(refs/mirror-stage/heads/{lane_ref(cfg, follower)[len('refs/heads/'):]})")
+    deployed_source = deployed_source or "deployed revision"
+    runs = [*proven_runs(cfg, fid, runs), *infer_publication(list(runs), lane)]
+    j = judge(layout.git_dir, fid=fid, branch=follower.branch, merge_commit=merge_commit,
+              tip=tip, runs=runs, pipeline_run=pipeline_run, deployed=deployed,
+              deployed_source=deployed_source, pending=pending if exists else None,
+              in_sync=in_sync, run_label=run_label)
+    run = j.run
     data: dict[str, Any] = {
-        "ok": ok, "node": node, "follower": fid, "repository": rid, "branch": follower.branch,
-        "mergeCommit": merge or merge_commit,
-        "pipelineRun": {"name": run.get("name") if run else pipeline_run, "status": run_status,
+        "ok": j.ok, "node": node, "follower": fid, "repository": rid, "branch": follower.branch,
+        "mergeCommit": j.merge or merge_commit,
+        "pipelineRun": {"name": run.get("name") if run else pipeline_run,
+                        "status": run.get("status") if run else None,
                         "commit": run.get("commit") if run else None,
-                        "snapshotRef": run.get("snapshotRef") if run else None},
-        "syncRevision": sync_revision, "syncRevisionSource": "mirror lane tip",
-        "branchTip": tip, "tipContainsMergeCommit": contains,
-        "runContainsMergeCommit": run_contains,
+                        "snapshotRef": run.get("snapshotRef") if run else None,
+                        "publishedLaneCommit": run.get("publishedLaneCommit") if run else None,
+                        "publishedLaneCommitSource": run.get("publishedLaneCommitSource")
+                        if run else None,
+                        "evidence": run.get("evidence", "run") if run else None,
+                        "chosenBy": j.chosen_by},
+        "syncRevision": deployed, "syncRevisionSource": deployed_source,
+        "branchTip": tip, "branchTipNote": "the branch as the mirror holds it now, not the run's "
+                                           "source (that is pipelineRun.commit)",
+        "tipContainsMergeCommit": bool(j.checks[0].ok),
+        "runContainsMergeCommit": j.run_contains,
+        "deployedContainsRun": j.deployed_contains,
         "pendingFlush": pending if exists else None, "githubInSync": in_sync,
         "lane": lane or {"name": follower.lane, "ref": lane_ref(cfg, follower)},
-        "checks": [c.to_json() for c in checks],
+        "checks": [c.to_json() for c in j.checks],
         "refSources": rstatus["refSources"],
     }
-    if not ok:
-        failed = [c for c in checks if not c.ok]
+    if not j.ok:
+        failed = [c for c in j.checks if not c.ok]
+        cli = "git-mirror" if node == "local" else f"git-mirror --node {node}"
         data["error"] = GitMirrorError(
             f"closeout of {fid} failed: " + "; ".join(f"{c.name}: {c.message}" for c in failed),
-            code="closeout-failed", hint=_hint(cfg, fid, rid, failed, run),
+            code="closeout-failed", hint=hint(j, cli=cli, fid=fid, rid=rid),
             details={"failedChecks": [c.name for c in failed]}).to_json()
+    if record and exists:
+        data["ledger"] = {"path": str(ledger.ledger_path(cfg)),
+                          "entry": ledger.append(cfg, data)}
     return data
 
 
-def _hint(cfg: LoadedConfig, fid: str, rid: str, failed: list[Check],
-          run: dict[str, Any] | None) -> str:
-    names = {c.name for c in failed}
-    trigger = f"git-mirror follower trigger --follower {fid} --confirm --wait"
-    if "runSucceeded" in names and run and run.get("status") == st.RUNNING:
-        return f"git-mirror follower status --follower {fid}"
-    if "runSucceeded" in names and run and run.get("status") == st.FAILED:
-        return f"git-mirror cleanup-runs --pipeline-run {run['name']} --confirm && {trigger}"
-    if names & {"runSucceeded", "tipContainsMergeCommit"}:
-        return trigger  # it syncs, builds the new tip's snapshot and flushes
-    if "pendingFlush" in names:
-        return f"git-mirror flush --repo {rid} --confirm --wait"
-    return f"git-mirror sync --repo {rid} --confirm --wait"
+def closeout_history(cfg: LoadedConfig, fid: str, merge_commit: str | None = None, *,
+                     node: str = "local") -> dict[str, Any]:
+    """``closeout --history``: the ledger lines of a follower (of one merge commit)."""
+    get_follower(cfg, fid)
+    if merge_commit is not None:
+        check_merge_commit(merge_commit)
+    entries = ledger.history(cfg, fid, merge_commit)
+    return {"ok": True, "node": node, "follower": fid, "mergeCommit": merge_commit,
+            "ledger": str(ledger.ledger_path(cfg)), "closeouts": entries}
+
+
+def infer_publication(runs: list[dict[str, Any]], lane: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The follower's latest run, finished but with no published lane commit on record (a
+    PipelineRun started without ``--wait``): the lane commit it published is the lane's tip in
+    the mirror now, when that moved since the run started (one run of a follower at a time).
+    A recorded value, even "nothing published", is never replaced."""
+    if not runs or lane is None:
+        return runs
+    last = runs[-1]
+    tip = lane.get("mirrorCommit")
+    if "publishedLaneCommit" in last or "laneTipBefore" not in last \
+            or last.get("status") not in (st.SUCCEEDED, st.FAILED) or not tip \
+            or tip == last.get("laneTipBefore"):
+        return runs
+    return [*runs[:-1], {**last, "publishedLaneCommit": tip,
+                         "publishedLaneCommitSource": "the lane's tip in the mirror now (the run "
+                                                      "recorded none; it is the latest run)"}]
+
+
+def proven_runs(cfg: LoadedConfig, fid: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs that an earlier, passing closeout put on the ledger and that are no longer among
+    ``runs`` (``cleanup-state`` removed their records, or the PipelineRuns were deleted): the
+    ledger is their evidence, oldest first. The rest of the proof is checked again."""
+    have = {r.get("name") for r in runs}
+    out: dict[str, dict[str, Any]] = {}
+    for entry in ledger.history(cfg, fid):
+        run = entry.get("pipelineRun") or {}
+        name = run.get("name")
+        if not entry.get("ok") or not name or name in have or run.get("status") != st.SUCCEEDED:
+            continue
+        out.pop(name, None)
+        out[name] = {"name": name, "status": st.SUCCEEDED, "commit": run.get("commit"),
+                     "snapshotRef": run.get("snapshotRef"), "follower": fid,
+                     "publishedLaneCommit": run.get("publishedLaneCommit"),
+                     "evidence": f"ledger (closeout at {entry.get('at')})"}
+    return list(out.values())

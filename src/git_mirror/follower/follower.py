@@ -7,7 +7,9 @@
 3. a run record (``running``) naming the snapshot ref and its commit: the run's only source;
 4. the trigger runs (in this process with ``wait``, else in a detached worker process that
    inherits the lock), then, when it succeeded, the lane is flushed again;
-5. the record gets the outcome: ``succeeded`` or ``failed``, exit code, lane tip, flush.
+5. the record gets the outcome: ``succeeded`` or ``failed``, exit code, the lane commit the run
+   published (``publishedLaneCommit``: closeout's ``deployedContainsRun`` looks for it in the
+   deployed revision), lane tip, flush.
 
 A failed run flushes nothing after it: what its command pushed into the mirror stays there
 (never lost) and shows as ``pendingFlush`` until a person flushes or the next run does.
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
     from git_mirror.mirror.sync import SyncResult
 
 # Failures whose own hint (fix the YAML, the checkout...) comes before any retry.
-FIX_FIRST_CODES = ("exec-failed", "checkout-failed", "config-changed")
+FIX_FIRST_CODES = ("exec-failed", "exec-not-in-snapshot", "checkout-failed", "config-changed")
 STEPS = ["flush lane", "sync", "snapshot of the branch tip", "trigger", "flush lane"]
 # The detached worker: the package root first on sys.path, so that it runs this very code.
 _LAUNCH = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
@@ -234,7 +236,8 @@ def _prepare(cfg: LoadedConfig, fid: str, follower: Follower, trig: Trigger,
         "log": str(state.log_path(name)), "workDir": str(state.work_dir(name)),
         "createdAt": st.now_iso(), "startedAt": None, "finishedAt": None,
         "laneTipBefore": list_refs(layout.git_dir, [res.lane_ref]).get(res.lane_ref),
-        "laneTipAfter": None, "flushBefore": res.flush_before, "flushAfter": None,
+        "laneTipAfter": None, "publishedLaneCommit": None,
+        "flushBefore": res.flush_before, "flushAfter": None,
         "configSha256": cfg.sha256, "error": None, **st.owner_fields(),
     }
     state.save(record)
@@ -271,6 +274,8 @@ def complete_run(cfg: LoadedConfig, state: st.FollowerState, record: dict[str, A
             outcome = Outcome("failed", None, exc)
         record.update(status=outcome.status, exitCode=outcome.exit_code,
                       error=outcome.error.to_json() if outcome.error else None)
+        record["publishedLaneCommit"] = published_lane_commit(cfg, spec, record)
+        state.save(record)
         if outcome.status == st.SUCCEEDED:
             after = flush(cfg, repo=spec.repository, lane=spec.lane, confirm=True, wait=True,
                           node=spec.node)
@@ -286,6 +291,15 @@ def complete_run(cfg: LoadedConfig, state: st.FollowerState, record: dict[str, A
                       durationMs=int((time.monotonic() - started) * 1000))
         state.save(record)
     return record
+
+
+def published_lane_commit(cfg: LoadedConfig, spec: RunSpec,
+                          record: dict[str, Any]) -> str | None:
+    """The lane commit the run published: the lane's tip in the mirror right after the run,
+    when it moved during the run (one run of the follower at a time); None when it did not."""
+    layout = RepoLayout.of(cfg, spec.repository)
+    now = list_refs(layout.git_dir, [spec.lane_ref]).get(spec.lane_ref)
+    return now if now and now != record.get("laneTipBefore") else None
 
 
 def _remove_tree(path: Path) -> None:

@@ -28,8 +28,14 @@ class FollowerBackend(Protocol):
     def status(self, cfg: LoadedConfig, fid: str, *, node: str,
                wait: bool) -> dict[str, Any]: ...
 
+    def run_status(self, cfg: LoadedConfig, fid: str, name: str, *, node: str,
+                   wait: bool) -> dict[str, Any]: ...
+
     def closeout(self, cfg: LoadedConfig, fid: str, merge_commit: str, *,
                  pipeline_run: str | None, node: str) -> dict[str, Any]: ...
+
+    def closeout_history(self, cfg: LoadedConfig, fid: str, merge_commit: str | None, *,
+                         node: str) -> dict[str, Any]: ...
 
     def cleanup_runs(self, cfg: LoadedConfig, name: str, *, confirm: bool,
                      node: str) -> dict[str, Any]: ...
@@ -59,11 +65,23 @@ class LocalBackend:
 
         return follower_status(cfg, fid, node=node, wait=wait)
 
+    def run_status(self, cfg: LoadedConfig, fid: str, name: str, *, node: str,
+                   wait: bool) -> dict[str, Any]:
+        from git_mirror.follower.status import run_status
+
+        return run_status(cfg, fid, name, node=node, wait=wait)
+
     def closeout(self, cfg: LoadedConfig, fid: str, merge_commit: str, *,
                  pipeline_run: str | None, node: str) -> dict[str, Any]:
         from git_mirror.follower.closeout import closeout
 
         return closeout(cfg, fid, merge_commit, pipeline_run=pipeline_run, node=node)
+
+    def closeout_history(self, cfg: LoadedConfig, fid: str, merge_commit: str | None, *,
+                         node: str) -> dict[str, Any]:
+        from git_mirror.follower.closeout import closeout_history
+
+        return closeout_history(cfg, fid, merge_commit, node=node)
 
     def cleanup_runs(self, cfg: LoadedConfig, name: str, *, confirm: bool,
                      node: str) -> dict[str, Any]:

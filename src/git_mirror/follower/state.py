@@ -246,8 +246,8 @@ def summary(record: dict[str, Any] | None) -> dict[str, Any] | None:
     """The short form of a run shown by list and status."""
     if record is None:
         return None
-    keys = ("name", "status", "exitCode", "commit", "snapshotRef", "startedAt", "finishedAt",
-            "log", "stale")
+    keys = ("name", "status", "exitCode", "commit", "snapshotRef", "publishedLaneCommit",
+            "startedAt", "finishedAt", "log", "stale")
     return {k: record[k] for k in keys if k in record}
 
 

@@ -159,10 +159,10 @@ class ExecTrigger:
     kind = "exec"
 
     def __init__(self, argv: list[str], *, timeout: float | None = None,
-                 config_dir: Path | None = None) -> None:
+                 where: str = "trigger.exec") -> None:
         self.argv = list(argv)
         self.timeout = timeout
-        self.config_dir = config_dir
+        self.where = where  # the YAML location of the command, for errors
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "exec": self.argv}
@@ -177,7 +177,12 @@ class ExecTrigger:
             f"[user]\n\tname = git-mirror follower {spec.follower}\n"
             f"\temail = {spec.follower}@git-mirror.invalid\n", encoding="utf-8")
         env = exec_env(spec, home=home, tmp=tmp)
-        argv = resolve_argv(self.argv, checkout, env["PATH"], config_dir=self.config_dir)
+        try:
+            argv = resolve_argv(self.argv, checkout, env["PATH"], commit=spec.commit,
+                                where=self.where)
+        except TriggerError as exc:
+            _log(spec, f"git-mirror: {exc.message}")
+            raise
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(spec.log_path, "ab") as log:
             log.write(f"git-mirror: {spec.run}: exec {argv!r} in a checkout of {spec.snapshot_ref}\n"
@@ -192,9 +197,9 @@ class ExecTrigger:
                 log.write(f"git-mirror: cannot start {argv[0]}: {exc.strerror}\n".encode())
                 raise TriggerError(f"cannot start the exec trigger {argv[0]!r}: {exc.strerror}",
                                    code="exec-failed",
-                                   hint="fix trigger.exec in the YAML (a relative path is the "
-                                        "checkout's file, else the one beside the config file), "
-                                        "then trigger again") from exc
+                                   hint="fix trigger.exec in the YAML (a relative path is a "
+                                        "file of the snapshot commit, an absolute one a program "
+                                        "of this machine), then trigger again") from exc
         return RunHandle(spec, proc, {"checkout": str(checkout), "pid": proc.pid,
                                       "argv": argv})
 
@@ -253,7 +258,8 @@ def _exec_factory(cfg: LoadedConfig, fid: str, follower: Follower) -> Trigger:
     from git_mirror.config.models import ExecTrigger as ExecModel
 
     assert isinstance(follower.trigger, ExecModel)
-    return ExecTrigger(follower.trigger.exec, config_dir=cfg.base_dir)
+    return ExecTrigger(follower.trigger.exec, where=f"followers.{fid}.trigger.exec at "
+                                                   f"{cfg.where('followers', fid, 'trigger')}")
 
 
 register_trigger("local", "exec", _exec_factory)
@@ -310,23 +316,34 @@ def exec_env(spec: RunSpec, *, home: Path, tmp: Path) -> dict[str, str]:
 
 
 def resolve_argv(argv: list[str], checkout: Path, path: str, *,
-                 config_dir: Path | None = None) -> list[str]:
-    """argv[0]: a relative path (``./ci/build.sh``, ``ci/build.sh``) is the checkout's file,
-    or, when the commit has no such file, the one beside the config file (as every other
-    relative path of the YAML is); a bare name is looked up on PATH; the other arguments are
-    passed as they are. Either way the command runs in the checkout.
+                 commit: str | None = None, where: str = "trigger.exec") -> list[str]:
+    """argv[0]: a relative path (``./ci/build.sh``, ``ci/build.sh``) is a file of the checkout
+    (the snapshot commit) and nothing else (R1: no fallback to the operator's files); an
+    absolute path is a program the operator declared; a bare name is looked up on PATH. The
+    other arguments are passed as they are. Either way the command runs in the checkout.
 
-    A file of the checkout committed without its executable bit, but starting with ``#!``,
-    runs with the interpreter that line names, as the kernel would run it with the bit set.
+    A relative path that the commit lacks, or that leads out of the checkout (``..``, a
+    symlink), is error ``exec-not-in-snapshot``. A file of the checkout committed without its
+    executable bit, but starting with ``#!``, runs with the interpreter that line names, as
+    the kernel would run it with the bit set.
     """
     first = argv[0]
     if "/" in first and not os.path.isabs(first):
         relative = first
         first = os.path.normpath(checkout / relative)
-        if not os.path.lexists(first) and config_dir is not None \
-                and os.path.isfile(config_dir / relative):
-            first = os.path.normpath(config_dir / relative)
-        if os.path.isfile(first) and not os.access(first, os.X_OK):
+        root = os.path.realpath(checkout)
+        real = os.path.realpath(first)
+        if not os.path.isfile(real) or os.path.commonpath([root, real]) != root:
+            at = f"commit {commit[:12]}" if commit else "the snapshot commit"
+            lacks = ("leads out of the checkout" if os.path.isfile(real) else "is not a file of "
+                     "the snapshot")
+            raise TriggerError(
+                f"the exec trigger {relative!r} ({where}) {lacks}: a relative path is a file of "
+                f"{at} and nothing else; no file outside the snapshot is run",
+                code="exec-not-in-snapshot",
+                hint=f"commit {relative} to the followed branch (then trigger again), or "
+                     f"declare an absolute path in {where} for a program of this machine")
+        if not os.access(first, os.X_OK):
             return [*_shebang(Path(first)), first, *argv[1:]]
     elif "/" not in first:
         first = shutil.which(first, path=path) or first

@@ -1,17 +1,11 @@
-"""``closeout`` on a kubernetes node (R10, R12): the PipelineRun, Argo CD and the mirror.
+"""``closeout`` on a kubernetes node (R10, R12): the PipelineRuns, Argo CD and the mirror.
 
-Three sources, each read-only:
-
-* the PipelineRun (``--pipeline-run``, else the follower's latest): ``runSucceeded``;
-* a short Job on the node that runs ``closeout --mirror-only`` against the cache in the PVC:
-  ``branchTip``, ``tipContainsMergeCommit`` (``git merge-base --is-ancestor`` there),
-  ``pendingFlush``, ``githubInSync`` and the lane, from the mirror's own refs (R14);
-* the follower's Argo CD Application (``argocd:``): ``syncRevision``, recorded, not judged
-  (Argo CD may not have synced the latest lane commit yet; a later merge moves it on). Without
-  ``argocd:`` the sync revision is the lane tip in the mirror, as on a local node.
-
-``ok`` only when the four checks pass; else error ``closeout-failed`` naming the failed checks,
-with the next command as the hint.
+What the cluster says is read here, read-only: the follower's PipelineRuns (status, built
+commit, snapshot ref, the lane commit each published) and the Argo CD Application's
+``status.sync.revision`` (``argocd:``; without it, the lane commit upstream holds as last
+observed, as on a local node). The proof itself runs in a short Job on the node's cache
+(``closeout --mirror-only`` with those facts): the same judged run and the same six checks as
+on a local node (:mod:`git_mirror.follower.proof`), and the same ledger, in the node's PVC.
 """
 
 from __future__ import annotations
@@ -28,9 +22,6 @@ if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
     from git_mirror.config.models import Follower, TektonSpec
     from git_mirror.kube.client import KubeClient, Manifest
-
-MIRROR_CHECKS = ("tipContainsMergeCommit", "pendingFlush", "githubInSync")
-
 
 def run_namespaces(cfg: LoadedConfig, node: str) -> list[str]:
     """Where the node's PipelineRuns may be: the node's namespace and every tekton one."""
@@ -63,106 +54,77 @@ def find_run(cfg: LoadedConfig, client: KubeClient, name: str, node: str) -> Man
                          hint=f"git-mirror --node {node} follower list")
 
 
-def _check(name: str, ok: bool, message: str) -> dict[str, Any]:
-    return {"name": name, "ok": ok, "status": "pass" if ok else "fail", "message": message}
-
-
 def closeout(cfg: LoadedConfig, fid: str, follower: Follower, spec: TektonSpec,
              merge_commit: str, *, pipeline_run: str | None, node: str,
-             client: KubeClient) -> dict[str, Any]:
-    """The closeout object of CONTRACT section 4 for a kubernetes node."""
-    rid = follower.repository
+             client: KubeClient, record: bool = True) -> dict[str, Any]:
+    """The closeout object of CONTRACT section 4 for a kubernetes node.
+
+    The follower's PipelineRuns (and ``--pipeline-run``'s, whoever's it is) and Argo CD's
+    sync revision are read here; the judgement runs in a Job on the node's cache with them
+    (``closeout --mirror-only``), by the same code as on a local node, and the Job appends it
+    to the node's ledger.
+    """
+    import json
+
     ns = tekton.run_namespace(cfg, node, spec)
-    run: Manifest | None
-    if pipeline_run is not None:
+    runs = [tekton.run_summary(r) for r in tekton.follower_runs(client, ns, node, fid)]
+    if pipeline_run is not None and pipeline_run not in {r["name"] for r in runs}:
         try:
-            run = find_run(cfg, client, pipeline_run, node)
+            runs.append(tekton.run_summary(find_run(cfg, client, pipeline_run, node)))
         except GitMirrorError as exc:
             if exc.code != "not-found":
                 raise
-            run = None
-    else:
-        runs = tekton.follower_runs(client, ns, node, fid)
-        run = runs[-1] if runs else None
-    summary = tekton.run_summary(run) if run is not None else None
-    mirror = run_job(cfg, node=node, operation="closeout",
-                     args=["--follower", fid, "--merge-commit", merge_commit, "--mirror-only"],
-                     confirm=True, wait=True, client=client)
-    if "tipContainsMergeCommit" not in mirror:
-        err = mirror.get("error") or {}
-        raise GitMirrorError(f"the mirror's closeout checks on node {node} failed: "
+    argo = application_state(client, follower.argocd) if follower.argocd is not None else None
+    args = ["--follower", fid, "--merge-commit", merge_commit, "--mirror-only",
+            "--runs-json", json.dumps([_for_job(r) for r in runs], separators=(",", ":"))]
+    if pipeline_run is not None:
+        args += ["--pipeline-run", pipeline_run]
+    if argo is not None:
+        source = (f"Argo CD Application {argo['namespace']}/{argo['application']} "
+                  "status.sync.revision")
+        args += ["--deployed-source", source]
+        if argo["revision"]:
+            args += ["--deployed", str(argo["revision"])]
+    if not record:
+        args.append("--no-record")
+    data = run_job(cfg, node=node, operation="closeout", args=args, confirm=True, wait=True,
+                   client=client)
+    if "checks" not in data:
+        err = data.get("error") or {}
+        raise GitMirrorError(f"the closeout Job on node {node} failed: "
                              f"{err.get('message') or 'no result'}",
                              code=str(err.get("code") or "job-failed"),
                              hint=err.get("hint") or f"git-mirror --node {node} status",
-                             details={"job": mirror.get("job")})
-    by_name = {c["name"]: c for c in mirror.get("checks") or []}
-    run_ok = summary is not None and summary["status"] == tekton.SUCCEEDED
-    belongs = summary is None or summary.get("follower") == fid
-    if summary is None:
-        run_msg = (f"no PipelineRun {pipeline_run} of node {node}" if pipeline_run else
-                   f"follower {fid} has no PipelineRun on node {node}")
-    elif not belongs:
-        run_ok = False
-        run_msg = f"PipelineRun {summary['name']} belongs to follower {summary.get('follower')}"
-    else:
-        run_msg = (f"PipelineRun {summary['name']} {summary['status']}"
-                   + (f" ({summary['reason']})" if summary.get("reason") else ""))
-    checks = [
-        by_name.get("tipContainsMergeCommit") or _check("tipContainsMergeCommit", False, "no result"),
-        _check("runSucceeded", run_ok, run_msg),
-        by_name.get("pendingFlush") or _check("pendingFlush", False, "no result"),
-        by_name.get("githubInSync") or _check("githubInSync", False, "no result"),
-    ]
-    lane = mirror.get("lane") or {}
-    if follower.argocd is not None:
-        argo = application_state(client, follower.argocd)
-        sync_revision = argo["revision"]
-        source = f"argocd Application {follower.argocd.namespace}/{follower.argocd.application}"
-    else:
-        argo, sync_revision, source = None, lane.get("mirrorCommit"), "mirror lane tip"
-    ok = all(c["ok"] for c in checks)
-    data: dict[str, Any] = {
-        "ok": ok, "node": node, "executor": "kubernetes", "follower": fid, "repository": rid,
-        "branch": follower.branch, "mergeCommit": mirror.get("mergeCommit") or merge_commit,
-        "pipelineRun": {"name": summary["name"] if summary else pipeline_run,
-                        "status": summary["status"] if summary else None,
-                        "namespace": summary["namespace"] if summary else ns,
-                        "reason": summary.get("reason") if summary else None,
-                        "commit": summary.get("commit") if summary else None,
-                        "snapshotRef": summary.get("snapshotRef") if summary else None},
-        "syncRevision": sync_revision, "syncRevisionSource": source, "argocd": argo,
-        "syncRevisionIsLaneTip": (sync_revision == lane.get("mirrorCommit")
-                                  if sync_revision and lane.get("mirrorCommit") else None),
-        "branchTip": mirror.get("branchTip"),
-        "tipContainsMergeCommit": bool(mirror.get("tipContainsMergeCommit")),
-        "pendingFlush": mirror.get("pendingFlush"), "githubInSync": mirror.get("githubInSync"),
-        "lane": lane, "checks": checks, "refSources": mirror.get("refSources"),
-        "job": mirror.get("job"),
-    }
+                             details={"job": data.get("job")})
+    by_name = {r["name"]: r for r in runs}
+    judged = by_name.get((data.get("pipelineRun") or {}).get("name"))
+    if judged is not None:
+        data["pipelineRun"] = {**data["pipelineRun"], "namespace": judged.get("namespace"),
+                               "reason": judged.get("reason"), "message": judged.get("message")}
+    lane = data.get("lane") or {}
+    data["argocd"] = argo
+    data["syncRevisionIsLaneTip"] = (data.get("syncRevision") == lane.get("mirrorCommit")
+                                     if data.get("syncRevision") and lane.get("mirrorCommit")
+                                     else None)
+    err = data.get("error") or {}
+    if argo is not None and argo["found"] and err.get("failedChecks") == ["deployedContainsRun"] \
+            and data.get("syncRevision") and (data.get("pipelineRun") or {}).get(
+                "publishedLaneCommit"):
+        # Built, flushed, in the mirror: Argo CD has not deployed the run's lane commit yet.
+        err["hint"] = (f"let Argo CD sync Application {argo['namespace']}/{argo['application']} "
+                       f"(argocd app sync {argo['application']}), then: git-mirror --node {node} "
+                       f"closeout --follower {fid} --merge-commit {merge_commit}")
     if argo is not None and not argo["found"]:
-        data["warnings"] = [{"code": "argocd-not-found", "message":
-                             f"Argo CD Application {argo['namespace']}/{argo['application']} "
-                             "was not found; syncRevision is unknown",
-                             "hint": f"fix followers.{fid}.argocd in the YAML"}]
-    if not ok:
-        failed = [c for c in checks if not c["ok"]]
-        data["error"] = GitMirrorError(
-            f"closeout of {fid} failed: " + "; ".join(f"{c['name']}: {c['message']}"
-                                                      for c in failed),
-            code="closeout-failed", hint=_hint(node, fid, {c["name"] for c in failed}, summary),
-            details={"failedChecks": [c["name"] for c in failed]}).to_json()
+        data["warnings"] = [*(data.get("warnings") or []), {
+            "code": "argocd-not-found", "message":
+            f"Argo CD Application {argo['namespace']}/{argo['application']} was not found; "
+            "the deployed revision is unknown",
+            "hint": f"fix followers.{fid}.argocd in the YAML"}]
     return data
 
 
-def _hint(node: str, fid: str, failed: set[str], run: dict[str, Any] | None) -> str:
-    cli = f"git-mirror --node {node}"
-    trigger = f"{cli} follower trigger --follower {fid} --confirm --wait"
-    if "runSucceeded" in failed and run and run["status"] == tekton.RUNNING:
-        return f"{cli} follower status --follower {fid} --wait"
-    if "runSucceeded" in failed and run and run["status"] == tekton.FAILED:
-        return f"{cli} cleanup-runs --pipeline-run {run['name']} --confirm && {trigger}"
-    if failed & {"runSucceeded", "tipContainsMergeCommit"}:
-        return trigger
-    if "pendingFlush" in failed:
-        return f"{cli} flush --confirm --wait"
-    return f"{cli} sync --confirm --wait"
+def _for_job(summary: dict[str, Any]) -> dict[str, Any]:
+    """What the closeout Job needs of a PipelineRun (nothing else goes into its argv)."""
+    keys = ("name", "status", "reason", "commit", "snapshotRef", "follower", "finishedAt",
+            "laneTipBefore", "publishedLaneCommit")
+    return {k: summary[k] for k in keys if k in summary}

@@ -167,8 +167,8 @@ class KubeBackend:
     def _run(self, cfg: LoadedConfig, client: KubeClient, fid: str, follower: Follower,
              spec: TektonSpec, node: str, ns: str, out: dict[str, Any], *, wait: bool) -> None:
         rid, lane = follower.repository, follower.lane
-        live = [r for r in tekton.follower_runs(client, ns, node, fid)
-                if tekton.run_state(r) == tekton.RUNNING]
+        earlier = tekton.follower_runs(client, ns, node, fid)
+        live = [r for r in earlier if tekton.run_state(r) == tekton.RUNNING]
         if live:
             name = live[-1]["metadata"]["name"]
             raise BusyError(f"follower {fid} has a run in progress (PipelineRun {ns}/{name})",
@@ -199,11 +199,16 @@ class KubeBackend:
                                 f"{_cli(node)} --lane {lane} flush --repo {rid} --confirm --wait")
 
         flush_lane("flushBefore", "the flush before the run failed")
+        lane_before = out["laneTip"]
+        if earlier:
+            # The previous run went on without --wait: what it published is in the lane now.
+            tekton.record_published(client, earlier[-1], lane_before)
         out["pruned"] = self._prune(client, ns, node, fid)
         name = tekton.run_name(fid, tip["commit"])
         manifest = tekton.pipeline_run_manifest(cfg, node, fid, follower, spec, name=name,
                                                 snapshot_ref=tip["snapshotRef"],
-                                                commit=tip["commit"], lane_ref=out["lane"]["ref"])
+                                                commit=tip["commit"], lane_ref=out["lane"]["ref"],
+                                                lane_before=lane_before)
         created = client.create(manifest)
         out["run"] = tekton.run_summary(created)
         out["pipelineRun"] = {"name": name, "namespace": ns, "params": manifest["spec"]["params"]}
@@ -226,6 +231,8 @@ class KubeBackend:
                              confirm=True, wait=True, client=client)
             out["jobs"].append(_job_ref(status))
             self._flags(out, status, rid, lane)
+            out["run"]["publishedLaneCommit"] = tekton.record_published(client, run,
+                                                                        out["laneTip"])
             reason = out["run"].get("reason") or "Failed"
             raise GitMirrorError(
                 f"PipelineRun {ns}/{name} failed ({reason}): {out['run'].get('message') or ''}"
@@ -233,7 +240,12 @@ class KubeBackend:
                 hint=f"{_cli(node)} cleanup-runs --pipeline-run {name} --confirm && "
                      f"{_cli(node)} follower trigger --follower {fid} --confirm --wait",
                 details={"run": name, "logs": _logs_command(cfg, node, ns, name)})
-        flush_lane("flushAfter", f"run {name} succeeded, but the flush after it failed")
+        try:
+            flush_lane("flushAfter", f"run {name} succeeded, but the flush after it failed")
+        finally:
+            # The flush does not move the mirror's lane: its tip is what the run published.
+            out["run"]["publishedLaneCommit"] = tekton.record_published(client, run,
+                                                                        out["laneTip"])
 
     @staticmethod
     def _tip(synced: dict[str, Any], rid: str, branch: str) -> dict[str, str] | None:
@@ -340,6 +352,82 @@ class KubeBackend:
                              "digits)", hint="pass the PR's merge commit SHA")
         return closeout(cfg, fid, follower, spec, merge_commit, pipeline_run=pipeline_run,
                         node=node, client=_client(cfg, node))
+
+    def closeout_history(self, cfg: LoadedConfig, fid: str, merge_commit: str | None, *,
+                         node: str) -> dict[str, Any]:
+        """The node's closeout ledger (in its PVC), read by a short Job."""
+        follower = get_follower(cfg, fid)
+        _tekton(cfg, fid, follower, node)
+        args = ["--follower", fid, "--history"]
+        if merge_commit is not None:
+            args += ["--merge-commit", merge_commit]
+        result = run_job(cfg, node=node, operation="closeout", args=args, confirm=True,
+                         wait=True, client=_client(cfg, node))
+        if "closeouts" not in result:
+            raise _error_of(result, f"the closeout ledger of node {node}",
+                            f"{_cli(node)} status")
+        return result
+
+    def run_status(self, cfg: LoadedConfig, fid: str, name: str, *, node: str,
+                   wait: bool) -> dict[str, Any]:
+        """One PipelineRun as observed now: the run, and what the mirror says of its commits
+        (a closeout Job that judges it alone and records nothing)."""
+        import json
+
+        from git_mirror.kube.closeout import _for_job, find_run
+
+        follower = get_follower(cfg, fid)
+        spec = _tekton(cfg, fid, follower, node)
+        client = _client(cfg, node)
+        run = find_run(cfg, client, name, node)
+        summary = tekton.run_summary(run)
+        if summary.get("follower") != fid:
+            raise GitMirrorError(f"PipelineRun {summary['namespace']}/{name} belongs to follower "
+                                 f"{summary.get('follower')}, not {fid}", code="not-found",
+                                 hint=f"{_cli(node)} follower list")
+        if wait and summary["status"] == tekton.RUNNING:
+            limit = tekton.timeout_seconds(spec.timeout) + SCHEDULING_SLACK_SECONDS
+            summary = tekton.run_summary(tekton.wait_for_run(
+                client, name, summary["namespace"], timeout=limit, poll=POLL_SECONDS))
+        commit = summary.get("commit") or "0000000"
+        mirror = run_job(cfg, node=node, operation="closeout",
+                         args=["--follower", fid, "--merge-commit", commit, "--mirror-only",
+                               "--no-record", "--pipeline-run", name, "--runs-json",
+                               json.dumps([_for_job(tekton.run_summary(r)) for r in
+                                           tekton.follower_runs(client, summary["namespace"],
+                                                                node, fid)],
+                                          separators=(",", ":"))],
+                         confirm=True, wait=True, client=client)
+        if "checks" not in mirror:
+            raise _error_of(mirror, f"the mirror's view of {name} on node {node}",
+                            f"{_cli(node)} status")
+        judged = mirror.get("pipelineRun") or {}
+        published = judged.get("publishedLaneCommit")
+        lane = mirror.get("lane") or {}
+        if not published:
+            state = "not-published"
+        elif mirror.get("deployedContainsRun"):
+            state = "flushed"
+        else:
+            state = "pending" if mirror.get("pendingFlush") else "superseded"
+        return {
+            "ok": True, "node": node, "executor": "kubernetes", "follower": fid,
+            "repository": follower.repository, "branch": follower.branch, "lane": lane,
+            "pipelineRun": {**summary, "publishedLaneCommit": published,
+                            "publishedLaneCommitSource": judged.get("publishedLaneCommitSource")},
+            "run": {"name": name, "status": summary["status"]},
+            "flush": {"state": state, "upstreamLaneCommit": lane.get("githubCommit"),
+                      "mirrorLaneCommit": lane.get("mirrorCommit"),
+                      "upstreamHasPublished": mirror.get("deployedContainsRun")
+                      if published else None,
+                      "pendingFlush": mirror.get("pendingFlush")},
+            "currentBranchTip": mirror.get("branchTip"),
+            "currentBranchTipNote": "the branch as the mirror holds it now, not this run's "
+                                    "source (that is pipelineRun.commit, from "
+                                    "pipelineRun.snapshotRef)",
+            "pendingFlush": mirror.get("pendingFlush"), "githubInSync": mirror.get("githubInSync"),
+            "job": mirror.get("job"),
+        }
 
     # -- cleanup ------------------------------------------------------------------------------
     def cleanup_runs(self, cfg: LoadedConfig, name: str, *, confirm: bool,

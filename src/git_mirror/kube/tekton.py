@@ -44,6 +44,12 @@ if TYPE_CHECKING:
 API = "tekton.dev/v1"
 L_FOLLOWER, L_COMMIT, L_LANE = "git-mirror/follower", "git-mirror/commit", "git-mirror/lane"
 A_SNAPSHOT = "git-mirror/snapshot-ref"
+# The lane's tip in the mirror when the run was created, and the lane commit the run published
+# (recorded once the run finished): closeout's deployedContainsRun compares the latter with
+# the deployed revision.
+A_LANE_BEFORE = "git-mirror/lane-tip-before"
+A_PUBLISHED = "git-mirror/published-lane-commit"
+NOTHING = "none"  # A_PUBLISHED of a run that published no lane commit
 L_TEKTON_RUN = "tekton.dev/pipelineRun"
 COMPONENT = "follower"
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
@@ -82,7 +88,7 @@ def run_labels(node: str, fid: str, lane: str | None = None,
 
 def pipeline_run_manifest(cfg: LoadedConfig, node: str, fid: str, follower: Follower,
                           spec: TektonSpec, *, name: str, snapshot_ref: str, commit: str,
-                          lane_ref: str) -> Manifest:
+                          lane_ref: str, lane_before: str | None = None) -> Manifest:
     """The PipelineRun of one follower run on one snapshot (pure)."""
     url = service_url(cfg, node, follower.repository)
     params = [{"name": "snapshot-ref", "value": snapshot_ref}, {"name": "commit", "value": commit},
@@ -98,7 +104,8 @@ def pipeline_run_manifest(cfg: LoadedConfig, node: str, fid: str, follower: Foll
     return {"apiVersion": API, "kind": "PipelineRun",
             "metadata": {"name": name, "namespace": run_namespace(cfg, node, spec),
                          "labels": run_labels(node, fid, follower.lane, commit),
-                         "annotations": {A_SNAPSHOT: snapshot_ref}},
+                         "annotations": {A_SNAPSHOT: snapshot_ref,
+                                         A_LANE_BEFORE: lane_before or NOTHING}},
             "spec": body}
 
 
@@ -120,13 +127,37 @@ def run_summary(run: Manifest) -> dict[str, Any]:
     meta = run.get("metadata") or {}
     status = run.get("status") or {}
     cond = succeeded_condition(run)
-    return {"name": meta.get("name"), "namespace": meta.get("namespace"), "status": run_state(run),
-            "reason": cond.get("reason"), "message": cond.get("message"),
-            "commit": (meta.get("labels") or {}).get(L_COMMIT),
-            "snapshotRef": (meta.get("annotations") or {}).get(A_SNAPSHOT),
-            "follower": (meta.get("labels") or {}).get(L_FOLLOWER),
-            "createdAt": meta.get("creationTimestamp"), "startedAt": status.get("startTime"),
-            "finishedAt": status.get("completionTime")}
+    notes = meta.get("annotations") or {}
+    out = {"name": meta.get("name"), "namespace": meta.get("namespace"), "status": run_state(run),
+           "reason": cond.get("reason"), "message": cond.get("message"),
+           "commit": (meta.get("labels") or {}).get(L_COMMIT),
+           "snapshotRef": notes.get(A_SNAPSHOT),
+           "follower": (meta.get("labels") or {}).get(L_FOLLOWER),
+           "createdAt": meta.get("creationTimestamp"), "startedAt": status.get("startTime"),
+           "finishedAt": status.get("completionTime")}
+    # Present only when recorded (closeout infers the latest run's when it is not).
+    if A_LANE_BEFORE in notes:
+        out["laneTipBefore"] = None if notes[A_LANE_BEFORE] == NOTHING else notes[A_LANE_BEFORE]
+    if A_PUBLISHED in notes:
+        out["publishedLaneCommit"] = None if notes[A_PUBLISHED] == NOTHING else notes[A_PUBLISHED]
+    return out
+
+
+def record_published(client: KubeClient, run: Manifest, lane_tip: str | None) -> str | None:
+    """Record on the PipelineRun the lane commit it published: the lane's tip in the mirror
+    after it, when that moved since it was created (else "none"). Returns the commit."""
+    meta = run["metadata"]
+    notes = dict(meta.get("annotations") or {})
+    before = notes.get(A_LANE_BEFORE)
+    if before is None or A_PUBLISHED in notes:
+        return None
+    published = lane_tip if lane_tip and lane_tip != before else None
+    notes[A_PUBLISHED] = published or NOTHING
+    client.apply({"apiVersion": API, "kind": "PipelineRun",
+                  "metadata": {"name": meta["name"], "namespace": meta["namespace"],
+                               "labels": dict(meta.get("labels") or {}), "annotations": notes},
+                  "spec": run["spec"]})
+    return published
 
 
 def is_managed(run: Manifest, node: str) -> bool:

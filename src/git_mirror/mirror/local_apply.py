@@ -63,6 +63,8 @@ def desired_settings(cfg: LoadedConfig, rid: str, node: str | None = None) -> di
         # loading the YAML, so that a client push pays for no config parsing.
         "gitmirror.lanes": " ".join(sorted(HEADS + lane.ref.removeprefix(HEADS)
                                            for lane in repo.lanes.values())),
+        # The source branch patterns, so that a refusal names the kind of ref refused.
+        "gitmirror.sources": " ".join(sorted(HEADS + s.pattern for s in layout.sources)),
     })
     hooks = hooks_dir(cfg)
     if hooks is not None:

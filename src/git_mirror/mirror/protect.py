@@ -14,7 +14,7 @@ rules (CONTRACT section 3):
 The mirror's own writes (``update-ref`` from sync and flush) do not run hooks. The hook must
 be quick, so this module imports only the git layer: what it needs to know about the
 repository (its lane refs and snapshot namespace) is in the mirror's git config, written by
-``apply`` (``gitmirror.lanes``, ``gitmirror.namespace``).
+``apply`` (``gitmirror.lanes``, ``gitmirror.namespace``, ``gitmirror.sources``).
 """
 
 from __future__ import annotations
@@ -59,8 +59,15 @@ def parse_updates(text: str) -> list[Update]:
 
 
 def refusals(updates: Sequence[Update], lanes: Sequence[str], namespace: str,
-             ancestry: Callable[[list[tuple[str, str]]], Mapping[tuple[str, str], bool]]) -> list[str]:
-    """One reason per refused update (empty: accept the push). Pure but for ``ancestry``."""
+             ancestry: Callable[[list[tuple[str, str]]], Mapping[tuple[str, str], bool]],
+             sources: Sequence[str] | None = None) -> list[str]:
+    """One reason per refused update (empty: accept the push). Pure but for ``ancestry``.
+
+    ``sources`` are the source branch patterns (``refs/heads/main``, ``refs/heads/release/*``);
+    a branch that is neither a lane nor a source branch is refused as an undeclared one.
+    None: not known (a mirror configured before they were recorded)."""
+    import fnmatch
+
     lane_set = set(lanes)
     snapshots = f"refs/{namespace}/snapshots/"
     reasons: list[str] = []
@@ -78,6 +85,11 @@ def refusals(updates: Sequence[Update], lanes: Sequence[str], namespace: str,
         elif u.ref.startswith("refs/mirror-stage/"):
             reasons.append(f"{u.ref}: stage refs record upstream as last observed; "
                            "only sync and flush write them")
+        elif u.ref.startswith("refs/heads/") and sources is not None \
+                and not any(fnmatch.fnmatchcase(u.ref, pat) for pat in sources):
+            reasons.append(f"{u.ref}: not a declared lane of this mirror (nor a source "
+                           f"branch); {hint}; a new lane is declared under lanes: in the "
+                           "YAML, then: git-mirror apply --confirm")
         elif u.ref.startswith("refs/heads/"):
             reasons.append(f"{u.ref}: source branches follow upstream and are read-only; {hint}")
         elif u.ref.startswith("refs/tags/"):
@@ -94,20 +106,23 @@ def refusals(updates: Sequence[Update], lanes: Sequence[str], namespace: str,
     return reasons
 
 
-def _read_config(git_dir: Path) -> tuple[list[str], str]:
+def _read_config(git_dir: Path) -> tuple[list[str], str, list[str] | None]:
     from git_mirror.git.run import git
 
     text = git(["config", "-z", "--get-regexp", r"^gitmirror\."], git_dir=git_dir,
                ok_codes=(0, 1), what="git config").text
     lanes: list[str] = []
     namespace = "git-mirror"
+    sources: list[str] | None = None
     for item in text.split("\0"):
         key, _, value = item.partition("\n")
         if key == "gitmirror.lanes":
             lanes = value.split()
         elif key == "gitmirror.namespace":
             namespace = value
-    return lanes, namespace
+        elif key == "gitmirror.sources":
+            sources = value.split()
+    return lanes, namespace, sources
 
 
 def pre_receive(stdin: str, git_dir: Path, environ: Mapping[str, str]) -> list[str]:
@@ -115,9 +130,9 @@ def pre_receive(stdin: str, git_dir: Path, environ: Mapping[str, str]) -> list[s
     from git_mirror.git.ancestry import ancestors
 
     env = {k: environ[k] for k in _QUARANTINE_VARS if k in environ}
-    lanes, namespace = _read_config(git_dir)
+    lanes, namespace, sources = _read_config(git_dir)
     return refusals(parse_updates(stdin), lanes, namespace,
-                    lambda pairs: ancestors(git_dir, pairs, env=env))
+                    lambda pairs: ancestors(git_dir, pairs, env=env), sources)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

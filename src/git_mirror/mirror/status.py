@@ -107,6 +107,10 @@ def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None, *,
         entry["hint"] = "git-mirror apply --confirm && git-mirror sync --confirm"
         return entry
     refs = list_refs(layout.git_dir, [HEADS, STAGE_HEADS])
+    # Upstream has been observed once a sync succeeded (a later failed one leaves the stage
+    # refs as they were, still upstream as last observed).
+    synced = last_sync is not None and (bool(last_sync.get("ok"))
+                                        or any(r.startswith(STAGE_HEADS) for r in refs))
     sources = []
     for ref in sorted(set(refs) | {HEADS + r[len(STAGE_HEADS):] for r in refs if r.startswith(STAGE_HEADS)}):
         if not ref.startswith(HEADS):
@@ -119,7 +123,7 @@ def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None, *,
         sources.append({"branch": branch, "pattern": spec.pattern, "snapshotGroup": spec.group,
                         "mirrorCommit": mirror, "githubCommit": stage,
                         "snapshotRef": layout.snapshot_ref(spec.group, branch, mirror) if mirror else None,
-                        "githubInSync": mirror == stage})
+                        "githubInSync": mirror == stage and synced})
     snaps = [str(s["snapshotRef"]) for s in sources if s["snapshotRef"]]
     if check_snapshots:
         existing = existing_refs(layout.git_dir, snaps, layout.snapshot_pattern())
@@ -140,7 +144,9 @@ def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None, *,
         st = lane_state(lane.name, lane.ref, mirror, stage, ancestry)
         # pendingFlush: the lane holds commits its stage ref lacks (ahead or diverged).
         lane_pending = st.action in ("ahead", "diverged", "unknown") and mirror is not None
-        lane_sync = mirror == stage
+        # Before the first sync nothing of upstream has been observed: no row is in sync,
+        # as the repository and the top level say.
+        lane_sync = mirror == stage and synced
         pending = pending or lane_pending
         in_sync = in_sync and lane_sync
         lanes.append({"name": lane.name, "ref": lane.ref, "mirrorCommit": mirror, "githubCommit": stage,
@@ -148,7 +154,7 @@ def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None, *,
                       "diverged": st.action == "diverged", "state": st.action if st.action != "created" else "behind"})
     entry.update(sources=sources, lanes=lanes, pendingFlush=pending,
                  diverged=any(lane["diverged"] for lane in lanes),
-                 githubInSync=in_sync and last_sync is not None)
+                 githubInSync=in_sync and synced)
     return entry
 
 

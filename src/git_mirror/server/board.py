@@ -165,9 +165,11 @@ def follower_runs(cfg: LoadedConfig, fid: str, limit: int = FOLLOWER_RUNS) -> li
 
 
 def ledger_closeouts(cfg: LoadedConfig, fid: str) -> list[dict[str, Any]]:
-    """Closeouts of ``fid`` from the closeout ledger (``state/ledger/closeout.jsonl``), when
-    there is one; its ``checks`` may be a list of ``{name, ok, message}`` or ``{name: ok}``."""
-    path = cfg.cache_dir / "state" / "ledger" / "closeout.jsonl"
+    """Closeouts of ``fid`` from the closeout ledger (:mod:`git_mirror.follower.ledger`), the
+    newest ones; its ``checks`` may be a list of ``{name, ok, message}`` or ``{name: ok}``."""
+    from git_mirror.follower.ledger import ledger_path
+
+    path = ledger_path(cfg)
     out = []
     for entry in tail_jsonl(path, 1000):
         if entry.get("follower") != fid:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from git_mirror.errors import GitError, GitMirrorError, UpstreamUnreachable
 from git_mirror.git.remote import RemoteEnv
 
 if TYPE_CHECKING:
@@ -27,7 +28,31 @@ def remote_for(cfg: LoadedConfig, rid: str, node: str | None = None) -> RemoteEn
     repo = cfg.model.repositories[rid]
     mode = repo.transport.mode
     if mode == "file":
-        return RemoteEnv(url=file_url(repo.upstream), allow_protocol="file")
+        url = file_url(repo.upstream)
+        return RemoteEnv(url=url, allow_protocol="file",
+                         explain=lambda exc: explain_file(exc, rid=rid, url=url,
+                                                          config=str(cfg.path)))
     from git_mirror.transport.declared import remote_env
 
     return remote_env(cfg, rid, node)
+
+
+def explain_file(exc: GitError, *, rid: str, url: str, config: str) -> GitMirrorError:
+    """A failed git process on a ``file://`` upstream: a path that is not a repository (gone,
+    moved, unreadable) is ``upstream-unreachable``, naming the URL and the transport."""
+    from git_mirror.transport.hints import retry_command
+
+    text = exc.stderr or ""
+    if ("does not appear to be a git repository" in text or "No such file" in text
+            or "Could not read from remote repository" in text or "not a git repository" in text):
+        path = url.removeprefix("file://")
+        return UpstreamUnreachable(
+            f"{rid}: upstream {url} (transport file) cannot be reached: {path} is not a git "
+            "repository (missing, moved or unreadable)",
+            hint=f"restore {path}, or fix repositories.{rid}.upstream in {config}; then run: "
+                 f"{retry_command(exc, rid)}",
+            details={"transport": "file", "url": url, "stderr": text[-2000:],
+                     "exitCode": exc.returncode})
+    if exc.hint is None:
+        exc.hint = retry_command(exc, rid)
+    return exc

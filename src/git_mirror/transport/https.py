@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from git_mirror.config.secrets import resolve_secret
-from git_mirror.errors import GitError, GitMirrorError, TransportError
+from git_mirror.errors import GitError, GitMirrorError, TransportError, UpstreamUnreachable
 from git_mirror.git.remote import RemoteEnv
 from git_mirror.redact import remember
 from git_mirror.transport.files import private_dir, write_private
@@ -119,12 +119,25 @@ def explain_https(exc: GitError, *, rid: str, url: str, proxy_name: str | None,
         return fail(f"the TLS certificate of {url} could not be verified",
                     "declare the issuing CA as transport.caBundle if it is a private CA, "
                     f"then run: {retry}")
+    scheme = url.partition("://")[0] or "https"
+
+    def unreachable(message: str, hint: str) -> UpstreamUnreachable:
+        return UpstreamUnreachable(f"{rid}: {message} (transport {scheme})", hint=hint,
+                                   details={**details, "transport": scheme, "url": url})
+
     if "failed to connect" in low or "couldn't connect" in low or "connection refused" in low:
-        return fail(f"upstream {url} cannot be reached",
-                    f"check that the host accepts HTTPS, then run: {retry}")
+        return unreachable(f"upstream {url} cannot be reached",
+                           f"check that the host accepts HTTPS (or fix repositories.{rid}."
+                           f"upstream), then run: {retry}")
     if "could not resolve host" in low:
-        return fail(f"the upstream host of {url} cannot be resolved",
-                    f"check repositories.{rid}.upstream, then run: {retry}")
+        return unreachable(f"the upstream host of {url} cannot be resolved",
+                           f"fix repositories.{rid}.upstream (or DNS), then run: {retry}")
+    if "returned error: 404" in low or "repository not found" in low \
+            or ("not found" in low and "repository" in low):
+        return unreachable(f"upstream {url} has no repository there (or none this token "
+                           "may read: a forge answers 'not found' for a private one)",
+                           f"fix repositories.{rid}.upstream, or check what the token may "
+                           f"read, then run: {retry}")
     if exc.hint is None:
         exc.hint = retry
     return exc

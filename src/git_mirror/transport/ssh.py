@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from git_mirror.config.secrets import resolve_secret
-from git_mirror.errors import GitError, GitMirrorError, TransportError
+from git_mirror.errors import GitError, GitMirrorError, TransportError, UpstreamUnreachable
 from git_mirror.git.remote import RemoteEnv
 from git_mirror.transport import tunnel
 from git_mirror.transport.files import private_dir, write_private
@@ -231,7 +231,8 @@ def ssh_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Proxy
         return explain_ssh(exc, rid=rid, target=setup.target, proxy_name=proxy_name,
                            proxy_url=proxy.url if proxy is not None else None,
                            identity_ref=t.identity.describe() if t.identity else "",
-                           known_hosts_ref=t.known_hosts.describe() if t.known_hosts else "")
+                           known_hosts_ref=t.known_hosts.describe() if t.known_hosts else "",
+                           url=repo.upstream)
 
     return RemoteEnv(
         url=repo.upstream, allow_protocol="ssh",
@@ -240,7 +241,8 @@ def ssh_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Proxy
 
 
 def explain_ssh(exc: GitError, *, rid: str, target: SshTarget, proxy_name: str | None,
-                proxy_url: str | None, identity_ref: str, known_hosts_ref: str) -> GitMirrorError:
+                proxy_url: str | None, identity_ref: str, known_hosts_ref: str,
+                url: str | None = None) -> GitMirrorError:
     """Turn a failed git-over-ssh process into an error that says what to fix."""
     text = exc.stderr or ""
     where = f"{target.host}:{target.port}"
@@ -269,20 +271,32 @@ def explain_ssh(exc: GitError, *, rid: str, target: SshTarget, proxy_name: str |
         return fail(f"upstream {where} refused the declared identity ({identity_ref})",
                     f"register the public key of {identity_ref} with the upstream account "
                     f"(git-mirror status shows its fingerprint), then run: {retry}")
+    def unreachable(message: str, hint: str) -> UpstreamUnreachable:
+        named = f"upstream {url}, transport ssh" if url else "transport ssh"
+        return UpstreamUnreachable(f"{rid}: {message} ({named})", hint=hint,
+                                   details={**details, "transport": "ssh", "host": where,
+                                            "url": url})
+
     if "Connection refused" in text:
         via = f" (through proxy {proxy_name})" if proxy_name else ""
-        return fail(f"upstream {where} refused the connection{via}",
-                    f"check that {where} accepts SSH, then run: {retry}")
+        return unreachable(f"upstream {where} refused the connection{via}",
+                           f"check that {where} accepts SSH (or fix repositories.{rid}.upstream), "
+                           f"then run: {retry}")
     if "Could not resolve hostname" in text:
-        return fail(f"the upstream host {target.host} cannot be resolved",
-                    f"check repositories.{rid}.upstream, then run: {retry}")
+        return unreachable(f"the upstream host {target.host} cannot be resolved",
+                           f"fix repositories.{rid}.upstream (or DNS), then run: {retry}")
     if "timed out" in text:
-        return fail(f"the connection to upstream {where} timed out",
-                    f"check the network path to {where}, then run: {retry}")
+        return unreachable(f"the connection to upstream {where} timed out",
+                           f"check the network path to {where}, then run: {retry}")
     if "kex_exchange_identification" in text or "Connection closed by" in text \
             or "Connection reset" in text:
-        return fail(f"upstream {where} closed the connection during the SSH handshake",
-                    f"check that {where} is an SSH server reachable as declared, then run: {retry}")
+        return unreachable(f"upstream {where} closed the connection during the SSH handshake",
+                           f"check that {where} is an SSH server reachable as declared, "
+                           f"then run: {retry}")
+    if "does not appear to be a git repository" in text or "Repository not found" in text:
+        return unreachable(f"upstream {where} has no repository at the declared path",
+                           f"fix repositories.{rid}.upstream (or create the repository), "
+                           f"then run: {retry}")
     if exc.hint is None:
         exc.hint = retry
     return exc

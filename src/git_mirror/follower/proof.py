@@ -1,0 +1,235 @@
+"""The closeout proof (R10, R12), the same on every kind of node, from the mirror's cache.
+
+Given the follower's runs (run records on a local node, PipelineRuns on a kubernetes node),
+the merge commit and the deployed revision, :func:`judge` picks the run to judge and decides
+the checks of CONTRACT section 3:
+
+* the judged run is ``--pipeline-run NAME``, else the follower's latest succeeded run whose
+  built commit (its snapshot's commit) contains the merge commit;
+* ``tipContainsMergeCommit``: the mirror's branch tip contains the merge commit;
+* ``runSucceeded``: the judged run succeeded;
+* ``runContainsMergeCommit``: the judged run's built commit contains the merge commit (a
+  merge that no run built never closes out; a later run that built a descendant proves it);
+* ``deployedContainsRun``: the deployed revision is the lane commit the judged run published,
+  or a descendant of it;
+* ``pendingFlush`` false and ``githubInSync`` true.
+
+Ancestry is asked of git in one ``for-each-ref --contains`` over the branch and the runs'
+snapshot refs (a run's snapshot ref names its built commit), plus one ``merge-base`` for the
+deployed revision: the number of git processes does not grow with the number of refs (a run
+whose snapshot ref was pruned costs one ``merge-base`` of its own).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from git_mirror.git.run import git
+
+SHA = re.compile(r"^[0-9a-fA-F]{4,64}$")
+SUCCEEDED, RUNNING, FAILED = "succeeded", "running", "failed"
+CHECKS = ("tipContainsMergeCommit", "runSucceeded", "runContainsMergeCommit",
+          "deployedContainsRun", "pendingFlush", "githubInSync")
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "status": "pass" if self.ok else "fail",
+                "message": self.message}
+
+
+def resolve_commit(git_dir: Path, sha: str) -> str | None:
+    """The full id of commit ``sha`` in the mirror; None when the mirror does not have it."""
+    res = git(["rev-parse", "--verify", "-q", "--end-of-options", f"{sha}^{{commit}}"],
+              git_dir=git_dir, ok_codes=(0, 1, 128), what="git rev-parse")
+    oid = res.text.strip()
+    return oid if res.returncode == 0 and oid else None
+
+
+def refs_containing(git_dir: Path, commit: str, refs: Sequence[str]) -> set[str]:
+    """Which of ``refs`` (exact names) contain ``commit``, in one ``for-each-ref``."""
+    if not refs:
+        return set()
+    out = git(["for-each-ref", "--format=%(refname)", f"--contains={commit}", "--", *refs],
+              git_dir=git_dir, what="git for-each-ref --contains").text
+    wanted = set(refs)
+    return {line for line in out.splitlines() if line in wanted}
+
+
+def contains(git_dir: Path, ancestor: str, descendant: str) -> bool | None:
+    """True when ``descendant`` contains ``ancestor``; None when the mirror lacks one of them."""
+    if ancestor == descendant:
+        return True
+    res = git(["merge-base", "--is-ancestor", ancestor, descendant], git_dir=git_dir,
+              ok_codes=(0, 1, 128), what="git merge-base")
+    return {0: True, 1: False}.get(res.returncode)
+
+
+def run_view(run: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a run the proof uses (a local run record or a PipelineRun summary)."""
+    return {"name": run.get("name"), "status": run.get("status"),
+            "commit": run.get("commit"), "snapshotRef": run.get("snapshotRef"),
+            "publishedLaneCommit": run.get("publishedLaneCommit"),
+            "follower": run.get("follower"), "reason": run.get("reason"),
+            "finishedAt": run.get("finishedAt"), "evidence": run.get("evidence", "run"),
+            "publishedLaneCommitSource": run.get("publishedLaneCommitSource")}
+
+
+@dataclass
+class Judgement:
+    merge: str | None  # the full id, None when the mirror does not know the commit
+    tip: str | None
+    run: dict[str, Any] | None
+    checks: list[Check]
+    run_contains: bool | None
+    deployed_contains: bool | None
+    chosen_by: str
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def failed(self) -> set[str]:
+        return {c.name for c in self.checks if not c.ok}
+
+
+def judge(git_dir: Path, *, fid: str, branch: str, merge_commit: str, tip: str | None,
+          runs: Sequence[dict[str, Any]], pipeline_run: str | None, deployed: str | None,
+          deployed_source: str, pending: bool | None, in_sync: bool,
+          run_label: str = "run") -> Judgement:
+    """Pick the run and decide every check (see the module docstring). ``runs`` oldest first."""
+    exists = (git_dir / "HEAD").exists()
+    merge = resolve_commit(git_dir, merge_commit) if exists else None
+    views = [run_view(r) for r in runs]
+    snaps = list(dict.fromkeys(
+        str(v["snapshotRef"]) for v in views
+        if v["snapshotRef"] and (v["status"] == SUCCEEDED or v["name"] == pipeline_run)))
+    branch_ref = f"refs/heads/{branch}"
+    containing: set[str] = set()
+    present: set[str] = set()  # snapshot refs that exist: "not listed by --contains" means no
+    if merge is not None:
+        containing = refs_containing(git_dir, merge, [branch_ref, *snaps])
+        if snaps:
+            present = set(git(["for-each-ref", "--format=%(refname)", "--", *snaps],
+                              git_dir=git_dir, what="git for-each-ref").text.split())
+    tip_contains = bool(tip and merge and branch_ref in containing)
+
+    def built_contains(v: dict[str, Any]) -> bool | None:
+        if merge is None or not v.get("commit"):
+            return None
+        ref = v.get("snapshotRef")
+        if ref and ref in present and str(ref).endswith("/" + str(v["commit"])):
+            return ref in containing
+        return contains(git_dir, merge, str(v["commit"]))
+
+    run: dict[str, Any] | None = None
+    chosen_by = "none"
+    if pipeline_run is not None:
+        run = next((v for v in views if v["name"] == pipeline_run), None)
+        chosen_by = "--pipeline-run"
+        run_contains = built_contains(run) if run else None
+    else:
+        run_contains = None
+        for v in reversed(views):
+            if v["status"] != SUCCEEDED:
+                continue
+            verdict = built_contains(v)
+            if verdict:
+                run, run_contains, chosen_by = v, True, "latest succeeded run containing the merge"
+                break
+        if run is None and views:
+            # No succeeded run built the merge: judge the latest run, so that the checks say
+            # what is missing (it failed, it is running, or it built an older commit).
+            run = views[-1]
+            run_contains = built_contains(run)
+            chosen_by = "latest run (none built the merge commit)"
+
+    published = run.get("publishedLaneCommit") if run else None
+    deployed_contains = None
+    if run is not None and published and deployed and exists:
+        deployed_contains = contains(git_dir, str(published), deployed)
+
+    merge_text = merge or merge_commit
+    status = run.get("status") if run else None
+    if run is None:
+        run_msg = (f"no {run_label} {pipeline_run} of follower {fid}" if pipeline_run else
+                   f"follower {fid} has no {run_label} yet")
+    elif run.get("follower") not in (None, fid):
+        run_msg = f"{run_label} {run['name']} belongs to follower {run['follower']}"
+        status = None
+    else:
+        run_msg = f"{run_label} {run['name']} {status}" + (
+            f" ({run['reason']})" if run.get("reason") else "")
+    if merge is None:
+        contain_msg = (f"{merge_text} is a commit the mirror does not know" if exists else
+                       "the mirror does not exist")
+    elif run is None:
+        contain_msg = f"no {run_label} built {merge_text}"
+    elif not run.get("commit"):
+        contain_msg = f"{run_label} {run['name']} records no built commit"
+    else:
+        contain_msg = (f"{run_label} {run['name']} built {run['commit']}, which "
+                       + ("contains" if run_contains else "does not contain")
+                       + f" {merge_text}" + ("" if run_contains else
+                                             ": no run built this merge yet"))
+    if run is None:
+        deployed_msg = f"no {run_label} to compare with the deployed revision"
+    elif not published:
+        deployed_msg = f"{run_label} {run['name']} published no lane commit"
+    elif not deployed:
+        deployed_msg = f"the deployed revision ({deployed_source}) is unknown"
+    elif deployed_contains is None:
+        deployed_msg = (f"the deployed revision {deployed} ({deployed_source}) is not in the "
+                        "mirror")
+    else:
+        deployed_msg = (f"the deployed revision {deployed} ({deployed_source}) "
+                        + ("is or descends from" if deployed_contains else
+                           "does not contain")
+                        + f" lane commit {published} published by {run['name']}")
+    checks = [
+        Check("tipContainsMergeCommit", tip_contains,
+              f"{branch} at {tip or 'nothing'} "
+              + ("contains" if tip_contains else "does not contain") + f" {merge_text}"
+              + ("" if merge or not exists else " (a commit the mirror does not know)")),
+        Check("runSucceeded", status == SUCCEEDED, run_msg),
+        Check("runContainsMergeCommit", bool(run_contains), contain_msg),
+        Check("deployedContainsRun", bool(deployed_contains), deployed_msg),
+        Check("pendingFlush", exists and pending is False,
+              "no lane commit waits for flush" if exists and pending is False else
+              "a lane holds commits upstream lacks" if exists else "the mirror does not exist"),
+        Check("githubInSync", in_sync,
+              "every lane and source ref equals upstream as last observed" if in_sync else
+              "some lane or source ref differs from upstream as last observed"),
+    ]
+    return Judgement(merge, tip, run, checks, run_contains, deployed_contains, chosen_by)
+
+
+def hint(j: Judgement, *, cli: str, fid: str, rid: str) -> str:
+    """The next command after a failed closeout: the first thing that moves it forward."""
+    failed = j.failed()
+    trigger = f"{cli} follower trigger --follower {fid} --confirm --wait"
+    run = j.run or {}
+    if j.merge is None:
+        # The mirror does not know the commit: fetch first (it may be a fresh merge).
+        return f"{cli} sync --repo {rid} --confirm --wait"
+    if "runSucceeded" in failed and run.get("status") == RUNNING:
+        return f"{cli} follower status --follower {fid} --wait"
+    if "runSucceeded" in failed and run.get("status") == FAILED \
+            and "runContainsMergeCommit" not in failed:
+        return f"{cli} cleanup-runs --pipeline-run {run['name']} --confirm && {trigger}"
+    if failed & {"runSucceeded", "runContainsMergeCommit", "tipContainsMergeCommit"}:
+        return trigger  # it syncs, builds the new tip's snapshot and flushes
+    if "pendingFlush" in failed:
+        return f"{cli} flush --repo {rid} --confirm --wait"
+    if "deployedContainsRun" in failed and not run.get("publishedLaneCommit"):
+        return trigger
+    return f"{cli} sync --repo {rid} --confirm --wait"

@@ -1,0 +1,125 @@
+"""Error codes that say what happened, hints that move forward, and the one registry of codes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from git_mirror.errors import ERROR_CODES, WARNING_CODES, GitError, GitMirrorError, TransportError
+from tests.support.cli import CliResult
+from tests.support.gitutil import Repo
+
+Cli = Callable[..., CliResult]
+SRC = Path(__file__).resolve().parent.parent / "src" / "git_mirror"
+README = Path(__file__).resolve().parent.parent / "README.md"
+# code="x", code = "x" (class attributes), "code": "x" (error objects built as dicts), and
+# code") or "x" (a fallback code for an error read back from a Job or a record)
+PATTERNS = [re.compile(r'\bcode\s*=\s*"([a-z][a-z0-9-]*)"'),
+            re.compile(r'"code":\s*"([a-z][a-z0-9-]*)"'),
+            re.compile(r'code"\)\s*or\s*"([a-z][a-z0-9-]*)"')]
+
+
+def emitted_codes() -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for path in sorted(SRC.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for pattern in PATTERNS:
+            for m in pattern.finditer(text):
+                line = text.count("\n", 0, m.start()) + 1
+                found.setdefault(m.group(1), []).append(f"{path.relative_to(SRC)}:{line}")
+    return found
+
+
+def test_every_code_the_product_emits_is_in_the_registry() -> None:
+    found = emitted_codes()
+    assert {"closeout-failed", "upstream-unreachable", "exec-not-in-snapshot"} <= set(found)
+    missing = {code: where for code, where in found.items()
+               if code not in ERROR_CODES and code not in WARNING_CODES}
+    assert not missing, f"codes emitted but not listed in git_mirror.errors.ERROR_CODES: {missing}"
+    for cls in _subclasses(GitMirrorError):
+        assert cls.code in ERROR_CODES, cls
+
+
+def test_the_readme_documents_every_error_code() -> None:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Error codes"):]
+    for code in ERROR_CODES:
+        assert f"| `{code}` |" in section, code
+
+
+def _subclasses(cls: type[GitMirrorError]) -> list[type[GitMirrorError]]:
+    out = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out.extend(_subclasses(sub))
+    return out
+
+
+def test_an_unreachable_file_upstream_is_upstream_unreachable(
+        cli: Cli, upstream: Repo, mirror: Repo) -> None:
+    assert cli("--json", "sync", "--confirm").code == 0
+    before = mirror.refs()
+    upstream.path.rename(upstream.path.with_name("moved.git"))
+    res = cli("--json", "sync", "--confirm")
+    assert res.code == 1, res.stdout
+    err = res.json["error"]
+    assert err["code"] == "upstream-unreachable"
+    assert upstream.url in err["message"] and "transport file" in err["message"]
+    assert err["transport"] == "file" and err["url"] == upstream.url
+    # the hint says what to fix before the retry, not only the same failing command
+    assert err["hint"].startswith(f"restore {upstream.path}")
+    assert "repositories.hwlab.upstream" in err["hint"]
+    assert err["hint"].endswith("git-mirror sync --repo hwlab --confirm --wait")
+    assert mirror.refs() == before
+
+
+@pytest.mark.parametrize(("stderr", "code"), [
+    ("ssh: connect to host h port 443: Connection refused", "upstream-unreachable"),
+    ("ssh: Could not resolve hostname h: Name or service not known", "upstream-unreachable"),
+    ("kex_exchange_identification: Connection closed by remote host", "upstream-unreachable"),
+    ("fatal: '/x.git' does not appear to be a git repository", "upstream-unreachable"),
+    ("git@h: Permission denied (publickey).", "transport"),
+    ("Host key verification failed.", "transport"),
+])
+def test_ssh_failures_say_whether_upstream_or_the_declared_path_failed(stderr: str,
+                                                                       code: str) -> None:
+    from git_mirror.transport import ssh
+
+    exc = GitError("git ls-remote failed", stderr=stderr, returncode=128)
+    out = ssh.explain_ssh(exc, rid="r", target=ssh.SshTarget("git", "h", 443), proxy_name=None,
+                          proxy_url=None, identity_ref="file:id", known_hosts_ref="file:kh",
+                          url="ssh://git@h:443/x.git")
+    assert isinstance(out, TransportError) and out.code == code
+    if code == "upstream-unreachable":
+        assert "upstream ssh://git@h:443/x.git, transport ssh" in out.message
+        assert out.hint and out.hint.endswith("git-mirror sync --repo r --confirm --wait")
+
+
+def test_https_upstream_unreachable_names_url_and_transport() -> None:
+    from git_mirror.transport.https import explain_https
+
+    exc = GitError("git ls-remote failed", returncode=128,
+                   stderr="fatal: unable to access 'https://h/r.git/': Failed to connect to h "
+                          "port 443 after 3 ms: Couldn't connect to server")
+    out = explain_https(exc, rid="r", url="https://h/r.git", proxy_name=None, proxy_url=None,
+                        token_ref=None)
+    assert out.code == "upstream-unreachable"
+    assert "https://h/r.git" in out.message and "transport https" in out.message
+
+
+def test_before_the_first_sync_no_flag_says_in_sync(cli: Cli, mirror: Repo) -> None:
+    assert cli("--json", "apply", "--confirm").code == 0
+    st = cli("--json", "status").json
+    repo = st["repositories"][0]
+    assert st["githubInSync"] is False and repo["githubInSync"] is False
+    assert repo["lanes"] and all(ln["githubInSync"] is False for ln in repo["lanes"])
+    assert all(s["githubInSync"] is False for s in repo["sources"])
+    assert cli("--json", "sync", "--confirm").code == 0
+    st = cli("--json", "status").json
+    repo = st["repositories"][0]
+    assert st["githubInSync"] is True
+    assert all(ln["githubInSync"] is True for ln in repo["lanes"])
+    assert all(s["githubInSync"] is True for s in repo["sources"])
