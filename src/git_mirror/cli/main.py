@@ -85,6 +85,13 @@ def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
         data = op()
     except GitMirrorError as exc:
         sys.exit(emit_error(exc, as_json=ctx.json))
+    except OSError as exc:
+        # A file system error no operation turned into its own (a read-only root filesystem
+        # in a container, a full disk): still the JSON error object, never a traceback.
+        where = f": {exc.filename}" if exc.filename else ""
+        sys.exit(emit_error(GitMirrorError(f"{exc.strerror or exc}{where}", code="io",
+                                           hint="check that the path is writable and has space"),
+                            as_json=ctx.json))
     sys.exit(emit(data, as_json=ctx.json, human=human, warnings_to_stderr=warnings_to_stderr))
 
 
@@ -171,7 +178,11 @@ def status(ctx: Ctx, repo: str | None) -> None:
 
     def op() -> dict[str, Any]:
         if ctx.executor() == "kubernetes":
-            return ctx.node_job("status", ["--repo", repo] if repo else [], confirm=True, wait=True)
+            from git_mirror.kube.nodestatus import node_status
+
+            return node_status(ctx.cfg(), ctx.node_name(), repo=repo,
+                               global_args=["--lane", ctx.lane] if ctx.lane else [],
+                               hint_args=["--config", ctx.config_path] if ctx.config_path else [])
         from git_mirror.mirror.status import status as run
 
         return run(ctx.cfg(), repo=repo, node=ctx.node_name()).to_json()
