@@ -63,6 +63,8 @@ def sync_text(data: dict[str, Any]) -> str:
                 out.append(f"  lane {lane['name']}: {lane['action']}")
         for warning in repo.get("warnings", []):
             out.append(f"  warning: {warning}")
+        for name in repo.get("recovered", []):
+            out.append(f"  removed stale lock file {name} (left by a killed git)")
     return "\n".join(out)
 
 
@@ -97,6 +99,10 @@ def flush_text(data: dict[str, Any]) -> str:
         for lane in repo.get("lanes", []):
             if lane["action"] not in ("absent", "push"):
                 out.append(f"  lane {lane['name']}: {lane['action']}")
+        for warning in repo.get("warnings", []):
+            out.append(f"  warning: {warning}")
+        for name in repo.get("recovered", []):
+            out.append(f"  removed stale lock file {name} (left by a killed git)")
     for key, verb in (("wouldPush", "would push"), ("pushed", "pushed")):
         for p in data.get(key, []):
             out.append(f"  {verb} {p.get('repository', '')} {p['ref']}  {short(p['from'])} -> {short(p['to'])}")

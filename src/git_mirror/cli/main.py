@@ -79,7 +79,7 @@ def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
     """Run ``op`` and exit with the code its result (or error) implies; with
     ``warnings_to_stderr``, human mode prints the result's warnings on stderr."""
     from git_mirror.cli.output import emit, emit_error
-    from git_mirror.errors import GitMirrorError
+    from git_mirror.errors import GitMirrorError, from_os_error
 
     try:
         data = op()
@@ -87,11 +87,17 @@ def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
         sys.exit(emit_error(exc, as_json=ctx.json))
     except OSError as exc:
         # A file system error no operation turned into its own (a read-only root filesystem
-        # in a container, a full disk): still the JSON error object, never a traceback.
-        where = f": {exc.filename}" if exc.filename else ""
-        sys.exit(emit_error(GitMirrorError(f"{exc.strerror or exc}{where}", code="io",
-                                           hint="check that the path is writable and has space"),
-                            as_json=ctx.json))
+        # in a container, a full disk): still the JSON error object, never a traceback;
+        # disk-full for a full disk (or quota), else io.
+        name = click.get_current_context().info_name or "git-mirror"
+        sys.exit(emit_error(from_os_error(exc, doing=f"{name} failed"), as_json=ctx.json))
+    except (MemoryError, RecursionError) as exc:
+        # Input too big or too deep for what reads it: said as an error, never a traceback.
+        name = click.get_current_context().info_name or "git-mirror"
+        sys.exit(emit_error(GitMirrorError(
+            f"{name} failed: {type(exc).__name__}: the input was too large or too deeply "
+            "nested to process", code="resource", hint="check the config and its secret files, "
+            "then run: git-mirror validate"), as_json=ctx.json))
     sys.exit(emit(data, as_json=ctx.json, human=human, warnings_to_stderr=warnings_to_stderr))
 
 

@@ -168,9 +168,11 @@ class RepoApply:
     path: str
     action: str  # create | update | unchanged
     changes: list[dict[str, Any]] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)  # stale git lock files removed
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "path": self.path, "action": self.action, "changes": self.changes}
+        return {"id": self.id, "path": self.path, "action": self.action, "changes": self.changes,
+                "recovered": self.recovered}
 
 
 @dataclass
@@ -225,8 +227,40 @@ def plan_repo(cfg: LoadedConfig, rid: str, node: str | None = None, *,
 def execute(cfg: LoadedConfig, plan: RepoApply) -> None:
     git_dir = Path(plan.path)
     if plan.action == "create":
-        git_dir.parent.mkdir(parents=True, exist_ok=True)
-        git(["init", "--bare", "--quiet", str(git_dir)], what="git init")
+        _create(git_dir, plan)
+        return
+    _configure(git_dir, plan)
+
+
+def _create(git_dir: Path, plan: RepoApply) -> None:
+    """Build the mirror beside its place and rename it in: a kill at any instant leaves no
+    mirror or a complete one, never one without its settings (which sync would call drift).
+
+    The caller holds the repository lock, so a directory left by an earlier, killed creation
+    is stale: it is removed, as is a directory at the mirror's path that has no ``HEAD`` (not
+    a repository: what a killed ``git init`` of an older version left).
+    """
+    import secrets
+    import shutil
+
+    git_dir.parent.mkdir(parents=True, exist_ok=True)
+    for stale in git_dir.parent.glob(f".{git_dir.name}.new-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    if git_dir.is_dir() and not (git_dir / "HEAD").exists():
+        shutil.rmtree(git_dir)
+    # Not mkdtemp (mode 0700): the mirror gets the mode git init would give it (umask).
+    building = git_dir.parent / f".{git_dir.name}.new-{os.getpid()}-{secrets.token_hex(4)}"
+    building.mkdir()
+    try:
+        git(["init", "--bare", "--quiet", str(building)], what="git init")
+        _configure(building, plan)
+        os.rename(building, git_dir)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+
+
+def _configure(git_dir: Path, plan: RepoApply) -> None:
     for change in plan.changes:
         key, value = change["key"], change["to"]
         if key == "repository":
@@ -276,10 +310,19 @@ def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local") -> App
         install_hooks(cfg)
     plans = [plan_repo(cfg, rid, node) for rid in cfg.model.repositories]
     if confirm:
+        from git_mirror.mirror.lock import repo_lock
+        from git_mirror.mirror.recovery import clear_stale_locks
+
         for plan in plans:
             progress.begin(plan.id)
             if plan.action != "unchanged":
-                execute(cfg, plan)
+                # Under the repository's lock, like every writer of a mirror: a git config
+                # write never meets a sync, and a stale lock file is removable by proof.
+                layout = RepoLayout.of(cfg, plan.id)
+                with repo_lock(layout.state_dir, plan.id, wait=True, command="apply"):
+                    if plan.action != "create":  # an apply killed in a git config write
+                        plan.recovered = clear_stale_locks(layout.git_dir, layout.state_dir)[0]
+                    execute(cfg, plan)
             progress.done(apply_line(plan))
     return ApplyResult(node=node, dry_run=not confirm, repositories=plans,
                        orphaned=orphaned_repos(cfg))

@@ -34,6 +34,8 @@ def sync_line(res: RepoSync) -> str:
         parts.insert(0, "mirror created")
     if res.diverged:
         parts.append("a lane diverged (left as it is)")
+    if res.refused:
+        parts.append(f"{len(res.refused)} ref(s) refused (see the result)")
     return f"synced in {seconds(res.duration_ms)}: " + ", ".join(parts)
 
 

@@ -27,13 +27,13 @@ import os
 import re
 import time
 import zlib
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from git_mirror.git.run import AsyncGit, git, start_git_async
+from git_mirror.git.run import AsyncGit, children_inherit, git, start_git_async
 from git_mirror.mirror.layout import RepoLayout
 from git_mirror.redact import scrub
 from git_mirror.server import logs
@@ -53,6 +53,7 @@ CHUNK = 256 << 10          # one read from git's stdout, at most
 INFLATE_STEP = 1 << 18     # inflated bytes per step of a gzip body: a small body cannot explode
 IDLE_TIMEOUT = 600.0       # seconds without a byte from git before the request is cut
 STDERR_KEEP = 16 << 10
+PUSH_LOCK_WAIT = 30.0     # seconds a push waits while sync or flush sweeps stale lock files
 _PROTOCOL_RE = re.compile(r"^[A-Za-z0-9=:._-]{1,256}$")
 NO_CACHE = [(b"cache-control", b"no-cache, max-age=0, must-revalidate"),
             (b"expires", b"Fri, 01 Jan 1980 00:00:00 GMT"), (b"pragma", b"no-cache")]
@@ -106,6 +107,7 @@ class SmartHttp:
         self.node = node
         self.on_push = on_push
         self.repos = {rid: RepoLayout.of(cfg, rid).git_dir for rid in cfg.model.repositories}
+        self.state_dirs = {rid: RepoLayout.of(cfg, rid).state_dir for rid in cfg.model.repositories}
         self.config_path = str(cfg.path.resolve())
         self._active: set[AsyncGit] = set()
 
@@ -212,13 +214,20 @@ class SmartHttp:
             await plain(send, 415, f"Content-Encoding {encoding!r} is not supported (gzip is)")
             return
         started = time.monotonic()
-        self.metrics.http_in_flight.inc()
-        try:
-            rc, sent = await self._relay(receive, send, args, env, content_type, prefix,
-                                         body=not call.advertise, gzip=encoding in ("gzip", "x-gzip"),
-                                         what=call)
-        finally:
-            self.metrics.http_in_flight.dec()
+        writes = call.service == "git-receive-pack" and not call.advertise
+        async with client_push(self.state_dirs[call.rid] if writes else None) as held:
+            if not held:
+                await plain(send, 503, f"pushes to {call.rid} are paused for a moment "
+                                       "(the mirror is being repaired); push again",
+                            [(b"retry-after", b"5")])
+                return
+            self.metrics.http_in_flight.inc()
+            try:
+                rc, sent = await self._relay(receive, send, args, env, content_type, prefix,
+                                             body=not call.advertise,
+                                             gzip=encoding in ("gzip", "x-gzip"), what=call)
+            finally:
+                self.metrics.http_in_flight.dec()
         log.info("git request", repository=call.rid, service=call.service,
                  advertise=call.advertise, user=call.principal.name, exitCode=rc, bytes=sent,
                  durationMs=int((time.monotonic() - started) * 1000))
@@ -349,6 +358,40 @@ class SmartHttp:
     @property
     def in_flight(self) -> int:
         return len(self._active)
+
+
+@contextlib.asynccontextmanager
+async def client_push(state_dir: Path | None, *,
+                      wait: float | None = None) -> AsyncIterator[bool]:
+    """Hold the shared ``ref-writers`` flock for one client push (None: nothing to hold).
+
+    ``receive-pack`` and every child of it inherit the descriptor, so the flock outlives a
+    killed server while they run: sync and flush remove a git lock file only when they can
+    take it exclusively (:mod:`git_mirror.mirror.recovery`). They hold it for a moment only;
+    a push waits up to ``wait`` seconds for it, else it is told to come again.
+    """
+    if state_dir is None:
+        yield True
+        return
+    from git_mirror.mirror.recovery import open_writers, try_shared
+
+    try:
+        fd = await asyncio.to_thread(open_writers, state_dir)
+    except OSError as exc:
+        log.warning("cannot open the ref-writers lock; push refused", error=exc.strerror)
+        yield False
+        return
+    try:
+        deadline = time.monotonic() + (PUSH_LOCK_WAIT if wait is None else wait)
+        while not try_shared(fd):
+            if time.monotonic() >= deadline:
+                yield False
+                return
+            await asyncio.sleep(0.02)
+        with children_inherit(fd):
+            yield True
+    finally:
+        os.close(fd)
 
 
 def _kill(proc: AsyncGit) -> None:
