@@ -164,8 +164,8 @@ ERROR_CODES: dict[str, str] = {
     "internal": "an unexpected failure inside serve's scheduler (reported, not raised)",
     "io": "an I/O error while reading or writing the cache",
     "disk-full": "the disk holding the cache is full",
-    "integrity": "the ref protection or a snapshot is not what git-mirror put there",
     "resource": "the input was too large or too deeply nested to process",
+    "integrity": "the ref protection or a protected ref is not what git-mirror put there",
 }
 
 # Codes of ``warnings[]`` entries (the command still succeeds).
@@ -206,3 +206,9 @@ def from_os_error(exc: OSError, *, doing: str, hint: str | None = None) -> IOFai
     return IOFailure(f"{doing}: {what}{where}",
                      hint=hint or "check the path's permissions and file system, then run the "
                                   "command again")
+
+
+class IntegrityError(GitMirrorError):
+    """The ref protection or a protected ref is not what git-mirror put there."""
+
+    code = "integrity"

@@ -71,6 +71,12 @@ def sync_text(data: dict[str, Any]) -> str:
 def apply_text(data: dict[str, Any]) -> str:
     head = "apply (dry run: nothing changed; add --confirm)" if data["dryRun"] else "apply"
     out = [f"{head} node {data['node']}"]
+    hooks = data.get("hooks")
+    if hooks:
+        out.append(f"hook {hooks['path']}: {hooks['action']}")
+        for stray in hooks.get("strayHooks", []):
+            out.append(f"  other hook {stray['path']}: "
+                       + (f"moved to {stray['movedTo']}" if stray.get("movedTo") else "would be moved aside"))
     for repo in data["repositories"]:
         out.append(f"{repo['id']}: {repo['action']}  {repo['path']}")
         if repo["action"] != "create":

@@ -44,7 +44,7 @@ from git_mirror.git import progress
 from git_mirror.git.ancestry import ancestors, refs_with_parents
 from git_mirror.git.refs import RefTransaction, RefUpdate, has_commits
 from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote, push
-from git_mirror.mirror import journal
+from git_mirror.mirror import audit, journal
 from git_mirror.mirror.layout import LaneSpec, RepoLayout, selected_repositories
 from git_mirror.mirror.lock import repo_lock
 from git_mirror.mirror.outcome import PerRepository
@@ -381,15 +381,20 @@ def flush_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, lane: s
 
 def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None,
           confirm: bool = False, wait: bool = False, node: str = "local",
-          backoff: float = RECOVERY_BACKOFF_SECONDS) -> FlushResult:
-    """Flush every declared repository (or one; or one lane), dry run unless ``confirm``."""
+          backoff: float = RECOVERY_BACKOFF_SECONDS, jobs: int | None = None) -> FlushResult:
+    """Flush every declared repository (or one; or one lane), dry run unless ``confirm``.
+
+    Up to ``jobs`` repositories (default: the config's ``jobs``) at once; results in
+    declaration order."""
+    from git_mirror.mirror.parallel import each, jobs_for
     from git_mirror.mirror.status import repo_status
     from git_mirror.mirror.sync import check_drift
     from git_mirror.transport import remote_for
 
     ids = selected_repositories(cfg, repo, lane)
-    results: list[RepoFlush] = []
-    for rid in ids:
+    workers = jobs_for(cfg, jobs)
+
+    def one(rid: str) -> RepoFlush:
         res = RepoFlush(rid, dry_run=not confirm)
         layout = RepoLayout.of(cfg, rid)
         started = time.monotonic()
@@ -429,17 +434,21 @@ def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None
             })
             if note:
                 res.warnings.append(note)
+        audit.record_flush(layout.state_dir, rid, res)
         log.info("flush %s: %s, %d ref(s) pushed%s", rid,
                  "ok" if res.ok else f"failed [{res.error.code if res.error else ''}]",
                  len(res.pushed), " (dry run)" if not confirm else "",
                  extra={"repository": rid, "ok": res.ok, "dryRun": not confirm,
                         "partialSuccess": res.partial_success, "durationMs": res.duration_ms})
         progress.done(flush_line(res))
-        results.append(res)
+        return res
+
+    results = each(ids, one, workers)
     out = FlushResult(node=node, dry_run=not confirm, lane=lane, repositories=results)
     # The resulting flags, read back from the refs (a client may have pushed meanwhile).
     try:
-        states = [repo_status(cfg, rid, node, check_snapshots=False) for rid in ids]
+        states = each(ids, lambda rid: repo_status(cfg, rid, node, check_snapshots=False),
+                      workers)
     except (GitMirrorError, OSError) as exc:
         # What was pushed is reported whatever happens here; the flags stay pessimistic.
         out.pending_flush, out.github_in_sync = True, False

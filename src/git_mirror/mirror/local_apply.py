@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from git_mirror.config.egress import effective_proxy_name
+from git_mirror.git.refs import RefUpdate
 from git_mirror.git.run import git
 from git_mirror.mirror.layout import HEADS, RepoLayout
 
@@ -42,6 +43,12 @@ BASE_SETTINGS: dict[str, str] = {
     "core.commitgraph": "true",
     "fetch.writecommitgraph": "false",
     "http.receivepack": "true",
+    # Quarantined refs (verify --repair) are kept as evidence, out of clients' sight.
+    "uploadpack.hiderefs": "refs/mirror-quarantine/",
+    "receive.hiderefs": "refs/mirror-quarantine/",
+    # The reflogs prove who wrote each protected ref (verify): a manual gc keeps them.
+    "gc.reflogexpire": "never",
+    "gc.reflogexpireunreachable": "never",
 }
 
 
@@ -182,16 +189,27 @@ class ApplyResult:
     repositories: list[RepoApply]
     orphaned: list[str]
     executor: str = "local"
+    hooks: dict[str, Any] | None = None       # the protection hook (integrity.converge_protection)
+    integrity: dict[str, Any] | None = None   # what is still wrong after (or, dry run, before)
 
     @property
     def changed(self) -> bool:
-        return any(r.action != "unchanged" for r in self.repositories)
+        hooks = self.hooks or {}
+        return (any(r.action != "unchanged" for r in self.repositories)
+                or hooks.get("action", "unchanged") != "unchanged" or bool(hooks.get("strayHooks")))
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": True, "node": self.node, "executor": self.executor, "dryRun": self.dry_run,
-                "changed": self.changed,
-                "repositories": [r.to_json() for r in self.repositories],
-                "orphaned": self.orphaned}
+        out = {"ok": True, "node": self.node, "executor": self.executor, "dryRun": self.dry_run,
+               "changed": self.changed,
+               "repositories": [r.to_json() for r in self.repositories],
+               "orphaned": self.orphaned}
+        if self.hooks is not None:
+            out["hooks"] = self.hooks
+        if self.integrity is not None:
+            out["integrity"] = self.integrity
+            out["warnings"] = [{"code": "integrity", "message": p["message"], "hint": p["fix"]}
+                               for p in self.integrity["problems"]]
+        return out
 
 
 def plan_repo(cfg: LoadedConfig, rid: str, node: str | None = None, *,
@@ -300,20 +318,24 @@ def ensure_repo(cfg: LoadedConfig, rid: str, node: str | None = None) -> RepoApp
     return plan
 
 
-def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local") -> ApplyResult:
-    """Converge the local node to the YAML (dry run unless ``confirm``)."""
+def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local",
+                jobs: int | None = None) -> ApplyResult:
+    """Converge the local node to the YAML (dry run unless ``confirm``), ``jobs`` at once."""
     from git_mirror.git import progress
-    from git_mirror.mirror.hooks import install_hooks
+    from git_mirror.mirror import audit, integrity
+    from git_mirror.mirror.parallel import each, jobs_for
     from git_mirror.mirror.report import apply_line
 
-    if confirm:
-        install_hooks(cfg)
-    plans = [plan_repo(cfg, rid, node) for rid in cfg.model.repositories]
+    # The hook first: rewritten when it is not ours, other hooks moved aside.
+    request_id = audit.new_request_id()  # one id for everything this apply changes
+    hooks = integrity.converge_protection(cfg, confirm=confirm, request_id=request_id)
+    workers = jobs_for(cfg, jobs)
+    plans = each(list(cfg.model.repositories), lambda rid: plan_repo(cfg, rid, node), workers)
     if confirm:
         from git_mirror.mirror.lock import repo_lock
         from git_mirror.mirror.recovery import clear_stale_locks
 
-        for plan in plans:
+        def converge(plan: RepoApply) -> None:
             progress.begin(plan.id)
             if plan.action != "unchanged":
                 # Under the repository's lock, like every writer of a mirror: a git config
@@ -323,6 +345,17 @@ def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local") -> App
                     if plan.action != "create":  # an apply killed in a git config write
                         plan.recovered = clear_stale_locks(layout.git_dir, layout.state_dir)[0]
                     execute(cfg, plan)
+                audit.record(layout.state_dir, plan.id, "apply",
+                             [RefUpdate("HEAD", c["to"], c["from"]) for c in plan.changes
+                              if c["key"] == "HEAD"], request_id=request_id)
             progress.done(apply_line(plan))
+
+        by_id = {plan.id: plan for plan in plans}
+        each(list(by_id), lambda rid: converge(by_id[rid]), workers)
+    # What apply cannot fix (forged refs) or, in a dry run, what it would: said, not hidden.
+    problems = integrity.node_problems(cfg)
+    for rid in cfg.model.repositories:
+        problems += integrity.repository_problems(cfg, rid)
     return ApplyResult(node=node, dry_run=not confirm, repositories=plans,
-                       orphaned=orphaned_repos(cfg))
+                       orphaned=orphaned_repos(cfg), hooks=hooks,
+                       integrity=integrity.summary(problems))

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from git_mirror.git.refs import RefTransaction, RefUpdate
 from git_mirror.git.run import git
+from git_mirror.mirror import audit
 from git_mirror.mirror.layout import HEADS, RepoLayout
 from git_mirror.mirror.lock import repo_lock
 
@@ -156,4 +157,5 @@ def prune(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
                 txn = RefTransaction(layout.git_dir, message="git-mirror snapshots prune")
                 txn.extend(RefUpdate(s.ref, None, s.commit) for s in doomed)
                 txn.commit()
+                audit.record(layout.state_dir, rid, "prune", txn.updates)
     return result
