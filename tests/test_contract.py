@@ -95,6 +95,15 @@ def test_without_any_config_the_error_says_how_to_get_one(
     ("version: 1\nsnapshots:\n  namespace: x\n  keep: 3\n", "snapshots.keep", 4),
     ("version: 1\nserver:\n  tokens:\n    ci: {secretRef: {file: t}, pull: true}\n",
      "server.tokens.ci.pull", 4),
+    # the keys are the contract's spelling: another spelling of a known key is unknown too
+    ("version: 1\nsnapshots:\n  retention: {keep_last: 3}\n", "snapshots.retention.keep_last", 3),
+    ("version: 1\nserver:\n  webhook_secret: {file: s}\n", "server.webhook_secret", 3),
+    ("version: 1\nrepositories:\n  a:\n    upstream: file:///x.git\n    transport: {mode: file}\n"
+     "    sources:\n      - branch: main\n        snapshot_group: g\n",
+     "repositories.a.sources[0].snapshot_group", 8),
+    ("version: 1\nrepositories:\n  a:\n    upstream: ssh://git@h/x.git\n    transport:\n"
+     "      mode: ssh\n      identity: {file: i}\n      known_hosts: {file: k}\n",
+     "repositories.a.transport.known_hosts", 8),
 ])
 def test_unknown_keys_are_errors_naming_file_line_and_key_path(
         write_config: Callable[..., Path], yaml: str, key: str, line: int) -> None:
