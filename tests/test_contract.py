@@ -245,6 +245,8 @@ def test_json_is_exactly_one_object_and_logs_go_to_stderr(cli: Cli, synced: Repo
     (["status", "--repo", "nope"], "nope"),
     (["sync", "--repo", "nope"], "nope"),
     (["flush", "--repo", "nope"], "nope"),
+    (["snapshots", "list", "--repo", "nope"], "nope"),
+    (["snapshots", "prune", "--repo", "nope"], "nope"),
     (["--lane", "nope", "flush"], "nope"),
     (["--node", "nope", "status"], "nope"),
     (["sync", "--dry-run", "--confirm"], "--dry-run"),
