@@ -282,6 +282,32 @@ def test_a_command_before_apply_says_to_apply(cli: Cli, config: Path) -> None:
     assert "apply --confirm" in err["hint"]
 
 
+def test_an_io_error_is_the_error_object_not_a_traceback(
+        write_config: Callable[..., Path], upstream: Repo, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("", encoding="utf-8")
+    path = write_config(f"version: 1\ncache: {blocker}/cache\n"
+                        + HWLAB_REPOSITORY.format(url=upstream.url))
+    for args in (["apply", "--confirm"], ["sync", "--confirm"]):
+        res = run_cli("--config", path, "--json", *args)
+        err = assert_error(res, "io", 1)
+        assert str(blocker) in err["message"]
+        human = run_cli("--config", path, *args)
+        assert human.code == 1 and "Traceback" not in human.stderr
+        assert "error [io]" in human.stderr
+
+
+def test_a_full_disk_is_its_own_code() -> None:
+    import errno
+
+    from git_mirror.cli.failures import as_error
+
+    err = as_error(OSError(errno.ENOSPC, "No space left on device", "/cache/state/runs.jsonl"))
+    assert err.code == "disk-full" and "/cache/state/runs.jsonl" in err.message
+    assert err.hint and "free space" in err.hint
+    assert as_error(ValueError("boom")).to_json()["code"] == "error"
+
+
 # --- dry runs --------------------------------------------------------------------------------
 
 def test_mutating_commands_without_confirm_are_dry_runs_that_change_nothing(

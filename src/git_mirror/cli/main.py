@@ -84,6 +84,10 @@ def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
         data = op()
     except GitMirrorError as exc:
         sys.exit(emit_error(exc, as_json=ctx.json))
+    except Exception as exc:  # never a traceback (CONTRACT section 5)
+        from git_mirror.cli.failures import as_error
+
+        sys.exit(emit_error(as_error(exc), as_json=ctx.json))
     sys.exit(emit(data, as_json=ctx.json, human=human, warnings_to_stderr=warnings_to_stderr))
 
 

@@ -1,0 +1,37 @@
+"""Failures that are not a :class:`GitMirrorError` still end in the error object.
+
+CONTRACT section 5: every failure, an I/O error or a full disk included, ends in
+``{"error": {"code", "message", "hint"}}`` and its exit code, never a traceback. An
+``OSError`` that reaches the command line becomes ``io`` (``disk-full`` when the disk or quota
+is full), naming the file; anything else becomes ``error`` with its type and message (and the
+traceback in the ``-v`` log on stderr).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+from git_mirror.errors import GitMirrorError
+
+log = logging.getLogger("git_mirror.cli")
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def as_error(exc: Exception) -> GitMirrorError:
+    """The error object for an exception no layer turned into one."""
+    log.info("unexpected failure", exc_info=exc)
+    if isinstance(exc, OSError):
+        what = exc.strerror or str(exc) or type(exc).__name__
+        where = f": {exc.filename}" if exc.filename else ""
+        if exc.errno in _DISK_FULL:
+            return GitMirrorError(
+                f"the disk is full{where} ({what})", code="disk-full",
+                hint="free space on the disk that holds the cache, then run the command again")
+        return GitMirrorError(
+            f"I/O error{where}: {what}", code="io",
+            hint="check that the cache directory (cache: in the YAML) is a writable directory, "
+                 "then run the command again")
+    return GitMirrorError(f"unexpected {type(exc).__name__}: {exc}", code="error",
+                          hint="run the command again with -v for details on stderr")
