@@ -277,6 +277,22 @@ def test_an_operation_that_fails_exits_1_with_the_error_and_a_hint(
     assert human.code == 1 and "upstream-unreachable" in human.stderr
 
 
+def test_a_busy_repository_fails_without_wait_and_says_how_to_wait(
+        cli: Cli, synced: Repo, config: Path, upstream: Repo) -> None:
+    import fcntl
+
+    lock = config.parent / ".git-mirror" / "state" / "hwlab" / "lock"
+    new = upstream.commit("main", "while busy")
+    with open(lock, "a+b") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)    # another operation on the repository
+        for command in ("sync", "flush"):
+            err = assert_error(cli("--json", command, "--confirm"), "busy", 1)
+            assert err["hint"] == f"git-mirror {command} --repo hwlab --confirm --wait"
+        assert synced.rev("refs/heads/main") != new
+    res = cli("--json", "sync", "--confirm", "--wait")
+    assert res.code == 0 and synced.rev("refs/heads/main") == new
+
+
 def test_a_command_before_apply_says_to_apply(cli: Cli, config: Path) -> None:
     err = assert_error(cli("--json", "flush", "--confirm"), "not-applied", 1)
     assert "apply --confirm" in err["hint"]
