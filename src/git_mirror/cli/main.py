@@ -84,6 +84,8 @@ def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
         data = op()
     except GitMirrorError as exc:
         sys.exit(emit_error(exc, as_json=ctx.json))
+    except (click.ClickException, click.exceptions.Exit):
+        raise  # usage errors and exits keep click's handling in main()
     except Exception as exc:  # never a traceback (CONTRACT section 5)
         from git_mirror.cli.failures import as_error
 
