@@ -248,6 +248,8 @@ def test_json_is_exactly_one_object_and_logs_go_to_stderr(cli: Cli, synced: Repo
     (["snapshots", "list", "--repo", "nope"], "nope"),
     (["snapshots", "prune", "--repo", "nope"], "nope"),
     (["--lane", "nope", "flush"], "nope"),
+    (["--lane", "nope", "sync"], "nope"),
+    (["--lane", "nope", "status"], "nope"),
     (["--node", "nope", "status"], "nope"),
     (["sync", "--dry-run", "--confirm"], "--dry-run"),
     (["follower", "trigger"], "--follower"),
@@ -264,6 +266,17 @@ def test_usage_errors_exit_2_with_the_error_object(cli: Cli, synced: Repo, args:
     human = cli(*args)
     assert human.code == 2 and "Traceback" not in human.stderr
     assert says in human.stderr
+
+
+def test_lane_selects_the_repositories_that_declare_it_in_status_too(
+        write_config: Callable[..., Path], upstream: Repo) -> None:
+    path = write_config("version: 1\n" + HWLAB_REPOSITORY.format(url=upstream.url)
+                        + f"  plain:\n    upstream: {upstream.url}\n    transport: {{mode: file}}\n")
+    every = one_object(run_cli("--config", path, "--json", "status"))
+    assert [r["id"] for r in every["repositories"]] == ["hwlab", "plain"]
+    for args in (["--lane", "v03", "status"], ["status", "--lane", "v03"]):
+        res = run_cli("--config", path, "--json", *args)
+        assert res.code == 0 and [r["id"] for r in one_object(res)["repositories"]] == ["hwlab"]
 
 
 def test_an_operation_that_fails_exits_1_with_the_error_and_a_hint(

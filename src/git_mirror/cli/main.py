@@ -177,7 +177,7 @@ def status(ctx: Ctx, repo: str | None) -> None:
             return ctx.node_job("status", ["--repo", repo] if repo else [], confirm=True, wait=True)
         from git_mirror.mirror.status import status as run
 
-        return run(ctx.cfg(), repo=repo, node=ctx.node_name()).to_json()
+        return run(ctx.cfg(), repo=repo, node=ctx.node_name(), lane=ctx.lane).to_json()
     finish(ctx, op, status_text, warnings_to_stderr=True)
 
 

@@ -167,10 +167,12 @@ def _run_summary(rec: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-def status(cfg: LoadedConfig, *, repo: str | None = None, node: str = "local") -> StatusResult:
-    """The status object of CONTRACT section 4, from the cache only."""
+def status(cfg: LoadedConfig, *, repo: str | None = None, node: str = "local",
+           lane: str | None = None) -> StatusResult:
+    """The status object of CONTRACT section 4, from the cache only; with ``lane`` (the
+    global ``--lane``), the repositories that declare it, as for sync and flush."""
 
-    ids = selected_repositories(cfg, repo)
+    ids = selected_repositories(cfg, repo, lane)
     repos = [repo_status(cfg, rid, node) for rid in ids]
     data = {
         "ok": True, "node": node, "source": "yaml",
