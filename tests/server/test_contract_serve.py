@@ -94,9 +94,17 @@ def test_webhook_matches_full_name_with_or_without_git_and_the_id(tmp_path: Path
 def test_a_missing_or_bad_signature_is_refused_and_syncs_nothing(served: Served,
                                                                  upstream: Repo) -> None:
     body = push_payload(f"{upstream.path.parent.name}/upstream")
-    assert deliver(served, body, None).status_code == 401
-    assert deliver(served, body, sign(body, "not-the-secret")).status_code == 403
-    assert deliver(served, body, "sha1=" + "0" * 40).status_code == 403
+    for signature, status, code in ((None, 401, "unauthorized"),
+                                    (sign(body, "not-the-secret"), 403, "forbidden"),
+                                    ("sha1=" + "0" * 40, 403, "forbidden")):
+        res = deliver(served, body, signature)
+        assert res.status_code == status
+        err = res.json()["error"]                    # every failure carries the error object
+        assert err["code"] == code and err["message"] and err["hint"], err
+        assert "webhook-secret-" not in res.text     # the secret's value is never echoed
+    bad = b"not json"
+    res = deliver(served, bad, sign(bad))
+    assert res.status_code == 400 and res.json()["error"]["code"] == "bad-request"
     metrics = served.client().get("/metrics").text
     assert 'result="unsigned"' in metrics and 'result="bad-signature"' in metrics
     assert 'result="accepted"' not in metrics
