@@ -3,14 +3,15 @@
 CONTRACT section 5: every failure, an I/O error or a full disk included, ends in
 ``{"error": {"code", "message", "hint"}}`` and its exit code, never a traceback. An
 ``OSError`` that reaches the command line becomes ``io`` (``disk-full`` when the disk or quota
-is full), naming the file; anything else becomes ``error`` with its type and message (and the
-traceback in the ``-v`` log on stderr).
+is full), naming the file; anything else becomes ``error`` with its type and message (and
+where it was raised in the ``-v`` log on stderr).
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import traceback
 
 from git_mirror.errors import GitMirrorError
 
@@ -21,7 +22,10 @@ _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 def as_error(exc: Exception) -> GitMirrorError:
     """The error object for an exception no layer turned into one."""
-    log.info("unexpected failure", exc_info=exc)
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "git_mirror" in f.filename] or frames
+    where = f"{ours[-1].filename}:{ours[-1].lineno} in {ours[-1].name}" if ours else None
+    log.info("unexpected failure", extra={"exception": type(exc).__name__, "raisedAt": where})
     if isinstance(exc, OSError):
         what = exc.strerror or str(exc) or type(exc).__name__
         where = f": {exc.filename}" if exc.filename else ""
