@@ -179,4 +179,6 @@ WARNING_CODES: dict[str, str] = {
     "egress-by-port": "a proxy given by host name is pinned by port only in the NetworkPolicy",
     "cluster-unreachable": "apply's dry run could not reach the cluster",
     "argocd-not-found": "the follower's Argo CD Application was not found",
+    "serve-not-running": "a kubernetes node's serve did not answer; a Job read the status",
+    "ingress-without-webhook-secret": "an Ingress exposes /hooks/github without server.webhookSecret",
 }

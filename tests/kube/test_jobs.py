@@ -8,15 +8,18 @@ really syncs, against a real upstream repository, into the cache the PVC holds.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from git_mirror.config import load_config
 from git_mirror.errors import GitMirrorError
 from git_mirror.kube import jobs
-from git_mirror.kube.jobs import last_json_object, run_job
+from git_mirror.kube.jobs import run_job
+from git_mirror.kube.result import MESSAGE_LIMIT, compact
 from tests.support.cli import CliResult
 from tests.support.fakekube import FakeKube
 from tests.support.gitutil import Repo, run_git
@@ -198,14 +201,68 @@ def test_local_node_sync_stays_local(fake: FakeKube, kcli: Callable[..., CliResu
     assert not fake.calls
 
 
-def test_last_json_object_skips_log_lines() -> None:
-    log = 'starting\n{\n  "a": 1\n}\nnoise {\n{\n  "ok": true,\n  "x": "}"\n}\ndone\n'
-    assert last_json_object(log) == {"ok": True, "x": "}"}
-    assert last_json_object("no json here\n") is None
-    # one line (--json into a pipe), after and among JSON log lines without "ok"
-    one = ('{"event": "sync", "level": "info"}\n{"ok": false, "error": {"code": "busy"}}\n'
-           '{"event": "bye", "level": "info"}\n')
-    assert last_json_object(one) == {"ok": False, "error": {"code": "busy"}}
+def test_the_result_is_the_termination_message(applied: FakeKube,
+                                               kcli: Callable[..., CliResult]) -> None:
+    r = kcli("--node", "D601", "--json", "sync", "--confirm", "--wait")
+    assert r.code == 0, r.stdout + r.stderr
+    pod = applied.list("v1", "Pod", NS, {"job-name": r.json["job"]["name"]})[0]
+    container = pod["spec"]["containers"][0]
+    assert container["terminationMessagePolicy"] == "File"
+    assert {"name": "GIT_MIRROR_RESULT_FILE", "value": container["terminationMessagePath"]} \
+        in container["env"]
+    message = json.loads(pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"])
+    assert message["ok"] is True and message["updated"] == r.json["updated"]
+
+
+def test_a_log_line_that_looks_like_a_result_is_not_one(applied: FakeKube,
+                                                        kcli: Callable[..., CliResult],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pod that prints ``{"ok": true}`` and dies without writing a result fails the command."""
+    real = jobs.job_manifest
+
+    def decoy(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        job = real(*args, **kwargs)
+        job["spec"]["template"]["spec"]["containers"][0]["command"] = [
+            "sh", "-c", 'echo \'{"ok": true, "updated": []}\'; echo \'{"ok": true}\' >&2; exit 3']
+        return job
+
+    monkeypatch.setattr(jobs, "job_manifest", decoy)
+    r = kcli("--node", "D601", "--json", "sync", "--confirm", "--wait")
+    assert r.code == 1, r.stdout
+    assert r.json["ok"] is False and r.json["error"]["code"] == "job-failed"
+    assert "exitCode 3" in r.json["error"]["message"]
+    assert "kubectl" in r.json["error"]["hint"] and "logs" in r.json["error"]["hint"]
+
+
+def test_a_sync_result_over_4096_bytes_comes_back_shortened(applied: FakeKube,
+                                                              kcli: Callable[..., CliResult],
+                                                              upstream: Repo) -> None:
+    main = upstream.rev("refs/heads/main")
+    upstream.git("update-ref", "--stdin", input="".join(
+        f"create refs/tags/t{i:03d} {main}\n" for i in range(120)).encode())
+    r = kcli("--node", "D601", "--json", "sync", "--confirm", "--wait")
+    assert r.code == 0, r.stdout
+    assert r.json["ok"] is True and "updated" in r.json["truncated"]
+    assert 0 < len(r.json["updated"]) < 120
+    # the sync itself was complete: every tag is in the cache
+    tags = run_git("--git-dir", str(cache_repo(applied)), "for-each-ref", "refs/tags/").stdout
+    assert tags.decode().count("refs/tags/t") == 120
+
+
+def test_a_large_result_fits_the_termination_message() -> None:
+    big = {"ok": True, "node": "D601", "pendingFlush": False,
+           "updated": [{"ref": f"refs/heads/b{i}", "from": "0" * 40, "to": "1" * 40} for i in range(200)],
+           "snapshots": [{"ref": "refs/x", "commit": "2" * 40}]}
+    text = compact(big)
+    assert len(text.encode()) <= MESSAGE_LIMIT
+    out = json.loads(text)
+    assert out["ok"] is True and out["pendingFlush"] is False
+    assert 0 < len(out["updated"]) < 200 and out["updated"] == big["updated"][:len(out["updated"])]
+    assert out["truncated"] == ["updated"] and out["snapshots"] == big["snapshots"]
+    assert compact({"ok": True, "x": 1}) == '{"ok":true,"x":1}'
+    huge_error = {"ok": False, "error": {"code": "git", "message": "x" * 10000, "hint": "h"}}
+    out = json.loads(compact(huge_error))
+    assert out["error"]["code"] == "git" and len(compact(huge_error)) <= MESSAGE_LIMIT
 
 
 def test_status_runs_despite_file_secrets_that_sync_refuses(applied: FakeKube, kube_config: Path,
@@ -216,8 +273,11 @@ def test_status_runs_despite_file_secrets_that_sync_refuses(applied: FakeKube, k
     s = kcli("--node", "D601", "--json", "status")
     assert s.code == 0, s.stdout
     assert s.json["ok"] is True and s.json["configApplied"] is False
-    [w] = s.json["warnings"]
+    # no serve answers in the fake: a Job read the cache, and the result says so
+    assert s.json["via"] == "job"
+    [w, fallback] = s.json["warnings"]
     assert w["code"] == "secret-not-mountable" and w["key"] == "server.webhookSecret"
+    assert fallback["code"] == "serve-not-running"
     human = kcli("--node", "D601", "status")
     assert human.code == 0
     assert "warning [secret-not-mountable]: " in human.stderr and "server.webhookSecret" in human.stderr

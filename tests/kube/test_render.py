@@ -15,6 +15,7 @@ import kubernetes_validate
 import pytest
 from ruamel.yaml import YAML
 
+from git_mirror import __version__
 from git_mirror.config import load_config
 from git_mirror.kube.render import (
     MOUNT_ROOT,
@@ -119,7 +120,7 @@ def test_deployment_serves_with_probes_grace_and_secret_mounts(kube_config: Path
     docs = manifests(load_config(kube_config), "D601")
     pod = by_kind(docs, "Deployment")["spec"]["template"]["spec"]
     c = pod["containers"][0]
-    assert c["image"].startswith("ghcr.io/git-mirror/git-mirror:")
+    assert c["image"] == f"git-mirror:{__version__}"  # the tag scripts/build-image.sh gives
     assert c["command"][-1] == "serve" and "--node" in c["command"]
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"

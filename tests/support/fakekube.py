@@ -34,10 +34,11 @@ outside every mount would escape the pod directory, so tests use a cache beside 
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import itertools
+import json
 import os
-import re
 import secrets
 import subprocess
 import sys
@@ -56,10 +57,26 @@ Key = tuple[str, str, str | None, str]
 CLUSTER_SCOPED = {"Namespace"}
 SYSTEM_META = ("resourceVersion", "generation", "uid", "creationTimestamp", "managedFields")
 
-# The API server's own rules for labels (apimachinery validation), which OpenAPI has not.
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# The API server's own rules for labels (apimachinery validation), which OpenAPI has not;
+# written out by hand here, so that the fake never shares a mistake with the product's checks.
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+def _qualified_part(text: str) -> bool:
+    """Alphanumerics, '-', '_' and '.', starting and ending with an alphanumeric."""
+    return bool(text) and text[0] in _ALNUM and text[-1] in _ALNUM and \
+        all(c in _ALNUM or c in "-_." for c in text)
+
+
+def _label_value_ok(text: str) -> bool:
+    return len(text) <= 63 and (text == "" or _qualified_part(text))
+
+
+def _dns_subdomain_ok(text: str) -> bool:
+    lower = _ALNUM - set("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    return 0 < len(text) <= 253 and all(
+        part and part[0] in lower and part[-1] in lower and all(c in lower or c == "-" for c in part)
+        for part in text.split("."))
 
 
 def label_problem(manifest: Any, path: str = "") -> str | None:
@@ -78,11 +95,11 @@ def label_problem(manifest: Any, path: str = "") -> str | None:
         if key in ("labels", "matchLabels") and isinstance(value, dict):
             for name, text in value.items():
                 prefix, _, short = str(name).rpartition("/")
-                if not (_LABEL_NAME.match(short) and len(short) <= 63) or \
-                        (prefix and not (_DNS_SUBDOMAIN.match(prefix) and len(prefix) <= 253)):
+                if not (_qualified_part(short) and len(short) <= 63) or \
+                        (prefix and not _dns_subdomain_ok(prefix)):
                     return f"{here}: Invalid value: {name!r}: name part must consist of alphanumeric " \
                            "characters, '-', '_' or '.', and must start and end with an alphanumeric character"
-                if isinstance(text, str) and not (_LABEL_VALUE.match(text) and len(text) <= 63):
+                if isinstance(text, str) and not _label_value_ok(text):
                     return f"{here}: Invalid value: {text!r}: a valid label must be an empty string or " \
                            "consist of alphanumeric characters, '-', '_' or '.', and must start and end " \
                            "with an alphanumeric character (at most 63 characters)"
@@ -118,6 +135,25 @@ def _without(owned: Any, taken: Any) -> Any:
     return None
 
 
+def _conflicts(owned: Any, new: Any, path: str = "") -> list[str]:
+    """Fields that ``owned`` (another manager's applied config) and ``new`` both set, to
+    different values: what server-side apply refuses without ``force``."""
+    if isinstance(owned, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for k in owned.keys() & new.keys():
+            out += _conflicts(owned[k], new[k], f"{path}.{k}")
+        return out
+    return [] if owned == new else [path]
+
+
+def _fields_v1(applied: Any) -> dict[str, Any]:
+    """A manager's field set in the API server's FieldsV1 notation (lists owned whole)."""
+    if not isinstance(applied, dict):
+        return {}
+    return {f"f:{k}": _fields_v1(v) for k, v in applied.items()
+            if k not in ("apiVersion", "kind", "status")}
+
+
 class FakeKube(TektonFake):
     """The fake API server (see the module docstring for what it covers; Tekton PipelineRuns
     and Argo CD Applications: :mod:`tests.support.faketekton`)."""
@@ -133,6 +169,12 @@ class FakeKube(TektonFake):
         self._lock = threading.RLock()
         self.threads: list[threading.Thread] = []
         self.calls: list[tuple[str, str, str]] = []  # (verb, kind, name), for assertions
+        # What went wrong inside the fake itself (a pod runner or controller thread that
+        # raised): the fixtures fail the test that caused it.
+        self.errors: list[str] = []
+        # (namespace, Service name) -> the URL of what answers behind it (a serve a test
+        # started); a Service without one has no endpoints (503), as when its pod is down.
+        self.service_backends: dict[tuple[str, str], str] = {}
 
     # -- internals -------------------------------------------------------------------------
     @staticmethod
@@ -214,6 +256,13 @@ class FakeKube(TektonFake):
                 meta["resourceVersion"] = str(next(self._rv))
                 if old.get("spec") != obj.get("spec"):
                     meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
+        owners = self._owners.get(key)
+        if owners:
+            meta["managedFields"] = [
+                {"manager": m, "operation": "Update" if m == "create" else "Apply",
+                 "apiVersion": obj["apiVersion"], "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "fieldsType": "FieldsV1", "fieldsV1": _fields_v1(cfg)}
+                for m, cfg in sorted(owners.items())]
         self._objects[key] = obj
         return copy.deepcopy(obj)
 
@@ -237,24 +286,45 @@ class FakeKube(TektonFake):
             return out
 
     def apply(self, manifest: dict[str, Any], *, dry_run: bool = False,
-              manager: str = FIELD_MANAGER) -> dict[str, Any]:
+              manager: str = FIELD_MANAGER, force: bool = True) -> dict[str, Any]:
+        """Server-side apply as ``manager``; without ``force``, a field another manager owns
+        with another value is a 409 Conflict; a ``metadata.resourceVersion`` in the manifest
+        is a precondition (409 when the object moved on)."""
         with self._lock:
             self.calls.append(("apply" + ("-dry" if dry_run else ""), manifest["kind"],
                                manifest["metadata"]["name"]))
-            problem = self._validate(manifest)
+            # Labels now; the schema on the merged object (a partial apply config, such as
+            # another manager's replicas alone, lacks fields that the object has).
+            problem = label_problem(manifest)
             if problem:
                 raise self._err(422, "Invalid", problem)
             meta = manifest["metadata"]
             key = self._key(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"))
             self._check_namespace(manifest["kind"], meta.get("namespace"))
             old = self._objects.get(key)
+            manifest = copy.deepcopy(manifest)
+            expected = manifest["metadata"].pop("resourceVersion", None)
+            if expected is not None and (old is None or old["metadata"]["resourceVersion"] != expected):
+                raise self._err(409, "Conflict", f'Operation cannot be fulfilled on {manifest["kind"].lower()}s '
+                                f'"{meta["name"]}": the object has been modified; please apply your '
+                                "changes to the latest version and try again")
             owners = copy.deepcopy(self._owners.get(key, {}))
+            if not force:
+                clashes = [(m, f) for m, cfg in sorted(owners.items()) if m != manager
+                           for f in _conflicts(cfg, manifest)]
+                if clashes:
+                    listing = ", ".join(f'conflict with "{m}": {f}' for m, f in clashes)
+                    raise self._err(409, "Conflict", f"Apply failed with {len(clashes)} conflict"
+                                    f"{'s' if len(clashes) > 1 else ''}: {listing}")
             owners = {m: _without(cfg, manifest) or {} for m, cfg in owners.items() if m != manager}
             owners[manager] = copy.deepcopy(manifest)
             merged: dict[str, Any] = {}
             for cfg in owners.values():
                 merged = _merge(merged, cfg)
             self._defaults(merged, old)
+            problem = self._validate(merged)
+            if problem:
+                raise self._err(422, "Invalid", problem)
             if old is not None:
                 problem = self._immutable(old, merged)
                 if problem:
@@ -291,6 +361,27 @@ class FakeKube(TektonFake):
             self._created_custom(out)
         return out
 
+    def replace(self, manifest: dict[str, Any], *, manager: str = "update") -> dict[str, Any]:
+        """PUT: the whole object, guarded by its ``metadata.resourceVersion`` (409 when stale)."""
+        with self._lock:
+            self.calls.append(("replace", manifest["kind"], manifest["metadata"]["name"]))
+            meta = manifest["metadata"]
+            key = self._key(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"))
+            old = self._objects.get(key)
+            if old is None:
+                raise self._err(404, "NotFound", f'{manifest["kind"].lower()}s "{meta["name"]}" not found')
+            if meta.get("resourceVersion") != old["metadata"]["resourceVersion"]:
+                raise self._err(409, "Conflict", f'Operation cannot be fulfilled on {manifest["kind"].lower()}s '
+                                f'"{meta["name"]}": the object has been modified; please apply your '
+                                "changes to the latest version and try again")
+            problem = self._validate({k: v for k, v in manifest.items() if k != "status"})
+            if problem:
+                raise self._err(422, "Invalid", problem)
+            obj = copy.deepcopy(manifest)
+            self._owners.setdefault(key, {})[manager] = {
+                k: v for k, v in copy.deepcopy(manifest).items() if k != "status"}
+            return self._store(key, obj, old)
+
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None) -> None:
         with self._lock:
             self.calls.append(("delete", kind, name))
@@ -303,6 +394,40 @@ class FakeKube(TektonFake):
             if self._key("v1", "Pod", pod, namespace) not in self._objects:
                 raise self._err(404, "NotFound", f'pods "{pod}" not found')
             return self._logs.get((namespace, pod), "")
+
+    def service_get(self, service: str, port: str, path: str, namespace: str) -> tuple[bytes, int]:
+        """GET through the API server's service proxy: (body, HTTP status) of the backend."""
+        import httpx
+
+        with self._lock:
+            self.calls.append(("proxy", "Service", service))
+            svc = self._objects.get(self._key("v1", "Service", service, namespace))
+            backend = self.service_backends.get((namespace, service))
+        if svc is None:
+            raise self._err(404, "NotFound", f'services "{service}" not found')
+        ports = [str(p.get("name")) for p in svc["spec"].get("ports", [])] + \
+            [str(p.get("port")) for p in svc["spec"].get("ports", [])]
+        if port and port not in ports:
+            raise self._err(503, "ServiceUnavailable", f'no endpoints available for service "{service}:{port}"')
+        if backend is None:
+            raise self._err(503, "ServiceUnavailable", f'no endpoints available for service "{service}"')
+        try:
+            resp = httpx.get(backend + path, timeout=60)
+        except httpx.HTTPError as exc:
+            raise self._err(503, "ServiceUnavailable", f"error trying to reach service: {exc}") from None
+        return resp.content, resp.status_code
+
+    def service_proxy_get(self, namespace: str, service: str, port: str, path: str) -> Any:
+        """The :class:`KubeClient` method: the backend's JSON answer; KubeError otherwise."""
+        body, code = self.service_get(service, port, path, namespace)
+        with contextlib.suppress(ValueError):
+            data = json.loads(body)
+            if isinstance(data, dict) and "ok" in data:
+                return data  # the backend's own answer, whatever its HTTP status
+        if code >= 400:
+            raise self._err(code, "ServiceUnavailable" if code == 503 else "InternalError",
+                            body.decode(errors="replace")[:200])
+        return json.loads(body)
 
     # -- what tests use beside the protocol -----------------------------------------------
     def add_secret(self, namespace: str, name: str, data: dict[str, str]) -> None:
@@ -319,6 +444,11 @@ class FakeKube(TektonFake):
     def wait_idle(self, timeout: float = 60) -> None:
         for t in list(self.threads):
             t.join(timeout)
+
+    def check(self) -> None:
+        """Raise when something failed inside the fake (the fixtures call this at teardown)."""
+        if self.errors:
+            raise AssertionError("the fake API server failed inside:\n" + "\n".join(self.errors))
 
     # -- Jobs -----------------------------------------------------------------------------
     def _set_status(self, kind: str, name: str, namespace: str, status: dict[str, Any]) -> None:
@@ -345,7 +475,19 @@ class FakeKube(TektonFake):
         self._set_status("Job", name, ns, {"active": 1, "ready": 0})
         if not self.autorun:
             return
-        thread = threading.Thread(target=self._run_pod, args=(job, pod_name), daemon=True)
+        self._spawn(self._run_pod, job, pod_name)
+
+    def _spawn(self, target: Any, *args: Any) -> None:
+        """A controller thread whose exception is kept in :attr:`errors` (not lost)."""
+        def run() -> None:
+            try:
+                target(*args)
+            except BaseException as exc:
+                import traceback
+
+                self.errors.append(f"{getattr(target, '__name__', target)}: {exc!r}\n"
+                                   + traceback.format_exc())
+        thread = threading.Thread(target=run, daemon=True)
         self.threads.append(thread)
         thread.start()
 
@@ -367,7 +509,23 @@ class FakeKube(TektonFake):
         with self._lock:
             self._logs[(ns, pod_name)] = log
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self._set_status("Pod", pod_name, ns, {"phase": "Succeeded" if code == 0 else "Failed"})
+        container = spec["containers"][0]
+        term = self.root / "pods" / pod_name / (container.get("terminationMessagePath")
+                                               or "/dev/termination-log").lstrip("/")
+        # As the kubelet: at most 4096 bytes of the file; the log's tail only when the policy
+        # asks for it and the file is empty after a failure.
+        message = term.read_bytes()[:4096].decode("utf-8", "replace") if term.exists() else ""
+        if not message and code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            message = "\n".join(log.splitlines()[-80:])[-2048:]
+        terminated = {"exitCode": 137 if code == -1 else code, "finishedAt": now,
+                      "reason": "Completed" if code == 0 else "Error"}
+        if message:
+            terminated["message"] = message
+        self._set_status("Pod", pod_name, ns, {
+            "phase": "Succeeded" if code == 0 else "Failed",
+            "containerStatuses": [{"name": container["name"], "ready": False, "restartCount": 0,
+                                   "image": container.get("image", ""), "imageID": "",
+                                   "state": {"terminated": terminated}}]})
         if code == 0:
             self._set_status("Job", name, ns, {"succeeded": 1, "completionTime": now, "conditions": [
                 {"type": "SuccessCriteriaMet", "status": "True"}, {"type": "Complete", "status": "True"}]})
@@ -422,6 +580,10 @@ class FakeKube(TektonFake):
                         (target / item["path"]).write_text(value, encoding="utf-8")
                 elif "emptyDir" in vol:
                     target.mkdir(exist_ok=True)
+            # The kubelet's termination message file: the container writes its result there.
+            term = container.get("terminationMessagePath") or "/dev/termination-log"
+            (pod_root / term.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+            mount_paths.append(term)
             env: dict[str, str] = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
             for item in container.get("env", []):
                 if "value" in item:

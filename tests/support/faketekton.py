@@ -58,6 +58,12 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def _label_value_ok(text: str) -> bool:
+    from tests.support.fakekube import _label_value_ok as ok
+
+    return ok(text)
+
+
 def validate_custom(manifest: dict[str, Any]) -> str | None:
     """What the CRDs' schemas (and Tekton's webhook) would refuse; None when fine."""
     meta = manifest.get("metadata") or {}
@@ -65,8 +71,7 @@ def validate_custom(manifest: dict[str, Any]) -> str | None:
     if not DNS.match(name) or len(name) > 63:
         return f"metadata.name: {name!r} is not a DNS-1123 label"
     for key, value in (meta.get("labels") or {}).items():
-        if not isinstance(value, str) or len(value) > 63 or not re.match(
-                r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$", value):
+        if not isinstance(value, str) or not _label_value_ok(value):
             return f"metadata.labels.{key}: invalid label value {value!r}"
     if manifest["kind"] != "PipelineRun":
         return None
@@ -115,6 +120,9 @@ class TektonFake:
     def volume_dir(self, namespace: str, claim: str) -> Path:
         raise NotImplementedError
 
+    def _spawn(self, target: Any, *args: Any) -> None:
+        raise NotImplementedError
+
     # -- what tests use -------------------------------------------------------------------
     def set_status(self, api_version: str, kind: str, name: str, namespace: str,
                    status: dict[str, Any]) -> None:
@@ -148,9 +156,7 @@ class TektonFake:
             "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Started"}]})
         if not (self.autorun and self.run_pipelines):
             return
-        thread = threading.Thread(target=self._run_pipeline, args=(ns, name), daemon=True)
-        self.threads.append(thread)
-        thread.start()
+        self._spawn(self._run_pipeline, ns, name)
 
     def _finish(self, ns: str, name: str, ok: bool, reason: str, message: str,
                 children: list[dict[str, Any]], started: str) -> None:

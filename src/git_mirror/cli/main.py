@@ -174,7 +174,11 @@ def status(ctx: Ctx, repo: str | None) -> None:
 
     def op() -> dict[str, Any]:
         if ctx.executor() == "kubernetes":
-            return ctx.node_job("status", ["--repo", repo] if repo else [], confirm=True, wait=True)
+            from git_mirror.kube.nodestatus import node_status
+
+            return node_status(ctx.cfg(), ctx.node_name(), repo=repo,
+                               global_args=["--lane", ctx.lane] if ctx.lane else [],
+                               hint_args=["--config", ctx.config_path] if ctx.config_path else [])
         from git_mirror.mirror.status import status as run
 
         return run(ctx.cfg(), repo=repo, node=ctx.node_name(), lane=ctx.lane).to_json()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from git_mirror.errors import GitMirrorError
+from git_mirror.kube.result import write_result
 from git_mirror.redact import scrub
 
 
@@ -32,7 +33,9 @@ def emit(data: dict[str, Any], *, as_json: bool, human: Callable[[dict[str, Any]
     """
     ok = bool(data.get("ok", True))
     if as_json:
-        sys.stdout.write(dumps(data) + "\n")
+        text = dumps(data)
+        sys.stdout.write(text + "\n")
+        write_result(text)
     else:
         text = human(data) if human else default_human(data)
         if text:
@@ -66,7 +69,9 @@ def warning_text(warning: dict[str, Any] | str) -> str:
 def emit_error(exc: GitMirrorError, *, as_json: bool, extra: dict[str, Any] | None = None) -> int:
     data: dict[str, Any] = {"ok": False, **(extra or {}), "error": exc.to_json()}
     if as_json:
-        sys.stdout.write(dumps(data) + "\n")
+        text = dumps(data)
+        sys.stdout.write(text + "\n")
+        write_result(text)
     else:
         _print_error_text(data["error"])
     return exc.exit_code

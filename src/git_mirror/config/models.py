@@ -148,6 +148,18 @@ class Repository:
 
 
 @dataclass(frozen=True)
+class KubernetesIngress:
+    """An Ingress for ``POST /hooks/github`` only (git, the API and metrics stay in-cluster)."""
+
+    __pydantic_config__ = CONFIG
+    host: Annotated[str, StringConstraints(
+        pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        max_length=253)]
+    class_name: str | None = None
+    tls_secret: str | None = None
+
+
+@dataclass(frozen=True)
 class KubernetesTarget:
     __pydantic_config__ = CONFIG
     context: str | None = None
@@ -155,6 +167,7 @@ class KubernetesTarget:
     image: str | None = None
     storage_class: str | None = None
     storage_size: str = "10Gi"
+    ingress: KubernetesIngress | None = None
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 PRUNABLE = (("v1", "ServiceAccount"), ("rbac.authorization.k8s.io/v1", "Role"),
             ("rbac.authorization.k8s.io/v1", "RoleBinding"), ("v1", "ConfigMap"),
             ("v1", "Service"), ("networking.k8s.io/v1", "NetworkPolicy"),
-            ("apps/v1", "Deployment"))
+            ("networking.k8s.io/v1", "Ingress"), ("apps/v1", "Deployment"))
 KEPT = (("v1", "PersistentVolumeClaim"),)
 SERVER_META = ("resourceVersion", "managedFields", "generation", "uid", "creationTimestamp",
                "selfLink")

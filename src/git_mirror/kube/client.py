@@ -54,8 +54,9 @@ class KubeClient(Protocol):
              labels: dict[str, str]) -> list[Manifest]:
         """The objects whose labels include ``labels``."""
 
-    def apply(self, manifest: Manifest, *, dry_run: bool = False) -> Manifest:
-        """Server-side apply as field manager ``git-mirror``, forcing ownership; the result."""
+    def apply(self, manifest: Manifest, *, dry_run: bool = False, force: bool = True) -> Manifest:
+        """Server-side apply as field manager ``git-mirror``; ``force`` (the default: the YAML
+        is the single authority) takes fields another manager owns, else that is a 409."""
 
     def create(self, manifest: Manifest) -> Manifest:
         """Create the object (409 if it exists)."""
@@ -65,6 +66,10 @@ class KubeClient(Protocol):
 
     def logs(self, pod: str, namespace: str) -> str:
         """The pod's log (stdout and stderr, as the kubelet keeps them)."""
+
+    def service_proxy_get(self, namespace: str, service: str, port: str, path: str) -> Any:
+        """GET ``path`` from the Service through the API server's service proxy; the JSON
+        answer (KubeError with the HTTP status otherwise: 503 when nothing serves it)."""
 
 
 ClientFactory = Callable[["LoadedConfig", str], KubeClient]
@@ -157,13 +162,13 @@ class LightkubeClient:
             out.append(d)
         return out
 
-    def apply(self, manifest: Manifest, *, dry_run: bool = False) -> Manifest:
+    def apply(self, manifest: Manifest, *, dry_run: bool = False, force: bool = True) -> Manifest:
         from lightkube.codecs import from_dict
 
         register_custom(manifest["apiVersion"], manifest["kind"])
         obj = from_dict(manifest)
         result = self._call(lambda: self._client.apply(obj, field_manager=FIELD_MANAGER,
-                                                       force=True, dry_run=dry_run))
+                                                       force=force, dry_run=dry_run))
         return dict(result.to_dict())
 
     def create(self, manifest: Manifest) -> Manifest:
@@ -183,6 +188,36 @@ class LightkubeClient:
 
     def logs(self, pod: str, namespace: str) -> str:
         return "".join(self._call(lambda: list(self._client.log(pod, namespace=namespace))))
+
+    def service_proxy_get(self, namespace: str, service: str, port: str, path: str) -> Any:
+        from urllib.parse import quote
+
+        # lightkube has no call for the service proxy: its own HTTP client (the kubeconfig's
+        # server, credentials and TLS settings) sends the GET.
+        http = self._client._client._client
+        url = (f"/api/v1/namespaces/{quote(namespace, safe='')}/services/"
+               f"{quote(service, safe='')}:{quote(port, safe='')}/proxy{path}")
+
+        def get() -> Any:
+            resp = http.get(url)
+            if resp.status_code >= 400:
+                try:
+                    body = resp.json()
+                except ValueError:
+                    body = {}
+                if isinstance(body, dict) and "ok" in body:
+                    return body  # serve's own answer (a failed status), not the API server's
+                message = body.get("message") if isinstance(body, dict) else None
+                raise KubeError(f"the service proxy answered HTTP {resp.status_code}: "
+                                f"{message or resp.text[:200]}", status=resp.status_code,
+                                reason=body.get("reason") if isinstance(body, dict) else None)
+            try:
+                return resp.json()
+            except ValueError:
+                raise KubeError("the service proxy's answer is not JSON",
+                                status=resp.status_code) from None
+
+        return self._call(get)
 
 
 def register_custom(api_version: str, kind: str) -> None:

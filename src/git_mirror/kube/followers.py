@@ -35,6 +35,7 @@ from git_mirror.follower.triggers import NotSupported
 from git_mirror.kube import tekton
 from git_mirror.kube.jobs import SCHEDULING_SLACK_SECONDS, job_name, run_job
 from git_mirror.kube.node import kube_node
+from git_mirror.kube.nodestatus import node_status
 from git_mirror.kube.render import job_manifest
 
 if TYPE_CHECKING:
@@ -227,9 +228,9 @@ class KubeBackend:
                                  code="timeout",
                                  hint=f"{_cli(node)} follower status --follower {fid} --wait")
         if state == tekton.FAILED:
-            status = run_job(cfg, node=node, operation="status", args=["--repo", rid],
-                             confirm=True, wait=True, client=client)
-            out["jobs"].append(_job_ref(status))
+            status = node_status(cfg, node, repo=rid, client=client)
+            if _job_ref(status) is not None:  # read from serve: no Job ran
+                out["jobs"].append(_job_ref(status))
             self._flags(out, status, rid, lane)
             out["run"]["publishedLaneCommit"] = tekton.record_published(client, run,
                                                                         out["laneTip"])
@@ -312,8 +313,7 @@ class KubeBackend:
                                        poll=POLL_SECONDS)
             runs = tekton.follower_runs(client, ns, node, fid)
         rid = follower.repository
-        status = run_job(cfg, node=node, operation="status", args=["--repo", rid], confirm=True,
-                         wait=True, client=client)
+        status = node_status(cfg, node, repo=rid, client=client)
         if not status.get("ok", True) and status.get("error"):
             raise _error_of(status, f"status of node {node}", f"{_cli(node)} status")
         repo: dict[str, Any] = next(
@@ -337,7 +337,7 @@ class KubeBackend:
             "pendingFlush": repo.get("pendingFlush", status.get("pendingFlush")),
             "githubInSync": repo.get("githubInSync", status.get("githubInSync")),
             "refSources": repo.get("refSources"), "job": status.get("job"),
-            "configApplied": status.get("configApplied"),
+            "statusVia": status.get("via"), "configApplied": status.get("configApplied"),
         }
 
     # -- closeout -----------------------------------------------------------------------------

@@ -7,10 +7,12 @@ it *is* the node (``GIT_MIRROR_IN_NODE``), so the same CLI runs the operation lo
 - without ``--confirm`` (sync, flush): no Job; the result shows the Job that would be created;
 - ``--confirm`` without ``--wait``: the Job is created; ``"status": "running"`` and its name;
 - ``--confirm --wait``: the Job is watched until it ends (bounded by its own deadline plus
-  scheduling time), and the JSON object its pod printed becomes this command's result, so
-  exit codes and fields are those of the operation itself;
-- ``status`` always waits: it is a read-only Job that reads the cache in the PVC (R14: the
-  pod reads only the mirror's own refs; nothing goes upstream).
+  scheduling time), and the result its pod wrote as its termination message
+  (:mod:`git_mirror.kube.result`; never scraped from the log) becomes this command's result,
+  so exit codes and fields are those of the operation itself;
+- ``status`` comes from the running serve (:mod:`git_mirror.kube.nodestatus`); only when
+  serve does not answer is it a Job, which always waits: a read-only one that reads the
+  cache in the PVC (R14: the pod reads only the mirror's own refs; nothing goes upstream).
 
 A ``{file:}`` secretRef cannot be mounted into the pod: sync and flush with ``--confirm``
 refuse it (a config error), status and closeout run and list it under ``warnings``.
@@ -21,7 +23,6 @@ very config (else ``drift``): a Job would otherwise run with a config that is no
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ from git_mirror.kube.render import (
     kube_node,
     node_secrets,
 )
+from git_mirror.kube.result import read_result
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -88,35 +90,6 @@ def job_state(job: Manifest) -> str:
     return "running"
 
 
-def last_json_object(log: str) -> dict[str, Any] | None:
-    """The result object in a pod log: ``--json`` prints it last, on one line (a pipe), or
-    indented from a line that is exactly ``{`` (an image of an older version).
-
-    The log has stderr lines too (JSON log lines among them): a one-line result is the last
-    object with an ``ok`` field.
-    """
-    lines = log.splitlines()
-    for line in reversed(lines):
-        if line.startswith("{") and line.endswith("}"):
-            try:
-                data = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(data, dict) and "ok" in data:
-                return data
-    starts = [i for i, line in enumerate(lines) if line == "{"]
-    for start in reversed(starts):
-        ends = [j for j in range(len(lines) - 1, start, -1) if lines[j] == "}"]
-        for end in ends:
-            try:
-                data = json.loads("\n".join(lines[start:end + 1]))
-            except ValueError:
-                continue
-            if isinstance(data, dict):
-                return data
-    return None
-
-
 def wait_for_job(client: KubeClient, name: str, namespace: str, *, timeout: float) -> tuple[str, Manifest]:
     """Poll the Job until it ends or ``timeout`` seconds pass; (state, job)."""
     deadline = time.monotonic() + timeout
@@ -133,12 +106,13 @@ def wait_for_job(client: KubeClient, name: str, namespace: str, *, timeout: floa
         time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
-def job_log(client: KubeClient, name: str, namespace: str) -> str:
+def job_pod(client: KubeClient, name: str, namespace: str) -> Manifest | None:
+    """The Job's (latest) pod, or None."""
     pods = client.list("v1", "Pod", namespace, {"job-name": name})
     if not pods:
-        return ""
+        return None
     pods.sort(key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""))
-    return client.logs(pods[-1]["metadata"]["name"], namespace)
+    return pods[-1]
 
 
 def _option(args: list[str], name: str) -> str | None:
@@ -210,15 +184,16 @@ def run_job(cfg: LoadedConfig, *, node: str, operation: str, args: list[str], co
     if state == "timeout":
         raise GitMirrorError(f"Job {ns}/{name} did not finish within {int(limit)} s; it may "
                              "still be pending or running", code="timeout", hint=logs_hint)
-    log = job_log(client, name, ns)
-    result = last_json_object(log)
+    pod = job_pod(client, name, ns)
+    result, terminated = read_result(pod) if pod is not None else (None, {})
     if result is None:
-        from git_mirror.redact import scrub
-
-        tail = scrub("\n".join(log.splitlines()[-20:]))
-        raise GitMirrorError(f"Job {ns}/{name} {state} without a result", code="job-failed",
+        # No result came back (the pod was never started, was killed, or ran out of memory):
+        # what the kubelet says about the container, and where its log is.
+        how = ", ".join(f"{k} {terminated[k]}" for k in ("reason", "exitCode") if k in terminated)
+        raise GitMirrorError(f"Job {ns}/{name} {state} without a result"
+                             + (f" ({how})" if how else ""), code="job-failed",
                              hint=logs_hint, details={"job": {**ref, "status": state},
-                                                      "logTail": tail})
+                                                      "terminated": terminated})
     result["job"] = {**ref, "status": state}
     result.setdefault("node", node)
     result["executor"] = "kubernetes"

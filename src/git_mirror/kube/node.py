@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
     from git_mirror.config.models import KubernetesTarget, SecretRef
 
-DEFAULT_IMAGE = f"ghcr.io/git-mirror/git-mirror:{__version__}"
+# The tag scripts/build-image.sh gives the image (containerd knows it as
+# docker.io/library/git-mirror:<version> once loaded: kind load image-archive, ctr import).
+DEFAULT_IMAGE = f"git-mirror:{__version__}"
 CONFIG_DIR = "/etc/git-mirror"
 CONFIG_FILE = "git-mirror.yaml"
 CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_FILE}"

@@ -5,13 +5,14 @@ order, and nothing here calls the Kubernetes API (:mod:`git_mirror.kube.apply` d
 
 What a node gets, in apply order::
 
-    Namespace              nodes.<n>.kubernetes.namespace
+    Namespace              nodes.<n>.kubernetes.namespace; Pod Security "restricted" enforced
     ServiceAccount         no API token mounted: the pods never call the Kubernetes API
     Role, RoleBinding      no rules: the sync/flush/status Jobs need nothing from the API
     ConfigMap   -config    the YAML file itself (the single authority) and its sha256
     PVC         -cache     the mirror cache; storageClass/storageSize from the node
     Service                server.listen's port
     NetworkPolicy          egress only to the declared proxies (rendered when one is in use)
+    Ingress                /hooks/github only, when nodes.<n>.kubernetes.ingress is declared
     Deployment             one `git-mirror serve` pod; rolls when the config's sha256 changes
 
 The Job that ``sync``/``flush``/``status`` run on the node comes from :func:`job_manifest`;
@@ -27,6 +28,7 @@ is on the operator's machine) and is reported in ``warnings``; apply refuses it.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from dataclasses import dataclass
@@ -57,6 +59,7 @@ from git_mirror.kube.node import (
     node_secrets,
     pod_cache_dir,
 )
+from git_mirror.kube.result import MESSAGE_PATH, RESULT_ENV
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -79,7 +82,7 @@ def pod_parts(cfg: LoadedConfig, node: str, names: Names, secrets: NodeSecrets) 
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": names.config}},
         {"name": "cache", "persistentVolumeClaim": {"claimName": names.cache}},
-        {"name": "tmp", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}},
     ]
     # The config is one file (subPath), so that a default cache beside it can be a mount too.
     mounts: list[dict[str, Any]] = [
@@ -100,6 +103,48 @@ def pod_parts(cfg: LoadedConfig, node: str, names: Names, secrets: NodeSecrets) 
     env += [{"name": var, "valueFrom": {"secretKeyRef": {"name": names.env_secret, "key": var}}}
             for var in sorted(secrets.env)]
     return PodParts(volumes, mounts, env)
+
+
+# Every container (init containers too: a ResourceQuota refuses a pod with one that lacks them).
+_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi", "ephemeral-storage": "256Mi"},
+             "limits": {"memory": "2Gi", "ephemeral-storage": "2Gi"}}
+TMP_SIZE = "1Gi"
+READ_ONLY_TTL_SECONDS = 600
+
+
+def resources() -> dict[str, Any]:
+    return copy.deepcopy(_RESOURCES)
+# The namespace admits only pods of the "restricted" Pod Security Standard, which ours meet.
+POD_SECURITY = {f"pod-security.kubernetes.io/{mode}": "restricted"
+                for mode in ("enforce", "audit", "warn")}
+
+
+def namespace_meta(ns: str, node: str) -> dict[str, Any]:
+    out = meta(ns, None, node)
+    out["labels"] = {**out["labels"], **POD_SECURITY}
+    return out
+
+
+def ingress(cfg: LoadedConfig, node: str, names: Names, warnings: list[dict[str, str]]) -> dict[str, Any] | None:
+    """The optional Ingress (``kubernetes.ingress``): ``/hooks/github`` and nothing else."""
+    spec_in = kube_node(cfg, node).ingress
+    if spec_in is None:
+        return None
+    if cfg.model.server.webhook_secret is None:
+        warnings.append({"code": "ingress-without-webhook-secret",
+                         "at": cfg.where("nodes", node, "kubernetes", "ingress"),
+                         "message": "an Ingress exposes /hooks/github, and no server.webhookSecret "
+                                    "checks who calls it: anyone who reaches it can start syncs",
+                         "hint": "server: {webhookSecret: {kubernetes: {name: SECRET, key: KEY}}}"})
+    path = {"path": "/hooks/github", "pathType": "Exact",
+            "backend": {"service": {"name": names.base, "port": {"name": "http"}}}}
+    spec: dict[str, Any] = {"rules": [{"host": spec_in.host, "http": {"paths": [path]}}]}
+    if spec_in.class_name:
+        spec = {"ingressClassName": spec_in.class_name, **spec}
+    if spec_in.tls_secret:
+        spec["tls"] = [{"hosts": [spec_in.host], "secretName": spec_in.tls_secret}]
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": meta(names.base, names.namespace, node), "spec": spec}
 
 
 def _container_security() -> dict[str, Any]:
@@ -154,7 +199,7 @@ def manifests(cfg: LoadedConfig, node: str, warnings: list[dict[str, str]] | Non
     parts = pod_parts(cfg, node, names, secrets)
     grace = cfg.model.server.shutdown_grace_seconds
     out: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": meta(ns, None, node)},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": namespace_meta(ns, node)},
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(names.base, ns, node),
          "automountServiceAccountToken": False},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
@@ -182,6 +227,9 @@ def manifests(cfg: LoadedConfig, node: str, warnings: list[dict[str, str]] | Non
                     "metadata": meta(names.base, ns, node),
                     "spec": {"podSelector": {"matchLabels": {L_NAME: "git-mirror", L_INSTANCE: node}},
                              "policyTypes": ["Egress"], "egress": rules}})
+    hooks = ingress(cfg, node, names, warnings)
+    if hooks is not None:
+        out.append(hooks)
     image = target.image or DEFAULT_IMAGE
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10,
              "timeoutSeconds": 5, "failureThreshold": 6}
@@ -192,13 +240,13 @@ def manifests(cfg: LoadedConfig, node: str, warnings: list[dict[str, str]] | Non
         "env": parts.env, "volumeMounts": parts.mounts,
         "livenessProbe": probe,
         "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}, "failureThreshold": 3},
-        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}},
+        "resources": resources(),
         "securityContext": _container_security(),
     }
     # Creates the bare repositories and their hooks in the cache before serve starts.
     init = {"name": "apply", "image": image, "imagePullPolicy": "IfNotPresent",
             "command": cli_args(node, "--json", "apply", "--confirm"),
-            "env": parts.env, "volumeMounts": parts.mounts,
+            "env": parts.env, "volumeMounts": parts.mounts, "resources": resources(),
             "securityContext": _container_security()}
     out.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(names.base, ns, node),
                 "spec": {
@@ -236,7 +284,10 @@ def job_manifest(cfg: LoadedConfig, node: str, operation: str, args: list[str], 
         "spec": {
             "backoffLimit": 0,  # a failed sync or flush is reported, not retried behind a person's back
             "activeDeadlineSeconds": JOB_DEADLINE_SECONDS,
-            "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
+            # sync and flush Jobs are run records (a day); a read-only one only carries its
+            # result back to the CLI that waits for it.
+            "ttlSecondsAfterFinished": READ_ONLY_TTL_SECONDS if operation in ("status", "closeout")
+            else JOB_TTL_SECONDS,
             "template": {
                 "metadata": {"labels": pod_labels},
                 "spec": {
@@ -251,9 +302,12 @@ def job_manifest(cfg: LoadedConfig, node: str, operation: str, args: list[str], 
                     "containers": [{
                         "name": "git-mirror", "image": image, "imagePullPolicy": "IfNotPresent",
                         "command": cli_args(node, *(global_args or []), "--json", operation, *args),
-                        "env": parts.env, "volumeMounts": parts.mounts,
-                        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
-                                      "limits": {"memory": "2Gi"}},
+                        # The result comes back as the termination message, never from the log.
+                        "terminationMessagePath": MESSAGE_PATH,
+                        "terminationMessagePolicy": "File",
+                        "env": [*parts.env, {"name": RESULT_ENV, "value": MESSAGE_PATH}],
+                        "volumeMounts": parts.mounts,
+                        "resources": resources(),
                         "securityContext": _container_security()}],
                     "volumes": parts.volumes}}}}
 
