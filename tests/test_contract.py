@@ -118,6 +118,25 @@ def test_unknown_keys_are_errors_naming_file_line_and_key_path(
     assert f"{path}:{line}: {key}" in human.stderr
 
 
+FOLLOWER_OF = ("version: 1\nrepositories:\n  a:\n    upstream: file:///x.git\n"
+               "    transport: {{mode: file}}\n    sources: [{{branch: main}}]\n"
+               "    lanes: {{v1: {{ref: gitops/v1}}}}\nfollowers:\n  f:\n    repository: {repo}\n"
+               "    branch: {branch}\n    lane: {lane}\n    trigger: {{exec: [./build.sh]}}\n")
+
+
+@pytest.mark.parametrize(("repo", "branch", "lane", "key", "line", "says"), [
+    ("b", "main", "v1", "followers.f.repository", 10, "(declared: a)"),
+    ("a", "main", "v2", "followers.f.lane", 12, "(declared: v1)"),
+    ("a", "dev", "v1", "followers.f.branch", 11, "(sources: main)"),
+])
+def test_a_reference_to_something_undeclared_names_what_is_declared(
+        write_config: Callable[..., Path], repo: str, branch: str, lane: str, key: str,
+        line: int, says: str) -> None:
+    path = write_config(FOLLOWER_OF.format(repo=repo, branch=branch, lane=lane))
+    err = assert_error(run_cli("--json", "--config", path, "validate"), "config", 2)
+    assert (err["key"], err["line"]) == (key, line) and says in err["message"], err
+
+
 def repo_with(transport: str) -> str:
     return ("version: 1\nrepositories:\n  a:\n    upstream: https://example.invalid/a.git\n"
             f"    transport: {{mode: https, token: {transport}}}\n")
