@@ -9,6 +9,7 @@ dry runs that change nothing, the lane rules of sync and the client push rules.
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -354,6 +355,22 @@ def test_a_full_disk_is_its_own_code() -> None:
     assert err.code == "disk-full" and "/cache/state/runs.jsonl" in err.message
     assert err.hint and "free space" in err.hint
     assert as_error(ValueError("boom")).to_json()["code"] == "error"
+
+
+def test_a_full_stdout_is_one_line_on_stderr_not_a_traceback(config: Path, synced: Repo) -> None:
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).parent / "git-mirror"      # this checkout's console script
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    with open("/dev/full", "w", encoding="utf-8") as full:   # writes fail with ENOSPC
+        res = subprocess.run([str(script), "--config", str(config), "--json", "status"],
+                             stdout=full, stderr=subprocess.PIPE, text=True, env=env,
+                             timeout=120, check=False)
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [
+        "error [disk-full]: cannot write the result to stdout: No space left on device"]
 
 
 # --- dry runs --------------------------------------------------------------------------------

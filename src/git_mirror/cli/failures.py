@@ -9,8 +9,12 @@ where it was raised in the ``-v`` log on stderr).
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import logging
+import os
+import sys
 import traceback
 
 from git_mirror.errors import GitMirrorError
@@ -39,3 +43,18 @@ def as_error(exc: Exception) -> GitMirrorError:
                  "then run the command again")
     return GitMirrorError(f"unexpected {type(exc).__name__}: {exc}", code="error",
                           hint="run the command again with -v for details on stderr")
+
+
+def output_failed(exc: OSError) -> int:
+    """stdout itself could not take the result: one line on stderr (no traceback), exit 1,
+    and nothing more written to stdout when the process exits."""
+    code = "disk-full" if exc.errno in _DISK_FULL else "io"
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"error [{code}]: cannot write the result to stdout: "
+                         f"{exc.strerror or exc}\n")
+    # the unwritten rest of stdout's buffer goes nowhere instead of failing at exit
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return 1

@@ -405,6 +405,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     except click.exceptions.Abort:
         return 1
+    except OSError as exc:  # stdout itself cannot take the result (a full disk, a closed pipe)
+        from git_mirror.cli.failures import output_failed
+
+        return output_failed(exc)
     except click.ClickException as exc:
         if "--json" in args:
             from git_mirror.cli.output import emit_error
