@@ -363,14 +363,16 @@ def test_a_full_stdout_is_one_line_on_stderr_not_a_traceback(config: Path, synce
 
     script = Path(sys.executable).parent / "git-mirror"      # this checkout's console script
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    with open("/dev/full", "w", encoding="utf-8") as full:   # writes fail with ENOSPC
-        res = subprocess.run([str(script), "--config", str(config), "--json", "status"],
-                             stdout=full, stderr=subprocess.PIPE, text=True, env=env,
-                             timeout=120, check=False)
-    assert res.returncode == 1
-    assert "Traceback" not in res.stderr
-    assert res.stderr.strip().splitlines() == [
-        "error [disk-full]: cannot write the result to stdout: No space left on device"]
+    for mode in (["--json"], []):                             # the JSON object, the text
+        with open("/dev/full", "w", encoding="utf-8") as full:   # writes fail with ENOSPC
+            res = subprocess.run([str(script), "--config", str(config), *mode, "status"],
+                                 stdout=full, stderr=subprocess.PIPE, text=True, env=env,
+                                 timeout=120, check=False)
+        assert res.returncode == 1, mode
+        assert "Traceback" not in res.stderr
+        assert res.stderr.strip().splitlines() == [
+            "error [disk-full]: the result could not be written to stdout: "
+            "No space left on device"], mode
 
 
 # --- dry runs --------------------------------------------------------------------------------

@@ -164,7 +164,8 @@ ERROR_CODES: dict[str, str] = {
     "internal": "an unexpected failure inside serve's scheduler (reported, not raised)",
     "io": "an I/O error while reading or writing the cache",
     "disk-full": "the disk holding the cache is full",
-    "integrity": "the ref protection or a snapshot is not what git-mirror put there",
+    "resource": "the input was too large or too deeply nested to process",
+    "integrity": "the ref protection or a protected ref is not what git-mirror put there",
     "unauthorized": "serve: a webhook delivery without X-Hub-Signature-256 (HTTP 401)",
     "forbidden": "serve: a webhook signature that does not match, or no secret declared (HTTP 403)",
     "bad-request": "serve: a signed webhook delivery that is not a push event payload (HTTP 400)",
@@ -182,3 +183,34 @@ WARNING_CODES: dict[str, str] = {
     "serve-not-running": "a kubernetes node's serve did not answer; a Job read the status",
     "ingress-without-webhook-secret": "an Ingress exposes /hooks/github without server.webhookSecret",
 }
+
+
+class IOFailure(GitMirrorError):
+    """A file of the cache or the journal could not be read or written (``OSError``)."""
+
+    code = "io"
+
+
+class DiskFullError(IOFailure):
+    """The file system is full (``ENOSPC``/``EDQUOT``): nothing more can be written."""
+
+    code = "disk-full"
+
+
+def from_os_error(exc: OSError, *, doing: str, hint: str | None = None) -> IOFailure:
+    """The user-facing form of ``exc``: ``disk-full`` for a full disk or quota, else ``io``."""
+    import errno
+
+    where = f" ({exc.filename})" if exc.filename else ""
+    what = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(f"{doing}: the disk is full{where}: {what}",
+                             hint=hint or "free space on the cache's file system, then run the "
+                                          "command again")
+    return IOFailure(f"{doing}: {what}{where}",
+                     hint=hint or "check the path's permissions and file system, then run the "
+                                  "command again")
+class IntegrityError(GitMirrorError):
+    """The ref protection or a protected ref is not what git-mirror put there."""
+
+    code = "integrity"

@@ -2,9 +2,9 @@
 
 CONTRACT section 5: every failure, an I/O error or a full disk included, ends in
 ``{"error": {"code", "message", "hint"}}`` and its exit code, never a traceback. An
-``OSError`` that reaches the command line becomes ``io`` (``disk-full`` when the disk or quota
-is full), naming the file; anything else becomes ``error`` with its type and message (and
-where it was raised in the ``-v`` log on stderr).
+``OSError`` becomes ``io`` or ``disk-full`` (:func:`git_mirror.errors.from_os_error`);
+anything else becomes ``error`` with its type and message (and where it was raised in the
+``-v`` log on stderr). When stdout itself cannot take the result, one line on stderr says so.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import os
 import sys
 import traceback
 
-from git_mirror.errors import GitMirrorError
+from git_mirror.errors import GitMirrorError, from_os_error
 
 log = logging.getLogger("git_mirror.cli")
 
@@ -31,16 +31,7 @@ def as_error(exc: Exception) -> GitMirrorError:
     where = f"{ours[-1].filename}:{ours[-1].lineno} in {ours[-1].name}" if ours else None
     log.info("unexpected failure", extra={"exception": type(exc).__name__, "raisedAt": where})
     if isinstance(exc, OSError):
-        what = exc.strerror or str(exc) or type(exc).__name__
-        where = f": {exc.filename}" if exc.filename else ""
-        if exc.errno in _DISK_FULL:
-            return GitMirrorError(
-                f"the disk is full{where} ({what})", code="disk-full",
-                hint="free space on the disk that holds the cache, then run the command again")
-        return GitMirrorError(
-            f"I/O error{where}: {what}", code="io",
-            hint="check that the cache directory (cache: in the YAML) is a writable directory, "
-                 "then run the command again")
+        return from_os_error(exc, doing="git-mirror failed")
     return GitMirrorError(f"unexpected {type(exc).__name__}: {exc}", code="error",
                           hint="run the command again with -v for details on stderr")
 
@@ -50,7 +41,7 @@ def output_failed(exc: OSError) -> int:
     and nothing more written to stdout when the process exits."""
     code = "disk-full" if exc.errno in _DISK_FULL else "io"
     with contextlib.suppress(OSError, ValueError):
-        sys.stderr.write(f"error [{code}]: cannot write the result to stdout: "
+        sys.stderr.write(f"error [{code}]: the result could not be written to stdout: "
                          f"{exc.strerror or exc}\n")
     # the unwritten rest of stdout's buffer goes nowhere instead of failing at exit
     with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):

@@ -63,12 +63,20 @@ def sync_text(data: dict[str, Any]) -> str:
                 out.append(f"  lane {lane['name']}: {lane['action']}")
         for warning in repo.get("warnings", []):
             out.append(f"  warning: {warning}")
+        for name in repo.get("recovered", []):
+            out.append(f"  removed stale lock file {name} (left by a killed git)")
     return "\n".join(out)
 
 
 def apply_text(data: dict[str, Any]) -> str:
     head = "apply (dry run: nothing changed; add --confirm)" if data["dryRun"] else "apply"
     out = [f"{head} node {data['node']}"]
+    hooks = data.get("hooks")
+    if hooks:
+        out.append(f"hook {hooks['path']}: {hooks['action']}")
+        for stray in hooks.get("strayHooks", []):
+            out.append(f"  other hook {stray['path']}: "
+                       + (f"moved to {stray['movedTo']}" if stray.get("movedTo") else "would be moved aside"))
     for repo in data["repositories"]:
         out.append(f"{repo['id']}: {repo['action']}  {repo['path']}")
         if repo["action"] != "create":
@@ -97,6 +105,10 @@ def flush_text(data: dict[str, Any]) -> str:
         for lane in repo.get("lanes", []):
             if lane["action"] not in ("absent", "push"):
                 out.append(f"  lane {lane['name']}: {lane['action']}")
+        for warning in repo.get("warnings", []):
+            out.append(f"  warning: {warning}")
+        for name in repo.get("recovered", []):
+            out.append(f"  removed stale lock file {name} (left by a killed git)")
     for key, verb in (("wouldPush", "would push"), ("pushed", "pushed")):
         for p in data.get(key, []):
             out.append(f"  {verb} {p.get('repository', '')} {p['ref']}  {short(p['from'])} -> {short(p['to'])}")

@@ -78,12 +78,25 @@ def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
     """Run ``op`` and exit with the code its result (or error) implies; with
     ``warnings_to_stderr``, human mode prints the result's warnings on stderr."""
     from git_mirror.cli.output import emit, emit_error
-    from git_mirror.errors import GitMirrorError
+    from git_mirror.errors import GitMirrorError, from_os_error
 
     try:
         data = op()
     except GitMirrorError as exc:
         sys.exit(emit_error(exc, as_json=ctx.json))
+    except OSError as exc:
+        # A file system error no operation turned into its own (a read-only root filesystem
+        # in a container, a full disk): still the JSON error object, never a traceback;
+        # disk-full for a full disk (or quota), else io.
+        name = click.get_current_context().info_name or "git-mirror"
+        sys.exit(emit_error(from_os_error(exc, doing=f"{name} failed"), as_json=ctx.json))
+    except (MemoryError, RecursionError) as exc:
+        # Input too big or too deep for what reads it: said as an error, never a traceback.
+        name = click.get_current_context().info_name or "git-mirror"
+        sys.exit(emit_error(GitMirrorError(
+            f"{name} failed: {type(exc).__name__}: the input was too large or too deeply "
+            "nested to process", code="resource", hint="check the config and its secret files, "
+            "then run: git-mirror validate"), as_json=ctx.json))
     except (click.ClickException, click.exceptions.Exit):
         raise  # usage errors and exits keep click's handling in main()
     except Exception as exc:  # never a traceback (CONTRACT section 5)
@@ -348,6 +361,7 @@ def _register_later_commands() -> None:
     """Commands whose operations live in the follower and kube packages."""
     import importlib
 
+    importlib.import_module("git_mirror.cli.trust").register(cli)
     try:
         extra = importlib.import_module("git_mirror.cli.extra")
     except ImportError:

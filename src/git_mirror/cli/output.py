@@ -5,6 +5,8 @@ Also the one place where an error becomes an exit code (0 ok, 1 failed, 2 usage/
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -34,8 +36,10 @@ def emit(data: dict[str, Any], *, as_json: bool, human: Callable[[dict[str, Any]
     ok = bool(data.get("ok", True))
     if as_json:
         text = dumps(data)
-        sys.stdout.write(text + "\n")
+        written = _write_stdout(text + "\n")
         write_result(text)
+        if not written:
+            return 1
     else:
         text = human(data) if human else default_human(data)
         if text:
@@ -49,6 +53,20 @@ def emit(data: dict[str, Any], *, as_json: bool, human: Callable[[dict[str, Any]
         return 0
     err = data.get("error") or {}
     return 2 if err.get("code") in ("config", "usage") else 1
+
+
+def _write_stdout(text: str) -> bool:
+    """Write the result; when stdout itself cannot take it, say so on stderr (best effort)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return True
+    except OSError as exc:
+        code = "disk-full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "io"
+        with contextlib.suppress(OSError):
+            sys.stderr.write(f"error [{code}]: the result could not be written to stdout: "
+                             f"{exc.strerror or exc}\n")
+        return False
 
 
 def _print_error_text(err: dict[str, Any]) -> None:
@@ -70,7 +88,7 @@ def emit_error(exc: GitMirrorError, *, as_json: bool, extra: dict[str, Any] | No
     data: dict[str, Any] = {"ok": False, **(extra or {}), "error": exc.to_json()}
     if as_json:
         text = dumps(data)
-        sys.stdout.write(text + "\n")
+        _write_stdout(text + "\n")
         write_result(text)
     else:
         _print_error_text(data["error"])

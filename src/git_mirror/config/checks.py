@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from git_mirror.errors import ConfigError
+from git_mirror.refname import branch_problem
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
 
 # A Kubernetes label value: what app.kubernetes.io/instance gets on a kubernetes node.
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_BAD_REF = re.compile(r"(^[/.]|//|\.\.|@\{|[\x00-\x20~^:?\[\\\x7f]|\.lock$|\.lock/|/\.|[/.]$)")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -45,9 +45,8 @@ def _fail(cfg: LoadedConfig, path: tuple[str | int, ...], message: str, *,
 
 
 def valid_branch(name: str, *, glob: bool) -> bool:
-    """An approximation of ``git check-ref-format --branch`` (``*`` allowed with glob)."""
-    probe = name.replace("*", "x") if glob else name
-    return bool(probe) and not _BAD_REF.search(probe) and "*" not in probe
+    """``git check-ref-format --branch`` (``*`` allowed with glob), without a process."""
+    return branch_problem(name, glob=glob) is None
 
 
 def check_transport(cfg: LoadedConfig, rid: str) -> None:
@@ -115,14 +114,18 @@ def check_refs(cfg: LoadedConfig, rid: str) -> None:
     seen: list[tuple[str, tuple[str | int, ...]]] = []
     for i, src in enumerate(repo.sources):
         path: tuple[str | int, ...] = ("repositories", rid, "sources", i, "branch")
-        if not valid_branch(src.branch, glob=True):
-            raise _fail(cfg, path, f"{src.branch!r} is not a valid branch name or glob")
+        problem = branch_problem(src.branch, glob=True)
+        if problem:
+            raise _fail(cfg, path, f"{src.branch!r} is not a valid branch name or glob: {problem} "
+                                   "(git check-ref-format --branch)")
         seen.append((src.branch, path))
     for name, lane in repo.lanes.items():
         path = ("repositories", rid, "lanes", name, "ref")
         ref = lane.ref.removeprefix("refs/heads/")
-        if "*" in ref or not valid_branch(ref, glob=False):
-            raise _fail(cfg, path, f"{lane.ref!r} is not a valid branch name (no globs in lanes)")
+        problem = "lanes take no globs" if "*" in ref else branch_problem(ref)
+        if problem:
+            raise _fail(cfg, path, f"{lane.ref!r} is not a valid branch name: {problem} "
+                                   "(git check-ref-format --branch)")
         seen.append((ref, path))
     for i, (a, pa) in enumerate(seen):
         for b, pb in seen[:i]:
@@ -178,6 +181,10 @@ def check_config(cfg: LoadedConfig) -> None:
             raise _fail(cfg, (*base, "lane"),
                         f"lane {f.lane!r} is not declared in repositories.{f.repository}.lanes "
                         f"(declared: {', '.join(sorted(repo.lanes)) or 'none'})")
+        problem = branch_problem(f.branch)
+        if problem:
+            raise _fail(cfg, (*base, "branch"), f"{f.branch!r} is not a valid branch name: "
+                                                f"{problem} (git check-ref-format --branch)")
         if not any(fnmatch.fnmatchcase(f.branch, s.branch) for s in repo.sources):
             raise _fail(cfg, (*base, "branch"),
                         f"branch {f.branch!r} is not a declared source of {f.repository} "

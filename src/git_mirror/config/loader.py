@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 DEFAULT_NAME = "git-mirror.yaml"
 ENV_VAR = "GIT_MIRROR_CONFIG"
 KeyPath = tuple[str | int, ...]
+# Bounds on what a config file may cost to read: its size, the nesting of its flow
+# collections (ruamel's scanner slows down with their depth), and the number of values it
+# expands to once every alias is followed (a 1 KB "billion laughs" file would be billions).
+MAX_CONFIG_BYTES = 256 << 10  # ruamel reads about 100 KB a second: a few seconds at most
+MAX_FLOW_DEPTH = 64
+MAX_EXPANDED_NODES = 100_000
 
 
 def find_config_path(explicit: str | os.PathLike[str] | None) -> Path:
@@ -121,20 +127,106 @@ def _plain(node: Any) -> Any:
     return node
 
 
+def flow_depth_exceeds(text: str, limit: int = MAX_FLOW_DEPTH) -> bool:
+    """True when ``[``/``{`` collections nest deeper than ``limit`` (outside quoted scalars
+    and comments), read in one pass over the text, before any YAML parser sees it."""
+    import re
+
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    token = re.compile(r"[\[\]{}]|(?:(?<=[\s\[{,:])|^)['\"]|(?:(?<=\s)|^)#", re.MULTILINE)
+    depth = 0
+    pos = 0
+    while (m := token.search(text, pos)) is not None:
+        ch = m.group()
+        pos = m.end()
+        if ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        elif ch == "#":
+            end = text.find("\n", pos)
+            pos = len(text) if end < 0 else end
+        elif ch == "'":
+            while True:  # '' is a quote inside a single-quoted scalar
+                end = text.find("'", pos)
+                if end < 0:
+                    return False
+                pos = end + 1
+                if not text.startswith("'", pos):
+                    break
+                pos += 1
+        else:
+            while True:
+                end = text.find('"', pos)
+                if end < 0:
+                    return False
+                backslashes = len(text[pos:end]) - len(text[pos:end].rstrip("\\"))
+                pos = end + 1
+                if backslashes % 2 == 0:
+                    break
+    return False
+
+
+def expanded_size(doc: Any, limit: int = MAX_EXPANDED_NODES) -> int:
+    """How many values ``doc`` holds with every alias followed; stops counting past ``limit``.
+
+    Shared (aliased) nodes are sized once, so this costs what the file holds, not what it
+    expands to; a node that contains itself counts as past the limit.
+    """
+    sizes: dict[int, int] = {}
+    busy: set[int] = set()
+
+    def size(node: Any) -> int:
+        if not isinstance(node, dict | list):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in busy:
+            return limit + 1
+        busy.add(key)
+        total = 1
+        for child in (node.values() if isinstance(node, dict) else node):
+            total += size(child)
+            if total > limit:
+                break
+        busy.discard(key)
+        sizes[key] = total
+        return total
+
+    try:
+        return size(doc)
+    except RecursionError:
+        return limit + 1
+
+
 def parse_yaml(text: str, path: Path) -> tuple[Any, dict[KeyPath, int]]:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    if flow_depth_exceeds(text):
+        raise ConfigError(f"flow collections ([...] or {{...}}) nest deeper than "
+                          f"{MAX_FLOW_DEPTH} levels", file=str(path))
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
         doc = yaml.load(text)
+    except RecursionError:
+        raise ConfigError("the YAML nests too deeply to be a config", file=str(path)) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         raise ConfigError(f"not valid YAML: {exc.problem or exc}", file=str(path), line=line) from None
     except YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", file=str(path)) from None
+    if expanded_size(doc) > MAX_EXPANDED_NODES:
+        raise ConfigError(f"the YAML holds more than {MAX_EXPANDED_NODES} values once its "
+                          "aliases (*name) are followed (or an alias contains itself)",
+                          file=str(path), hint="write the values out, or use fewer nested "
+                                               "aliases; then run: git-mirror validate")
     lines: dict[KeyPath, int] = {}
     _positions(doc, (), lines)
     return _plain(doc), lines
@@ -260,13 +352,38 @@ def _store_compiled(file: Path, model: Config, lines: dict[KeyPath, int]) -> Non
         return
 
 
+def _read_bounded(path: Path) -> bytes:
+    """The file's bytes; a file larger than :data:`MAX_CONFIG_BYTES` is refused unread.
+
+    Opened without blocking, so that a named pipe nobody writes to reads as empty instead of
+    hanging; reads then block as usual (``--config <(...)`` works).
+    """
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            size = os.fstat(fh.fileno()).st_size
+        except OSError:
+            size = 0
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"the file is {size} bytes; a config may be {MAX_CONFIG_BYTES} "
+                              "bytes at most", file=str(path))
+        raw = fh.read(MAX_CONFIG_BYTES + 1)  # devices and pipes have no size to ask
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"the file is larger than {MAX_CONFIG_BYTES} bytes, the most a "
+                          "config may be", file=str(path))
+    return raw
+
+
 def load_config(path: Path | str) -> LoadedConfig:
     """Read, parse and validate the config at ``path``."""
     from git_mirror.config.checks import check_config
 
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = _read_bounded(path)
     except FileNotFoundError:
         raise ConfigError(
             "config file not found", file=str(path),

@@ -153,6 +153,29 @@ def trigger_for(cfg: LoadedConfig, fid: str, *, node: str, executor: str) -> Tri
 
 # -- exec -----------------------------------------------------------------------------------
 
+def _hold_ref_writers(spec: RunSpec, wait: float = 30.0) -> tuple[int, ...]:
+    """A descriptor holding the mirror's ``ref-writers`` flock shared, for the command to
+    inherit (see :mod:`git_mirror.mirror.recovery`); none when the mirror is not a local path."""
+    import time
+
+    from git_mirror.mirror.recovery import open_writers, try_shared
+
+    if not spec.push_url.startswith("file://"):
+        return ()
+    # <cache>/repos/<id>.git -> <cache>/state/<id> (mirror.layout.RepoLayout)
+    state = Path(spec.push_url.removeprefix("file://")).parent.parent / "state" / spec.repository
+    try:
+        fd = open_writers(state)
+    except OSError:
+        return ()
+    deadline = time.monotonic() + wait
+    while not try_shared(fd):  # a sweep holds it exclusively for a moment only
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)
+    return (fd,)
+
+
 class ExecTrigger:
     """Runs the declared argv in a fresh checkout of the snapshot commit (local nodes)."""
 
@@ -188,11 +211,15 @@ class ExecTrigger:
             log.write(f"git-mirror: {spec.run}: exec {argv!r} in a checkout of {spec.snapshot_ref}\n"
                       .encode())
             log.flush()
+            writers = _hold_ref_writers(spec)
             try:
                 # A process group of its own: a timeout can stop the command and what it started.
+                # It pushes lane commits into the mirror itself (file://): like a push through
+                # serve, it holds the ref-writers flock shared while it runs, so no sync or
+                # flush takes a lock file of its receive-pack for a stale one.
                 proc = subprocess.Popen(argv, cwd=checkout, env=env, stdin=subprocess.DEVNULL,
                                         stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        start_new_session=True, pass_fds=writers)
             except OSError as exc:
                 log.write(f"git-mirror: cannot start {argv[0]}: {exc.strerror}\n".encode())
                 raise TriggerError(f"cannot start the exec trigger {argv[0]!r}: {exc.strerror}",
@@ -200,6 +227,9 @@ class ExecTrigger:
                                    hint="fix trigger.exec in the YAML (a relative path is a "
                                         "file of the snapshot commit, an absolute one a program "
                                         "of this machine), then trigger again") from exc
+            finally:
+                for fd in writers:
+                    os.close(fd)  # the command keeps the flock for as long as it runs
         return RunHandle(spec, proc, {"checkout": str(checkout), "pid": proc.pid,
                                       "argv": argv})
 

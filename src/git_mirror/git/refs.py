@@ -36,7 +36,8 @@ EXACT_NAMES_LIMIT = 200
 
 
 def existing_refs(git_dir: Path, names: Sequence[str], prefix: str) -> dict[str, str]:
-    """Which of ``names`` (all under ``prefix``) exist, in one ``for-each-ref``.
+    """Which of ``names`` (all under ``prefix``) exist, and the refs below them (as
+    ``for-each-ref`` patterns match), in one ``for-each-ref``.
 
     Up to :data:`EXACT_NAMES_LIMIT` names are asked for by name; more, by listing ``prefix``.
     """
@@ -45,7 +46,15 @@ def existing_refs(git_dir: Path, names: Sequence[str], prefix: str) -> dict[str,
     if len(names) <= EXACT_NAMES_LIMIT:
         return list_refs(git_dir, names)
     wanted = set(names)
-    return {ref: oid for ref, oid in list_refs(git_dir, [prefix]).items() if ref in wanted}
+
+    def asked(ref: str) -> bool:  # the name itself, or below it, as a for-each-ref pattern
+        end = len(ref)
+        while end > 0:
+            if ref[:end] in wanted:
+                return True
+            end = ref.rfind("/", 0, end)
+        return False
+    return {ref: oid for ref, oid in list_refs(git_dir, [prefix]).items() if asked(ref)}
 
 
 @dataclass(frozen=True)
@@ -100,9 +109,15 @@ class RefTransaction:
             git(["update-ref", "--create-reflog", "-m", self.message, "--stdin", "-z"],
                 git_dir=self.git_dir, input=self.payload(), what="git update-ref")
         except GitError as exc:
+            if exc.code == "disk-full":
+                raise
             exc.code = "conflict"
             exc.message = ("the ref transaction was refused, nothing changed: "
                            + (exc.stderr.strip().splitlines() or [exc.message])[-1])
+            if ".lock': File exists" in exc.stderr:
+                exc.hint = exc.hint or ("another git held a ref lock (a client push in flight?); "
+                                        "run the command again: a lock file left by a killed "
+                                        "git is removed then")
             exc.hint = exc.hint or "run the command again; the refs moved under it"
             raise
 

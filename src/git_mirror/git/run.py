@@ -9,10 +9,11 @@ known secret scrubbed out.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +33,23 @@ NETWORK_TIMEOUT = 600.0
 
 _counter_lock = threading.Lock()
 _spawned = 0
+
+
+# Descriptors every git process started in the current context inherits: the flock of the
+# repository lock (or of a client push), so that the lock stays held while any git process of
+# the operation, or any child of one, is alive, even when its parent was killed.
+_INHERITED: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar(
+    "git_mirror_inherited_fds", default=())
+
+
+@contextlib.contextmanager
+def children_inherit(fd: int) -> Iterator[None]:
+    """Within this block, every git process started (in this context) inherits ``fd``."""
+    token = _INHERITED.set((*_INHERITED.get(), fd))
+    try:
+        yield
+    finally:
+        _INHERITED.reset(token)
 
 
 def spawned() -> int:
@@ -68,6 +86,32 @@ def git_env(extra: Mapping[str, str] | None = None, *, allow_protocol: str = "no
     return env
 
 
+# What git prints (LC_ALL=C) when a write fails for want of space: strerror(ENOSPC/EDQUOT).
+_DISK_FULL = ("No space left on device", "Disk quota exceeded")
+DISK_FULL_HINT = "free space on the cache's file system, then run the command again"
+
+
+LOW_SPACE = 64 << 10  # bytes: below this, a write git just failed is taken for want of space
+_WRITE_FAILED = ("couldn't write", "could not write", "unable to write", "failed to write",
+                 "write error", "short write", "nable to create", "cannot create",
+                 "unable to append")
+
+
+def disk_full(stderr: str, git_dir: Path | str | None = None) -> bool:
+    """True when a git that failed did so because the disk (or quota) is full: its
+    ``stderr`` says so, or it says a write failed (git often says only "couldn't write
+    '<file>'") and the file system of ``git_dir`` has (almost) no space or no inode left."""
+    if any(text in stderr for text in _DISK_FULL):
+        return True
+    if git_dir is None or not any(text in stderr for text in _WRITE_FAILED):
+        return False
+    try:
+        st = os.statvfs(git_dir)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < LOW_SPACE or (st.f_files > 0 and st.f_favail == 0)
+
+
 @dataclass(frozen=True)
 class GitResult:
     argv: list[str]
@@ -98,7 +142,7 @@ def git(args: Sequence[str], *, git_dir: Path | str | None = None, cwd: Path | s
         proc = subprocess.run(
             argv, cwd=cwd, input=input, capture_output=True, timeout=timeout,
             env=git_env(env, allow_protocol=allow_protocol), stdin=None if input is not None else subprocess.DEVNULL,
-            check=False,
+            check=False, pass_fds=_INHERITED.get(),
         )
     except subprocess.TimeoutExpired as exc:
         raise GitTimeout(
@@ -111,10 +155,13 @@ def git(args: Sequence[str], *, git_dir: Path | str | None = None, cwd: Path | s
     stderr = scrub(proc.stderr.decode("utf-8", "replace"))
     if proc.returncode not in ok_codes:
         first = next((ln for ln in stderr.splitlines() if ln.strip()), "")
+        full = disk_full(stderr, git_dir)
         raise GitError(
             f"{what or 'git ' + (args[0] if args else '')} failed (exit {proc.returncode})"
             + (f": {first.strip()}" if first else ""),
             argv=_redacted(argv), returncode=proc.returncode, stderr=stderr,
+            code="disk-full" if full else None,
+            hint=DISK_FULL_HINT if full else None,
         )
     return GitResult(argv=_redacted(argv), returncode=proc.returncode, stdout=proc.stdout, stderr=stderr)
 
@@ -196,7 +243,8 @@ async def start_git_async(args: Sequence[str], *, env: Mapping[str, str] | None 
     _count()
     popen = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
-                             env=git_env(env, allow_protocol=allow_protocol), bufsize=0)
+                             env=git_env(env, allow_protocol=allow_protocol), bufsize=0,
+                             pass_fds=_INHERITED.get())
     try:
         readers = []
         for pipe in (popen.stdout, popen.stderr):

@@ -8,7 +8,8 @@ where the CLI that created the Job reads it (:func:`read_result`). Log lines, JS
 included, never reach that field.
 
 The kubelet keeps at most 4096 bytes of the message: a larger result is written with its
-largest lists shortened (their first entries kept) or its largest fields emptied, each named in
+largest lists shortened (their first entries kept; a list of one object, such as one
+repository, is shortened inside that object) or its largest fields emptied, each named in
 ``"truncated"`` (the full object is still the last line of the pod's log, for people).
 """
 
@@ -49,8 +50,13 @@ def compact(data: dict[str, Any], limit: int = MESSAGE_LIMIT) -> str:
         else:
             key = max(sizes, key=lambda k: sizes[k])
             value = out[key]
+            inner = (_shrunk(value[0]) if isinstance(value, list) and len(value) == 1
+                     and isinstance(value[0], dict) else None)
             if isinstance(value, list) and len(value) > 1:
                 out[key] = value[: len(value) // 2]  # keep what fits, from the front
+            elif inner is not None:
+                # One entry (one repository): shorten inside it rather than losing it whole.
+                out[key] = [inner]
             else:
                 out[key] = [] if isinstance(value, list) else {} if isinstance(value, dict) else None
             if key not in truncated:
@@ -58,6 +64,18 @@ def compact(data: dict[str, Any], limit: int = MESSAGE_LIMIT) -> str:
         out["truncated"] = truncated
         text = json.dumps(out, separators=(",", ":"), default=str)
     return text
+
+
+def _shrunk(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """``entry`` with its largest list halved (or emptied when one item long); None when it
+    has no list left to shorten."""
+    sizes = {k: len(json.dumps(v, default=str)) for k, v in entry.items()
+             if k not in _KEEP and k != "id" and isinstance(v, list) and v}
+    if not sizes:
+        return None
+    key = max(sizes, key=lambda k: sizes[k])
+    value = entry[key]
+    return {**entry, key: value[: len(value) // 2] if len(value) > 1 else []}
 
 
 def write_result(text: str) -> None:

@@ -38,14 +38,16 @@ from git_mirror.errors import (
     DivergedError,
     GitMirrorError,
     NotAppliedError,
+    from_os_error,
 )
 from git_mirror.git.ancestry import ancestors, refs_with_parents
 from git_mirror.git.refs import RefTransaction, RefUpdate, has_commits
 from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote, push
-from git_mirror.mirror import journal
+from git_mirror.mirror import audit, journal
 from git_mirror.mirror.layout import LaneSpec, RepoLayout, selected_repositories
 from git_mirror.mirror.lock import repo_lock
 from git_mirror.mirror.outcome import PerRepository
+from git_mirror.mirror.recovery import clear_stale_locks, kept_locks_notes, record_safely
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -97,10 +99,12 @@ class RepoFlush:
     duration_ms: int = 0
     error: GitMirrorError | None = None
     warnings: list[str] = field(default_factory=list)
+    cleared_locks: list[str] = field(default_factory=list)  # stale git lock files removed
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id, "ok": self.ok, "dryRun": self.dry_run, "warnings": self.warnings,
+            "recovered": self.cleared_locks,
             "lanes": [lane.to_json() for lane in self.lanes],
             "pushed": self.pushed, "wouldPush": self.would_push, "rejected": self.rejected,
             "stageUpdated": [u.to_json() for u in self.stage_updates],
@@ -138,6 +142,8 @@ class FlushResult(PerRepository):
             "partialSuccessRecovered": bool(partial) and all(r.recovered for r in partial),
             "postPushRecovery": recovery,
             "pendingFlush": self.pending_flush, "githubInSync": self.github_in_sync,
+            "recovered": [{"repository": r.id, "file": f}
+                          for r in self.repositories for f in r.cleared_locks],
             "diverged": any(lane.action == "diverged" for r in self.repositories for lane in r.lanes),
             "repositories": [r.to_json() for r in self.repositories],
         }
@@ -272,11 +278,13 @@ def _recover(cfg: LoadedConfig, rid: str, remote: RemoteEnv, res: RepoFlush,
         rec.ok, rec.error = False, exc
     rec.duration_ms = int((time.monotonic() - started) * 1000)
     # The recovery is a sync run in its own right: status shows it as lastSync.
-    journal.record(layout.state_dir, "sync", {
+    note = record_safely(layout.state_dir, "sync", {
         "at": journal.now_iso(), "ok": rec.ok, "durationMs": rec.duration_ms,
         "updated": len(rec.updated), "snapshots": len(rec.snapshots), "trigger": "flush-recovery",
         "error": rec.error.to_json() if rec.error else None,
     })
+    if note:
+        res.warnings.append(note)
     res.recovery = {"action": "sync", "ok": rec.ok, "attempts": 1,
                     "backoffMs": int(backoff * 1000), "durationMs": rec.duration_ms,
                     "cause": cause.to_json(),
@@ -287,11 +295,15 @@ def _recover(cfg: LoadedConfig, rid: str, remote: RemoteEnv, res: RepoFlush,
         return
     assert rec.error is not None
     res.ok = False
+    # A full disk is said as such (its code), with the way out; the push is still reported.
+    full = "disk-full" in (cause.code, rec.error.code)
     res.error = GitMirrorError(
         f"{rid}: upstream accepted the push, but the post-push fetch failed ({cause.message}) "
         f"and the recovery sync failed too ({rec.error.message}); the pushed commits are "
         "upstream and the lane is kept, only the stage refs are stale",
-        code="partial-success", hint=RECOVERY_HINT,
+        code="disk-full" if full else "partial-success",
+        hint=(f"free space on the cache's file system, then: {RECOVERY_HINT}" if full
+              else RECOVERY_HINT),
         details={"partialSuccess": PARTIAL, "cause": cause.to_json(), "recovery": rec.error.to_json()},
     )
 
@@ -386,6 +398,8 @@ def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None
             remote = remote_for(cfg, rid, node)
             if confirm:
                 with repo_lock(layout.state_dir, rid, wait=wait, command="flush"):
+                    res.cleared_locks, kept = clear_stale_locks(layout.git_dir, layout.state_dir)
+                    res.warnings += kept_locks_notes(kept)
                     # Nothing goes upstream from a mirror that reaches it otherwise than the
                     # YAML declares (R13): the same check as sync's.
                     check_drift(cfg, rid, layout.git_dir, node)
@@ -398,14 +412,21 @@ def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None
             res.error = exc
             if exc.hint is None:
                 exc.hint = f"git-mirror flush --repo {rid} --confirm --wait"
+        except OSError as exc:
+            res.ok = False
+            res.error = from_os_error(exc, doing=f"flush of {rid} failed")
         res.duration_ms = int((time.monotonic() - started) * 1000)
         if confirm and not isinstance(res.error, BusyError | NotAppliedError):
-            journal.record(layout.state_dir, "flush", {
+            note = record_safely(layout.state_dir, "flush", {
                 "at": journal.now_iso(), "ok": res.ok, "durationMs": res.duration_ms,
                 "lane": lane, "pushed": res.pushed,
                 "partialSuccess": res.partial_success, "partialSuccessRecovered": res.recovered,
+                "recovered": res.cleared_locks,
                 "error": res.error.to_json() if res.error else None,
             })
+            if note:
+                res.warnings.append(note)
+        audit.record_flush(layout.state_dir, rid, res)
         log.info("flush %s: %s, %d ref(s) pushed%s", rid,
                  "ok" if res.ok else f"failed [{res.error.code if res.error else ''}]",
                  len(res.pushed), " (dry run)" if not confirm else "",
@@ -414,7 +435,15 @@ def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None
         results.append(res)
     out = FlushResult(node=node, dry_run=not confirm, lane=lane, repositories=results)
     # The resulting flags, read back from the refs (a client may have pushed meanwhile).
-    states = [repo_status(cfg, rid, node, check_snapshots=False) for rid in ids]
+    try:
+        states = [repo_status(cfg, rid, node, check_snapshots=False) for rid in ids]
+    except (GitMirrorError, OSError) as exc:
+        # What was pushed is reported whatever happens here; the flags stay pessimistic.
+        out.pending_flush, out.github_in_sync = True, False
+        if results:
+            results[-1].warnings.append(f"the resulting pendingFlush/githubInSync could not be "
+                                        f"read back: {getattr(exc, 'message', None) or exc}")
+        return out
     out.pending_flush = any(s["pendingFlush"] for s in states)
     out.github_in_sync = bool(states) and all(s["githubInSync"] for s in states)
     return out

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from git_mirror.config.egress import effective_proxy_name
+from git_mirror.git.refs import RefUpdate
 from git_mirror.git.run import git
 from git_mirror.mirror.layout import HEADS, RepoLayout
 
@@ -42,6 +43,12 @@ BASE_SETTINGS: dict[str, str] = {
     "core.commitgraph": "true",
     "fetch.writecommitgraph": "false",
     "http.receivepack": "true",
+    # Quarantined refs (verify --repair) are kept as evidence, out of clients' sight.
+    "uploadpack.hiderefs": "refs/mirror-quarantine/",
+    "receive.hiderefs": "refs/mirror-quarantine/",
+    # The reflogs prove who wrote each protected ref (verify): a manual gc keeps them.
+    "gc.reflogexpire": "never",
+    "gc.reflogexpireunreachable": "never",
 }
 
 
@@ -168,9 +175,11 @@ class RepoApply:
     path: str
     action: str  # create | update | unchanged
     changes: list[dict[str, Any]] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)  # stale git lock files removed
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "path": self.path, "action": self.action, "changes": self.changes}
+        return {"id": self.id, "path": self.path, "action": self.action, "changes": self.changes,
+                "recovered": self.recovered}
 
 
 @dataclass
@@ -180,16 +189,27 @@ class ApplyResult:
     repositories: list[RepoApply]
     orphaned: list[str]
     executor: str = "local"
+    hooks: dict[str, Any] | None = None       # the protection hook (integrity.converge_protection)
+    integrity: dict[str, Any] | None = None   # what is still wrong after (or, dry run, before)
 
     @property
     def changed(self) -> bool:
-        return any(r.action != "unchanged" for r in self.repositories)
+        hooks = self.hooks or {}
+        return (any(r.action != "unchanged" for r in self.repositories)
+                or hooks.get("action", "unchanged") != "unchanged" or bool(hooks.get("strayHooks")))
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": True, "node": self.node, "executor": self.executor, "dryRun": self.dry_run,
-                "changed": self.changed,
-                "repositories": [r.to_json() for r in self.repositories],
-                "orphaned": self.orphaned}
+        out = {"ok": True, "node": self.node, "executor": self.executor, "dryRun": self.dry_run,
+               "changed": self.changed,
+               "repositories": [r.to_json() for r in self.repositories],
+               "orphaned": self.orphaned}
+        if self.hooks is not None:
+            out["hooks"] = self.hooks
+        if self.integrity is not None:
+            out["integrity"] = self.integrity
+            out["warnings"] = [{"code": "integrity", "message": p["message"], "hint": p["fix"]}
+                               for p in self.integrity["problems"]]
+        return out
 
 
 def plan_repo(cfg: LoadedConfig, rid: str, node: str | None = None, *,
@@ -225,8 +245,40 @@ def plan_repo(cfg: LoadedConfig, rid: str, node: str | None = None, *,
 def execute(cfg: LoadedConfig, plan: RepoApply) -> None:
     git_dir = Path(plan.path)
     if plan.action == "create":
-        git_dir.parent.mkdir(parents=True, exist_ok=True)
-        git(["init", "--bare", "--quiet", str(git_dir)], what="git init")
+        _create(git_dir, plan)
+        return
+    _configure(git_dir, plan)
+
+
+def _create(git_dir: Path, plan: RepoApply) -> None:
+    """Build the mirror beside its place and rename it in: a kill at any instant leaves no
+    mirror or a complete one, never one without its settings (which sync would call drift).
+
+    The caller holds the repository lock, so a directory left by an earlier, killed creation
+    is stale: it is removed, as is a directory at the mirror's path that has no ``HEAD`` (not
+    a repository: what a killed ``git init`` of an older version left).
+    """
+    import secrets
+    import shutil
+
+    git_dir.parent.mkdir(parents=True, exist_ok=True)
+    for stale in git_dir.parent.glob(f".{git_dir.name}.new-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    if git_dir.is_dir() and not (git_dir / "HEAD").exists():
+        shutil.rmtree(git_dir)
+    # Not mkdtemp (mode 0700): the mirror gets the mode git init would give it (umask).
+    building = git_dir.parent / f".{git_dir.name}.new-{os.getpid()}-{secrets.token_hex(4)}"
+    building.mkdir()
+    try:
+        git(["init", "--bare", "--quiet", str(building)], what="git init")
+        _configure(building, plan)
+        os.rename(building, git_dir)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+
+
+def _configure(git_dir: Path, plan: RepoApply) -> None:
     for change in plan.changes:
         key, value = change["key"], change["to"]
         if key == "repository":
@@ -268,14 +320,32 @@ def ensure_repo(cfg: LoadedConfig, rid: str, node: str | None = None) -> RepoApp
 
 def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local") -> ApplyResult:
     """Converge the local node to the YAML (dry run unless ``confirm``)."""
-    from git_mirror.mirror.hooks import install_hooks
+    from git_mirror.mirror import audit, integrity
 
-    if confirm:
-        install_hooks(cfg)
+    # The hook first: rewritten when it is not ours, other hooks moved aside.
+    request_id = audit.new_request_id()  # one id for everything this apply changes
+    hooks = integrity.converge_protection(cfg, confirm=confirm, request_id=request_id)
     plans = [plan_repo(cfg, rid, node) for rid in cfg.model.repositories]
     if confirm:
+        from git_mirror.mirror.lock import repo_lock
+        from git_mirror.mirror.recovery import clear_stale_locks
+
         for plan in plans:
             if plan.action != "unchanged":
-                execute(cfg, plan)
+                # Under the repository's lock, like every writer of a mirror: a git config
+                # write never meets a sync, and a stale lock file is removable by proof.
+                layout = RepoLayout.of(cfg, plan.id)
+                with repo_lock(layout.state_dir, plan.id, wait=True, command="apply"):
+                    if plan.action != "create":  # an apply killed in a git config write
+                        plan.recovered = clear_stale_locks(layout.git_dir, layout.state_dir)[0]
+                    execute(cfg, plan)
+                audit.record(layout.state_dir, plan.id, "apply",
+                             [RefUpdate("HEAD", c["to"], c["from"]) for c in plan.changes
+                              if c["key"] == "HEAD"], request_id=request_id)
+    # What apply cannot fix (forged refs) or, in a dry run, what it would: said, not hidden.
+    problems = integrity.node_problems(cfg)
+    for rid in cfg.model.repositories:
+        problems += integrity.repository_problems(cfg, rid)
     return ApplyResult(node=node, dry_run=not confirm, repositories=plans,
-                       orphaned=orphaned_repos(cfg))
+                       orphaned=orphaned_repos(cfg), hooks=hooks,
+                       integrity=integrity.summary(problems))

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from git_mirror.errors import BusyError
+from git_mirror.git.run import children_inherit
 
 DEFAULT_WAIT = 900.0
 
@@ -51,8 +52,14 @@ def repo_lock(state_dir: Path, rid: str, *, wait: bool, timeout: float = DEFAULT
                 )
             raise BusyError(f"repository {rid} stayed busy for {timeout:g}s",
                             hint=f"git-mirror status --repo {rid}")
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {command}\n".encode())
-        yield
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {command}\n".encode())
+        except OSError:
+            pass  # who holds it is for people; a full disk must not stop the operation
+        # Every git process of the operation shares the flock: a git left running by a
+        # killed parent keeps the repository locked until it ends (see mirror.recovery).
+        with children_inherit(fd):
+            yield
     finally:
         os.close(fd)  # closing releases the flock

@@ -16,11 +16,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from git_mirror.errors import GitMirrorError
+from git_mirror.errors import GitMirrorError, from_os_error
 from git_mirror.git.run import NETWORK_TIMEOUT, git
 from git_mirror.mirror import journal
 from git_mirror.mirror.layout import RepoLayout
 from git_mirror.mirror.lock import repo_lock
+from git_mirror.mirror.recovery import clear_stale_locks, record_safely
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -65,6 +66,8 @@ def maintain(cfg: LoadedConfig, rid: str, *, full: bool | None = None,
         return res
     try:
         with repo_lock(layout.state_dir, rid, wait=wait, command="maintenance"):
+            cleared, _ = clear_stale_locks(layout.git_dir, layout.state_dir)
+            res.steps += [f"recovered {name}" for name in cleared]
             git(["pack-refs", "--all"], git_dir=layout.git_dir, what="git pack-refs")
             res.steps.append("pack-refs")
             git(["commit-graph", "write", "--reachable"], git_dir=layout.git_dir,
@@ -79,8 +82,11 @@ def maintain(cfg: LoadedConfig, rid: str, *, full: bool | None = None,
     except GitMirrorError as exc:
         res.ok = False
         res.error = exc
+    except OSError as exc:
+        res.ok = False
+        res.error = from_os_error(exc, doing=f"maintenance of {rid} failed")
     res.duration_ms = int((time.monotonic() - started) * 1000)
-    journal.record(layout.state_dir, "maintenance", {
+    record_safely(layout.state_dir, "maintenance", {
         "at": journal.now_iso(), "ok": res.ok, "steps": res.steps,
         "durationMs": res.duration_ms, "error": res.error.to_json() if res.error else None})
     return res

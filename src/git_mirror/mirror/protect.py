@@ -142,14 +142,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("usage: python -m git_mirror.mirror.protect pre-receive\n")
         return 2
     git_dir = Path(os.path.abspath(os.environ.get("GIT_DIR", ".")))
+    text = sys.stdin.read()
     try:
-        reasons = pre_receive(sys.stdin.read(), git_dir, os.environ)
+        reasons = pre_receive(text, git_dir, os.environ)
     except Exception as exc:  # refuse rather than let an unchecked update through
         sys.stderr.write(f"git-mirror: push refused, the ref check failed: {exc}\n")
         return 1
     for reason in reasons:
         sys.stderr.write(f"git-mirror: refused {reason}\n")
+    if not reasons:
+        note_accepted(text, os.environ)
     return 1 if reasons else 0
+
+
+# ``serve`` names a file per push request: the updates the hook accepted go there, and serve
+# records in the audit journal those that landed, with the token and the request id.
+PUSH_RECORD_ENV = "GIT_MIRROR_PUSH_RECORD"
+
+
+def note_accepted(text: str, environ: Mapping[str, str]) -> None:
+    path = environ.get(PUSH_RECORD_ENV)
+    if not path:
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError:
+        pass  # the push itself does not depend on its record
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from git_mirror.git.refs import RefTransaction, RefUpdate
 from git_mirror.git.run import git
+from git_mirror.mirror import audit
 from git_mirror.mirror.layout import HEADS, RepoLayout, selected_repositories
 from git_mirror.mirror.lock import repo_lock
 
@@ -99,11 +100,12 @@ class PruneResult:
     deleted: list[Snapshot] = field(default_factory=list)
     kept: int = 0
     protected: list[dict[str, Any]] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)  # stale git lock files removed
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": True, "dryRun": self.dry_run, "kept": self.kept,
                 "pruned": [s.to_json() for s in self.deleted],
-                "protected": self.protected}
+                "protected": self.protected, "recovered": self.recovered}
 
 
 def prune(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
@@ -120,6 +122,10 @@ def prune(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
         if not (layout.git_dir / "HEAD").exists():
             continue
         with repo_lock(layout.state_dir, rid, wait=wait, command="snapshots prune"):
+            if confirm:  # a prune killed in its transaction left lock files: see recovery
+                from git_mirror.mirror.recovery import clear_stale_locks
+
+                result.recovered += clear_stale_locks(layout.git_dir, layout.state_dir)[0]
             snaps = list_snapshots(cfg, repo=rid)
             from git_mirror.git.refs import list_refs
 
@@ -147,4 +153,5 @@ def prune(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
                 txn = RefTransaction(layout.git_dir, message="git-mirror snapshots prune")
                 txn.extend(RefUpdate(s.ref, None, s.commit) for s in doomed)
                 txn.commit()
+                audit.record(layout.state_dir, rid, "prune", txn.updates)
     return result

@@ -174,6 +174,7 @@ def status(cfg: LoadedConfig, *, repo: str | None = None, node: str = "local",
 
     ids = selected_repositories(cfg, repo, lane)
     repos = [repo_status(cfg, rid, node) for rid in ids]
+    problems = _integrity(cfg, repos)
     data = {
         "ok": True, "node": node, "source": "yaml",
         "config": {"path": str(cfg.path), "sha256": cfg.sha256},
@@ -183,4 +184,29 @@ def status(cfg: LoadedConfig, *, repo: str | None = None, node: str = "local",
         "githubInSync": all(r["githubInSync"] for r in repos),
         "repositories": repos,
     }
+    if problems:
+        from git_mirror.mirror.integrity import integrity_error, summary
+
+        data.update(ok=False, integrity=summary(problems),
+                    error=integrity_error(problems).to_json())
+    else:
+        data["integrity"] = {"ok": True, "problems": [], "hint": None}
     return StatusResult(data)
+
+
+def _integrity(cfg: LoadedConfig, repos: list[dict[str, Any]]) -> list[Any]:
+    """The checks of ``verify`` (offline; the mirror's git config from its cached reading),
+    each repository's under ``integrity``; returns every problem found."""
+    from git_mirror.mirror import integrity
+    from git_mirror.mirror.local_apply import SETTINGS_CACHE, read_settings
+
+    found = integrity.node_problems(cfg)
+    for entry in repos:
+        if not entry["mirror"]["exists"]:
+            continue
+        layout = RepoLayout.of(cfg, entry["id"])
+        settings = read_settings(layout.git_dir, layout.state_dir / SETTINGS_CACHE)
+        mine = integrity.repository_problems(cfg, entry["id"], settings=settings)
+        entry["integrity"] = integrity.summary(mine)
+        found += mine
+    return found

@@ -23,10 +23,9 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from git_mirror.errors import BusyError, DriftError, GitError, GitMirrorError
+from git_mirror.errors import BusyError, DriftError, GitError, GitMirrorError, from_os_error
 from git_mirror.git.refs import (
     EXACT_NAMES_LIMIT,
-    RefTransaction,
     RefUpdate,
     existing_refs,
     has_commits,
@@ -35,11 +34,19 @@ from git_mirror.git.refs import (
     pack_refs,
 )
 from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote
-from git_mirror.mirror import journal
+from git_mirror.mirror import audit, journal
 from git_mirror.mirror.layout import HEADS, STAGE_HEADS, RepoLayout, selected_repositories
 from git_mirror.mirror.lock import repo_lock
 from git_mirror.mirror.outcome import PerRepository
 from git_mirror.mirror.plan import Ancestry, LaneState, SyncPlan, candidate_snapshots, plan_sync
+from git_mirror.mirror.recovery import clear_stale_locks, kept_locks_notes, record_safely
+from git_mirror.mirror.refcheck import (
+    Applied,
+    Refusal,
+    commit_isolated,
+    isolate,
+    snapshot_probes,
+)
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -68,6 +75,10 @@ class RepoSync:
     fetched: int = 0
     duration_ms: int = 0
     error: GitMirrorError | None = None
+    # Stale git lock files removed before the run (paths in the mirror), and other notes.
+    cleared_locks: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)  # refs that could not be written
 
     @property
     def diverged(self) -> bool:
@@ -77,7 +88,9 @@ class RepoSync:
         """A diverged lane is left exactly as it is, and said."""
         return [f"lane {lane.name} ({lane.ref}) diverged: the mirror has {lane.mirror}, upstream "
                 f"has {lane.upstream}; sync left it as it is (see: git-mirror status --repo {self.id})"
-                for lane in self.lanes if lane.diverged]
+                for lane in self.lanes if lane.diverged] + [
+            f"{r.ref} was not written: {r.reason}; every other ref of {self.id} was (see: "
+            f"git-mirror status --repo {self.id})" for r in self.refused] + self.notes
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +101,8 @@ class RepoSync:
             "snapshots": [{"ref": r, "commit": c} for r, c in self.snapshots],
             "lanes": [lane.to_json() for lane in self.lanes],
             "sources": self.sources,
+            "refused": [r.to_json() for r in self.refused],
+            "recovered": self.cleared_locks,
             "fetchedCommits": self.fetched, "durationMs": self.duration_ms,
             "error": self.error.to_json() if self.error else None,
         }
@@ -106,6 +121,10 @@ class SyncResult(PerRepository):
             "updated": [{"repository": r.id, **u.to_json()} for r in self.repositories for u in r.updated],
             "snapshots": [{"repository": r.id, "ref": ref, "commit": c}
                           for r in self.repositories for ref, c in r.snapshots],
+            "refused": [{"repository": r.id, **x.to_json()}
+                        for r in self.repositories for x in r.refused],
+            "recovered": [{"repository": r.id, "file": f}
+                          for r in self.repositories for f in r.cleared_locks],
             "repositories": [r.to_json() for r in self.repositories],
         }
         if self.error:
@@ -145,10 +164,11 @@ def _ancestry(git_dir: Path) -> Ancestry:
 
 def _side_by_side(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
     """Run two independent git reads at once (two processes, one wait)."""
+    import contextvars
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        later = pool.submit(second)
+        later = pool.submit(contextvars.copy_context().run, second)
         return first(), later.result()
 
 
@@ -177,35 +197,42 @@ def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm:
             fetched.update(oids)
             result.fetched = len(fetched)
 
+    applied = Applied()  # what the ref transactions changed, across both attempts
+    made: set[str] = set()  # the snapshot refs among them
     for attempt in (1, 2):
         # Tips no local ref names are fetched by object id. One the mirror has anyway (an
         # upstream rewound to an older commit) costs git a negotiation, not a transfer;
         # asking first would cost every incremental sync a process.
         candidates = candidate_snapshots(layout, upstream)
+        # With them, the snapshot refs that would collide with them (refcheck).
+        probes = candidates + snapshot_probes(candidates, layout.snapshot_prefix)
         if own is not None:
             new_tips = set(upstream.values()) - set(own.values()) - fetched
             _, snapshots = _side_by_side(
                 partial(fetch, new_tips),
-                partial(existing_refs, layout.git_dir, candidates, layout.snapshot_pattern()))
+                partial(existing_refs, layout.git_dir, probes, layout.snapshot_pattern()))
             local = {**own, **snapshots}
         else:
             # One for-each-ref: the mirror's refs and the candidates (or all snapshots).
-            many = len(candidates) > EXACT_NAMES_LIMIT
+            many = len(probes) > EXACT_NAMES_LIMIT
             local = list_refs(layout.git_dir, layout.local_patterns()
-                              + ([layout.snapshot_pattern()] if many else candidates))
+                              + ([layout.snapshot_pattern()] if many else probes))
             fetch(set(upstream.values()) - set(local.values()) - fetched)
         plan: SyncPlan = plan_sync(layout, upstream, local, _ancestry(layout.git_dir))
-        result.updated = plan.updates
-        result.snapshots = plan.snapshots
         result.lanes = plan.lanes
         result.sources = source_tips(layout, upstream)
         if not confirm:
+            phases = isolate(plan.all_updates(), local.keys())
+            refused = {r.ref for r in phases.refused}
+            result.updated = [u for u in plan.updates if u.ref not in refused]
+            result.snapshots = [s for s in plan.snapshots if s[0] not in refused]
+            result.refused = phases.refused
             return
-        txn = RefTransaction(layout.git_dir, message="git-mirror sync")
-        txn.extend(plan.all_updates())
+        applied.refused = []
         try:
-            txn.commit()
-            if len(txn.updates) >= PACK_REFS_AFTER:
+            commit_isolated(layout.git_dir, plan.all_updates(), local.keys(),
+                            message="git-mirror sync", into=applied)
+            if len(applied.updates) >= PACK_REFS_AFTER:
                 # Thousands of loose refs make every later for-each-ref and fetch slow.
                 pack_refs(layout.git_dir)
             return
@@ -214,6 +241,13 @@ def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm:
                 raise
             # A client pushed a lane between our read and our write: read again, once.
             own = None
+        finally:
+            # Only what was written: a refused or failed transaction claims nothing.
+            made.update(ref for ref, _ in plan.snapshots)
+            result.updated = [u for u in applied.updates if u.ref not in made]
+            result.snapshots = [(u.ref, u.new) for u in applied.updates
+                                if u.ref in made and u.new is not None]
+            result.refused = list(applied.refused)
 
 
 def source_tips(layout: RepoLayout, upstream: dict[str, str]) -> list[dict[str, str]]:
@@ -253,6 +287,9 @@ def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
                     res.created_mirror = not (layout.git_dir / "HEAD").exists()
                     if res.created_mirror:
                         ensure_repo(cfg, rid, node)
+                    else:
+                        res.cleared_locks, kept = clear_stale_locks(layout.git_dir, layout.state_dir)
+                        res.notes += kept_locks_notes(kept)
                     check_drift(cfg, rid, layout.git_dir, node)
                     sync_repo_locked(cfg, rid, remote, confirm=True, result=res)
             elif res.created_mirror:
@@ -266,13 +303,20 @@ def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
             res.error = exc
             if exc.hint is None:
                 exc.hint = f"git-mirror sync --repo {rid} --confirm --wait"
+        except OSError as exc:
+            res.ok = False
+            res.error = from_os_error(exc, doing=f"sync of {rid} failed")
         res.duration_ms = int((time.monotonic() - started) * 1000)
         if confirm and not isinstance(res.error, BusyError):
-            journal.record(layout.state_dir, "sync", {
+            note = record_safely(layout.state_dir, "sync", {
                 "at": journal.now_iso(), "ok": res.ok, "durationMs": res.duration_ms,
                 "updated": len(res.updated), "snapshots": len(res.snapshots),
+                "recovered": res.cleared_locks, "refused": [r.to_json() for r in res.refused],
                 "error": res.error.to_json() if res.error else None,
             })
+            if note:
+                res.notes.append(note)
+        audit.record_sync(layout.state_dir, rid, res)
         log.info("sync %s: %s, %d ref update(s), %d snapshot(s)%s", rid,
                  "ok" if res.ok else f"failed [{res.error.code if res.error else ''}]",
                  len(res.updated), len(res.snapshots), " (dry run)" if not confirm else "",

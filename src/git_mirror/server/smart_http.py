@@ -27,14 +27,17 @@ import os
 import re
 import time
 import zlib
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from git_mirror.git.run import AsyncGit, git, start_git_async
+import structlog
+
+from git_mirror.git.run import AsyncGit, children_inherit, start_git_async
 from git_mirror.mirror.layout import RepoLayout
+from git_mirror.mirror.protect import PUSH_RECORD_ENV
 from git_mirror.redact import scrub
 from git_mirror.server import logs
 from git_mirror.server.auth import REALM, Authenticator, Principal
@@ -53,6 +56,7 @@ CHUNK = 256 << 10          # one read from git's stdout, at most
 INFLATE_STEP = 1 << 18     # inflated bytes per step of a gzip body: a small body cannot explode
 IDLE_TIMEOUT = 600.0       # seconds without a byte from git before the request is cut
 STDERR_KEEP = 16 << 10
+PUSH_LOCK_WAIT = 30.0     # seconds a push waits while sync or flush sweeps stale lock files
 _PROTOCOL_RE = re.compile(r"^[A-Za-z0-9=:._-]{1,256}$")
 NO_CACHE = [(b"cache-control", b"no-cache, max-age=0, must-revalidate"),
             (b"expires", b"Fri, 01 Jan 1980 00:00:00 GMT"), (b"pragma", b"no-cache")]
@@ -92,6 +96,7 @@ class GitCall:
     service: str          # git-upload-pack | git-receive-pack
     advertise: bool       # info/refs
     principal: Principal
+    record: Path | None = None   # where the hook writes the updates it accepted (pushes)
 
 
 class SmartHttp:
@@ -106,6 +111,7 @@ class SmartHttp:
         self.node = node
         self.on_push = on_push
         self.repos = {rid: RepoLayout.of(cfg, rid).git_dir for rid in cfg.model.repositories}
+        self.state_dirs = {rid: RepoLayout.of(cfg, rid).state_dir for rid in cfg.model.repositories}
         self.config_path = str(cfg.path.resolve())
         self._active: set[AsyncGit] = set()
 
@@ -153,9 +159,10 @@ class SmartHttp:
             await plain(send, decision.status, decision.message, extra)
             return None
         git_dir = self.repos[rid]
-        if write and not await self._protected(git_dir):
-            await plain(send, 503, f"pushes to {rid} are off: the mirror's ref protection hook "
-                                   "is not installed; run: git-mirror apply --confirm")
+        reason = await self._unprotected(rid) if write else None
+        if reason is not None:
+            await plain(send, 503, f"pushes to {rid} are off: {reason}; "
+                                   "run: git-mirror apply --confirm")
             return None
         if not (git_dir / "HEAD").exists():
             await plain(send, 503, f"repository {rid} has no mirror yet: its first sync has not "
@@ -163,21 +170,18 @@ class SmartHttp:
             return None
         return GitCall(rid, git_dir, service, advertise, decision.principal)
 
-    async def _protected(self, git_dir: Path) -> bool:
-        """True when git will run a pre-receive hook in this mirror.
+    async def _unprotected(self, rid: str) -> str | None:
+        """Why the ref protection is not intact for ``rid`` (None: it is).
 
-        Without it nothing would stop a client from moving a source branch or a snapshot,
-        so a push is refused rather than trusted.
+        The hook must be the one git-mirror installs, in force through ``core.hooksPath``,
+        with no other hook beside it (:mod:`git_mirror.mirror.integrity`). Without it nothing
+        would stop a client from moving a source branch or a snapshot, so a push is refused
+        rather than trusted.
         """
-        def check() -> bool:
-            if not (git_dir / "HEAD").exists():
-                return True  # answered as 503 "no mirror yet" by the caller
-            res = git(["config", "--get", "core.hooksPath"], git_dir=git_dir, ok_codes=(0, 1),
-                      what="git config")
-            hooks = Path(res.text.strip()) if res.returncode == 0 else git_dir / "hooks"
-            hook = hooks / "pre-receive"
-            return hook.is_file() and os.access(hook, os.X_OK)
-        return await asyncio.to_thread(check)
+        from git_mirror.mirror.integrity import protection_problems
+
+        problems = await asyncio.to_thread(protection_problems, self.cfg, rid)
+        return problems[0].message if problems else None
 
     # --- the relay ---------------------------------------------------------------------
     def _env(self, scope: Scope, call: GitCall) -> dict[str, str]:
@@ -188,12 +192,17 @@ class SmartHttp:
             env["GIT_PROTOCOL"] = proto
         if call.service == "git-receive-pack":
             who = call.principal.name or "anonymous"
+            if call.record is not None:
+                env[PUSH_RECORD_ENV] = str(call.record)
             env.update({"REMOTE_USER": who, "GIT_MIRROR_PUSHER": who,
                         "GIT_COMMITTER_NAME": who, "GIT_COMMITTER_EMAIL": f"{who}@git-mirror",
                         "GIT_AUTHOR_NAME": who, "GIT_AUTHOR_EMAIL": f"{who}@git-mirror"})
         return env
 
     async def _run(self, scope: Scope, receive: Receive, send: Send, call: GitCall) -> None:
+        push = call.service == "git-receive-pack" and not call.advertise
+        if push:
+            call.record = _record_path(self.cfg, call.rid)
         env = self._env(scope, call)
         args = [call.service.removeprefix("git-"), "--stateless-rpc"]
         if call.service == "git-upload-pack":
@@ -212,24 +221,51 @@ class SmartHttp:
             await plain(send, 415, f"Content-Encoding {encoding!r} is not supported (gzip is)")
             return
         started = time.monotonic()
-        self.metrics.http_in_flight.inc()
-        try:
-            rc, sent = await self._relay(receive, send, args, env, content_type, prefix,
-                                         body=not call.advertise, gzip=encoding in ("gzip", "x-gzip"),
-                                         what=call)
-        finally:
-            self.metrics.http_in_flight.dec()
+        writes = call.service == "git-receive-pack" and not call.advertise
+        async with client_push(self.state_dirs[call.rid] if writes else None) as held:
+            if not held:
+                await plain(send, 503, f"pushes to {call.rid} are paused for a moment "
+                                       "(the mirror is being repaired); push again",
+                            [(b"retry-after", b"5")])
+                return
+            self.metrics.http_in_flight.inc()
+            try:
+                rc, sent = await self._relay(receive, send, args, env, content_type, prefix,
+                                             body=not call.advertise,
+                                             gzip=encoding in ("gzip", "x-gzip"), what=call)
+            finally:
+                self.metrics.http_in_flight.dec()
         log.info("git request", repository=call.rid, service=call.service,
                  advertise=call.advertise, user=call.principal.name, exitCode=rc, bytes=sent,
                  durationMs=int((time.monotonic() - started) * 1000))
-        if (call.service == "git-receive-pack" and not call.advertise and rc == 0
-                and self.on_push is not None):
+        if push:
+            await self._after_push(call)
+
+    async def _after_push(self, call: GitCall) -> None:
+        """Whatever the exit code and however the client left: record what landed, and
+        flush when a lane is ahead of its stage ref (decided from the refs)."""
+        from git_mirror.mirror.pushes import after_receive_pack
+
+        request_id = structlog.contextvars.get_contextvars().get("requestId")
+        try:
+            due = await asyncio.to_thread(after_receive_pack, self.cfg, call.rid, call.record,
+                                          token=call.principal.name, request_id=request_id)
+        except Exception as exc:  # the push is done either way; the next sync looks again
+            log.warning("after-push check failed", repository=call.rid, error=str(exc))
+            due = True
+        if due and self.on_push is not None:
             self.on_push(call.rid)
 
     async def _relay(self, receive: Receive, send: Send, args: list[str], env: dict[str, str],
                      content_type: bytes, prefix: bytes, *, body: bool, gzip: bool,
                      what: GitCall) -> tuple[int | None, int]:
-        """Run git, relay both ways; returns (exit code or None when killed, bytes sent)."""
+        """Run git, relay both ways; returns (exit code or None when killed, bytes sent).
+
+        A client that goes away ends its git process, except a ``receive-pack`` that has its
+        whole request: it may be updating refs, so it finishes (its answer is read and
+        dropped) and the refs, not the client, tell what happened.
+        """
+        finish = what.service == "git-receive-pack" and body
         proc = await start_git_async(args, env=env, stdin=body)
         self._active.add(proc)
         stderr = bytearray()
@@ -276,7 +312,8 @@ class SmartHttp:
                 msg = await receive()
                 if msg["type"] == "http.disconnect":
                     gone.set()
-                    _kill(proc)
+                    if not finish:
+                        _kill(proc)
                     return
 
         err_task = asyncio.create_task(read_stderr())
@@ -293,7 +330,11 @@ class SmartHttp:
                                 service=what.service, idleSeconds=IDLE_TIMEOUT)
                     _kill(proc)
                     break
-                if not chunk or gone.is_set():
+                if not chunk:
+                    break
+                if gone.is_set():
+                    if finish:
+                        continue  # drained, so that git never blocks on a full pipe
                     break
                 if not started:
                     await self._start(send, content_type, prefix)
@@ -311,7 +352,7 @@ class SmartHttp:
             if rc is not None and rc < 0:
                 rc = None
             if gone.is_set():
-                return None, sent
+                return (rc if finish else None), sent
             if not started:
                 if bad_body:
                     await plain(send, 400, bad_body[0])
@@ -349,6 +390,52 @@ class SmartHttp:
     @property
     def in_flight(self) -> int:
         return len(self._active)
+
+
+@contextlib.asynccontextmanager
+async def client_push(state_dir: Path | None, *,
+                      wait: float | None = None) -> AsyncIterator[bool]:
+    """Hold the shared ``ref-writers`` flock for one client push (None: nothing to hold).
+
+    ``receive-pack`` and every child of it inherit the descriptor, so the flock outlives a
+    killed server while they run: sync and flush remove a git lock file only when they can
+    take it exclusively (:mod:`git_mirror.mirror.recovery`). They hold it for a moment only;
+    a push waits up to ``wait`` seconds for it, else it is told to come again.
+    """
+    if state_dir is None:
+        yield True
+        return
+    from git_mirror.mirror.recovery import open_writers, try_shared
+
+    try:
+        fd = await asyncio.to_thread(open_writers, state_dir)
+    except OSError as exc:
+        log.warning("cannot open the ref-writers lock; push refused", error=exc.strerror)
+        yield False
+        return
+    try:
+        deadline = time.monotonic() + (PUSH_LOCK_WAIT if wait is None else wait)
+        while not try_shared(fd):
+            if time.monotonic() >= deadline:
+                yield False
+                return
+            await asyncio.sleep(0.02)
+        with children_inherit(fd):
+            yield True
+    finally:
+        os.close(fd)
+
+
+def _record_path(cfg: LoadedConfig, rid: str) -> Path | None:
+    """A fresh file name for the updates the hook accepts in one push request."""
+    import uuid
+
+    directory = RepoLayout.of(cfg, rid).state_dir / "pushes"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return directory / uuid.uuid4().hex
 
 
 def _kill(proc: AsyncGit) -> None:

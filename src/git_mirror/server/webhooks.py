@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from git_mirror.server.scheduler import Scheduler
 
 MAX_BODY = 25 << 20   # GitHub caps payloads at 25 MB
+# Metric labels are one of these or "other": an unsigned sender cannot grow the label set.
+KNOWN_EVENTS = frozenset({"push", "ping", "create", "delete", "pull_request", "release",
+                          "repository", "workflow_run", "check_suite", "status"})
 _SCP_LIKE = re.compile(r"^(?:[^@/]+@)?[^/:]+:(?!//)(.*)$")
 log = logs.get("git-mirror.webhook")
 
@@ -141,26 +144,36 @@ class GitHubWebhook:
             payload = json.loads(_json_of(request.headers.get("content-type", ""), bytes(body)))
         except ValueError:
             return self._answer(event, "bad-payload", 400, {"ok": False, "message": "body is not JSON"})
+        except RecursionError:
+            return self._answer(event, "bad-payload", 400,
+                                {"ok": False, "message": "body nests JSON too deeply"})
         repository = payload.get("repository") if isinstance(payload, dict) else None
         if not isinstance(repository, dict):
             return self._answer(event, "bad-payload", 400,
                                 {"ok": False, "message": "payload has no repository object"})
+        wrong = [key for key in ("full_name", "name")
+                 if repository.get(key) is not None and not isinstance(repository[key], str)]
+        if wrong:
+            return self._answer(event, "bad-payload", 400, {
+                "ok": False, "message": f"repository.{wrong[0]} must be a string"})
         if event != "push":
             return self._answer(event, "ignored", 202, {"ok": True, "event": event,
                                                         "repositories": [], "ignored": True})
         targets = self.targets(repository)
         results = {rid: self.scheduler.request_sync(rid, reason="webhook") for rid in targets}
+        full_name = repository.get("full_name")
         log.info("webhook accepted", githubEvent=event, delivery=delivery,
-                 fullName=repository.get("full_name"), repositories=targets, requests=results)
+                 fullName=full_name[:300] if isinstance(full_name, str) else None,
+                 repositories=targets, requests=results)
         return self._answer(event, "accepted", 202, {
             "ok": True, "event": event, "repositories": targets,
             "sync": [{"id": rid, "request": r} for rid, r in results.items()]})
 
     def _answer(self, event: str, result: str, status: int, body: dict[str, Any],
                 headers: dict[str, str] | None = None) -> Response:
-        self.metrics.webhooks.labels(event, result).inc()
+        self.metrics.webhooks.labels(event if event in KNOWN_EVENTS else "other", result).inc()
         if status >= 400:
-            log.warning("webhook refused", githubEvent=event, result=result, status=status)
+            log.warning("webhook refused", githubEvent=event[:100], result=result, status=status)
             code, hint = _REFUSALS.get(status, ("error", None))
             body = {**body, "error": {"code": code, "message": body.get("message"), "hint": hint}}
         return JSONResponse(body, status_code=status, headers=headers)

@@ -79,7 +79,13 @@ def value_fingerprint(value: str) -> str:
 
 def file_fingerprint(path: Path, role: str) -> str:
     """The fingerprint of the secret in ``path`` as status shows it for ``role``."""
-    return text_fingerprint(path.read_text(encoding="utf-8", errors="replace"), role)
+    from git_mirror.config.secrets import read_secret_file
+
+    try:
+        text = read_secret_file(path)
+    except UnicodeDecodeError:
+        text = path.read_bytes().decode("utf-8", "replace")  # a regular file of bounded size
+    return text_fingerprint(text, role)
 
 
 def text_fingerprint(text: str, role: str) -> str:
