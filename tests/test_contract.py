@@ -375,6 +375,20 @@ def test_a_full_stdout_is_one_line_on_stderr_not_a_traceback(config: Path, synce
             "No space left on device"], mode
 
 
+def test_verify_names_a_tampered_hook_as_integrity_and_apply_restores_it(
+        cli: Cli, config: Path, synced: Repo) -> None:
+    ok = cli("--json", "verify")
+    assert ok.code == 0 and one_object(ok)["ok"] is True
+    hook = config.parent / ".git-mirror" / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
+    for args in (["verify"], ["verify", "--repo", "hwlab"]):
+        err = assert_error(cli("--json", *args), "integrity", 1)
+        assert str(hook) in err["message"] and "apply --confirm" in err["hint"]
+    assert_error(cli("--json", "verify", "--repo", "nope"), "usage", 2)
+    assert cli("--json", "apply", "--confirm").code == 0
+    assert cli("--json", "verify").code == 0
+
+
 # --- dry runs --------------------------------------------------------------------------------
 
 def test_mutating_commands_without_confirm_are_dry_runs_that_change_nothing(
