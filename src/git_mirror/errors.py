@@ -210,6 +210,8 @@ def from_os_error(exc: OSError, *, doing: str, hint: str | None = None) -> IOFai
     return IOFailure(f"{doing}: {what}{where}",
                      hint=hint or "check the path's permissions and file system, then run the "
                                   "command again")
+
+
 class IntegrityError(GitMirrorError):
     """The ref protection or a protected ref is not what git-mirror put there."""
 

@@ -3,7 +3,12 @@
 - ``tunnels``: every CONNECT target it opened (``host:port``), in order;
 - ``requests``: every request line it saw (refused ones included);
 - ``refuse = True``: answers every CONNECT with 403 and opens nothing;
-- ``auth = "user:password"``: requires ``Proxy-Authorization: Basic`` (else 407).
+- ``auth = "user:password"``: requires ``Proxy-Authorization: Basic`` (else 407);
+- ``delay_up`` / ``delay_down`` (seconds): every chunk relayed client-to-server / server-to-
+  client is delivered that much later, pipelined (a one-way latency, not a throughput cap),
+  so tests and benchmarks see a slow, far-away link on loopback;
+- ``stall = True``: reads the CONNECT request and then answers nothing, holding the
+  connection until the client gives up or :meth:`close` (a proxy that accepts and hangs).
 
 Threads are daemons; :meth:`ConnectProxy.close` stops the listener and closes every tunnel
 it holds (which also ends ssh connections kept alive through it).
@@ -13,9 +18,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import queue
 import selectors
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 MAX_HEAD = 64 * 1024
@@ -27,6 +34,10 @@ class ConnectProxy:
     port: int = 0
     refuse: bool = False
     auth: str | None = None
+    delay_up: float = 0.0
+    delay_down: float = 0.0
+    stall: bool = False
+    stalled: int = 0  # CONNECT requests held without an answer
     tunnels: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     auth_seen: list[str | None] = field(default_factory=list)
@@ -90,6 +101,19 @@ class ConnectProxy:
             if method != "CONNECT":
                 conn.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
                 return
+            if self.stall:
+                with self._lock:
+                    self.stalled += 1
+                conn.settimeout(None)
+                while not self._stop.is_set():
+                    # Hold the connection open, answering nothing, until the client hangs up.
+                    sel = selectors.DefaultSelector()
+                    sel.register(conn, selectors.EVENT_READ)
+                    ready = sel.select(timeout=0.5)
+                    sel.close()
+                    if ready and not conn.recv(4096):
+                        return
+                return
             if self.refuse:
                 conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
                 return
@@ -108,10 +132,15 @@ class ConnectProxy:
             self._track(upstream)
             with self._lock:
                 self.tunnels.append(target)
+            if self.delay_up or self.delay_down:
+                time.sleep(self.delay_up + self.delay_down)  # the CONNECT turn crosses the link too
             conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
             if rest:
                 upstream.sendall(rest)
-            self._relay(conn, upstream)
+            if self.delay_up or self.delay_down:
+                self._relay_delayed(conn, upstream)
+            else:
+                self._relay(conn, upstream)
         except OSError:
             pass
         finally:
@@ -149,6 +178,48 @@ class ConnectProxy:
                     dst.sendall(data)
         finally:
             sel.close()
+
+    def _relay_delayed(self, client: socket.socket, server: socket.socket) -> None:
+        """Relay both directions, each chunk delivered ``delay_*`` seconds after it arrived."""
+        for s in (client, server):
+            s.settimeout(None)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def pump(src: socket.socket, dst: socket.socket, delay: float) -> None:
+            pending: queue.Queue[tuple[float, bytes]] = queue.Queue()
+
+            def deliver() -> None:
+                while True:
+                    due, data = pending.get()
+                    wait = due - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
+                    if not data:
+                        with contextlib.suppress(OSError):
+                            dst.shutdown(socket.SHUT_WR)
+                        return
+                    try:
+                        dst.sendall(data)
+                    except OSError:
+                        return
+
+            sender = threading.Thread(target=deliver, daemon=True)
+            sender.start()
+            try:
+                while not self._stop.is_set():
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    pending.put((time.monotonic() + delay, data))
+            except OSError:
+                pass
+            pending.put((time.monotonic() + delay, b""))  # end of stream, in order
+            sender.join(timeout=IDLE_TIMEOUT)
+
+        up = threading.Thread(target=pump, args=(client, server, self.delay_up), daemon=True)
+        up.start()
+        pump(server, client, self.delay_down)
+        up.join(timeout=IDLE_TIMEOUT)
 
     def close(self) -> None:
         self._stop.set()

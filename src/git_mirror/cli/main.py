@@ -112,6 +112,15 @@ def confirm_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def jobs_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--jobs", type=click.IntRange(min=1, max=64), metavar="N",
+                        help="Repositories worked on at once (default: the config's jobs, 8).")(f)
+
+
+def jobs_args(jobs: int | None) -> list[str]:
+    return ["--jobs", str(jobs)] if jobs is not None else []
+
+
 def want_confirm(dry_run: bool, confirm: bool) -> bool:
     from git_mirror.errors import UsageError
 
@@ -180,8 +189,9 @@ def schema() -> None:
 
 @cli.command()
 @click.option("--repo", metavar="ID", help="Only this repository.")
+@jobs_option
 @pass_ctx
-def status(ctx: Ctx, repo: str | None) -> None:
+def status(ctx: Ctx, repo: str | None, jobs: int | None) -> None:
     """Report from the cache only: no network (R14)."""
     from git_mirror.cli.human import status_text
 
@@ -194,14 +204,16 @@ def status(ctx: Ctx, repo: str | None) -> None:
                                hint_args=["--config", ctx.config_path] if ctx.config_path else [])
         from git_mirror.mirror.status import status as run
 
-        return run(ctx.cfg(), repo=repo, node=ctx.node_name(), lane=ctx.lane).to_json()
+        return run(ctx.cfg(), repo=repo, node=ctx.node_name(), lane=ctx.lane,
+                   jobs=jobs).to_json()
     finish(ctx, op, status_text, warnings_to_stderr=True)
 
 
 @cli.command()
 @confirm_options
+@jobs_option
 @pass_ctx
-def apply(ctx: Ctx, dry_run: bool, confirm: bool) -> None:
+def apply(ctx: Ctx, dry_run: bool, confirm: bool, jobs: int | None) -> None:
     """Converge the node to the YAML (dry run unless --confirm)."""
     from git_mirror.cli.human import apply_text
 
@@ -213,7 +225,7 @@ def apply(ctx: Ctx, dry_run: bool, confirm: bool) -> None:
             return apply_kubernetes(ctx.cfg(), node=ctx.node_name(), confirm=do).to_json()
         from git_mirror.mirror.local_apply import apply_local
 
-        return apply_local(ctx.cfg(), confirm=do, node=ctx.node_name()).to_json()
+        return apply_local(ctx.cfg(), confirm=do, node=ctx.node_name(), jobs=jobs).to_json()
     finish(ctx, op, apply_text)
 
 
@@ -236,8 +248,10 @@ def render(ctx: Ctx) -> None:
 @click.option("--repo", metavar="ID", help="Only this repository.")
 @click.option("--wait", is_flag=True, help="Wait for a busy repository instead of failing.")
 @confirm_options
+@jobs_option
 @pass_ctx
-def sync(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool) -> None:
+def sync(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool,
+         jobs: int | None) -> None:
     """Fetch the declared refs from upstream and snapshot every source tip (R4)."""
     from git_mirror.cli.human import sync_text
 
@@ -246,10 +260,11 @@ def sync(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool) -
 
         do = want_confirm(dry_run, confirm)
         if ctx.executor() == "kubernetes":
-            return ctx.node_job("sync", ["--confirm", "--wait", *(["--repo", repo] if repo else [])],
+            return ctx.node_job("sync", ["--confirm", "--wait", *(["--repo", repo] if repo else []),
+                                         *jobs_args(jobs)],
                                 confirm=do, wait=wait)
         return run(ctx.cfg(), repo=repo, confirm=do, wait=wait, node=ctx.node_name(),
-                   lane=ctx.lane).to_json()
+                   lane=ctx.lane, jobs=jobs).to_json()
     finish(ctx, op, sync_text, warnings_to_stderr=True)
 
 
@@ -257,18 +272,21 @@ def sync(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool) -
 @click.option("--repo", metavar="ID", help="Only this repository.")
 @click.option("--wait", is_flag=True, help="Wait for a busy repository instead of failing.")
 @confirm_options
+@jobs_option
 @pass_ctx
-def flush(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool) -> None:
+def flush(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool,
+          jobs: int | None) -> None:
     """Push lane refs back upstream, fast-forward only (R5, R15)."""
     def op() -> dict[str, Any]:
         from git_mirror.mirror.flush import flush as run
 
         do = want_confirm(dry_run, confirm)
         if ctx.executor() == "kubernetes":
-            return ctx.node_job("flush", ["--confirm", "--wait", *(["--repo", repo] if repo else [])],
+            return ctx.node_job("flush", ["--confirm", "--wait", *(["--repo", repo] if repo else []),
+                                          *jobs_args(jobs)],
                                 confirm=do, wait=wait)
         return run(ctx.cfg(), repo=repo, lane=ctx.lane, confirm=do, wait=wait,
-                   node=ctx.node_name()).to_json()
+                   node=ctx.node_name(), jobs=jobs).to_json()
     finish(ctx, op, _flush_text, warnings_to_stderr=True)
 
 

@@ -254,6 +254,9 @@ class Config:
     __pydantic_config__ = CONFIG
     version: Literal[1]
     cache: str | None = None
+    # How many repositories sync, flush, apply and status work on at once (``--jobs``
+    # overrides it; serve's scheduler uses it as is).
+    jobs: Annotated[int, Field(strict=True, ge=1, le=64)] = 8
     snapshots: Snapshots = field(default_factory=Snapshots)
     proxies: dict[Name, Proxy] = field(default_factory=dict)
     server: Server = field(default_factory=Server)

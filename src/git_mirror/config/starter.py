@@ -14,6 +14,10 @@ version: 1
 # Where the bare mirrors live. Default: ./.git-mirror beside this file.
 # cache: /var/lib/git-mirror
 
+# How many repositories sync, flush, apply, status and serve work on at once (--jobs N
+# overrides it for one run). Default: 8.
+# jobs: 8
+
 snapshots:
   namespace: git-mirror           # snapshot refs: refs/<namespace>/snapshots/<group>/<branch>/<commit>
   retention: {keepLast: 50, maxAgeDays: 30}   # used only by `git-mirror snapshots prune`

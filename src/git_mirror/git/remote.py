@@ -27,6 +27,9 @@ class RemoteEnv:
     # proxy refused, token rejected...). Supplied by the transport, which knows what was
     # declared; None keeps the plain GitError.
     explain: Callable[[GitError], GitMirrorError] | None = field(default=None, compare=False)
+    # Run with the git arguments before every git process that talks to upstream (the ssh
+    # transport opens its shared connection there); it raises the error a user can act on.
+    before: Callable[[Sequence[str]], None] | None = field(default=None, compare=False)
 
     def cflags(self) -> list[str]:
         flags = ["-c", "protocol.version=2"]
@@ -37,6 +40,8 @@ class RemoteEnv:
 
 def _net(remote: RemoteEnv, args: Sequence[str], git_dir: Path | None, what: str,
          ok_codes: Sequence[int] = (0,), input: bytes | None = None) -> GitResult:
+    if remote.before is not None:
+        remote.before(args)
     try:
         return git([*remote.cflags(), *args], git_dir=git_dir, env=remote.env,
                    allow_protocol=remote.allow_protocol, timeout=remote.timeout, what=what,
@@ -140,3 +145,39 @@ def push(git_dir: Path, remote: RemoteEnv, refspecs: Sequence[str], *,
                        argv=res.argv, returncode=res.returncode, stderr=res.stderr)
         raise (remote.explain(err) if remote.explain else err)
     return res, refs
+
+
+def fetch_listed(view_dir: Path, common_dir: Path, remote: RemoteEnv, refspecs: Sequence[str],
+                 negotiation_tips: Sequence[str] = ()) -> GitResult:
+    """One ``git fetch`` that lists upstream's refs and fetches their new objects, in one
+    connection and one negotiation, writing no ref of the repository at ``common_dir``.
+
+    It runs in a private view of that repository: ``view_dir`` is laid out as a linked
+    worktree's git directory (a ``HEAD`` and a ``commondir`` file naming ``common_dir``), and
+    git also gets ``GIT_COMMON_DIR``. Objects go to the repository's object store, and the
+    ``refspecs`` name per-view destinations (``refs/worktree/...``), which only the view
+    sees. The refspecs are given as the configuration of a remote, not on the command line,
+    so that upstream's ls-refs is asked only for their prefixes. ``negotiation_tips`` (ref
+    globs) limit the "have" lines.
+    """
+    # The remote is named by its URL, as ls-remote and fetch name it, so that the same
+    # remote.<url>.* settings apply.
+    name = remote.url
+    flags: list[str] = []
+    for spec in refspecs:
+        flags += ["-c", f"remote.{name}.fetch={spec}"]
+    args = [*flags, "fetch", "--prune", "--no-tags", "--no-write-fetch-head", "--quiet",
+            "--no-auto-gc", "--no-auto-maintenance", "--no-show-forced-updates",
+            "--no-recurse-submodules"]
+    args += [f"--negotiation-tip={tip}" for tip in negotiation_tips]
+    args.append(name)
+    if remote.before is not None:
+        remote.before(args)
+    try:
+        return git([*remote.cflags(), *args], git_dir=view_dir,
+                   env={**remote.env, "GIT_COMMON_DIR": str(common_dir)},
+                   allow_protocol=remote.allow_protocol, timeout=remote.timeout, what="git fetch")
+    except GitError as exc:
+        if remote.explain is None:
+            raise
+        raise remote.explain(exc) from exc

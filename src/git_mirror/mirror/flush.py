@@ -379,15 +379,20 @@ def flush_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, lane: s
 
 def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None,
           confirm: bool = False, wait: bool = False, node: str = "local",
-          backoff: float = RECOVERY_BACKOFF_SECONDS) -> FlushResult:
-    """Flush every declared repository (or one; or one lane), dry run unless ``confirm``."""
+          backoff: float = RECOVERY_BACKOFF_SECONDS, jobs: int | None = None) -> FlushResult:
+    """Flush every declared repository (or one; or one lane), dry run unless ``confirm``.
+
+    Up to ``jobs`` repositories (default: the config's ``jobs``) at once; results in
+    declaration order."""
+    from git_mirror.mirror.parallel import each, jobs_for
     from git_mirror.mirror.status import repo_status
     from git_mirror.mirror.sync import check_drift
     from git_mirror.transport import remote_for
 
     ids = selected_repositories(cfg, repo, lane)
-    results: list[RepoFlush] = []
-    for rid in ids:
+    workers = jobs_for(cfg, jobs)
+
+    def one(rid: str) -> RepoFlush:
         res = RepoFlush(rid, dry_run=not confirm)
         layout = RepoLayout.of(cfg, rid)
         started = time.monotonic()
@@ -432,11 +437,14 @@ def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None
                  len(res.pushed), " (dry run)" if not confirm else "",
                  extra={"repository": rid, "ok": res.ok, "dryRun": not confirm,
                         "partialSuccess": res.partial_success, "durationMs": res.duration_ms})
-        results.append(res)
+        return res
+
+    results = each(ids, one, workers)
     out = FlushResult(node=node, dry_run=not confirm, lane=lane, repositories=results)
     # The resulting flags, read back from the refs (a client may have pushed meanwhile).
     try:
-        states = [repo_status(cfg, rid, node, check_snapshots=False) for rid in ids]
+        states = each(ids, lambda rid: repo_status(cfg, rid, node, check_snapshots=False),
+                      workers)
     except (GitMirrorError, OSError) as exc:
         # What was pushed is reported whatever happens here; the flags stay pessimistic.
         out.pending_flush, out.github_in_sync = True, False

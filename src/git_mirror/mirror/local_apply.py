@@ -318,19 +318,22 @@ def ensure_repo(cfg: LoadedConfig, rid: str, node: str | None = None) -> RepoApp
     return plan
 
 
-def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local") -> ApplyResult:
-    """Converge the local node to the YAML (dry run unless ``confirm``)."""
+def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local",
+                jobs: int | None = None) -> ApplyResult:
+    """Converge the local node to the YAML (dry run unless ``confirm``), ``jobs`` at once."""
     from git_mirror.mirror import audit, integrity
+    from git_mirror.mirror.parallel import each, jobs_for
 
     # The hook first: rewritten when it is not ours, other hooks moved aside.
     request_id = audit.new_request_id()  # one id for everything this apply changes
     hooks = integrity.converge_protection(cfg, confirm=confirm, request_id=request_id)
-    plans = [plan_repo(cfg, rid, node) for rid in cfg.model.repositories]
+    workers = jobs_for(cfg, jobs)
+    plans = each(list(cfg.model.repositories), lambda rid: plan_repo(cfg, rid, node), workers)
     if confirm:
         from git_mirror.mirror.lock import repo_lock
         from git_mirror.mirror.recovery import clear_stale_locks
 
-        for plan in plans:
+        def converge(plan: RepoApply) -> None:
             if plan.action != "unchanged":
                 # Under the repository's lock, like every writer of a mirror: a git config
                 # write never meets a sync, and a stale lock file is removable by proof.
@@ -342,6 +345,9 @@ def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local") -> App
                 audit.record(layout.state_dir, plan.id, "apply",
                              [RefUpdate("HEAD", c["to"], c["from"]) for c in plan.changes
                               if c["key"] == "HEAD"], request_id=request_id)
+
+        by_id = {plan.id: plan for plan in plans}
+        each(list(by_id), lambda rid: converge(by_id[rid]), workers)
     # What apply cannot fix (forged refs) or, in a dry run, what it would: said, not hidden.
     problems = integrity.node_problems(cfg)
     for rid in cfg.model.repositories:

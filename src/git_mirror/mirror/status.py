@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from git_mirror.config.egress import effective_proxy_name
 from git_mirror.config.secrets import secret_path
-from git_mirror.git.refs import existing_refs, has_commits, is_ancestor, list_refs
+from git_mirror.git.refs import has_commits, is_ancestor, list_refs
 from git_mirror.mirror import journal
 from git_mirror.mirror.layout import HEADS, STAGE, STAGE_HEADS, RepoLayout, selected_repositories
 from git_mirror.mirror.plan import lane_state
@@ -87,6 +87,16 @@ class StatusResult:
         return self.data
 
 
+def snapshot_prefixes(layout: RepoLayout) -> list[str]:
+    """The ref prefixes under which the snapshots of the declared sources live."""
+    out = set()
+    for spec in layout.sources:
+        group = f"{layout.snapshot_prefix}{spec.group}/"
+        out.add(group if spec.is_glob or "?" in spec.pattern or "[" in spec.pattern
+                else f"{group}{spec.pattern}/")
+    return sorted(out)
+
+
 def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None, *,
                 check_snapshots: bool = True) -> dict[str, Any]:
     """One repository's status entry. ``check_snapshots=False`` skips the lookup of the
@@ -106,7 +116,11 @@ def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None, *,
     if not exists:
         entry["hint"] = "git-mirror apply --confirm && git-mirror sync --confirm"
         return entry
-    refs = list_refs(layout.git_dir, [HEADS, STAGE_HEADS])
+    # One for-each-ref: heads, stage heads and, when they are checked, the snapshots of the
+    # declared sources (by their group and branch prefix), so that status of many
+    # repositories costs one git process each.
+    refs = list_refs(layout.git_dir, [HEADS, STAGE_HEADS,
+                                      *(snapshot_prefixes(layout) if check_snapshots else [])])
     # Upstream has been observed once a sync succeeded (a later failed one leaves the stage
     # refs as they were, still upstream as last observed).
     synced = last_sync is not None and (bool(last_sync.get("ok"))
@@ -126,7 +140,7 @@ def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None, *,
                         "githubInSync": mirror == stage and synced})
     snaps = [str(s["snapshotRef"]) for s in sources if s["snapshotRef"]]
     if check_snapshots:
-        existing = existing_refs(layout.git_dir, snaps, layout.snapshot_pattern())
+        existing = {name for name in snaps if name in refs}
         for s in sources:
             if s["snapshotRef"] not in existing:
                 s["snapshotRef"] = None
@@ -168,12 +182,13 @@ def _run_summary(rec: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def status(cfg: LoadedConfig, *, repo: str | None = None, node: str = "local",
-           lane: str | None = None) -> StatusResult:
-    """The status object of CONTRACT section 4, from the cache only; with ``lane`` (the
-    global ``--lane``), the repositories that declare it, as for sync and flush."""
+           lane: str | None = None, jobs: int | None = None) -> StatusResult:
+    """The status object of CONTRACT section 4, from the cache only (``jobs`` at once); with
+    ``lane`` (the global ``--lane``), the repositories that declare it, as for sync and flush."""
+    from git_mirror.mirror.parallel import each, jobs_for
 
     ids = selected_repositories(cfg, repo, lane)
-    repos = [repo_status(cfg, rid, node) for rid in ids]
+    repos = each(ids, lambda rid: repo_status(cfg, rid, node), jobs_for(cfg, jobs))
     problems = _integrity(cfg, repos)
     data = {
         "ok": True, "node": node, "source": "yaml",

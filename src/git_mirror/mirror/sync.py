@@ -2,15 +2,17 @@
 
 Per repository, under its lock:
 
-1. one ``git ls-remote`` of the declared refs (the only upstream read needed to plan), and
-   beside it one ``git for-each-ref`` of the mirror's stage refs, heads and tags;
-2. one ``git fetch --stdin`` of the tips no local ref names (skipped when none is new), and
-   beside it one ``git for-each-ref`` of the candidate snapshot refs of the upstream tips;
+1. one ``git fetch`` that lists the declared refs and brings their new objects, writing no
+   ref of the mirror (:mod:`git_mirror.mirror.upstream_view`);
+2. one ``git for-each-ref`` of what upstream holds (in the fetch's private view) and of the
+   mirror's stage refs, heads and tags, then one of the candidate snapshot refs of the
+   upstream tips;
 3. one ``git update-ref --stdin`` transaction: stage refs, source branches, tags, lanes and
    snapshots together, each with its expected old value.
 
 The number of git processes does not grow with the number of refs. A failed fetch changes no
-ref; a crash leaves the old state or the new one. A dry run reads (ls-remote, then one for-each-ref with the candidate snapshots) and reports.
+ref; a crash leaves the old state or the new one. A dry run reads (ls-remote, then one
+for-each-ref with the candidate snapshots), fetches nothing and reports.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from git_mirror.mirror.refcheck import (
     isolate,
     snapshot_probes,
 )
+from git_mirror.mirror.upstream_view import fetch_upstream, settle
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -176,19 +179,24 @@ def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm:
                      result: RepoSync) -> None:
     """Plan (and with ``confirm`` apply) one repository's sync. The caller holds the lock.
 
-    A confirmed sync reads upstream and the mirror's own refs side by side, then fetches
-    the new tips while it reads which of their snapshot refs exist: two waits, not four.
+    A confirmed sync fetches (listing upstream and bringing its new objects in one session),
+    reads what upstream holds and the mirror's own refs in one for-each-ref, then which
+    snapshot refs of the upstream tips exist, then writes.
     """
     layout = RepoLayout.of(cfg, rid)
     own: dict[str, str] | None = None  # the mirror's refs but snapshots, while current
+    fetched: set[str] = set()
     if confirm:
-        upstream, own = _side_by_side(
-            lambda: ls_remote(remote, layout.upstream_patterns(), layout.git_dir),
-            lambda: list_refs(layout.git_dir, layout.local_patterns()))
+        # One git fetch lists upstream and brings the new objects (one session with
+        # upstream, as a raw fetch); no ref of the mirror is written before the plan.
+        upstream, mine = fetch_upstream(layout, remote, layout.local_patterns(),
+                                        negotiation_tips=[STAGE_HEADS + "*"])
+        own = mine
+        fetched = set(upstream.values())
+        result.fetched = len(fetched - set(mine.values()))
     else:
         upstream = ls_remote(remote, layout.upstream_patterns(), layout.git_dir)
     upstream = {r: o for r, o in upstream.items() if layout.wants(r)}
-    fetched: set[str] = set()
 
     def fetch(oids: set[str]) -> None:
         if confirm and oids:
@@ -232,6 +240,7 @@ def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm:
         try:
             commit_isolated(layout.git_dir, plan.all_updates(), local.keys(),
                             message="git-mirror sync", into=applied)
+            settle(layout)
             if len(applied.updates) >= PACK_REFS_AFTER:
                 # Thousands of loose refs make every later for-each-ref and fetch slow.
                 pack_refs(layout.git_dir)
@@ -264,17 +273,20 @@ def source_tips(layout: RepoLayout, upstream: dict[str, str]) -> list[dict[str, 
 
 
 def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
-         wait: bool = False, node: str = "local", lane: str | None = None) -> SyncResult:
+         wait: bool = False, node: str = "local", lane: str | None = None,
+         jobs: int | None = None) -> SyncResult:
     """Sync every declared repository (or one), dry run unless ``confirm``.
 
     With ``lane`` (the global ``--lane``), only the repositories that declare it; an
-    undeclared lane is a usage error."""
+    undeclared lane is a usage error. Up to ``jobs`` repositories (default: the config's
+    ``jobs``) sync at once; the results are in declaration order."""
     from git_mirror.mirror.local_apply import ensure_repo
+    from git_mirror.mirror.parallel import each, jobs_for
     from git_mirror.transport import remote_for
 
     ids = selected_repositories(cfg, repo, lane)
-    results: list[RepoSync] = []
-    for rid in ids:
+
+    def one(rid: str) -> RepoSync:
         res = RepoSync(rid, dry_run=not confirm)
         layout = RepoLayout.of(cfg, rid)
         started = time.monotonic()
@@ -324,5 +336,7 @@ def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
                         "durationMs": res.duration_ms})
         for warning in res.warnings():
             log.warning("%s: %s", rid, warning, extra={"repository": rid})
-        results.append(res)
+        return res
+
+    results = each(ids, one, jobs_for(cfg, jobs))
     return SyncResult(node=node, dry_run=not confirm, repositories=results)

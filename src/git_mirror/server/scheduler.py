@@ -9,14 +9,17 @@
 Per repository and kind of work there is at most one run at a time (single flight). A
 request while a run is going on marks the repository "again": however many requests arrive,
 exactly one more run follows the current one. A request that arrives before the run has
-really started (it may wait for the repository) is absorbed by that run, and a run asked for
-by a webhook (or one more run after a busy one) first waits ``SETTLE_SECONDS``, so that a
-burst of deliveries causes at most two syncs.
+really started (it may wait for the repository) is absorbed by that run. A webhook's run
+starts at once (what it reports is new); the repository then stays busy for
+``SETTLE_SECONDS``, and one more run after a busy one first waits ``SETTLE_SECONDS``, so that
+the rest of a burst of deliveries is served by one more run: at most two syncs.
 
 Sync, flush and maintenance of one repository are serialised by an asyncio lock (and, inside
 the operations, by the repository's file lock, which also keeps out a CLI run). They are
 blocking, so each runs in a daemon thread: the event loop never waits on git, and a job still
-running when the shutdown deadline passes does not hold the process.
+running when the shutdown deadline passes does not hold the process. At most ``jobs`` (the
+config's top-level ``jobs``) run at once across repositories; a slow repository holds one
+slot, never the others.
 
 A failed flush is retried after ``flushBackoffSeconds``, doubling up to
 ``flushBackoffMaxSeconds``, at most ``flushMaxAttempts`` times in a row; every attempt is
@@ -46,8 +49,9 @@ if TYPE_CHECKING:
     from git_mirror.server.metrics import Metrics
 
 T = TypeVar("T")
-# Requests that wait SETTLE_SECONDS before their run starts; startup and interval do not.
-SETTLED_REASONS = frozenset({"webhook", "coalesced"})
+# Requests that wait SETTLE_SECONDS before their run starts; startup, interval and a
+# webhook do not (a webhook's run is followed by SETTLE_SECONDS of coalescing instead).
+SETTLED_REASONS = frozenset({"coalesced"})
 SETTLE_SECONDS = 1.0
 # Flush errors that no retry can cure: a lane and upstream both moved; a config problem.
 FINAL_CODES = frozenset({"diverged", "config", "usage", "drift", "not-applied"})
@@ -132,6 +136,8 @@ class Scheduler:
         self._flush_op = flush_op
         self._maintain_op = maintain_op
         self.repos = {rid: RepoState(rid) for rid in cfg.model.repositories}
+        self.jobs = max(1, int(cfg.model.jobs))
+        self._slots = asyncio.Semaphore(self.jobs)
         self.started_at = time.monotonic()
         self.stopping = False
         self._stop_event: asyncio.Event | None = None
@@ -252,18 +258,27 @@ class Scheduler:
 
     async def _sync_loop(self, rid: str, reason: str) -> None:
         st = self.repos[rid]
+        waited = False
         while True:
-            # Webhooks come in bursts (one per pushed ref, redeliveries): let the burst
-            # land, so that it is served by one run instead of one run per wave.
-            settle = reason in SETTLED_REASONS and self.settle > 0
+            # Webhooks come in bursts (one per pushed ref, redeliveries): a run after a
+            # busy one lets the burst land, so that it is served by one run instead of one
+            # run per wave.
+            settle = reason in SETTLED_REASONS and self.settle > 0 and not waited
             if settle and not await self._sleep(self.settle):
                 break
-            async with st.lock:
+            async with st.lock, self._slots:
                 st.sync.again = False   # requests so far are served by this run
                 self._depth()
                 pending = await self._run_sync(rid, reason)
             if pending and not st.flush.busy and not self.stopping:
                 self.request_flush(rid, reason="pending-after-sync")
+            waited = False
+            if not st.sync.again and reason == "webhook" and self.settle > 0 and not self.stopping:
+                # The first delivery of a burst was served at once; the rest of the burst,
+                # arriving meanwhile, is served by one more run.
+                if not await self._sleep(self.settle):
+                    break
+                waited = True
             if not st.sync.again or self.stopping:
                 break
             reason = "coalesced"
@@ -331,7 +346,7 @@ class Scheduler:
         st.flush_failures = 0
         st.flush_gave_up = False
         while not self.stopping:
-            async with st.lock:
+            async with st.lock, self._slots:
                 st.flush.again = False
                 self._depth()
                 outcome = await self._run_flush(rid, reason)
@@ -431,7 +446,7 @@ class Scheduler:
         while await self._sleep(self.maintenance_interval):
             if not st.synced:
                 continue
-            async with st.lock:
+            async with st.lock, self._slots:
                 if self.stopping:
                     return
                 try:
@@ -456,7 +471,7 @@ class Scheduler:
         """The scheduler's state, added to ``/api/status`` as ``server``."""
         return {
             "ready": self.ready(), "stopping": self.stopping,
-            "syncIntervalSeconds": self.interval,
+            "syncIntervalSeconds": self.interval, "jobs": self.jobs,
             "repositories": [{
                 "id": st.id, "syncRunning": st.sync.busy, "syncQueued": st.sync.again,
                 "syncRuns": st.sync.runs, "synced": st.synced, "lastSync": st.last_sync,

@@ -10,10 +10,11 @@ execs OpenSSH with:
 - ``IdentitiesOnly`` with the declared identity, ``IdentityAgent=none`` (no agent);
 - ``ProxyCommand`` = our CONNECT tunnel (:mod:`git_mirror.transport.tunnel`) when a proxy
   is declared, else ``ProxyCommand=none``: never an undeclared hop;
-- ``ControlMaster=auto`` with a bounded ``ControlPersist``: consecutive git operations on one
-  upstream share one connection. The socket name is a hash of everything that decides trust
-  (host, port, user, identity, known_hosts, proxy URL and credentials), so a changed pin or
-  proxy never rides an old connection.
+- ``ControlMaster=auto`` with a bounded ``ControlPersist``: consecutive git operations share
+  one connection, across repositories too. The socket is ``<cache>/transport/shared/cm-KEY``
+  (a 0700 directory) where KEY is a hash of everything that decides trust (host, port, user,
+  identity, known_hosts, proxy URL and credentials): repositories that agree on all of them
+  share one connection, and a changed pin or proxy never rides an old connection.
 
 Key material goes by file path only: the identity is copied to a 0600 file under the cache
 (OpenSSH refuses group-readable keys, and an ``{env: NAME}`` identity needs a file anyway);
@@ -30,6 +31,7 @@ import shlex
 import shutil
 import stat
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -99,9 +101,12 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _socket_path(cache_dir: Path, repo_dir: Path, key: str) -> Path | None:
-    """Where the shared connection's socket lives, or None when no private place fits."""
-    direct = repo_dir / f"cm-{key}"
+def _socket_path(cache_dir: Path, shared_dir: Path, key: str) -> Path | None:
+    """Where the shared connection's socket lives, or None when no private place fits.
+
+    ``shared_dir`` is one 0700 directory for the whole cache: the name is the trust key, so
+    every repository with the same trust inputs finds the same connection, and no other."""
+    direct = shared_dir / f"cm-{key}"
     if len(str(direct)) <= MAX_SOCKET_PATH:
         return direct
     # A deep cache path does not fit in a unix socket name: use a short private directory
@@ -189,6 +194,7 @@ def prepare(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Proxy | 
     if proxy is not None:
         conf = write_private(repo_dir / "tunnel.json", json.dumps(
             {"name": proxy_name, "url": proxy.url, "auth": auth,
+             "connectTimeout": CONNECT_TIMEOUT_SECONDS,
              "errorFile": str(repo_dir / TUNNEL_ERROR)}, sort_keys=True) + "\n")
         command = " ".join(shlex.quote(str(p)).replace("%", "%%") for p in (
             sys.executable, "-I", tunnel.__file__, "--fdpass", "--config", conf)) + " %h %p"
@@ -198,7 +204,9 @@ def prepare(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Proxy | 
     else:
         (repo_dir / "tunnel.json").unlink(missing_ok=True)
         opts += ["-o", "ProxyCommand=none", "-o", "ProxyJump=none"]
-    control = _socket_path(cfg.cache_dir, repo_dir, key)
+    # One place for every repository: repositories with the same trust inputs share one
+    # connection (one handshake through the proxy for all of them).
+    control = _socket_path(cfg.cache_dir, private_dir(root / "shared"), key)
     if control is not None:
         opts += ["-o", "ControlMaster=auto", "-o", f"ControlPath={_opt_path(control)}",
                  "-o", f"ControlPersist={CONTROL_PERSIST_SECONDS}"]
@@ -234,10 +242,19 @@ def ssh_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Proxy
                            known_hosts_ref=t.known_hosts.describe() if t.known_hosts else "",
                            url=repo.upstream)
 
+    from git_mirror.transport.shared import ensure_master
+
+    def warm(git_args: Sequence[str]) -> None:
+        # Open the shared connection once, before git does, so that repositories starting
+        # at the same time (a parallel sync) wait for one handshake instead of each doing
+        # its own.
+        ensure_master(setup, timeout=2 * CONNECT_TIMEOUT_SECONDS + 5, explain=explain,
+                      operation=git_args)
+
     return RemoteEnv(
         url=repo.upstream, allow_protocol="ssh",
         env={"GIT_SSH_COMMAND": shlex.quote(str(setup.wrapper)), "GIT_SSH_VARIANT": "ssh"},
-        explain=explain)
+        explain=explain, before=warm)
 
 
 def explain_ssh(exc: GitError, *, rid: str, target: SshTarget, proxy_name: str | None,
@@ -303,7 +320,9 @@ def explain_ssh(exc: GitError, *, rid: str, target: SshTarget, proxy_name: str |
 
 
 def close_shared(cfg: LoadedConfig, rid: str, timeout: float = 10.0) -> bool:
-    """Ask the shared SSH connection of ``rid`` (if any) to exit; True if one was running."""
+    """Ask the shared SSH connection of ``rid`` (if any) to exit; True if one was running.
+
+    It is shared by every repository with the same trust inputs: they lose it too."""
     import subprocess
 
     wrapper = cfg.cache_dir / "transport" / rid / "ssh"

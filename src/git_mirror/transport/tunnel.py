@@ -154,7 +154,8 @@ def main(argv: list[str]) -> int:
         with open(config_file, encoding="utf-8") as fh:
             conf = json.load(fh)
         name = str(conf.get("name") or "?")
-        sock, early = open_tunnel(str(conf["url"]), conf.get("auth"), host, int(port_text))
+        sock, early = open_tunnel(str(conf["url"]), conf.get("auth"), host, int(port_text),
+                                  timeout=float(conf.get("connectTimeout") or CONNECT_TIMEOUT))
     except (OSError, ValueError, KeyError) as exc:
         sys.stderr.write(f"{MARK} proxy {name}: cannot read the tunnel config: {exc}\n")
         return 1
