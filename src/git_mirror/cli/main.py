@@ -98,6 +98,12 @@ def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
             f"{name} failed: {type(exc).__name__}: the input was too large or too deeply "
             "nested to process", code="resource", hint="check the config and its secret files, "
             "then run: git-mirror validate"), as_json=ctx.json))
+    except (click.ClickException, click.exceptions.Exit):
+        raise  # usage errors and exits keep click's handling in main()
+    except Exception as exc:  # never a traceback (CONTRACT section 5)
+        from git_mirror.cli.failures import as_error
+
+        sys.exit(emit_error(as_error(exc), as_json=ctx.json))
     sys.exit(emit(data, as_json=ctx.json, human=human, warnings_to_stderr=warnings_to_stderr))
 
 
@@ -201,7 +207,8 @@ def status(ctx: Ctx, repo: str | None, jobs: int | None) -> None:
                                hint_args=["--config", ctx.config_path] if ctx.config_path else [])
         from git_mirror.mirror.status import status as run
 
-        return run(ctx.cfg(), repo=repo, node=ctx.node_name(), jobs=jobs).to_json()
+        return run(ctx.cfg(), repo=repo, node=ctx.node_name(), lane=ctx.lane,
+                   jobs=jobs).to_json()
     finish(ctx, op, status_text, warnings_to_stderr=True)
 
 
@@ -442,6 +449,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     except click.exceptions.Abort:
         return 1
+    except OSError as exc:  # stdout itself cannot take the result (a full disk, a closed pipe)
+        from git_mirror.cli.failures import output_failed
+
+        return output_failed(exc)
     except click.ClickException as exc:
         if "--json" in args:
             from git_mirror.cli.output import emit_error
