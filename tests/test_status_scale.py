@@ -28,11 +28,11 @@ def test_status_reads_refs_once_per_repository_and_still_sees_a_missing_snapshot
     res = cli("--json", "status")
     monkeypatch.setattr(gitrun.subprocess, "run", real_run)
     assert res.code == 0, res.stdout
-    # The status read proper: heads, stage heads and the declared sources' snapshots in one
-    # process (the integrity check's own listing of every ref is another matter).
-    own = [argv for argv in reads if "refs/heads/" in argv]
-    assert len(own) == 1, reads
-    assert any(a.startswith("refs/unidesk/snapshots/") for a in own[0])
+    # One read of every ref per repository, for the entry (heads, stage heads, the declared
+    # sources' snapshots) and the integrity check alike.
+    assert len(reads) == len(res.json["repositories"]) == 1, reads
+    assert reads[0][-2:] == ["--", "refs/"], reads
+    assert res.json["repositories"][0]["integrity"]["ok"] is True
     main = next(s for s in res.json["repositories"][0]["sources"] if s["branch"] == "main")
     tip = upstream.rev("refs/heads/main")
     assert main["snapshotRef"] == f"refs/unidesk/snapshots/hwlab-node-runtime/main/{tip}"

@@ -295,15 +295,19 @@ def _save_proven(layout: RepoLayout, refs: Mapping[str, str], problems: list[Pro
         tmp.unlink(missing_ok=True)  # only a cache: the next reading proves them again
 
 
-def check_refs(layout: RepoLayout, *, recheck: bool = True,
-               use_proven: bool = False) -> tuple[int, list[Problem]]:
+def check_refs(layout: RepoLayout, *, recheck: bool = True, use_proven: bool = False,
+               refs: Mapping[str, str] | None = None) -> tuple[int, list[Problem]]:
     """(refs checked, problems) of one mirror: one ``for-each-ref``, reflogs read as files.
+
+    ``refs``: every ref of the mirror (all of ``refs/``) as just read by the caller, which
+    then spares that ``for-each-ref`` (status reads them once for both of its uses).
 
     ``recheck``: a problem is read once more (the ref and its reflog) before it counts, so
     that a transaction of sync's that was under way at the first reading is not reported.
     ``use_proven``: snapshots proven by an earlier reading are not read again.
     """
-    refs = list_refs(layout.git_dir, ["refs/"])
+    if refs is None:
+        refs = list_refs(layout.git_dir, ["refs/"])
     before = _load_proven(layout) if use_proven else frozenset()
     problems = ref_problems(layout, refs, before)
     if problems and recheck:
@@ -393,10 +397,12 @@ def converge_protection(cfg: LoadedConfig, *, confirm: bool,
 
 
 def repository_problems(cfg: LoadedConfig, rid: str, *, recheck: bool = True,
-                        settings: Mapping[str, str] | None = None) -> list[Problem]:
-    """``rid``'s protection (hooks path, stray hooks) and forged refs, for status and apply."""
+                        settings: Mapping[str, str] | None = None,
+                        refs: Mapping[str, str] | None = None) -> list[Problem]:
+    """``rid``'s protection (hooks path, stray hooks) and forged refs, for status and apply
+    (``refs``: every ref of the mirror, when the caller has just read them)."""
     layout = RepoLayout.of(cfg, rid)
     if not (layout.git_dir / "HEAD").exists():
         return []
     return (repo_protection_problems(cfg, rid, settings)
-            + check_refs(layout, recheck=recheck, use_proven=True)[1])
+            + check_refs(layout, recheck=recheck, use_proven=True, refs=refs)[1])

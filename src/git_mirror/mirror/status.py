@@ -1,14 +1,15 @@
 """``status``: what the mirror holds and how it compares with upstream as last observed.
 
 Offline by construction (R14): upstream-side fields (``githubCommit``) are the mirror's own
-``refs/mirror-stage/...`` refs. One ``for-each-ref`` per repository for heads and stage, one
-for the snapshot refs of the current tips; an ancestry check only for a lane that differs
-from its stage ref.
+``refs/mirror-stage/...`` refs. One ``for-each-ref`` per repository, shared by the status
+entry and the integrity check, both done in the parallel per-repository work; an ancestry
+check only for a lane that differs from its stage ref.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from git_mirror.mirror.plan import lane_state
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
     from git_mirror.config.models import SecretRef
+    from git_mirror.mirror.integrity import Problem
 
 
 def secret_entries(cfg: LoadedConfig, rid: str, node: str | None = None) -> list[dict[str, Any]]:
@@ -98,9 +100,11 @@ def snapshot_prefixes(layout: RepoLayout) -> list[str]:
 
 
 def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None, *,
-                check_snapshots: bool = True) -> dict[str, Any]:
+                check_snapshots: bool = True,
+                all_refs: Mapping[str, str] | None = None) -> dict[str, Any]:
     """One repository's status entry. ``check_snapshots=False`` skips the lookup of the
-    snapshot refs (their names are then unchecked): enough for pendingFlush/githubInSync."""
+    snapshot refs (their names are then unchecked): enough for pendingFlush/githubInSync.
+    ``all_refs``: every ref of the mirror, just read by the caller (no ``for-each-ref`` then)."""
     layout = RepoLayout.of(cfg, rid)
     transport, proxy = transport_entry(cfg, rid, node)
     exists = (layout.git_dir / "HEAD").exists()
@@ -119,8 +123,11 @@ def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None, *,
     # One for-each-ref: heads, stage heads and, when they are checked, the snapshots of the
     # declared sources (by their group and branch prefix), so that status of many
     # repositories costs one git process each.
-    refs = list_refs(layout.git_dir, [HEADS, STAGE_HEADS,
-                                      *(snapshot_prefixes(layout) if check_snapshots else [])])
+    prefixes = [HEADS, STAGE_HEADS, *(snapshot_prefixes(layout) if check_snapshots else [])]
+    if all_refs is None:
+        refs = list_refs(layout.git_dir, prefixes)
+    else:  # the same refs as that for-each-ref would list (its patterns are prefixes)
+        refs = {ref: oid for ref, oid in all_refs.items() if ref.startswith(tuple(prefixes))}
     # Upstream has been observed once a sync succeeded (a later failed one leaves the stage
     # refs as they were, still upstream as last observed).
     synced = last_sync is not None and (bool(last_sync.get("ok"))
@@ -185,11 +192,13 @@ def status(cfg: LoadedConfig, *, repo: str | None = None, node: str = "local",
            lane: str | None = None, jobs: int | None = None) -> StatusResult:
     """The status object of CONTRACT section 4, from the cache only (``jobs`` at once); with
     ``lane`` (the global ``--lane``), the repositories that declare it, as for sync and flush."""
+    from git_mirror.mirror.integrity import node_problems
     from git_mirror.mirror.parallel import each, jobs_for
 
     ids = selected_repositories(cfg, repo, lane)
-    repos = each(ids, lambda rid: repo_status(cfg, rid, node), jobs_for(cfg, jobs))
-    problems = _integrity(cfg, repos)
+    done = each(ids, lambda rid: _checked_status(cfg, rid, node), jobs_for(cfg, jobs))
+    repos = [entry for entry, _ in done]
+    problems = node_problems(cfg) + [p for _, mine in done for p in mine]
     data = {
         "ok": True, "node": node, "source": "yaml",
         "config": {"path": str(cfg.path), "sha256": cfg.sha256},
@@ -209,19 +218,21 @@ def status(cfg: LoadedConfig, *, repo: str | None = None, node: str = "local",
     return StatusResult(data)
 
 
-def _integrity(cfg: LoadedConfig, repos: list[dict[str, Any]]) -> list[Any]:
-    """The checks of ``verify`` (offline; the mirror's git config from its cached reading),
-    each repository's under ``integrity``; returns every problem found."""
+def _checked_status(cfg: LoadedConfig, rid: str, node: str) -> tuple[dict[str, Any], list[Problem]]:
+    """One repository's status entry with, under ``integrity``, the checks of ``verify``
+    (offline; the mirror's git config from its cached reading), and the problems found.
+    Every ref is read once, by one ``for-each-ref``, for the entry and the checks alike."""
     from git_mirror.mirror import integrity
     from git_mirror.mirror.local_apply import SETTINGS_CACHE, read_settings
 
-    found = integrity.node_problems(cfg)
-    for entry in repos:
-        if not entry["mirror"]["exists"]:
-            continue
-        layout = RepoLayout.of(cfg, entry["id"])
-        settings = read_settings(layout.git_dir, layout.state_dir / SETTINGS_CACHE)
-        mine = integrity.repository_problems(cfg, entry["id"], settings=settings)
-        entry["integrity"] = integrity.summary(mine)
-        found += mine
-    return found
+    layout = RepoLayout.of(cfg, rid)
+    if not (layout.git_dir / "HEAD").exists():
+        return repo_status(cfg, rid, node), []
+    refs = list_refs(layout.git_dir, ["refs/"])
+    entry = repo_status(cfg, rid, node, all_refs=refs)
+    if not entry["mirror"]["exists"]:
+        return entry, []
+    settings = read_settings(layout.git_dir, layout.state_dir / SETTINGS_CACHE)
+    mine = integrity.repository_problems(cfg, rid, settings=settings, refs=refs)
+    entry["integrity"] = integrity.summary(mine)
+    return entry, mine
