@@ -3,11 +3,13 @@
 # git, OpenSSH (a real sshd for the transport tests), openssl (a TLS certificate for the
 # HTTPS git server of the tests), nginx + fcgiwrap (the git http-backend baseline of
 # bench/bench_serve.py), mmdebstrap + umoci + runc + python3-pip (scripts/build-image.sh and the
-# image tests run the image with runc), uv, and the locked Python environment.
+# image tests run the image with runc), chromium (the browser of the dashboard tests, driven by
+# Playwright), uv, and the locked Python environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(git openssh-server openssh-client openssl nginx fcgiwrap mmdebstrap umoci runc python3-pip)
+APT_PACKAGES=(git openssh-server openssh-client openssl nginx fcgiwrap mmdebstrap umoci runc python3-pip
+              chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -166,6 +166,10 @@ ERROR_CODES: dict[str, str] = {
     "disk-full": "the disk holding the cache is full",
     "resource": "the input was too large or too deeply nested to process",
     "integrity": "the ref protection or a protected ref is not what git-mirror put there",
+    "unauthorized": "serve: a webhook delivery without X-Hub-Signature-256 (HTTP 401)",
+    "forbidden": "serve: a webhook signature that does not match, or no secret declared (HTTP 403)",
+    "bad-request": "serve: a signed webhook delivery that is not a push event payload (HTTP 400)",
+    "too-large": "serve: a webhook delivery over 25 MB (HTTP 413)",
 }
 
 # Codes of ``warnings[]`` entries (the command still succeeds).

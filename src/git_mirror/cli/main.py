@@ -27,6 +27,7 @@ class Ctx:
     lane: str | None
     json: bool
     _cfg: LoadedConfig | None = None
+    quiet: bool = False
 
     def cfg(self) -> LoadedConfig:
         if self._cfg is None:
@@ -97,6 +98,12 @@ def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
             f"{name} failed: {type(exc).__name__}: the input was too large or too deeply "
             "nested to process", code="resource", hint="check the config and its secret files, "
             "then run: git-mirror validate"), as_json=ctx.json))
+    except (click.ClickException, click.exceptions.Exit):
+        raise  # usage errors and exits keep click's handling in main()
+    except Exception as exc:  # never a traceback (CONTRACT section 5)
+        from git_mirror.cli.failures import as_error
+
+        sys.exit(emit_error(as_error(exc), as_json=ctx.json))
     sys.exit(emit(data, as_json=ctx.json, human=human, warnings_to_stderr=warnings_to_stderr))
 
 
@@ -132,14 +139,16 @@ def want_confirm(dry_run: bool, confirm: bool) -> bool:
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 @click.option("-v", "--verbose", is_flag=True,
               help="Log what is done (how upstream is reached, ...) to stderr as JSON lines.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="No progress on stderr (shown on a terminal for sync, flush and apply).")
 @click.pass_context
 def cli(click_ctx: click.Context, config_path: str | None, node: str | None, lane: str | None,
-        as_json: bool, verbose: bool) -> None:
+        as_json: bool, verbose: bool, quiet: bool) -> None:
     """git-mirror: one git mirror as the single source authority for CI/CD."""
     from git_mirror.cli.output import configure_logging
 
     configure_logging(verbose)
-    click_ctx.obj = Ctx(config_path, node, lane, as_json)
+    click_ctx.obj = Ctx(config_path, node, lane, as_json, quiet=quiet)
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -198,7 +207,8 @@ def status(ctx: Ctx, repo: str | None, jobs: int | None) -> None:
                                hint_args=["--config", ctx.config_path] if ctx.config_path else [])
         from git_mirror.mirror.status import status as run
 
-        return run(ctx.cfg(), repo=repo, node=ctx.node_name(), jobs=jobs).to_json()
+        return run(ctx.cfg(), repo=repo, node=ctx.node_name(), lane=ctx.lane,
+                   jobs=jobs).to_json()
     finish(ctx, op, status_text, warnings_to_stderr=True)
 
 
@@ -216,9 +226,11 @@ def apply(ctx: Ctx, dry_run: bool, confirm: bool, jobs: int | None) -> None:
             from git_mirror.kube.apply import apply_kubernetes
 
             return apply_kubernetes(ctx.cfg(), node=ctx.node_name(), confirm=do).to_json()
+        from git_mirror.cli.progress import watching
         from git_mirror.mirror.local_apply import apply_local
 
-        return apply_local(ctx.cfg(), confirm=do, node=ctx.node_name(), jobs=jobs).to_json()
+        with watching(ctx, do):
+            return apply_local(ctx.cfg(), confirm=do, node=ctx.node_name(), jobs=jobs).to_json()
     finish(ctx, op, apply_text)
 
 
@@ -256,8 +268,11 @@ def sync(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool,
             return ctx.node_job("sync", ["--confirm", "--wait", *(["--repo", repo] if repo else []),
                                          *jobs_args(jobs)],
                                 confirm=do, wait=wait)
-        return run(ctx.cfg(), repo=repo, confirm=do, wait=wait, node=ctx.node_name(),
-                   lane=ctx.lane, jobs=jobs).to_json()
+        from git_mirror.cli.progress import watching
+
+        with watching(ctx, do):
+            return run(ctx.cfg(), repo=repo, confirm=do, wait=wait, node=ctx.node_name(),
+                       lane=ctx.lane, jobs=jobs).to_json()
     finish(ctx, op, sync_text, warnings_to_stderr=True)
 
 
@@ -278,8 +293,11 @@ def flush(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool,
             return ctx.node_job("flush", ["--confirm", "--wait", *(["--repo", repo] if repo else []),
                                           *jobs_args(jobs)],
                                 confirm=do, wait=wait)
-        return run(ctx.cfg(), repo=repo, lane=ctx.lane, confirm=do, wait=wait,
-                   node=ctx.node_name(), jobs=jobs).to_json()
+        from git_mirror.cli.progress import watching
+
+        with watching(ctx, do):
+            return run(ctx.cfg(), repo=repo, lane=ctx.lane, confirm=do, wait=wait,
+                       node=ctx.node_name(), jobs=jobs).to_json()
     finish(ctx, op, _flush_text, warnings_to_stderr=True)
 
 
@@ -378,12 +396,13 @@ def _register_later_commands() -> None:
     except ImportError:
         return
     extra.register(cli)
+    importlib.import_module("git_mirror.cli.completion").register(cli)
 
 
 # The global options: those that take a value, and the flags. They may also follow the command
 # (``git-mirror status --json``, ``git-mirror flush --lane v03 --confirm``), as users write them.
 _GLOBAL_VALUED = ("--config", "--node", "--lane")
-_GLOBAL_FLAGS = ("--json", "-v", "--verbose")
+_GLOBAL_FLAGS = ("--json", "-v", "--verbose", "-q", "--quiet")
 
 
 def hoist_global_options(args: Sequence[str]) -> list[str]:
@@ -430,6 +449,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     except click.exceptions.Abort:
         return 1
+    except OSError as exc:  # stdout itself cannot take the result (a full disk, a closed pipe)
+        from git_mirror.cli.failures import output_failed
+
+        return output_failed(exc)
     except click.ClickException as exc:
         if "--json" in args:
             from git_mirror.cli.output import emit_error

@@ -6,6 +6,7 @@ Also the one place where an error becomes an exit code (0 ok, 1 failed, 2 usage/
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -61,8 +62,9 @@ def _write_stdout(text: str) -> bool:
         sys.stdout.flush()
         return True
     except OSError as exc:
+        code = "disk-full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "io"
         with contextlib.suppress(OSError):
-            sys.stderr.write(f"error [io]: the result could not be written to stdout: "
+            sys.stderr.write(f"error [{code}]: the result could not be written to stdout: "
                              f"{exc.strerror or exc}\n")
         return False
 

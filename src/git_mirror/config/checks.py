@@ -155,7 +155,8 @@ def check_config(cfg: LoadedConfig) -> None:
     for name, node in m.nodes.items():
         if node.egress_proxy is not None and node.egress_proxy not in m.proxies:
             raise _fail(cfg, ("nodes", name, "egressProxy"),
-                        f"proxy {node.egress_proxy!r} is not declared under proxies:")
+                        f"proxy {node.egress_proxy!r} is not declared under proxies: "
+                        f"(declared: {', '.join(sorted(m.proxies)) or 'none'})")
         if node.executor == "kubernetes" and node.kubernetes is None:
             raise _fail(cfg, ("nodes", name, "executor"),
                         "executor kubernetes needs a kubernetes: {context, namespace} block")
@@ -172,18 +173,22 @@ def check_config(cfg: LoadedConfig) -> None:
     for fid, f in m.followers.items():
         base = ("followers", fid)
         if f.repository not in m.repositories:
-            raise _fail(cfg, (*base, "repository"), f"repository {f.repository!r} is not declared")
+            raise _fail(cfg, (*base, "repository"),
+                        f"repository {f.repository!r} is not declared under repositories: "
+                        f"(declared: {', '.join(sorted(m.repositories)) or 'none'})")
         repo = m.repositories[f.repository]
         if f.lane not in repo.lanes:
             raise _fail(cfg, (*base, "lane"),
-                        f"lane {f.lane!r} is not declared in repositories.{f.repository}.lanes")
+                        f"lane {f.lane!r} is not declared in repositories.{f.repository}.lanes "
+                        f"(declared: {', '.join(sorted(repo.lanes)) or 'none'})")
         problem = branch_problem(f.branch)
         if problem:
             raise _fail(cfg, (*base, "branch"), f"{f.branch!r} is not a valid branch name: "
                                                 f"{problem} (git check-ref-format --branch)")
         if not any(fnmatch.fnmatchcase(f.branch, s.branch) for s in repo.sources):
             raise _fail(cfg, (*base, "branch"),
-                        f"branch {f.branch!r} is not a declared source of {f.repository}")
+                        f"branch {f.branch!r} is not a declared source of {f.repository} "
+                        f"(sources: {', '.join(s.branch for s in repo.sources) or 'none'})")
         _check_tekton(cfg, fid, f)
     host, _, port = m.server.listen.rpartition(":")
     if not host or not port.isdigit():

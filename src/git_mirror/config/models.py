@@ -24,7 +24,7 @@ def _camel(name: str) -> str:
 
 
 # Read by pydantic for every dataclass below.
-CONFIG: Any = {"extra": "forbid", "alias_generator": _camel, "populate_by_name": True,
+CONFIG: Any = {"extra": "forbid", "alias_generator": _camel, "populate_by_name": False,
                "validate_default": True, "frozen": True}
 
 if TYPE_CHECKING:

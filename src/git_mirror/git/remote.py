@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from git_mirror.errors import GitError, GitMirrorError
+from git_mirror.git import progress as _progress
 from git_mirror.git.run import NETWORK_TIMEOUT, GitResult, git
 
 
@@ -38,14 +39,31 @@ class RemoteEnv:
         return flags
 
 
+def with_progress(args: Sequence[str]) -> tuple[list[str], Callable[[bytes], None] | None]:
+    """``args`` of a fetch or push, and where its stderr goes: when a person is watching
+    (:mod:`git_mirror.git.progress`), git's own progress instead of ``--quiet``, relayed
+    with the repository's name; otherwise ``args`` as they are and nowhere."""
+    sink = _progress.current()
+    if sink is None:
+        return list(args), None
+    out = [a for a in args if a != "--quiet"]
+    verb = next(i for i, a in enumerate(out) if a in ("fetch", "push"))
+    out.insert(verb + 1, "--progress")
+    return out, sink.relay()
+
+
 def _net(remote: RemoteEnv, args: Sequence[str], git_dir: Path | None, what: str,
-         ok_codes: Sequence[int] = (0,), input: bytes | None = None) -> GitResult:
+         ok_codes: Sequence[int] = (0,), input: bytes | None = None,
+         shows_progress: bool = False) -> GitResult:
     if remote.before is not None:
         remote.before(args)
+    relay = None
+    if shows_progress:
+        args, relay = with_progress(args)
     try:
         return git([*remote.cflags(), *args], git_dir=git_dir, env=remote.env,
                    allow_protocol=remote.allow_protocol, timeout=remote.timeout, what=what,
-                   ok_codes=ok_codes, input=input)
+                   ok_codes=ok_codes, input=input, on_stderr=relay)
     except GitError as exc:
         if remote.explain is None:
             raise
@@ -71,7 +89,7 @@ def fetch(git_dir: Path, remote: RemoteEnv, refspecs: Sequence[str], *, prune: b
             "--no-auto-gc", "--no-auto-maintenance", "--no-show-forced-updates"]
     if prune:
         args.append("--prune")
-    return _net(remote, [*args, remote.url, *refspecs], git_dir, "git fetch")
+    return _net(remote, [*args, remote.url, *refspecs], git_dir, "git fetch", shows_progress=True)
 
 
 def fetch_objects(git_dir: Path, remote: RemoteEnv, oids: Sequence[str],
@@ -86,7 +104,8 @@ def fetch_objects(git_dir: Path, remote: RemoteEnv, oids: Sequence[str],
             "--no-recurse-submodules"]
     args += [f"--negotiation-tip={tip}" for tip in negotiation_tips]
     args.append(remote.url)
-    return _net(remote, args, git_dir, "git fetch", input=("\n".join(oids) + "\n").encode())
+    return _net(remote, args, git_dir, "git fetch", input=("\n".join(oids) + "\n").encode(),
+                shows_progress=True)
 
 
 @dataclass(frozen=True)
@@ -137,7 +156,8 @@ def push(git_dir: Path, remote: RemoteEnv, refspecs: Sequence[str], *,
         args.append("--atomic")
     for ref, expect in (leases or {}).items():
         args.append(f"--force-with-lease={ref}:{expect or ''}")
-    res = _net(remote, [*args, remote.url, *refspecs], git_dir, "git push", ok_codes=(0, 1))
+    res = _net(remote, [*args, remote.url, *refspecs], git_dir, "git push", ok_codes=(0, 1),
+               shows_progress=True)
     refs = parse_push_porcelain(res.text)
     if res.returncode != 0 and not refs:
         first = next((ln for ln in res.stderr.splitlines() if ln.strip()), "")
@@ -173,10 +193,12 @@ def fetch_listed(view_dir: Path, common_dir: Path, remote: RemoteEnv, refspecs: 
     args.append(name)
     if remote.before is not None:
         remote.before(args)
+    args, relay = with_progress(args)
     try:
         return git([*remote.cflags(), *args], git_dir=view_dir,
                    env={**remote.env, "GIT_COMMON_DIR": str(common_dir)},
-                   allow_protocol=remote.allow_protocol, timeout=remote.timeout, what="git fetch")
+                   allow_protocol=remote.allow_protocol, timeout=remote.timeout, what="git fetch",
+                   on_stderr=relay)
     except GitError as exc:
         if remote.explain is None:
             raise

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import os
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from git_mirror.errors import GitError, GitTimeout
 from git_mirror.redact import scrub
@@ -131,15 +132,22 @@ def _redacted(argv: Sequence[str]) -> list[str]:
 def git(args: Sequence[str], *, git_dir: Path | str | None = None, cwd: Path | str | None = None,
         timeout: float = DEFAULT_TIMEOUT, input: bytes | None = None,
         env: Mapping[str, str] | None = None, allow_protocol: str = "none",
-        ok_codes: Sequence[int] = (0,), what: str | None = None) -> GitResult:
-    """Run ``git ARGS`` and return its result; raise GitError unless the exit code is OK."""
+        ok_codes: Sequence[int] = (0,), what: str | None = None,
+        on_stderr: Callable[[bytes], None] | None = None) -> GitResult:
+    """Run ``git ARGS`` and return its result; raise GitError unless the exit code is OK.
+
+    ``on_stderr`` receives git's stderr as it comes (progress for a person), besides the
+    result's ``stderr``.
+    """
     argv = [GIT]
     if git_dir is not None:
         argv.append(f"--git-dir={git_dir}")
     argv.extend(args)
     _count()
+    run: Callable[..., subprocess.CompletedProcess[bytes]] = (
+        subprocess.run if on_stderr is None else functools.partial(_run_relaying, relay=on_stderr))
     try:
-        proc = subprocess.run(
+        proc = run(
             argv, cwd=cwd, input=input, capture_output=True, timeout=timeout,
             env=git_env(env, allow_protocol=allow_protocol), stdin=None if input is not None else subprocess.DEVNULL,
             check=False, pass_fds=_INHERITED.get(),
@@ -164,6 +172,49 @@ def git(args: Sequence[str], *, git_dir: Path | str | None = None, cwd: Path | s
             hint=DISK_FULL_HINT if full else None,
         )
     return GitResult(argv=_redacted(argv), returncode=proc.returncode, stdout=proc.stdout, stderr=stderr)
+
+
+def _run_relaying(argv: list[str], *, relay: Callable[[bytes], None], input: bytes | None = None,
+                  timeout: float | None = None, capture_output: bool = True, check: bool = False,
+                  stdin: Any = None, **popen: Any) -> subprocess.CompletedProcess[bytes]:
+    """``subprocess.run`` (same arguments) with stderr passed to ``relay`` while git writes it.
+
+    stderr is a pipe of its own, read by one thread; ``communicate`` keeps the stdin/stdout
+    handling and the timeout of the plain path.
+    """
+    rfd, wfd = os.pipe()
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=wfd,
+                                stdin=subprocess.PIPE if input is not None else stdin, **popen)
+    except BaseException:
+        os.close(rfd)
+        raise
+    finally:
+        os.close(wfd)
+    chunks: list[bytes] = []
+
+    def pump() -> None:
+        with os.fdopen(rfd, "rb", buffering=0) as pipe:
+            while data := pipe.read(8192):
+                chunks.append(data)
+                with contextlib.suppress(Exception):  # progress must never fail git
+                    relay(data)
+
+    reader = threading.Thread(target=pump, name="git-stderr", daemon=True)
+    reader.start()
+    try:
+        stdout, _ = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        proc.communicate()
+        reader.join(timeout=5)
+        exc.stderr = b"".join(chunks)
+        raise
+    reader.join(timeout=5)  # the pipe ends when git and its helpers (ssh) have exited
+    from git_mirror.git.progress import without_progress
+
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout,
+                                       without_progress(b"".join(chunks)))
 
 
 # The pipe buffer of a streaming git process: large enough that a pack is relayed in few,

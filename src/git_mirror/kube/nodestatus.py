@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 STATUS_PATH = "/api/status"
 # What the service proxy answers when nothing serves: no Service, no endpoint, endpoint refused.
 NOT_SERVING = (404, 502, 503)
+# serve with ``server.anonymousRead: false`` answers reads only with a token, which the
+# service proxy does not carry: then a Job reads the status too.
+NEEDS_TOKEN = (401, 403)
 
 
 def node_status(cfg: LoadedConfig, node: str, *, repo: str | None = None,
@@ -41,17 +44,25 @@ def node_status(cfg: LoadedConfig, node: str, *, repo: str | None = None,
     try:
         data = client.service_proxy_get(ns, service, "http", STATUS_PATH)
     except KubeError as exc:
-        if exc.status not in NOT_SERVING:
+        if exc.status not in NOT_SERVING + NEEDS_TOKEN:
             raise
         result = run_job(cfg, node=node, operation="status", args=args, confirm=True, wait=True,
                          global_args=global_args, hint_args=hint_args, client=client)
         ctx = f" --context {target.context}" if target.context else ""
         result["via"] = "job"
-        result["warnings"] = [*(result.get("warnings") or []), {
+        warning = {
             "code": "serve-not-running",
             "message": f"serve of node {node} does not answer through Service {ns}/{service} "
                        f"({exc.message}); status was read from the cache volume by a Job instead",
-            "hint": f"kubectl{ctx} -n {ns} get pods -l {L_INSTANCE}={node}"}]
+            "hint": f"kubectl{ctx} -n {ns} get pods -l {L_INSTANCE}={node}"}
+        if exc.status in NEEDS_TOKEN:
+            warning = {
+                "code": "serve-needs-token",
+                "message": f"serve of node {node} answers reads only with a token "
+                           "(server.anonymousRead: false); status was read from the cache "
+                           "volume by a Job instead",
+                "hint": f"git-mirror --node {node} status --json"}
+        result["warnings"] = [*(result.get("warnings") or []), warning]
         return result
     if not isinstance(data, dict) or "ok" not in data:
         raise GitMirrorError(f"Service {ns}/{service} answered {STATUS_PATH} with something "

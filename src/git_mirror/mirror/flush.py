@@ -40,6 +40,7 @@ from git_mirror.errors import (
     NotAppliedError,
     from_os_error,
 )
+from git_mirror.git import progress
 from git_mirror.git.ancestry import ancestors, refs_with_parents
 from git_mirror.git.refs import RefTransaction, RefUpdate, has_commits
 from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote, push
@@ -48,6 +49,7 @@ from git_mirror.mirror.layout import LaneSpec, RepoLayout, selected_repositories
 from git_mirror.mirror.lock import repo_lock
 from git_mirror.mirror.outcome import PerRepository
 from git_mirror.mirror.recovery import clear_stale_locks, kept_locks_notes, record_safely
+from git_mirror.mirror.report import flush_line
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -396,6 +398,7 @@ def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None
         res = RepoFlush(rid, dry_run=not confirm)
         layout = RepoLayout.of(cfg, rid)
         started = time.monotonic()
+        progress.begin(rid)
         try:
             if not (layout.git_dir / "HEAD").exists():
                 raise NotAppliedError(f"mirror {rid} does not exist yet: nothing to flush",
@@ -437,6 +440,7 @@ def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None
                  len(res.pushed), " (dry run)" if not confirm else "",
                  extra={"repository": rid, "ok": res.ok, "dryRun": not confirm,
                         "partialSuccess": res.partial_success, "durationMs": res.duration_ms})
+        progress.done(flush_line(res))
         return res
 
     results = each(ids, one, workers)

@@ -321,8 +321,10 @@ def ensure_repo(cfg: LoadedConfig, rid: str, node: str | None = None) -> RepoApp
 def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local",
                 jobs: int | None = None) -> ApplyResult:
     """Converge the local node to the YAML (dry run unless ``confirm``), ``jobs`` at once."""
+    from git_mirror.git import progress
     from git_mirror.mirror import audit, integrity
     from git_mirror.mirror.parallel import each, jobs_for
+    from git_mirror.mirror.report import apply_line
 
     # The hook first: rewritten when it is not ours, other hooks moved aside.
     request_id = audit.new_request_id()  # one id for everything this apply changes
@@ -334,6 +336,7 @@ def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local",
         from git_mirror.mirror.recovery import clear_stale_locks
 
         def converge(plan: RepoApply) -> None:
+            progress.begin(plan.id)
             if plan.action != "unchanged":
                 # Under the repository's lock, like every writer of a mirror: a git config
                 # write never meets a sync, and a stale lock file is removable by proof.
@@ -345,6 +348,7 @@ def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local",
                 audit.record(layout.state_dir, plan.id, "apply",
                              [RefUpdate("HEAD", c["to"], c["from"]) for c in plan.changes
                               if c["key"] == "HEAD"], request_id=request_id)
+            progress.done(apply_line(plan))
 
         by_id = {plan.id: plan for plan in plans}
         each(list(by_id), lambda rid: converge(by_id[rid]), workers)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from git_mirror.git.refs import RefTransaction, RefUpdate
 from git_mirror.git.run import git
 from git_mirror.mirror import audit
-from git_mirror.mirror.layout import HEADS, RepoLayout
+from git_mirror.mirror.layout import HEADS, RepoLayout, selected_repositories
 from git_mirror.mirror.lock import repo_lock
 
 if TYPE_CHECKING:
@@ -75,9 +75,7 @@ def created_at(git_dir: Path, ref: str) -> tuple[int | None, int]:
 def list_snapshots(cfg: LoadedConfig, *, repo: str | None = None, group: str | None = None,
                    branch: str | None = None) -> list[Snapshot]:
     out: list[Snapshot] = []
-    for rid in cfg.model.repositories:
-        if repo is not None and rid != repo:
-            continue
+    for rid in selected_repositories(cfg, repo):
         layout = RepoLayout.of(cfg, rid)
         if not (layout.git_dir / "HEAD").exists():
             continue
@@ -119,9 +117,7 @@ def prune(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
     now = time.time() if now is None else now
     protected = protected or {}
     result = PruneResult(dry_run=not confirm)
-    for rid in cfg.model.repositories:
-        if repo is not None and rid != repo:
-            continue
+    for rid in selected_repositories(cfg, repo):
         layout = RepoLayout.of(cfg, rid)
         if not (layout.git_dir / "HEAD").exists():
             continue

@@ -182,11 +182,12 @@ def _run_summary(rec: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def status(cfg: LoadedConfig, *, repo: str | None = None, node: str = "local",
-           jobs: int | None = None) -> StatusResult:
-    """The status object of CONTRACT section 4, from the cache only (``jobs`` at once)."""
+           lane: str | None = None, jobs: int | None = None) -> StatusResult:
+    """The status object of CONTRACT section 4, from the cache only (``jobs`` at once); with
+    ``lane`` (the global ``--lane``), the repositories that declare it, as for sync and flush."""
     from git_mirror.mirror.parallel import each, jobs_for
 
-    ids = selected_repositories(cfg, repo)
+    ids = selected_repositories(cfg, repo, lane)
     repos = each(ids, lambda rid: repo_status(cfg, rid, node), jobs_for(cfg, jobs))
     problems = _integrity(cfg, repos)
     data = {

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from git_mirror.errors import BusyError, DriftError, GitError, GitMirrorError, from_os_error
+from git_mirror.git import progress
 from git_mirror.git.refs import (
     EXACT_NAMES_LIMIT,
     RefUpdate,
@@ -49,6 +50,7 @@ from git_mirror.mirror.refcheck import (
     isolate,
     snapshot_probes,
 )
+from git_mirror.mirror.report import sync_line
 from git_mirror.mirror.upstream_view import fetch_upstream, settle
 
 if TYPE_CHECKING:
@@ -290,6 +292,7 @@ def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
         res = RepoSync(rid, dry_run=not confirm)
         layout = RepoLayout.of(cfg, rid)
         started = time.monotonic()
+        progress.begin(rid)
         try:
             remote = remote_for(cfg, rid, node)
             res.created_mirror = not (layout.git_dir / "HEAD").exists()
@@ -336,6 +339,7 @@ def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
                         "durationMs": res.duration_ms})
         for warning in res.warnings():
             log.warning("%s: %s", rid, warning, extra={"repository": rid})
+        progress.done(sync_line(res))
         return res
 
     results = each(ids, one, jobs_for(cfg, jobs))

@@ -7,6 +7,7 @@
     POST /<id>.git/git-receive-pack
     POST /hooks/github                         push webhooks (server.webhooks)
     GET  /api/status                           the ``status --json`` object, plus ``server``
+    GET  /, /repos/<id>, /followers/<id>       the dashboard (server.dashboard)
     GET  /metrics                              Prometheus text format
     GET  /healthz                              the process answers
     GET  /readyz                               every repository synced once (or grace passed)
@@ -84,7 +85,12 @@ def service_of(scope: Scope) -> str:
             return "git-receive-pack"
         return "git-upload-pack" if "service=git-upload-pack" in qs else "dumb"
     return {"/hooks/github": "webhook", "/api/status": "status", "/metrics": "metrics",
-            "/healthz": "health", "/readyz": "health"}.get(path, "other")
+            "/healthz": "health", "/readyz": "health"}.get(path, _page_service(path))
+
+
+def _page_service(path: str) -> str:
+    return "dashboard" if path == "/" or path.startswith(("/repos/", "/followers/", "/static/")) \
+        else "other"
 
 
 class RequestContext:
@@ -169,9 +175,16 @@ async def converge(rt: Runtime) -> None:
 def build_app(rt: Runtime) -> Any:
     """The ASGI app: the route table behind the request-context middleware."""
 
+    from git_mirror.server.dashboard import Dashboard, read_denied
+
+    dashboard = Dashboard(rt)
+
     async def api_status(request: Request) -> Response:
         from git_mirror.mirror.status import status
 
+        denied = read_denied(rt, request)
+        if denied is not None:
+            return denied
         try:
             data = await run_in_threadpool(lambda: status(rt.cfg, node=rt.node).to_json())
         except GitMirrorError as exc:
@@ -223,6 +236,7 @@ def build_app(rt: Runtime) -> Any:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        *dashboard.routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found})
     return RequestContext(app, rt.metrics)

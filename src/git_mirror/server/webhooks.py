@@ -69,6 +69,16 @@ def matches(rid: str, upstream: str, full_name: str | None, name: str | None) ->
     return False
 
 
+# A refused delivery's error object (CONTRACT section 3: every failure carries one).
+_REFUSALS: dict[int, tuple[str, str]] = {
+    401: ("unauthorized", "sign each delivery: X-Hub-Signature-256: sha256=<HMAC-SHA256 of the "
+                          "body keyed by server.webhookSecret>"),
+    403: ("forbidden", "give the forge the secret server.webhookSecret names, then redeliver"),
+    400: ("bad-request", "send a GitHub push event (application/json, or a form with payload)"),
+    413: ("too-large", "GitHub payloads are at most 25 MB; send a push event"),
+}
+
+
 def _json_of(content_type: str, body: bytes) -> bytes:
     """The JSON document of a delivery: the body, or its ``payload`` form field.
 
@@ -164,4 +174,6 @@ class GitHubWebhook:
         self.metrics.webhooks.labels(event if event in KNOWN_EVENTS else "other", result).inc()
         if status >= 400:
             log.warning("webhook refused", githubEvent=event[:100], result=result, status=status)
+            code, hint = _REFUSALS.get(status, ("error", None))
+            body = {**body, "error": {"code": code, "message": body.get("message"), "hint": hint}}
         return JSONResponse(body, status_code=status, headers=headers)
