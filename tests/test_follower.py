@@ -249,6 +249,33 @@ def test_background_trigger_is_followed_by_status(
     assert upstream.rev(LANE) == build.seen(second["name"], "pushed")
 
 
+def test_a_run_is_not_finished_before_the_flush_after_it(
+        cli: Cli, upstream: Repo, build: Build, monkeypatch: pytest.MonkeyPatch) -> None:
+    from git_mirror.mirror import flush as flush_mod
+
+    real = flush_mod.flush
+    seen: list[dict[str, object]] = []
+
+    def observed(*args: object, **kwargs: object) -> object:
+        # what a reader sees the moment a flush starts (the one before the run and the one after)
+        seen.append(cli("--json", "follower", "status", "--follower", FOLLOWER).json)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(flush_mod, "flush", observed)
+    res = trigger(cli, "--confirm", "--wait")
+    assert res.code == 0, res.stdout
+    name = res.json["run"]["name"]
+    during = seen[-1]
+    assert during["run"] == {"name": name, "status": "running"}
+    last = during["lastRun"]
+    assert isinstance(last, dict) and last["phase"] == "flush after"
+    assert during["lastRunError"] is None
+    done = cli("--json", "follower", "status", "--follower", FOLLOWER).json
+    assert done["run"] == {"name": name, "status": "succeeded"}
+    assert done["lastRun"]["phase"] == "done" and done["pendingFlush"] is False
+    assert upstream.rev(LANE) == build.seen(name, "pushed")
+
+
 def _gone(pid: int, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -186,7 +186,10 @@ def test_a_client_that_goes_away_ends_its_git_process(tmp_path: Path, upstream: 
                 "POST", "/hwlab.git/git-upload-pack", content=body,
                 headers={"Content-Type": "application/x-git-upload-pack-request"}) as res:
             assert res.status_code == 200
-            first = next(res.iter_raw(65536))
+            # The iterator is kept: an unreferenced one is collected at once, and closing it
+            # closes the connection, so the client would be gone before the next line.
+            chunks = res.iter_raw(65536)
+            first = next(chunks)
             assert first
             assert s.runtime.http.in_flight == 1
         # The connection is closed with most of the pack unread: git must not linger.

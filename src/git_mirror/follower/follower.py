@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 # Failures whose own hint (fix the YAML, the checkout...) comes before any retry.
 FIX_FIRST_CODES = ("exec-failed", "exec-not-in-snapshot", "checkout-failed", "config-changed")
 STEPS = ["flush lane", "sync", "snapshot of the branch tip", "trigger", "flush lane"]
+# A run record's ``phase`` while it is ``running``: its command runs, then the flush after it.
+PHASE_TRIGGER, PHASE_FLUSH, PHASE_DONE = "trigger", "flush after", "done"
 # The detached worker: the package root first on sys.path, so that it runs this very code.
 _LAUNCH = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
            "from git_mirror.follower.worker import main; sys.exit(main(sys.argv[1:]))")
@@ -263,6 +265,8 @@ def complete_run(cfg: LoadedConfig, state: st.FollowerState, record: dict[str, A
     record.update(st.owner_fields(), startedAt=st.now_iso())
     state.save(record)
     outcome = Outcome("failed", None, GitMirrorError("the run was interrupted", code="interrupted"))
+    completed = False
+    record["phase"] = PHASE_TRIGGER
     try:
         try:
             handle = trig.start(spec)
@@ -272,22 +276,35 @@ def complete_run(cfg: LoadedConfig, state: st.FollowerState, record: dict[str, A
             outcome = trig.wait(handle, timeout)
         except GitMirrorError as exc:
             outcome = Outcome("failed", None, exc)
-        record.update(status=outcome.status, exitCode=outcome.exit_code,
+        # The run stays "running" until its flush after is done: a reader never sees a
+        # finished run whose lane commit is still on its way upstream. ``phase`` says where.
+        record.update(exitCode=outcome.exit_code, triggerStatus=outcome.status,
                       error=outcome.error.to_json() if outcome.error else None)
         record["publishedLaneCommit"] = published_lane_commit(cfg, spec, record)
-        state.save(record)
         if outcome.status == st.SUCCEEDED:
+            record["phase"] = PHASE_FLUSH
+            state.save(record)
             after = flush(cfg, repo=spec.repository, lane=spec.lane, confirm=True, wait=True,
                           node=spec.node)
             record["flushAfter"] = flush_summary(after)
             # The checkout served its one run; a failed run keeps it for inspection.
             _remove_tree(spec.work_dir)
+        completed = True
     finally:
         layout = RepoLayout.of(cfg, spec.repository)
         record["laneTipAfter"] = list_refs(layout.git_dir, [spec.lane_ref]).get(spec.lane_ref)
-        if record["status"] == st.RUNNING:  # an exception got here: never leave "running"
+        if completed:
+            record["status"] = outcome.status
+        elif record.get("phase") == PHASE_FLUSH:
+            # the command succeeded; the flush after it was cut short: the lane commit
+            # waits in the mirror (pendingFlush) for the next flush
+            record.update(status=outcome.status, flushAfter={
+                "ok": False, "error": GitMirrorError(
+                    "the flush after the run was interrupted", code="interrupted",
+                    hint=f"git-mirror flush --repo {spec.repository} --confirm --wait").to_json()})
+        else:  # an exception got here: never leave "running"
             record.update(status=st.FAILED, error=outcome.error.to_json() if outcome.error else None)
-        record.update(finishedAt=st.now_iso(),
+        record.update(phase=PHASE_DONE, finishedAt=st.now_iso(),
                       durationMs=int((time.monotonic() - started) * 1000))
         state.save(record)
     return record

@@ -129,7 +129,7 @@ def run_status(cfg: LoadedConfig, fid: str, name: str, *, node: str = "local",
     flush = flush_state(layout.git_dir, record.get("publishedLaneCommit"), lane)
     flush.update(flushAfter=record.get("flushAfter"), pendingFlush=rstatus["pendingFlush"])
     failure = run_error(record) if record.get("status") != st.RUNNING else None
-    keys = ("name", "status", "exitCode", "snapshotRef", "commit", "publishedLaneCommit",
+    keys = ("name", "status", "phase", "exitCode", "snapshotRef", "commit", "publishedLaneCommit",
             "laneTipBefore", "createdAt", "startedAt", "finishedAt", "log", "stale", "error")
     return {
         "ok": True, "node": node, "follower": fid, "repository": follower.repository,
