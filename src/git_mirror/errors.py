@@ -181,6 +181,7 @@ WARNING_CODES: dict[str, str] = {
     "cluster-unreachable": "apply's dry run could not reach the cluster",
     "argocd-not-found": "the follower's Argo CD Application was not found",
     "serve-not-running": "a kubernetes node's serve did not answer; a Job read the status",
+    "serve-needs-token": "a kubernetes node's serve reads only with a token; a Job read the status",
     "ingress-without-webhook-secret": "an Ingress exposes /hooks/github without server.webhookSecret",
 }
 
