@@ -11,23 +11,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from tests.support.cli import CliResult
-from tests.support.follower import FOLLOWER, Build, follower_config, make_build
-from tests.support.gitutil import Repo
+from tests.support.follower import FOLLOWER, Build
 
 Cli = Callable[..., CliResult]
 
-
-@pytest.fixture
-def build(tmp_path: Path, upstream: Repo) -> Build:
-    return make_build(tmp_path, upstream)
-
-
-@pytest.fixture
-def config(write_config: Callable[..., Path], upstream: Repo, build: Build) -> Path:
-    return write_config(follower_config(upstream, build.script))
 
 
 def _exclusive_free(path: Path) -> bool:

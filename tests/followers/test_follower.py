@@ -30,15 +30,6 @@ Cli = Callable[..., CliResult]
 CANARY = "host-only-canary-7d3f"
 
 
-@pytest.fixture
-def build(tmp_path: Path, upstream: Repo) -> Build:
-    return make_build(tmp_path, upstream)
-
-
-@pytest.fixture
-def config(write_config: Callable[..., Path], upstream: Repo, build: Build) -> Path:
-    return write_config(follower_config(upstream, build.script))
-
 
 def trigger(cli: Cli, *extra: str) -> CliResult:
     return cli("--json", "follower", "trigger", "--follower", FOLLOWER, *extra)

@@ -6,26 +6,15 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from tests.support.cli import CliResult
 from tests.support.clients import Client
-from tests.support.follower import FOLLOWER, LANE, Build, follower_config, make_build
+from tests.support.follower import FOLLOWER, LANE, Build
 from tests.support.gitutil import Repo
 
 Cli = Callable[..., CliResult]
 CHECKS = ["tipContainsMergeCommit", "runSucceeded", "runContainsMergeCommit", "deployedContainsRun",
           "pendingFlush", "githubInSync"]
 
-
-@pytest.fixture
-def build(tmp_path: Path, upstream: Repo) -> Build:
-    return make_build(tmp_path, upstream)
-
-
-@pytest.fixture
-def config(write_config: Callable[..., Path], upstream: Repo, build: Build) -> Path:
-    return write_config(follower_config(upstream, build.script))
 
 
 def merge_pr(upstream: Repo, title: str) -> str:
