@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from git_mirror.errors import ERROR_CODES, WARNING_CODES, GitError, GitMirrorError, TransportError
+from git_mirror.errors import (
+    ERROR_CODES,
+    WARNING_CODES,
+    Code,
+    GitError,
+    GitMirrorError,
+    TransportError,
+    WarningCode,
+)
 from tests.support.cli import CliResult
 from tests.support.gitutil import Repo
 
@@ -16,13 +24,14 @@ Cli = Callable[..., CliResult]
 SRC = Path(__file__).resolve().parent.parent / "src" / "git_mirror"
 README = Path(__file__).resolve().parent.parent / "README.md"
 # code="x", code = "x" (class attributes), "code": "x" (error objects built as dicts), and
-# code") or "x" (a fallback code for an error read back from a Job or a record)
-PATTERNS = [re.compile(r'\bcode\s*=\s*"([a-z][a-z0-9-]*)"'),
+# code") or "x" (a fallback code for an error read back from a Job or a record): every one of
+# these spellings is a string literal where a member of the registry belongs.
+PATTERNS = [re.compile(r'\bcode\s*[:=]\s*"([a-z][a-z0-9-]*)"'),
             re.compile(r'"code":\s*"([a-z][a-z0-9-]*)"'),
             re.compile(r'code"\)\s*or\s*"([a-z][a-z0-9-]*)"')]
 
 
-def emitted_codes() -> dict[str, list[str]]:
+def literal_codes() -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for path in sorted(SRC.rglob("*.py")):
         text = path.read_text(encoding="utf-8")
@@ -33,14 +42,31 @@ def emitted_codes() -> dict[str, list[str]]:
     return found
 
 
-def test_every_code_the_product_emits_is_in_the_registry() -> None:
-    found = emitted_codes()
-    assert {"closeout-failed", "upstream-unreachable", "exec-not-in-snapshot"} <= set(found)
-    missing = {code: where for code, where in found.items()
-               if code not in ERROR_CODES and code not in WARNING_CODES}
-    assert not missing, f"codes emitted but not listed in git_mirror.errors.ERROR_CODES: {missing}"
+def test_no_code_is_a_string_literal_in_src() -> None:
+    found = literal_codes()
+    assert not found, f"codes spelled as strings instead of Code/WarningCode members: {found}"
+
+
+def test_every_member_of_the_registry_is_raised_somewhere_and_has_a_meaning() -> None:
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sorted(SRC.rglob("*.py"))
+                     if p.name != "errors.py")
+    errors_py = (SRC / "errors.py").read_text(encoding="utf-8")
+    for member in Code:
+        assert ERROR_CODES[member], member
+        used = f"Code.{member.name}" in text or errors_py.count(f"Code.{member.name}") > 1
+        assert used, f"{member} is in the registry but nothing raises it"
+    for warning in WarningCode:
+        assert WARNING_CODES[warning], warning
+        assert f"WarningCode.{warning.name}" in text, f"{warning} is never emitted"
     for cls in _subclasses(GitMirrorError):
-        assert cls.code in ERROR_CODES, cls
+        assert isinstance(cls.code, Code), cls
+
+
+def test_a_code_read_back_from_a_job_is_parsed_into_the_registry() -> None:
+    assert Code.parse("run-failed", Code.JOB_FAILED) is Code.RUN_FAILED
+    assert Code.parse(None, Code.JOB_FAILED) is Code.JOB_FAILED
+    assert Code.parse("no-such-code", Code.JOB_FAILED) is Code.JOB_FAILED
+    assert GitMirrorError("x", code=Code.BUSY).to_json()["code"] == "busy"
 
 
 def test_the_readme_documents_every_error_code() -> None:

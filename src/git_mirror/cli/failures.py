@@ -17,7 +17,7 @@ import os
 import sys
 import traceback
 
-from git_mirror.errors import GitMirrorError, from_os_error
+from git_mirror.errors import Code, GitMirrorError, from_os_error
 
 log = logging.getLogger("git_mirror.cli")
 
@@ -32,14 +32,14 @@ def as_error(exc: Exception) -> GitMirrorError:
     log.info("unexpected failure", extra={"exception": type(exc).__name__, "raisedAt": where})
     if isinstance(exc, OSError):
         return from_os_error(exc, doing="git-mirror failed")
-    return GitMirrorError(f"unexpected {type(exc).__name__}: {exc}", code="error",
+    return GitMirrorError(f"unexpected {type(exc).__name__}: {exc}", code=Code.ERROR,
                           hint="run the command again with -v for details on stderr")
 
 
 def output_failed(exc: OSError) -> int:
     """stdout itself could not take the result: one line on stderr (no traceback), exit 1,
     and nothing more written to stdout when the process exits."""
-    code = "disk-full" if exc.errno in _DISK_FULL else "io"
+    code = Code.DISK_FULL if exc.errno in _DISK_FULL else Code.IO
     with contextlib.suppress(OSError, ValueError):
         sys.stderr.write(f"error [{code}]: the result could not be written to stdout: "
                          f"{exc.strerror or exc}\n")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from git_mirror import __version__
+from git_mirror.errors import Code
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -96,7 +97,7 @@ def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
         name = click.get_current_context().info_name or "git-mirror"
         sys.exit(emit_error(GitMirrorError(
             f"{name} failed: {type(exc).__name__}: the input was too large or too deeply "
-            "nested to process", code="resource", hint="check the config and its secret files, "
+            "nested to process", code=Code.RESOURCE, hint="check the config and its secret files, "
             "then run: git-mirror validate"), as_json=ctx.json))
     except (click.ClickException, click.exceptions.Exit):
         raise  # usage errors and exits keep click's handling in main()

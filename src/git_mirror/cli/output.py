@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from git_mirror.errors import GitMirrorError
+from git_mirror.errors import Code, GitMirrorError
 from git_mirror.kube.result import write_result
 from git_mirror.redact import scrub
 
@@ -52,7 +52,7 @@ def emit(data: dict[str, Any], *, as_json: bool, human: Callable[[dict[str, Any]
     if ok:
         return 0
     err = data.get("error") or {}
-    return 2 if err.get("code") in ("config", "usage") else 1
+    return 2 if err.get("code") in (Code.CONFIG, Code.USAGE) else 1
 
 
 def _write_stdout(text: str) -> bool:
@@ -62,7 +62,7 @@ def _write_stdout(text: str) -> bool:
         sys.stdout.flush()
         return True
     except OSError as exc:
-        code = "disk-full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "io"
+        code = Code.DISK_FULL if exc.errno in (errno.ENOSPC, errno.EDQUOT) else Code.IO
         with contextlib.suppress(OSError):
             sys.stderr.write(f"error [{code}]: the result could not be written to stdout: "
                              f"{exc.strerror or exc}\n")

@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from git_mirror.errors import ConfigError
+from git_mirror.errors import Code, ConfigError
 from git_mirror.refname import branch_problem
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def url_scheme(url: str) -> str:
 
 
 def _fail(cfg: LoadedConfig, path: tuple[str | int, ...], message: str, *,
-          code: str | None = None, hint: str | None = None) -> ConfigError:
+          code: Code | None = None, hint: str | None = None) -> ConfigError:
     from git_mirror.config.loader import dotted
 
     err = ConfigError(message, file=str(cfg.path), line=cfg.line_of(*path), key=dotted(path),
@@ -62,7 +62,7 @@ def check_transport(cfg: LoadedConfig, rid: str) -> None:
                     + {"ssh": "ssh://git@host:22/org/repo.git",
                        "https": "https://host/org/repo.git",
                        "file": "file:///path/to/repo.git"}[t.mode],
-                    code="drift")
+                    code=Code.DRIFT)
     if "://" in repo.upstream and urlsplit(repo.upstream).password is not None:
         # A password in the URL is an inline secret: it would show in status, logs, argv
         # and the mirror's config. The message does not repeat the URL.
@@ -72,13 +72,13 @@ def check_transport(cfg: LoadedConfig, rid: str) -> None:
     if scheme == "http" and (urlsplit(repo.upstream).hostname or "") not in LOOPBACK:
         raise _fail(cfg, ("repositories", rid, "upstream"),
                     "plain http:// is accepted only for a loopback upstream; use https://",
-                    code="drift")
+                    code=Code.DRIFT)
     if t.mode == "ssh":
         if t.token is not None:
             raise _fail(cfg, (*base, "token"),
                         "a token is declared but transport.mode is ssh: an HTTPS credential "
                         "with an SSH transport is drift (R13); remove it or declare mode: https",
-                        code="drift")
+                        code=Code.DRIFT)
         for key in ("identity", "known_hosts"):
             if getattr(t, key) is None:
                 yaml_key = "knownHosts" if key == "known_hosts" else key
@@ -87,12 +87,12 @@ def check_transport(cfg: LoadedConfig, rid: str) -> None:
         for key in ("ca_bundle", "username"):
             if getattr(t, key) is not None:
                 yaml_key = "caBundle" if key == "ca_bundle" else key
-                raise _fail(cfg, (*base, yaml_key), f"{yaml_key} is for mode https only", code="drift")
+                raise _fail(cfg, (*base, yaml_key), f"{yaml_key} is for mode https only", code=Code.DRIFT)
     else:
         for key, yaml_key in (("identity", "identity"), ("known_hosts", "knownHosts")):
             if getattr(t, key) is not None:
                 raise _fail(cfg, (*base, yaml_key),
-                            f"{yaml_key} is for mode ssh only, but mode is {t.mode}", code="drift")
+                            f"{yaml_key} is for mode ssh only, but mode is {t.mode}", code=Code.DRIFT)
         if t.mode == "file":
             for key, yaml_key in (("token", "token"), ("ca_bundle", "caBundle"),
                                   ("username", "username"), ("proxy", "proxy")):

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from git_mirror.errors import GitMirrorError
+from git_mirror.errors import Code, GitMirrorError
 from git_mirror.follower import state as st
 from git_mirror.follower.follower import get_follower
 
@@ -26,13 +26,13 @@ def cleanup_runs(cfg: LoadedConfig, name: str, *, confirm: bool = False,
     found = st.find_run(cfg, name)
     if found is None:
         raise GitMirrorError(f"no pipeline run {name!r} on node {node} (looked under "
-                             f"{st.followers_root(cfg)})", code="not-found",
+                             f"{st.followers_root(cfg)})", code=Code.NOT_FOUND,
                              hint="git-mirror follower list")
     state, record = found
     status = record.get("status")
     if status == st.RUNNING:
         raise GitMirrorError(f"pipeline run {name} is still running (pid {record.get('pid')}); "
-                             "its files are in use", code="run-running",
+                             "its files are in use", code=Code.RUN_RUNNING,
                              hint=f"git-mirror follower status --follower {state.id}")
     paths = [str(p) for p in state.files_of(name)]
     out: dict[str, Any] = {"ok": True, "node": node, "dryRun": not confirm,

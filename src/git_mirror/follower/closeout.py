@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from git_mirror.errors import GitMirrorError, UsageError
+from git_mirror.errors import Code, GitMirrorError, UsageError
 from git_mirror.follower import ledger
 from git_mirror.follower import state as st
 from git_mirror.follower.follower import get_follower, lane_ref
@@ -97,7 +97,7 @@ def closeout(cfg: LoadedConfig, fid: str, merge_commit: str, *, pipeline_run: st
         cli = "git-mirror" if node == "local" else f"git-mirror --node {node}"
         data["error"] = GitMirrorError(
             f"closeout of {fid} failed: " + "; ".join(f"{c.name}: {c.message}" for c in failed),
-            code="closeout-failed", hint=hint(j, cli=cli, fid=fid, rid=rid),
+            code=Code.CLOSEOUT_FAILED, hint=hint(j, cli=cli, fid=fid, rid=rid),
             details={"failedChecks": [c.name for c in failed]}).to_json()
     if record and exists:
         data["ledger"] = {"path": str(ledger.ledger_path(cfg)),

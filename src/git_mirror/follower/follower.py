@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from git_mirror.errors import GitMirrorError, UsageError
+from git_mirror.errors import Code, GitMirrorError, UsageError
 from git_mirror.follower import state as st
 from git_mirror.follower.triggers import (
     EXEC_TIMEOUT_SECONDS,
@@ -220,12 +220,12 @@ def _prepare(cfg: LoadedConfig, fid: str, follower: Follower, trig: Trigger,
     tip = _tip(layout, follower.branch)
     if tip is None:
         raise GitMirrorError(f"branch {follower.branch} of {rid} does not exist upstream: "
-                             "there is nothing to build", code="no-branch",
+                             "there is nothing to build", code=Code.NO_BRANCH,
                              hint=f"git-mirror status --repo {rid}")
     snapshot = _snapshot_of(layout, follower.branch, tip)
     if snapshot is None or snapshot not in list_refs(layout.git_dir, [snapshot]):
         raise GitMirrorError(f"the sync made no snapshot ref for {follower.branch} at {tip}",
-                             code="no-snapshot",
+                             code=Code.NO_SNAPSHOT,
                              hint=f"git-mirror sync --repo {rid} --confirm --wait")
     res.commit, res.snapshot_ref = tip, snapshot
     state.prune()  # normal following needs no manual cleanup
@@ -264,7 +264,7 @@ def complete_run(cfg: LoadedConfig, state: st.FollowerState, record: dict[str, A
     started = time.monotonic()
     record.update(st.owner_fields(), startedAt=st.now_iso())
     state.save(record)
-    outcome = Outcome("failed", None, GitMirrorError("the run was interrupted", code="interrupted"))
+    outcome = Outcome("failed", None, GitMirrorError("the run was interrupted", code=Code.INTERRUPTED))
     completed = False
     record["phase"] = PHASE_TRIGGER
     try:
@@ -300,7 +300,7 @@ def complete_run(cfg: LoadedConfig, state: st.FollowerState, record: dict[str, A
             # waits in the mirror (pendingFlush) for the next flush
             record.update(status=outcome.status, flushAfter={
                 "ok": False, "error": GitMirrorError(
-                    "the flush after the run was interrupted", code="interrupted",
+                    "the flush after the run was interrupted", code=Code.INTERRUPTED,
                     hint=f"git-mirror flush --repo {spec.repository} --confirm --wait").to_json()})
         else:  # an exception got here: never leave "running"
             record.update(status=st.FAILED, error=outcome.error.to_json() if outcome.error else None)
@@ -337,7 +337,7 @@ def run_error(record: dict[str, Any]) -> GitMirrorError | None:
         return GitMirrorError(
             f"run {name} failed: {err.get('message') or 'no reason recorded'}"
             + (f" (log: {record.get('log')})" if record.get("log") else ""),
-            code=str(err.get("code") or "run-failed"),
+            code=Code.parse(err.get("code"), Code.RUN_FAILED),
             hint=str(own or retry),
             details={"run": name, "exitCode": record.get("exitCode")})
     after = record.get("flushAfter") or {}
@@ -345,7 +345,7 @@ def run_error(record: dict[str, Any]) -> GitMirrorError | None:
         err = after.get("error") or {}
         return GitMirrorError(
             f"run {name} succeeded, but the flush after it failed: {err.get('message')}",
-            code=str(err.get("code") or "flush-failed"),
+            code=Code.parse(err.get("code"), Code.FLUSH_FAILED),
             hint=err.get("hint") or f"git-mirror flush --repo {record.get('repository')} "
                                     "--confirm --wait",
             details={"run": name})

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from git_mirror.errors import BusyError, UsageError
+from git_mirror.errors import BusyError, Code, UsageError
 from git_mirror.mirror.journal import now_iso, write_json_atomic
 from git_mirror.mirror.lock import flock_within
 
@@ -229,7 +229,7 @@ def with_liveness(record: dict[str, Any]) -> dict[str, Any]:
     """A ``running`` record whose owner is gone reads as ``failed`` with ``stale: true``."""
     if record.get("status") == RUNNING and not alive(record.get("pid"), record.get("pidStart")):
         record = {**record, "status": FAILED, "stale": True,
-                  "error": {"code": "run-lost",
+                  "error": {"code": Code.RUN_LOST,
                             "message": "the process that ran this run ended without recording "
                                        "a result",
                             "hint": f"git-mirror cleanup-runs --pipeline-run {record.get('name')} "

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from git_mirror.errors import Code
 from git_mirror.follower import state as st
 from git_mirror.follower.follower import describe_trigger, get_follower, lane_ref, run_error
 from git_mirror.follower.triggers import EXEC_TIMEOUT_SECONDS, trigger_kind
@@ -112,7 +113,7 @@ def run_status(cfg: LoadedConfig, fid: str, name: str, *, node: str = "local",
     record = state.load(name)
     if record is None:
         raise GitMirrorError(f"no run {name!r} of follower {fid} on node {node}",
-                             code="not-found", hint=f"git-mirror follower list --follower {fid}")
+                             code=Code.NOT_FOUND, hint=f"git-mirror follower list --follower {fid}")
     if wait and record.get("status") == st.RUNNING:
         deadline = time.monotonic() + EXEC_TIMEOUT_SECONDS + 600
         while record is not None and record.get("status") == st.RUNNING \
@@ -121,7 +122,7 @@ def run_status(cfg: LoadedConfig, fid: str, name: str, *, node: str = "local",
             record = state.load(name)
         if record is None:
             raise GitMirrorError(f"run {name} of follower {fid} was removed while it was watched",
-                                 code="not-found", hint=f"git-mirror follower list --follower {fid}")
+                                 code=Code.NOT_FOUND, hint=f"git-mirror follower list --follower {fid}")
     rstatus = repo_status(cfg, follower.repository, node, check_snapshots=False)
     lane = next((ln for ln in rstatus["lanes"] if ln["name"] == follower.lane), None)
     source = next((s for s in rstatus["sources"] if s["branch"] == follower.branch), None)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from git_mirror.errors import GitError, GitMirrorError
+from git_mirror.errors import Code, GitError, GitMirrorError
 from git_mirror.git.run import git
 
 if TYPE_CHECKING:
@@ -40,11 +40,11 @@ ENV_ALLOW = ("PATH", "LANG", "LC_ALL")
 class TriggerError(GitMirrorError):
     """A trigger could not start or watch a run (not the pipeline failing: that is an Outcome)."""
 
-    code = "trigger-failed"
+    code = Code.TRIGGER_FAILED
 
 
 class NotSupported(GitMirrorError):
-    code = "not-supported"
+    code = Code.NOT_SUPPORTED
 
 
 @dataclass(frozen=True)
@@ -223,7 +223,7 @@ class ExecTrigger:
             except OSError as exc:
                 log.write(f"git-mirror: cannot start {argv[0]}: {exc.strerror}\n".encode())
                 raise TriggerError(f"cannot start the exec trigger {argv[0]!r}: {exc.strerror}",
-                                   code="exec-failed",
+                                   code=Code.EXEC_FAILED,
                                    hint="fix trigger.exec in the YAML (a relative path is a "
                                         "file of the snapshot commit, an absolute one a program "
                                         "of this machine), then trigger again") from exc
@@ -254,14 +254,14 @@ class ExecTrigger:
             _log(handle.spec, f"git-mirror: stopped after {limit:g}s")
             return Outcome("failed", None, TriggerError(
                 f"the exec trigger did not finish within {limit:g}s and was stopped",
-                code="timeout", hint=f"see the log: {handle.spec.log_path}"))
+                code=Code.TIMEOUT, hint=f"see the log: {handle.spec.log_path}"))
         _log(handle.spec, f"git-mirror: exit code {rc}")
         if rc == 0:
             return Outcome("succeeded", 0)
         spec = handle.spec
         return Outcome("failed", rc, TriggerError(
             f"the exec trigger exited with {rc}; its output is in {spec.log_path}",
-            code="run-failed",
+            code=Code.RUN_FAILED,
             hint=f"git-mirror cleanup-runs --pipeline-run {spec.run} --confirm && "
                  f"git-mirror follower trigger --follower {spec.follower} --confirm --wait"))
 
@@ -322,13 +322,13 @@ def checkout_snapshot(spec: RunSpec) -> Path:
                   cwd=checkout, what="git rev-parse").text.strip()
         if got != spec.commit:
             raise TriggerError(f"snapshot {spec.snapshot_ref} is {got}, expected {spec.commit}",
-                               code="snapshot-mismatch",
+                               code=Code.SNAPSHOT_MISMATCH,
                                hint="git-mirror snapshots list")
         git(["checkout", "--quiet", "--detach", spec.commit], cwd=checkout, what="git checkout")
     except GitError as exc:
         _log(spec, f"git-mirror: checkout of {spec.snapshot_ref} failed: {exc.message}")
         raise TriggerError(f"cannot check out {spec.snapshot_ref}: {exc.message}",
-                           code="checkout-failed",
+                           code=Code.CHECKOUT_FAILED,
                            hint=f"git-mirror snapshots list --repo {spec.repository}") from exc
     return checkout
 
@@ -370,7 +370,7 @@ def resolve_argv(argv: list[str], checkout: Path, path: str, *,
             raise TriggerError(
                 f"the exec trigger {relative!r} ({where}) {lacks}: a relative path is a file of "
                 f"{at} and nothing else; no file outside the snapshot is run",
-                code="exec-not-in-snapshot",
+                code=Code.EXEC_NOT_IN_SNAPSHOT,
                 hint=f"commit {relative} to the followed branch (then trigger again), or "
                      f"declare an absolute path in {where} for a program of this machine")
         if not os.access(first, os.X_OK):

@@ -13,6 +13,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from git_mirror.errors import Code
+
 GO_TIMEOUT_SECONDS = 60.0
 
 
@@ -52,7 +54,7 @@ def main(argv: Sequence[str]) -> int:
         return 1
     if record.get("configSha256") != cfg.sha256:
         record.update(status=st.FAILED, finishedAt=st.now_iso(), error={
-            "code": "config-changed",
+            "code": Code.CONFIG_CHANGED,
             "message": f"{cfg.path} changed between the trigger and the run; nothing ran",
             "hint": f"git-mirror follower trigger --follower {fid} --confirm"})
         state.save(record)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from git_mirror.errors import GitError
+from git_mirror.errors import Code, GitError
 from git_mirror.git.run import git
 
 ZERO = "0" * 40
@@ -102,16 +102,16 @@ class RefTransaction:
         return b"".join(parts)
 
     def commit(self) -> None:
-        """Apply every update or none. Raises GitError(code="conflict") when a ref moved."""
+        """Apply every update or none. Raises GitError(code=Code.CONFLICT) when a ref moved."""
         if not self.updates:
             return
         try:
             git(["update-ref", "--create-reflog", "-m", self.message, "--stdin", "-z"],
                 git_dir=self.git_dir, input=self.payload(), what="git update-ref")
         except GitError as exc:
-            if exc.code == "disk-full":
+            if exc.code == Code.DISK_FULL:
                 raise
-            exc.code = "conflict"
+            exc.code = Code.CONFLICT
             exc.message = ("the ref transaction was refused, nothing changed: "
                            + (exc.stderr.strip().splitlines() or [exc.message])[-1])
             if ".lock': File exists" in exc.stderr:

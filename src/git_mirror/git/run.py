@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from git_mirror.errors import GitError, GitTimeout
+from git_mirror.errors import Code, GitError, GitTimeout
 from git_mirror.redact import scrub
 
 if TYPE_CHECKING:  # asyncio is for the server only: the CLI starts without it
@@ -168,7 +168,7 @@ def git(args: Sequence[str], *, git_dir: Path | str | None = None, cwd: Path | s
             f"{what or 'git ' + (args[0] if args else '')} failed (exit {proc.returncode})"
             + (f": {first.strip()}" if first else ""),
             argv=_redacted(argv), returncode=proc.returncode, stderr=stderr,
-            code="disk-full" if full else None,
+            code=Code.DISK_FULL if full else None,
             hint=DISK_FULL_HINT if full else None,
         )
     return GitResult(argv=_redacted(argv), returncode=proc.returncode, stdout=proc.stdout, stderr=stderr)

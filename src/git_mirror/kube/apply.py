@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from git_mirror.errors import ConfigError, GitMirrorError
+from git_mirror.errors import ConfigError, GitMirrorError, WarningCode
 from git_mirror.kube.render import L_INSTANCE, L_MANAGED, kube_node, manifests
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ def apply_kubernetes(cfg: LoadedConfig, *, node: str, confirm: bool,
             raise
         # A dry run changes nothing and exits 0 (CONTRACT 3): without a cluster to compare
         # with, the plan is the rendered objects, each to be applied, and says why.
-        warnings.append({"code": "cluster-unreachable", "message": exc.message,
+        warnings.append({"code": WarningCode.CLUSTER_UNREACHABLE, "message": exc.message,
                          "hint": exc.hint or ""})
         return KubeApplyResult(
             node=node, context=target.context, namespace=target.namespace, dry_run=True,

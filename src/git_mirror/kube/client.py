@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from git_mirror.errors import GitMirrorError
+from git_mirror.errors import Code, GitMirrorError
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -35,7 +35,7 @@ CUSTOM_RESOURCES = {
 class KubeError(GitMirrorError):
     """The API server answered with an error."""
 
-    code = "kubernetes"
+    code = Code.KUBERNETES
 
     def __init__(self, message: str, *, status: int | None = None, reason: str | None = None,
                  hint: str | None = None) -> None:
@@ -94,7 +94,7 @@ def client_for(cfg: LoadedConfig, node: str) -> KubeClient:
 
 def unreachable(message: str, context: str | None) -> GitMirrorError:
     ctx = f" --context {context}" if context else ""
-    return GitMirrorError(message, code="kube-unreachable",
+    return GitMirrorError(message, code=Code.KUBE_UNREACHABLE,
                           hint=f"kubectl{ctx} version  # check the kubeconfig and the cluster")
 
 

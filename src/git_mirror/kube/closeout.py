@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from git_mirror.errors import GitMirrorError
+from git_mirror.errors import Code, GitMirrorError, WarningCode
 from git_mirror.kube import tekton
 from git_mirror.kube.argo import application_state
 from git_mirror.kube.jobs import run_job
@@ -46,11 +46,11 @@ def find_run(cfg: LoadedConfig, client: KubeClient, name: str, node: str) -> Man
             continue
         if not tekton.is_managed(run, node):
             raise GitMirrorError(f"PipelineRun {ns}/{name} was not created by git-mirror for "
-                                 f"node {node}; it is left alone", code="not-managed",
+                                 f"node {node}; it is left alone", code=Code.NOT_MANAGED,
                                  hint=f"git-mirror --node {node} follower list")
         return run
     raise GitMirrorError(f"no PipelineRun {name!r} of node {node} (looked in "
-                         f"{', '.join(run_namespaces(cfg, node))})", code="not-found",
+                         f"{', '.join(run_namespaces(cfg, node))})", code=Code.NOT_FOUND,
                          hint=f"git-mirror --node {node} follower list")
 
 
@@ -93,7 +93,7 @@ def closeout(cfg: LoadedConfig, fid: str, follower: Follower, spec: TektonSpec,
         err = data.get("error") or {}
         raise GitMirrorError(f"the closeout Job on node {node} failed: "
                              f"{err.get('message') or 'no result'}",
-                             code=str(err.get("code") or "job-failed"),
+                             code=Code.parse(err.get("code"), Code.JOB_FAILED),
                              hint=err.get("hint") or f"git-mirror --node {node} status",
                              details={"job": data.get("job")})
     by_name = {r["name"]: r for r in runs}
@@ -116,7 +116,7 @@ def closeout(cfg: LoadedConfig, fid: str, follower: Follower, spec: TektonSpec,
                        f"closeout --follower {fid} --merge-commit {merge_commit}")
     if argo is not None and not argo["found"]:
         data["warnings"] = [*(data.get("warnings") or []), {
-            "code": "argocd-not-found", "message":
+            "code": WarningCode.ARGOCD_NOT_FOUND, "message":
             f"Argo CD Application {argo['namespace']}/{argo['application']} was not found; "
             "the deployed revision is unknown",
             "hint": f"fix followers.{fid}.argocd in the YAML"}]

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from git_mirror.errors import BusyError, GitMirrorError, UsageError
+from git_mirror.errors import BusyError, Code, GitMirrorError, UsageError
 from git_mirror.follower.follower import describe_trigger, get_follower, lane_ref
 from git_mirror.follower.nodes import register_backend
 from git_mirror.follower.triggers import NotSupported
@@ -75,7 +75,7 @@ def _error_of(result: dict[str, Any], what: str, hint: str) -> GitMirrorError:
     """A Job's failed result as an error (its own code, message and hint)."""
     err = result.get("error") or {}
     return GitMirrorError(f"{what}: {err.get('message') or 'failed without a message'}",
-                          code=str(err.get("code") or "job-failed"),
+                          code=Code.parse(err.get("code"), Code.JOB_FAILED),
                           hint=err.get("hint") or hint,
                           details={"job": result.get("job")})
 
@@ -184,7 +184,7 @@ class KubeBackend:
         tip = self._tip(synced, rid, follower.branch)
         if tip is None:
             raise GitMirrorError(f"branch {follower.branch} of {rid} does not exist upstream: "
-                                 "there is nothing to build", code="no-branch",
+                                 "there is nothing to build", code=Code.NO_BRANCH,
                                  hint=f"{_cli(node)} status --repo {rid}")
         out["commit"], out["snapshotRef"] = tip["commit"], tip["snapshotRef"]
         def flush_lane(key: str, failed: str) -> None:
@@ -225,7 +225,7 @@ class KubeBackend:
         state = out["run"]["status"]
         if state == tekton.RUNNING:
             raise GitMirrorError(f"PipelineRun {ns}/{name} did not finish within {int(limit)} s",
-                                 code="timeout",
+                                 code=Code.TIMEOUT,
                                  hint=f"{_cli(node)} follower status --follower {fid} --wait")
         if state == tekton.FAILED:
             status = node_status(cfg, node, repo=rid, client=client)
@@ -237,7 +237,7 @@ class KubeBackend:
             reason = out["run"].get("reason") or "Failed"
             raise GitMirrorError(
                 f"PipelineRun {ns}/{name} failed ({reason}): {out['run'].get('message') or ''}"
-                .rstrip(": "), code="run-failed",
+                .rstrip(": "), code=Code.RUN_FAILED,
                 hint=f"{_cli(node)} cleanup-runs --pipeline-run {name} --confirm && "
                      f"{_cli(node)} follower trigger --follower {fid} --confirm --wait",
                 details={"run": name, "logs": _logs_command(cfg, node, ns, name)})
@@ -383,7 +383,7 @@ class KubeBackend:
         summary = tekton.run_summary(run)
         if summary.get("follower") != fid:
             raise GitMirrorError(f"PipelineRun {summary['namespace']}/{name} belongs to follower "
-                                 f"{summary.get('follower')}, not {fid}", code="not-found",
+                                 f"{summary.get('follower')}, not {fid}", code=Code.NOT_FOUND,
                                  hint=f"{_cli(node)} follower list")
         if wait and summary["status"] == tekton.RUNNING:
             limit = tekton.timeout_seconds(spec.timeout) + SCHEDULING_SLACK_SECONDS
@@ -439,7 +439,7 @@ class KubeBackend:
         summary = tekton.run_summary(run)
         if summary["status"] == tekton.RUNNING:
             raise GitMirrorError(f"PipelineRun {summary['namespace']}/{name} is still running",
-                                 code="run-running",
+                                 code=Code.RUN_RUNNING,
                                  hint=f"{_cli(node)} follower status --follower "
                                       f"{summary['follower']} --wait")
         objects = tekton.run_objects(client, run)

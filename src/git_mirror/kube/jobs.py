@@ -27,7 +27,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from git_mirror.errors import DriftError, GitMirrorError, NotAppliedError
+from git_mirror.errors import Code, DriftError, GitMirrorError, NotAppliedError
 from git_mirror.kube.render import (
     JOB_DEADLINE_SECONDS,
     SHA_ANNOTATION,
@@ -97,7 +97,7 @@ def wait_for_job(client: KubeClient, name: str, namespace: str, *, timeout: floa
         job = client.get("batch/v1", "Job", name, namespace)
         if job is None:
             raise GitMirrorError(f"Job {namespace}/{name} disappeared while it was watched",
-                                 code="job-failed", hint="git-mirror status")
+                                 code=Code.JOB_FAILED, hint="git-mirror status")
         state = job_state(job)
         if state != "running":
             return state, job
@@ -183,7 +183,7 @@ def run_job(cfg: LoadedConfig, *, node: str, operation: str, args: list[str], co
     logs_hint = f"kubectl{ctx} -n {ns} logs job/{name}"
     if state == "timeout":
         raise GitMirrorError(f"Job {ns}/{name} did not finish within {int(limit)} s; it may "
-                             "still be pending or running", code="timeout", hint=logs_hint)
+                             "still be pending or running", code=Code.TIMEOUT, hint=logs_hint)
     pod = job_pod(client, name, ns)
     result, terminated = read_result(pod) if pod is not None else (None, {})
     if result is None:
@@ -191,7 +191,7 @@ def run_job(cfg: LoadedConfig, *, node: str, operation: str, args: list[str], co
         # what the kubelet says about the container, and where its log is.
         how = ", ".join(f"{k} {terminated[k]}" for k in ("reason", "exitCode") if k in terminated)
         raise GitMirrorError(f"Job {ns}/{name} {state} without a result"
-                             + (f" ({how})" if how else ""), code="job-failed",
+                             + (f" ({how})" if how else ""), code=Code.JOB_FAILED,
                              hint=logs_hint, details={"job": {**ref, "status": state},
                                                       "terminated": terminated})
     result["job"] = {**ref, "status": state}

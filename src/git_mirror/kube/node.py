@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from git_mirror import __version__
-from git_mirror.errors import ConfigError, UsageError
+from git_mirror.errors import ConfigError, UsageError, WarningCode
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -128,7 +128,7 @@ def node_secrets(cfg: LoadedConfig, node: str) -> NodeSecrets:
             found.env.add(ref.env)
         else:
             found.unmountable.append({
-                "code": "secret-not-mountable", "key": dotted(path), "at": cfg.where(*path),
+                "code": WarningCode.SECRET_NOT_MOUNTABLE, "key": dotted(path), "at": cfg.where(*path),
                 "line": str(cfg.line_of(*path) or ""),
                 "message": f"{dotted(path)}: {ref.describe()} is a file on this machine and "
                            "cannot be mounted into a pod",
@@ -196,7 +196,7 @@ def egress_rules(cfg: LoadedConfig, node: str, warnings: list[dict[str, str]]) -
         except ValueError:
             need_dns = True
             rules.append({"ports": [{"protocol": "TCP", "port": port}]})
-            warnings.append({"code": "egress-by-port", "message":
+            warnings.append({"code": WarningCode.EGRESS_BY_PORT, "message":
                              f"egress to {host}:{port} is allowed by port only: a NetworkPolicy "
                              "cannot name a host; declare the proxy by IP address to pin it",
                              "hint": "proxies: {NAME: {mode: http-connect, url: http://IP:PORT}}"})
@@ -220,7 +220,7 @@ def _is_loopback(host: str) -> bool:
 def _proxy_loopback(cfg: LoadedConfig, name: str, host: str) -> dict[str, str]:
     """A proxy on loopback is this machine's; in a pod, that address is the pod itself."""
     url = cfg.model.proxies[name].url
-    return {"code": "proxy-loopback", "key": f"proxies.{name}.url", "at": cfg.where("proxies", name, "url"),
+    return {"code": WarningCode.PROXY_LOOPBACK, "key": f"proxies.{name}.url", "at": cfg.where("proxies", name, "url"),
             "message": f"proxies.{name}.url is {url}: in a pod, {host} is the pod itself, so the "
                        "NetworkPolicy allows egress only to the pod and upstream cannot be reached",
             "hint": f"proxies: {{{name}: {{mode: http-connect, url: http://IP:PORT}}}} with an "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from git_mirror.errors import GitMirrorError
+from git_mirror.errors import Code, GitMirrorError, WarningCode
 from git_mirror.kube.node import L_INSTANCE, Names, kube_node, node_secrets
 
 if TYPE_CHECKING:
@@ -51,13 +51,13 @@ def node_status(cfg: LoadedConfig, node: str, *, repo: str | None = None,
         ctx = f" --context {target.context}" if target.context else ""
         result["via"] = "job"
         warning = {
-            "code": "serve-not-running",
+            "code": WarningCode.SERVE_NOT_RUNNING,
             "message": f"serve of node {node} does not answer through Service {ns}/{service} "
                        f"({exc.message}); status was read from the cache volume by a Job instead",
             "hint": f"kubectl{ctx} -n {ns} get pods -l {L_INSTANCE}={node}"}
         if exc.status in NEEDS_TOKEN:
             warning = {
-                "code": "serve-needs-token",
+                "code": WarningCode.SERVE_NEEDS_TOKEN,
                 "message": f"serve of node {node} answers reads only with a token "
                            "(server.anonymousRead: false); status was read from the cache "
                            "volume by a Job instead",
@@ -66,7 +66,7 @@ def node_status(cfg: LoadedConfig, node: str, *, repo: str | None = None,
         return result
     if not isinstance(data, dict) or "ok" not in data:
         raise GitMirrorError(f"Service {ns}/{service} answered {STATUS_PATH} with something "
-                             "that is not a status object", code="kubernetes",
+                             "that is not a status object", code=Code.KUBERNETES,
                              hint=f"git-mirror --node {node} apply --dry-run")
     out = dict(data)
     out.pop("server", None)

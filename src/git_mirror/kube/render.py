@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from git_mirror.config.secrets import MOUNT_ROOT
-from git_mirror.errors import ConfigError
+from git_mirror.errors import ConfigError, WarningCode
 from git_mirror.kube import NODE_ENV
 from git_mirror.kube.node import (
     CONFIG_DIR,
@@ -131,7 +131,7 @@ def ingress(cfg: LoadedConfig, node: str, names: Names, warnings: list[dict[str,
     if spec_in is None:
         return None
     if cfg.model.server.webhook_secret is None:
-        warnings.append({"code": "ingress-without-webhook-secret",
+        warnings.append({"code": WarningCode.INGRESS_WITHOUT_WEBHOOK_SECRET,
                          "at": cfg.where("nodes", node, "kubernetes", "ingress"),
                          "message": "an Ingress exposes /hooks/github, and no server.webhookSecret "
                                     "checks who calls it: anyone who reaches it can start syncs",
@@ -191,7 +191,7 @@ def manifests(cfg: LoadedConfig, node: str, warnings: list[dict[str, str]] | Non
     warnings.extend(secrets.unmountable)
     host, port = listen_port(cfg)
     if host in ("127.0.0.1", "localhost", "::1"):
-        warnings.append({"code": "listen-loopback", "at": cfg.where("server", "listen"), "message":
+        warnings.append({"code": WarningCode.LISTEN_LOOPBACK, "at": cfg.where("server", "listen"), "message":
                          f"server.listen is {cfg.model.server.listen}: in a pod, the Service and "
                          "the probes cannot reach a loopback address",
                          "hint": f"server: {{listen: 0.0.0.0:{port}}}"})

@@ -25,7 +25,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from git_mirror.errors import GitMirrorError
+from git_mirror.errors import Code, GitMirrorError
 from git_mirror.kube.node import (
     L_COMPONENT,
     L_INSTANCE,
@@ -193,7 +193,7 @@ def wait_for_run(client: KubeClient, name: str, namespace: str, *, timeout: floa
         run = client.get(API, "PipelineRun", name, namespace)
         if run is None:
             raise GitMirrorError(f"PipelineRun {namespace}/{name} disappeared while it was "
-                                 "watched", code="run-lost", hint="git-mirror follower list")
+                                 "watched", code=Code.RUN_LOST, hint="git-mirror follower list")
         if run_state(run) != RUNNING or time.monotonic() >= deadline:
             return run
         time.sleep(min(poll, max(0.0, deadline - time.monotonic())))

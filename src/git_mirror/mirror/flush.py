@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from git_mirror.errors import (
     BusyError,
+    Code,
     DivergedError,
     GitMirrorError,
     NotAppliedError,
@@ -298,12 +299,12 @@ def _recover(cfg: LoadedConfig, rid: str, remote: RemoteEnv, res: RepoFlush,
     assert rec.error is not None
     res.ok = False
     # A full disk is said as such (its code), with the way out; the push is still reported.
-    full = "disk-full" in (cause.code, rec.error.code)
+    full = Code.DISK_FULL in (cause.code, rec.error.code)
     res.error = GitMirrorError(
         f"{rid}: upstream accepted the push, but the post-push fetch failed ({cause.message}) "
         f"and the recovery sync failed too ({rec.error.message}); the pushed commits are "
         "upstream and the lane is kept, only the stage refs are stale",
-        code="disk-full" if full else "partial-success",
+        code=Code.DISK_FULL if full else Code.PARTIAL_SUCCESS,
         hint=(f"free space on the cache's file system, then: {RECOVERY_HINT}" if full
               else RECOVERY_HINT),
         details={"partialSuccess": PARTIAL, "cause": cause.to_json(), "recovery": rec.error.to_json()},
@@ -369,7 +370,7 @@ def flush_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, lane: s
         why = "; ".join(f"{r['ref']}: {r['reason']}" for r in refused)
         raise GitMirrorError(
             f"{rid}: upstream refused the push, nothing was pushed: {why}",
-            code="push-rejected",
+            code=Code.PUSH_REJECTED,
             hint=f"git-mirror sync --repo {rid} --confirm --wait && git-mirror flush --repo {rid} --confirm",
             details={"rejected": refused})
     result.pushed = [p.push_json() for p in pushed]

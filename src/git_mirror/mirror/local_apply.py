@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from git_mirror.config.egress import effective_proxy_name
+from git_mirror.errors import Code
 from git_mirror.git.refs import RefUpdate
 from git_mirror.git.run import git
 from git_mirror.mirror.layout import HEADS, RepoLayout
@@ -207,7 +208,7 @@ class ApplyResult:
             out["hooks"] = self.hooks
         if self.integrity is not None:
             out["integrity"] = self.integrity
-            out["warnings"] = [{"code": "integrity", "message": p["message"], "hint": p["fix"]}
+            out["warnings"] = [{"code": Code.INTEGRITY, "message": p["message"], "hint": p["fix"]}
                                for p in self.integrity["problems"]]
         return out
 

@@ -28,7 +28,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from git_mirror.errors import GitError
+from git_mirror.errors import Code, GitError
 from git_mirror.git.refs import RefTransaction, RefUpdate
 from git_mirror.refname import refname_problem
 
@@ -175,7 +175,7 @@ def commit_isolated(git_dir: Path, updates: Sequence[RefUpdate], existing: Colle
             try:
                 txn.commit()
             except GitError as exc:
-                ref = collision_in(exc.stderr) if exc.code == "conflict" else None
+                ref = collision_in(exc.stderr) if exc.code == Code.CONFLICT else None
                 if ref is None or ref in late or len(late) >= MAX_LATE_REFUSALS \
                         or ref not in {u.ref for u in todo}:
                     raise

@@ -25,7 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from git_mirror.errors import BusyError, DriftError, GitError, GitMirrorError, from_os_error
+from git_mirror.errors import BusyError, Code, DriftError, GitError, GitMirrorError, from_os_error
 from git_mirror.git import progress
 from git_mirror.git.refs import (
     EXACT_NAMES_LIMIT,
@@ -248,7 +248,7 @@ def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm:
                 pack_refs(layout.git_dir)
             return
         except GitError as exc:
-            if exc.code != "conflict" or attempt == 2:
+            if exc.code != Code.CONFLICT or attempt == 2:
                 raise
             # A client pushed a lane between our read and our write: read again, once.
             own = None

@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from git_mirror.errors import GitMirrorError
+from git_mirror.errors import Code, GitMirrorError
 from git_mirror.redact import scrub
 from git_mirror.server.auth import REALM
 
@@ -137,7 +137,7 @@ class Dashboard:
             error: dict[str, Any] | None = said
         except Exception as exc:  # an unreadable cache: say so on the page, not a traceback
             facts = None
-            error = {"code": "internal", "message": f"cannot read the mirror's state: {exc}",
+            error = {"code": Code.INTERNAL, "message": f"cannot read the mirror's state: {exc}",
                      "hint": "git-mirror status"}
         else:
             error = None

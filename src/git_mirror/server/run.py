@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from git_mirror.errors import Code
 from git_mirror.server import logs
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def serve(cfg: LoadedConfig, *, node: str = "local") -> dict[str, Any]:
         # uvicorn exits when it cannot bind or when start-up fails; its log says why.
         raise GitMirrorError(
             f"serve could not start on {cfg.model.server.listen} (exit {exc.code}); see the log above",
-            code="serve", hint=f"free the address or change server.listen in {cfg.path}",
+            code=Code.SERVE, hint=f"free the address or change server.listen in {cfg.path}",
         ) from None
     rt = server.runtime
     return {"ok": True, "node": node, "listen": cfg.model.server.listen,

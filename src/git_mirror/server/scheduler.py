@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
-from git_mirror.errors import GitMirrorError
+from git_mirror.errors import Code, GitMirrorError
 from git_mirror.mirror import journal
 from git_mirror.mirror.layout import RepoLayout
 from git_mirror.server import logs
@@ -54,7 +54,7 @@ T = TypeVar("T")
 SETTLED_REASONS = frozenset({"coalesced"})
 SETTLE_SECONDS = 1.0
 # Flush errors that no retry can cure: a lane and upstream both moved; a config problem.
-FINAL_CODES = frozenset({"diverged", "config", "usage", "drift", "not-applied"})
+FINAL_CODES = frozenset({Code.DIVERGED, Code.CONFIG, Code.USAGE, Code.DRIFT, Code.NOT_APPLIED})
 log = logs.get("git-mirror.scheduler")
 
 
@@ -297,7 +297,7 @@ class Scheduler:
             except GitMirrorError as exc:
                 ok, data = False, {"ok": False, "error": exc.to_json()}
             except Exception as exc:  # a bug must not stop the scheduler
-                ok, data = False, {"ok": False, "error": {"code": "internal", "message": str(exc)}}
+                ok, data = False, {"ok": False, "error": {"code": Code.INTERNAL, "message": str(exc)}}
             try:
                 pending: bool | None = self._pending(rid)
             except Exception:
@@ -401,7 +401,7 @@ class Scheduler:
                 outcome, data = "failed", {"ok": False, "error": exc.to_json()}
             except Exception as exc:
                 outcome, data = "failed", {"ok": False,
-                                           "error": {"code": "internal", "message": str(exc)}}
+                                           "error": {"code": Code.INTERNAL, "message": str(exc)}}
             try:
                 pending: bool | None = self._pending(rid)
             except Exception:

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from git_mirror.config.secrets import resolve_secret
+from git_mirror.errors import Code
 from git_mirror.server import logs
 
 if TYPE_CHECKING:
@@ -70,12 +71,12 @@ def matches(rid: str, upstream: str, full_name: str | None, name: str | None) ->
 
 
 # A refused delivery's error object (CONTRACT section 3: every failure carries one).
-_REFUSALS: dict[int, tuple[str, str]] = {
-    401: ("unauthorized", "sign each delivery: X-Hub-Signature-256: sha256=<HMAC-SHA256 of the "
+_REFUSALS: dict[int, tuple[Code, str]] = {
+    401: (Code.UNAUTHORIZED, "sign each delivery: X-Hub-Signature-256: sha256=<HMAC-SHA256 of the "
                           "body keyed by server.webhookSecret>"),
-    403: ("forbidden", "give the forge the secret server.webhookSecret names, then redeliver"),
-    400: ("bad-request", "send a GitHub push event (application/json, or a form with payload)"),
-    413: ("too-large", "GitHub payloads are at most 25 MB; send a push event"),
+    403: (Code.FORBIDDEN, "give the forge the secret server.webhookSecret names, then redeliver"),
+    400: (Code.BAD_REQUEST, "send a GitHub push event (application/json, or a form with payload)"),
+    413: (Code.TOO_LARGE, "GitHub payloads are at most 25 MB; send a push event"),
 }
 
 
@@ -174,6 +175,6 @@ class GitHubWebhook:
         self.metrics.webhooks.labels(event if event in KNOWN_EVENTS else "other", result).inc()
         if status >= 400:
             log.warning("webhook refused", githubEvent=event[:100], result=result, status=status)
-            code, hint = _REFUSALS.get(status, ("error", None))
+            code, hint = _REFUSALS.get(status, (Code.ERROR, None))
             body = {**body, "error": {"code": code, "message": body.get("message"), "hint": hint}}
         return JSONResponse(body, status_code=status, headers=headers)
