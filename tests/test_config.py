@@ -217,3 +217,28 @@ repositories:
     assert err["code"] == "config"
     assert (err["file"], err["line"], err["key"]) == (str(path), 7, "repositories.app.transport.token")
     assert "env:GIT_MIRROR_TEST_UNSET_TOKEN" in err["message"] and err["hint"].startswith("export ")
+
+
+@pytest.mark.parametrize(("upstream", "words"), [
+    ("ssh://git@ssh.github.com:4x3/example/hwlab.git", "cannot be parsed: Port could not be cast"),
+    ("ssh://git@ssh.github.com:99999/example/hwlab.git", "cannot be parsed: Port out of range"),
+    ("ssh://[::1/example/hwlab.git", "cannot be parsed: Invalid IPv6 URL"),
+    ("ssh://git@/example/hwlab.git", "names no host"),
+])
+def test_an_upstream_url_git_could_not_use_is_a_config_error(
+        write_config: Callable[..., Path], upstream: str, words: str) -> None:
+    path = write_config(GOOD.replace("ssh://git@ssh.github.com:443/example/hwlab.git", upstream))
+    err = _error(path)
+    assert err["code"] == "config"
+    assert err["key"] == "repositories.hwlab.upstream"
+    assert words in str(err["message"])
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:31x8", "http://[::1:3128"])
+def test_a_proxy_url_that_cannot_be_parsed_is_a_config_error(
+        write_config: Callable[..., Path], url: str) -> None:
+    path = write_config(GOOD.replace("url: http://127.0.0.1:3128", f'url: "{url}"'))
+    err = _error(path)
+    assert err["code"] == "config"
+    assert err["key"] == "proxies.corp.url"
+    assert "mode http-connect needs url: http://HOST:PORT" in str(err["message"])

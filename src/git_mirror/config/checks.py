@@ -25,7 +25,10 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 def url_scheme(url: str) -> str:
     """``ssh``, ``https``, ``http``, ``file`` or ``scp`` (``user@host:path``) or ``unknown``."""
     if "://" in url:
-        return urlsplit(url).scheme.lower()
+        try:
+            return urlsplit(url).scheme.lower()
+        except ValueError:  # a broken [...] host: said by _check_upstream_url
+            return url.partition("://")[0].lower()
     if url.startswith("/"):
         return "file"
     if re.match(r"^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:", url):
@@ -63,6 +66,7 @@ def check_transport(cfg: LoadedConfig, rid: str) -> None:
                        "https": "https://host/org/repo.git",
                        "file": "file:///path/to/repo.git"}[t.mode],
                     code=Code.DRIFT)
+    _check_upstream_url(cfg, rid)
     if "://" in repo.upstream and urlsplit(repo.upstream).password is not None:
         # A password in the URL is an inline secret: it would show in status, logs, argv
         # and the mirror's config. The message does not repeat the URL.
@@ -104,6 +108,22 @@ def check_transport(cfg: LoadedConfig, rid: str) -> None:
                     f"(declared: {', '.join(sorted(cfg.model.proxies)) or 'none'})")
 
 
+def _check_upstream_url(cfg: LoadedConfig, rid: str) -> None:
+    """An upstream ``scheme://`` URL that git could not use either: a port that is not a
+    number from 0 to 65535, a broken ``[...]`` host, no host for ssh or http(s)."""
+    url = cfg.model.repositories[rid].upstream
+    if "://" not in url:
+        return
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises on a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        raise _fail(cfg, ("repositories", rid, "upstream"),
+                    f"the upstream URL cannot be parsed: {exc}") from None
+    if parts.scheme.lower() in ("ssh", "https", "http") and not parts.hostname:
+        raise _fail(cfg, ("repositories", rid, "upstream"), "the upstream URL names no host")
+
+
 def _overlap(a: str, b: str) -> bool:
     return a == b or fnmatch.fnmatchcase(a, b) or fnmatch.fnmatchcase(b, a) or \
         (a.startswith(b.rstrip("*") + "/") and "*" in b) or b.startswith(a + "/") or a.startswith(b + "/")
@@ -140,8 +160,13 @@ def check_config(cfg: LoadedConfig) -> None:
     m = cfg.model
     for name, proxy in m.proxies.items():
         if proxy.mode == "http-connect":
-            parts = urlsplit(proxy.url or "")
-            if parts.scheme != "http" or not parts.hostname or not parts.port:
+            try:
+                parts = urlsplit(proxy.url or "")
+                port = parts.port
+            except ValueError:
+                raise _fail(cfg, ("proxies", name, "url"),
+                            "mode http-connect needs url: http://HOST:PORT") from None
+            if parts.scheme != "http" or not parts.hostname or not port:
                 raise _fail(cfg, ("proxies", name, "url"),
                             "mode http-connect needs url: http://HOST:PORT")
             if parts.username or parts.password:
