@@ -8,15 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from git_mirror.config.urls import file_url
 from git_mirror.errors import GitError, GitMirrorError, UpstreamUnreachable
 from git_mirror.git.remote import RemoteEnv
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
-
-
-def file_url(url: str) -> str:
-    return url if "://" in url else "file://" + url
 
 
 def remote_for(cfg: LoadedConfig, rid: str, node: str | None = None) -> RemoteEnv:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import shlex
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from git_mirror.config.secrets import resolve_secret
+from git_mirror.config.urls import parse_proxy_url, parse_url, url_kind
 from git_mirror.errors import GitError, GitMirrorError, TransportError, UpstreamUnreachable
 from git_mirror.git.remote import RemoteEnv
 from git_mirror.redact import remember
@@ -50,7 +51,7 @@ def https_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Pro
     """The :class:`RemoteEnv` for an https repository."""
     repo = cfg.model.repositories[rid]
     t = repo.transport
-    scheme = urlsplit(repo.upstream).scheme.lower()
+    scheme = parse_url(repo.upstream).scheme
     config = ["http.sslVerify=true", "credential.helper=", "http.followRedirects=initial"]
     env: dict[str, str] = {}
     if t.ca_bundle:
@@ -63,8 +64,7 @@ def https_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Pro
         env.update({"GIT_ASKPASS": shlex.quote(str(askpass)),
                     USER_VAR: t.username or DEFAULT_USERNAME, TOKEN_VAR: token.reveal()})
     if proxy is not None:
-        parts = urlsplit(proxy.url or "")
-        hostport = f"{parts.hostname}:{parts.port}"
+        hostport = parse_proxy_url(proxy.url or "").hostport
         if proxy.auth is not None:
             user, _, password = resolve_secret(proxy.auth, cfg, role="proxyAuth",
                                             key=("proxies", proxy_name or "", "auth")) \
@@ -99,7 +99,7 @@ def explain_https(exc: GitError, *, rid: str, url: str, proxy_name: str | None,
         return TransportError(f"{rid}: {message}", hint=hint, details=details)
 
     low = text.lower()
-    proxy_port = f"port {urlsplit(proxy_url).port}" if proxy_url else None
+    proxy_port = f"port {parse_proxy_url(proxy_url).port}" if proxy_url else None
     proxy_failed = ("from proxy" in low or "connect tunnel failed" in low
                     or "could not resolve proxy" in low
                     or (proxy_port is not None and proxy_port in low and "failed to connect" in low))
@@ -119,7 +119,7 @@ def explain_https(exc: GitError, *, rid: str, url: str, proxy_name: str | None,
         return fail(f"the TLS certificate of {url} could not be verified",
                     "declare the issuing CA as transport.caBundle if it is a private CA, "
                     f"then run: {retry}")
-    scheme = url.partition("://")[0] or "https"
+    scheme = url_kind(url)
 
     def unreachable(message: str, hint: str) -> UpstreamUnreachable:
         return UpstreamUnreachable(f"{rid}: {message} (transport {scheme})", hint=hint,

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shlex
 import shutil
 import stat
@@ -35,9 +34,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from git_mirror.config.secrets import resolve_secret
+from git_mirror.config.urls import UrlError, parse_url
 from git_mirror.errors import GitError, GitMirrorError, TransportError, UpstreamUnreachable
 from git_mirror.git.remote import RemoteEnv
 from git_mirror.transport import tunnel
@@ -71,16 +70,16 @@ class SshTarget:
 
 def parse_target(url: str) -> SshTarget:
     """User, host and port of an ``ssh://`` or scp-style (``user@host:path``) URL."""
-    if "://" in url:
-        parts = urlsplit(url)
-        if not parts.hostname:
-            raise TransportError(f"ssh upstream {url} has no host", hint="git-mirror validate")
-        return SshTarget(parts.username, parts.hostname, parts.port or 22)
-    m = re.match(r"^(?:([^@/]+)@)?(\[[^\]]+\]|[^:/]+):", url)
-    if not m:
+    try:
+        parsed = parse_url(url)
+    except UrlError:
+        parsed = None
+    if parsed is None or parsed.form == "path":
         raise TransportError(f"ssh upstream {url} is neither ssh://... nor user@host:path",
                              hint="git-mirror validate")
-    return SshTarget(m.group(1), m.group(2).strip("[]"), 22)
+    if not parsed.host:
+        raise TransportError(f"ssh upstream {url} has no host", hint="git-mirror validate")
+    return SshTarget(parsed.user, parsed.host, parsed.port or 22)
 
 
 def _ssh_binary() -> str:
