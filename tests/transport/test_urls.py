@@ -112,7 +112,10 @@ labels = st.builds(lambda a, b: a + b, st.sampled_from(_ALNUM), st.text(_ALNUM +
 hosts = st.lists(labels, min_size=1, max_size=3).map(".".join)
 segments = st.builds(lambda a, b: a + b, st.sampled_from(_ALNUM + "._-"),
                      st.text(_ALNUM + "._-", max_size=8))
-paths = st.lists(segments, min_size=1, max_size=4).map("/".join)
+# git refuses a path (or host) that begins with "-" ("strange pathname blocked"): an option
+# in disguise. Both forms here are ones git reads.
+paths = st.lists(segments, min_size=1, max_size=4).map("/".join).filter(
+    lambda p: not p.startswith("-"))
 ports = st.none() | st.integers(min_value=1, max_value=65535)
 
 

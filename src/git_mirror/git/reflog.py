@@ -18,21 +18,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-ZERO = "0" * 40
+from git_mirror.git.oid import RefMove
+
 _TAIL = 64 << 10
 
 
 @dataclass(frozen=True)
-class ReflogEntry:
+class ReflogEntry(RefMove):
     """One reflog line: the ref moved from ``old`` to ``new``, with ``message``."""
 
-    old: str
-    new: str
     message: str
-
-    @property
-    def is_create(self) -> bool:
-        return set(self.old) == {"0"}
 
 
 def parse_reflog(text: str) -> list[ReflogEntry]:
@@ -48,6 +43,7 @@ def parse_reflog(text: str) -> list[ReflogEntry]:
 
 
 def reflog_path(git_dir: Path, ref: str) -> Path:
+    """Where git keeps the reflog of ``ref``."""
     return git_dir / "logs" / ref
 
 

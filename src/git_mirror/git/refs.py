@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from git_mirror.errors import Code, GitError
+from git_mirror.git.oid import ZERO as ZERO  # the all-zero id, where ref writers look for it
 from git_mirror.git.run import git
-
-ZERO = "0" * 40
 
 
 def list_refs(git_dir: Path, patterns: Sequence[str] = ()) -> dict[str, str]:
@@ -111,15 +110,23 @@ class RefTransaction:
         except GitError as exc:
             if exc.code == Code.DISK_FULL:
                 raise
-            exc.code = Code.CONFLICT
-            exc.message = ("the ref transaction was refused, nothing changed: "
-                           + (exc.stderr.strip().splitlines() or [exc.message])[-1])
-            if ".lock': File exists" in exc.stderr:
-                exc.hint = exc.hint or ("another git held a ref lock (a client push in flight?); "
-                                        "run the command again: a lock file left by a killed "
-                                        "git is removed then")
-            exc.hint = exc.hint or "run the command again; the refs moved under it"
-            raise
+            raise _refused(exc) from exc
+
+
+def _refused(exc: GitError) -> GitError:
+    """A refused ``update-ref --stdin`` as a conflict (nothing changed), with git's last line
+    and a hint: a ref lock someone else held, else refs that moved under the transaction."""
+    if exc.hint:
+        hint = exc.hint
+    elif ".lock': File exists" in exc.stderr:
+        hint = ("another git held a ref lock (a client push in flight?); run the command "
+                "again: a lock file left by a killed git is removed then")
+    else:
+        hint = "run the command again; the refs moved under it"
+    last = (exc.stderr.strip().splitlines() or [exc.message])[-1]
+    return type(exc)(f"the ref transaction was refused, nothing changed: {last}",
+                     argv=exc.details.get("command"), returncode=exc.returncode,
+                     stderr=exc.stderr, hint=hint, code=Code.CONFLICT)
 
 
 def is_ancestor(git_dir: Path, ancestor: str, descendant: str) -> bool:

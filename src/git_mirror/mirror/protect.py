@@ -25,27 +25,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-ZERO = "0" * 40
+from git_mirror.git.oid import RefMove
+
 # Variables receive-pack sets so that the hook sees the pushed objects before they are
 # moved into the repository (the quarantine); git_env drops GIT_* so they are passed on.
 _QUARANTINE_VARS = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH")
 
 
 @dataclass(frozen=True)
-class Update:
+class Update(RefMove):
     """One line of the hook's input: ``<old> <new> <ref>``."""
 
-    old: str
-    new: str
     ref: str
-
-    @property
-    def is_create(self) -> bool:
-        return set(self.old) == {"0"}
-
-    @property
-    def is_delete(self) -> bool:
-        return set(self.new) == {"0"}
 
 
 def parse_updates(text: str) -> list[Update]:
