@@ -86,31 +86,53 @@ class Problem:
 
 
 def sha256_text(text: str | bytes) -> str:
+    """``sha256:<hex>`` of ``text`` (UTF-8) or of the bytes: how hooks are compared."""
     data = text.encode() if isinstance(text, str) else text
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def expected_hook() -> str:
+    """The ``pre-receive`` script this version of git-mirror installs."""
     from git_mirror.mirror.hooks import pre_receive_script
 
     return pre_receive_script()
 
 
 def hooks_dir(cfg: LoadedConfig) -> Path:
+    """The one hooks directory of the node, ``core.hooksPath`` of every mirror."""
     return cfg.cache_dir / "hooks"
 
 
-def hook_state(cfg: LoadedConfig) -> dict[str, Any]:
-    """The installed hook as found: path, sha256 (None when absent), the expected sha256."""
+@dataclass(frozen=True)
+class HookState:
+    """The installed hook as found: its path, sha256 (None when absent), the sha256 of the
+    one this version installs, and whether git can run it."""
+
+    path: str
+    sha256: str | None
+    expected_sha256: str
+    executable: bool
+
+    @property
+    def ok(self) -> bool:
+        """Ours, and executable."""
+        return self.sha256 == self.expected_sha256 and self.executable
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``hooks`` object of ``verify``."""
+        return {"path": self.path, "sha256": self.sha256, "expectedSha256": self.expected_sha256,
+                "executable": self.executable, "ok": self.ok}
+
+
+def hook_state(cfg: LoadedConfig) -> HookState:
+    """The installed hook as found (see :class:`HookState`)."""
     path = hooks_dir(cfg) / HOOK
     try:
         found: str | None = sha256_text(path.read_bytes())
     except OSError:
         found = None
-    expected = sha256_text(expected_hook())
-    return {"path": str(path), "sha256": found, "expectedSha256": expected,
-            "executable": found is not None and os.access(path, os.X_OK),
-            "ok": found == expected and os.access(path, os.X_OK)}
+    return HookState(str(path), found, sha256_text(expected_hook()),
+                     found is not None and os.access(path, os.X_OK))
 
 
 def stray_hooks(directory: Path) -> list[Path]:
@@ -134,16 +156,16 @@ def node_problems(cfg: LoadedConfig) -> list[Problem]:
     if not any((RepoLayout.of(cfg, rid).git_dir / "HEAD").exists() for rid in cfg.model.repositories):
         return []
     state = hook_state(cfg)
-    path = state["path"]
+    path = state.path
     problems: list[Problem] = []
-    if state["sha256"] is None:
+    if state.sha256 is None:
         problems.append(Problem("hook-missing", f"the ref protection hook {path} is missing: "
                                 "clients' pushes are not checked", "apply", path=path))
-    elif state["sha256"] != state["expectedSha256"]:
+    elif state.sha256 != state.expected_sha256:
         problems.append(Problem("hook-modified", f"the ref protection hook {path} is not the one "
-                                f"git-mirror installs (found {state['sha256']}, expected "
-                                f"{state['expectedSha256']})", "apply", path=path))
-    elif not state["executable"]:
+                                f"git-mirror installs (found {state.sha256}, expected "
+                                f"{state.expected_sha256})", "apply", path=path))
+    elif not state.executable:
         problems.append(Problem("hook-not-executable", f"the ref protection hook {path} is not "
                                 "executable, so git does not run it", "apply", path=path))
     for stray in stray_hooks(hooks_dir(cfg)):
@@ -319,6 +341,7 @@ def check_refs(layout: RepoLayout, *, recheck: bool = True, use_proven: bool = F
 
 
 def hint_for(problems: Iterable[Problem]) -> str | None:
+    """The command that fixes ``problems``: apply, repair, or both in turn (None: none)."""
     fixes = {p.fix for p in problems}
     if not fixes:
         return None
@@ -330,6 +353,7 @@ def hint_for(problems: Iterable[Problem]) -> str | None:
 
 
 def integrity_error(problems: list[Problem]) -> IntegrityError:
+    """One error for ``problems``: the first five said, all of them in the details."""
     shown = "; ".join(p.message for p in problems[:5])
     more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
     return IntegrityError(f"{len(problems)} integrity problem(s): {shown}{more}",
@@ -337,63 +361,127 @@ def integrity_error(problems: list[Problem]) -> IntegrityError:
                           details={"problems": [p.to_json() for p in problems]})
 
 
-def summary(problems: list[Problem]) -> dict[str, Any]:
-    """The ``integrity`` object that status and apply carry."""
-    return {"ok": not problems, "problems": [p.to_json() for p in problems],
-            "hint": hint_for(problems)}
+@dataclass(frozen=True)
+class IntegritySummary:
+    """The ``integrity`` object that status and apply carry: the problems and their fix."""
+
+    problems: tuple[Problem, ...]
+
+    @property
+    def ok(self) -> bool:
+        """No problem found."""
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"ok", "problems", "hint"}``."""
+        return {"ok": self.ok, "problems": [p.to_json() for p in self.problems],
+                "hint": hint_for(self.problems)}
+
+
+def summary(problems: Iterable[Problem]) -> IntegritySummary:
+    """The ``integrity`` object of ``problems`` (see :class:`IntegritySummary`)."""
+    return IntegritySummary(tuple(problems))
 
 
 # --- apply ------------------------------------------------------------------------------
 
+@dataclass
+class StrayHook:
+    """A hook git-mirror did not install: where it was, its sha256 (None when unreadable),
+    and where apply moved it (None until moved)."""
+
+    path: str
+    sha256: str | None
+    moved_to: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"path", "sha256", "movedTo"}``."""
+        return {"path": self.path, "sha256": self.sha256, "movedTo": self.moved_to}
+
+
+@dataclass
+class HookConvergence:
+    """What apply did (or, in a dry run, would do) for the protection: the hook's ``action``
+    (``create``, ``update`` or ``unchanged``) from sha256 ``before`` to ``after``, and the
+    stray hooks moved aside."""
+
+    path: str
+    action: str
+    before: str | None
+    after: str
+    stray_hooks: list[StrayHook]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``hooks`` object of apply's result."""
+        return {"path": self.path, "action": self.action, "from": self.before,
+                "to": self.after, "strayHooks": [h.to_json() for h in self.stray_hooks]}
+
+
 def converge_protection(cfg: LoadedConfig, *, confirm: bool,
-                        request_id: str | None = None) -> dict[str, Any]:
+                        request_id: str | None = None) -> HookConvergence:
     """What apply does for the protection: the hook rewritten when it is not ours, and every
     other hook moved (never deleted) to ``<cache>/state/quarantine/hooks/<time>/``.
 
-    Returns the ``hooks`` object of apply's result (``action`` ``create``, ``update`` or
-    ``unchanged``; ``strayHooks`` with ``movedTo`` once moved). Each change is recorded in the
-    audit journal of every declared repository (operation ``apply``).
+    Each change is recorded in the audit journal of every declared repository (operation
+    ``apply``).
     """
-    from git_mirror.mirror import audit
     from git_mirror.mirror.hooks import install_hooks
 
     before = hook_state(cfg)
-    action = "unchanged" if before["ok"] else ("create" if before["sha256"] is None else "update")
+    action = "unchanged" if before.ok else ("create" if before.sha256 is None else "update")
+    out = HookConvergence(before.path, action, before.sha256, before.expected_sha256,
+                          _stray_hooks(cfg))
+    if not confirm:
+        return out
+    install_hooks(cfg)
+    _move_aside(cfg, out.stray_hooks)
+    _record_convergence(cfg, out, request_id)
+    return out
+
+
+def _stray_hooks(cfg: LoadedConfig) -> list[StrayHook]:
+    """Every hook besides ours: in the node's hooks directory and in each mirror's own."""
     strays = [p for p in stray_hooks(hooks_dir(cfg)) if p.name != HOOK]
     for rid in cfg.model.repositories:
         strays += stray_hooks(RepoLayout.of(cfg, rid).git_dir / "hooks")
-    stray_info: list[dict[str, Any]] = []
+    found = []
     for path in strays:
         try:
             digest: str | None = sha256_text(path.read_bytes())
         except OSError:
             digest = None
-        stray_info.append({"path": str(path), "sha256": digest, "movedTo": None})
-    out = {"path": before["path"], "action": action, "from": before["sha256"],
-           "to": before["expectedSha256"], "strayHooks": stray_info}
-    if not confirm:
-        return out
-    install_hooks(cfg)
+        found.append(StrayHook(str(path), digest))
+    return found
+
+
+def _move_aside(cfg: LoadedConfig, strays: list[StrayHook]) -> None:
+    """Move ``strays`` under ``<cache>/state/quarantine/hooks/<time>/``, not executable."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     where = cfg.cache_dir / "state" / "quarantine" / "hooks" / stamp
-    for info in stray_info:
-        src = Path(info["path"])
+    for stray in strays:
+        src = Path(stray.path)
         dest = where / src.relative_to(cfg.cache_dir)
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dest)
         os.chmod(dest, 0o644)  # kept as evidence, never run
-        info["movedTo"] = str(dest)
-    changes = ([RefUpdate("hooks/pre-receive", out["to"], out["from"])] if action != "unchanged" else [])
-    changes += [RefUpdate(str(Path(i["path"]).relative_to(cfg.cache_dir)), None, i["sha256"])
-                for i in stray_info]
-    if changes:
-        for rid in cfg.model.repositories:
-            audit.record(RepoLayout.of(cfg, rid).state_dir, rid, "apply", changes,
-                         request_id=request_id,
-                         extra=[{"movedTo": i["movedTo"]} for i in stray_info]
-                         if action == "unchanged" else
-                         [{}] + [{"movedTo": i["movedTo"]} for i in stray_info])
-    return out
+        stray.moved_to = str(dest)
+
+
+def _record_convergence(cfg: LoadedConfig, out: HookConvergence, request_id: str | None) -> None:
+    """The hook's change and each move, in the audit journal of every repository."""
+    from git_mirror.mirror import audit
+
+    changes = ([RefUpdate("hooks/pre-receive", out.after, out.before)]
+               if out.action != "unchanged" else [])
+    changes += [RefUpdate(str(Path(h.path).relative_to(cfg.cache_dir)), None, h.sha256)
+                for h in out.stray_hooks]
+    if not changes:
+        return
+    moved: list[dict[str, Any]] = [{"movedTo": h.moved_to} for h in out.stray_hooks]
+    extra = moved if out.action == "unchanged" else [{}, *moved]
+    for rid in cfg.model.repositories:
+        audit.record(RepoLayout.of(cfg, rid).state_dir, rid, "apply", changes,
+                     request_id=request_id, extra=extra)
 
 
 def repository_problems(cfg: LoadedConfig, rid: str, *, recheck: bool = True,

@@ -329,7 +329,7 @@ def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local",
 
     # The hook first: rewritten when it is not ours, other hooks moved aside.
     request_id = audit.new_request_id()  # one id for everything this apply changes
-    hooks = integrity.converge_protection(cfg, confirm=confirm, request_id=request_id)
+    hooks = integrity.converge_protection(cfg, confirm=confirm, request_id=request_id).to_json()
     workers = jobs_for(cfg, jobs)
     plans = each(list(cfg.model.repositories), lambda rid: plan_repo(cfg, rid, node), workers)
     if confirm:
@@ -359,4 +359,4 @@ def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local",
         problems += integrity.repository_problems(cfg, rid)
     return ApplyResult(node=node, dry_run=not confirm, repositories=plans,
                        orphaned=orphaned_repos(cfg), hooks=hooks,
-                       integrity=integrity.summary(problems))
+                       integrity=integrity.summary(problems).to_json())

@@ -211,7 +211,7 @@ def status(cfg: LoadedConfig, *, repo: str | None = None, node: str = "local",
     if problems:
         from git_mirror.mirror.integrity import integrity_error, summary
 
-        data.update(ok=False, integrity=summary(problems),
+        data.update(ok=False, integrity=summary(problems).to_json(),
                     error=integrity_error(problems).to_json())
     else:
         data["integrity"] = {"ok": True, "problems": [], "hint": None}
@@ -234,5 +234,5 @@ def _checked_status(cfg: LoadedConfig, rid: str, node: str) -> tuple[dict[str, A
         return entry, []
     settings = read_settings(layout.git_dir, layout.state_dir / SETTINGS_CACHE)
     mine = integrity.repository_problems(cfg, rid, settings=settings, refs=refs)
-    entry["integrity"] = integrity.summary(mine)
+    entry["integrity"] = integrity.summary(mine).to_json()
     return entry, mine
