@@ -15,6 +15,7 @@ from git_mirror.cli.output import short
 
 
 def register(cli: click.Group) -> None:
+    """Add ``verify`` and ``log`` to the main group."""
     cli.add_command(verify)
     cli.add_command(log_command)
 
@@ -50,6 +51,7 @@ def verify(ctx: Ctx, repo: str | None, repair: bool, wait: bool, confirm: bool,
 
 
 def verify_text(data: dict[str, Any]) -> str:
+    """``verify``'s JSON for a person: the hook, each repository, the problems, what next."""
     hooks = data.get("hooks") or {}
     out = [f"hook {hooks.get('path')}: {'ours' if hooks.get('ok') else 'NOT OURS'} "
            f"({hooks.get('sha256') or 'missing'})"]
@@ -74,7 +76,8 @@ def verify_text(data: dict[str, Any]) -> str:
 
 @click.command("log")
 @click.option("--repo", metavar="ID", help="Only this repository.")
-@click.option("--ref", metavar="REF", help="Only this ref (a full name; a glob like 'refs/heads/*').")
+@click.option("--ref", metavar="REF",
+              help="Only this ref (a full name; a glob like 'refs/heads/*').")
 @click.option("--operation", metavar="OP",
               help="Only sync, flush, push, prune, apply or quarantine.")
 @click.option("--limit", type=click.IntRange(min=0), default=200, show_default=True,
@@ -96,6 +99,7 @@ def log_command(ctx: Ctx, repo: str | None, ref: str | None, operation: str | No
 
 
 def log_text(data: dict[str, Any]) -> str:
+    """``log``'s JSON for a person: one line per journal entry, oldest first."""
     lines = []
     for e in data.get("entries", []):
         where = " (upstream)" if e.get("where") == "upstream" else ""

@@ -3,7 +3,7 @@
 Every mirror keeps a reflog for every ref (``core.logAllRefUpdates=always``); git appends a
 line to ``<git-dir>/logs/<ref>`` in the same step as it moves the ref::
 
-    <old> <new> <name> <<email>> <time> <tz>\t<message>
+    <old> <new> <name> <<email>> <time> <tz><TAB><message>
 
 git-mirror's own transactions carry a message beginning ``git-mirror`` (``git-mirror sync``,
 ``git-mirror flush recheck``, ...); ``git receive-pack`` writes ``push``; a bare

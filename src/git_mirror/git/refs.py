@@ -65,6 +65,7 @@ class RefUpdate:
     old: str | None  # None: must not exist yet
 
     def to_json(self) -> dict[str, str | None]:
+        """``{"ref", "from", "to"}`` as the audit journal and results write it."""
         return {"ref": self.ref, "from": self.old, "to": self.new}
 
 
@@ -77,18 +78,23 @@ class RefTransaction:
     updates: list[RefUpdate] = field(default_factory=list)
 
     def update(self, ref: str, new: str, old: str | None) -> None:
+        """Set ``ref`` to ``new`` if it is ``old`` now (None: if it does not exist)."""
         self.updates.append(RefUpdate(ref, new, old))
 
     def create(self, ref: str, new: str) -> None:
+        """Create ``ref`` at ``new``; refused if it exists."""
         self.updates.append(RefUpdate(ref, new, None))
 
     def delete(self, ref: str, old: str) -> None:
+        """Delete ``ref`` if it is ``old`` now."""
         self.updates.append(RefUpdate(ref, None, old))
 
     def extend(self, updates: Iterable[RefUpdate]) -> None:
+        """Add planned ``updates`` as they are."""
         self.updates.extend(updates)
 
     def payload(self) -> bytes:
+        """The ``-z`` input of ``update-ref --stdin``: start, one command per update, commit."""
         parts: list[bytes] = [b"start\0"]
         for u in self.updates:
             if u.new is None:

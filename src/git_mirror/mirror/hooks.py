@@ -39,6 +39,7 @@ def pre_receive_script(python: str | None = None, package_root: str | None = Non
 
 
 def hooks_path(cfg: LoadedConfig) -> Path:
+    """The one hooks directory of the node, ``core.hooksPath`` of every mirror."""
     return cfg.cache_dir / "hooks"
 
 

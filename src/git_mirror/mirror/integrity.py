@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 from git_mirror.errors import IntegrityError
 from git_mirror.git.reflog import read_reflog
 from git_mirror.git.refs import RefUpdate, list_refs
+from git_mirror.mirror.hooks import hooks_path as hooks_dir
+from git_mirror.mirror.hooks import pre_receive_script
 from git_mirror.mirror.layout import RepoLayout
 
 if TYPE_CHECKING:
@@ -75,6 +77,7 @@ class Problem:
     path: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The problem's JSON object; ``fix`` is the command that fixes it."""
         out: dict[str, Any] = {"kind": self.kind, "message": self.message,
                                "repository": self.repository,
                                "fix": APPLY_HINT if self.fix == "apply" else REPAIR_HINT}
@@ -93,14 +96,7 @@ def sha256_text(text: str | bytes) -> str:
 
 def expected_hook() -> str:
     """The ``pre-receive`` script this version of git-mirror installs."""
-    from git_mirror.mirror.hooks import pre_receive_script
-
     return pre_receive_script()
-
-
-def hooks_dir(cfg: LoadedConfig) -> Path:
-    """The one hooks directory of the node, ``core.hooksPath`` of every mirror."""
-    return cfg.cache_dir / "hooks"
 
 
 @dataclass(frozen=True)
@@ -153,7 +149,8 @@ def stray_hooks(directory: Path) -> list[Path]:
 def node_problems(cfg: LoadedConfig) -> list[Problem]:
     """The hook every mirror of the node uses: present, ours, executable, alone (nothing to
     protect, nothing to say, before any mirror exists)."""
-    if not any((RepoLayout.of(cfg, rid).git_dir / "HEAD").exists() for rid in cfg.model.repositories):
+    if not any((RepoLayout.of(cfg, rid).git_dir / "HEAD").exists()
+               for rid in cfg.model.repositories):
         return []
     state = hook_state(cfg)
     path = state.path

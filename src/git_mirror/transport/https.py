@@ -47,7 +47,8 @@ esac
 """
 
 
-def https_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Proxy | None) -> RemoteEnv:
+def https_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None,
+                 proxy: Proxy | None) -> RemoteEnv:
     """The :class:`RemoteEnv` for an https repository."""
     repo = cfg.model.repositories[rid]
     t = repo.transport

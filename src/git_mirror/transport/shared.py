@@ -1,4 +1,4 @@
-"""One SSH connection per set of trust inputs, opened once even when many repositories start at once.
+"""One SSH connection per set of trust inputs, opened once when many repositories start at once.
 
 The ssh wrapper (:mod:`git_mirror.transport.ssh`) names its ``ControlPath`` after a hash of
 the trust inputs (host, port, user, identity, known_hosts, proxy), in one 0700 directory of

@@ -66,6 +66,8 @@ OPTIONS_VERSION = "1"  # bump when the option set changes, so old masters are no
 
 @dataclass(frozen=True)
 class SshTarget:
+    """Who ssh connects as, to which host and port (from the upstream URL)."""
+
     user: str | None
     host: str
     port: int
@@ -150,7 +152,8 @@ def prepare(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Proxy | 
     """Write the identity, known_hosts, tunnel config and wrapper for ``rid``; return them."""
     repo = cfg.model.repositories[rid]
     t = repo.transport
-    assert t.identity is not None and t.known_hosts is not None  # config checks hold this
+    assert t.identity is not None  # config checks hold these
+    assert t.known_hosts is not None
     target = parse_target(repo.upstream)
     where = ("repositories", rid, "transport")
     identity = resolve_secret(t.identity, cfg, role="identity", key=(*where, "identity")).reveal()
@@ -235,12 +238,14 @@ def prepare(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Proxy | 
     return SshSetup(wrapper, target, key, control, proxy_name)
 
 
-def ssh_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Proxy | None) -> RemoteEnv:
+def ssh_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None,
+               proxy: Proxy | None) -> RemoteEnv:
     """The :class:`RemoteEnv` for an ssh repository."""
     setup = prepare(cfg, rid, proxy_name, proxy)
     repo = cfg.model.repositories[rid]
     t = repo.transport
-    assert t.identity is not None and t.known_hosts is not None
+    assert t.identity is not None
+    assert t.known_hosts is not None
 
     def explain_as_read(exc: GitError) -> GitMirrorError:
         # exc's stderr already holds the tunnel's reason, if it wrote one.
