@@ -32,15 +32,22 @@ def url_scheme(url: str) -> str:
     return url_kind(url)
 
 
+class ConfigDrift(ConfigError):
+    """A config error that is drift as well (R13): the YAML contradicts itself about how
+    upstream is reached (a transport that disagrees with its URL, a key of another mode)."""
+
+    code = Code.DRIFT
+
+
 def _fail(cfg: LoadedConfig, path: tuple[str | int, ...], message: str, *,
-          code: Code | None = None, hint: str | None = None) -> ConfigError:
+          drift: bool = False, hint: str | None = None) -> ConfigError:
+    """The error for the value at ``path``: file, line and key path named; code ``drift``
+    (:class:`ConfigDrift`) or ``config``, exit 2 either way."""
     from git_mirror.config.loader import dotted
 
-    err = ConfigError(message, file=str(cfg.path), line=cfg.line_of(*path), key=dotted(path),
-                      hint=hint)
-    if code:
-        err.code = code
-    return err
+    kind = ConfigDrift if drift else ConfigError
+    return kind(message, file=str(cfg.path), line=cfg.line_of(*path), key=dotted(path),
+                hint=hint)
 
 
 def valid_branch(name: str, *, glob: bool) -> bool:
@@ -79,7 +86,7 @@ def _check_upstream(cfg: LoadedConfig, rid: str, mode: str) -> GitUrl:
         raise _fail(cfg, where,
                     f"transport.mode is {mode!r} but the upstream URL scheme is {scheme!r}; "
                     f"a {mode} upstream looks like {EXAMPLES[mode]}",
-                    code=Code.DRIFT)
+                    drift=True)
     if url.form == "url" and url.scheme in ("ssh", "https", "http") and not url.host:
         raise _fail(cfg, where, "the upstream URL names no host")
     if url.password is not None:
@@ -91,7 +98,7 @@ def _check_upstream(cfg: LoadedConfig, rid: str, mode: str) -> GitUrl:
     if scheme == "http" and (url.host or "") not in LOOPBACK:
         raise _fail(cfg, where,
                     "plain http:// is accepted only for a loopback upstream; use https://",
-                    code=Code.DRIFT)
+                    drift=True)
     return url
 
 
@@ -101,7 +108,7 @@ def _check_ssh_keys(cfg: LoadedConfig, base: tuple[str, ...], t: Transport) -> N
         raise _fail(cfg, (*base, "token"),
                     "a token is declared but transport.mode is ssh: an HTTPS credential "
                     "with an SSH transport is drift (R13); remove it or declare mode: https",
-                    code=Code.DRIFT)
+                    drift=True)
     for key in ("identity", "known_hosts"):
         if getattr(t, key) is None:
             yaml_key = "knownHosts" if key == "known_hosts" else key
@@ -111,7 +118,7 @@ def _check_ssh_keys(cfg: LoadedConfig, base: tuple[str, ...], t: Transport) -> N
         if getattr(t, key) is not None:
             yaml_key = "caBundle" if key == "ca_bundle" else key
             raise _fail(cfg, (*base, yaml_key), f"{yaml_key} is for mode https only",
-                        code=Code.DRIFT)
+                        drift=True)
 
 
 def _check_non_ssh_keys(cfg: LoadedConfig, base: tuple[str, ...], t: Transport) -> None:
@@ -120,7 +127,7 @@ def _check_non_ssh_keys(cfg: LoadedConfig, base: tuple[str, ...], t: Transport) 
         if getattr(t, key) is not None:
             raise _fail(cfg, (*base, yaml_key),
                         f"{yaml_key} is for mode ssh only, but mode is {t.mode}",
-                        code=Code.DRIFT)
+                        drift=True)
     if t.mode == "file":
         for key, yaml_key in (("token", "token"), ("ca_bundle", "caBundle"),
                               ("username", "username"), ("proxy", "proxy")):
