@@ -38,6 +38,7 @@ def test_log_answers_what_happened_to_each_ref(write_config: Callable[..., Path]
     cfg = write_config(text)
     assert run_cli("--config", cfg, "apply", "--confirm").code == 0
     first = upstream.rev("refs/heads/main")
+    assert first is not None
     assert run_cli("--config", cfg, "sync", "--confirm").code == 0
     mirror = mirror_repo(cfg)
 
