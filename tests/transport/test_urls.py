@@ -31,6 +31,10 @@ from git_mirror.config.urls import (
      GitUrl("scp", "ssh", "example/hwlab.git", user="git", host="github.com")),
     ("git@GitHub.com:/abs/x.git", GitUrl("scp", "ssh", "/abs/x.git", user="git",
                                          host="github.com")),
+    ("git@h:/~u/x.git", GitUrl("scp", "ssh", "~u/x.git", user="git", host="h")),
+    ("ssh://h/~u/x%20y.git#1", GitUrl("url", "ssh", "~u/x y.git#1", host="h")),
+    ("https://h/x%20y.git?q#f", GitUrl("url", "https", "/x%20y.git", host="h")),
+    ("file:///srv/~x/a%23b", GitUrl("url", "file", "/srv/~x/a#b")),
     ("git@host:a://b", GitUrl("scp", "ssh", "a://b", user="git", host="host")),
     ("https://github.com/example/web.git", GitUrl("url", "https", "/example/web.git",
                                                   host="github.com")),
@@ -117,6 +121,11 @@ labels = st.builds(lambda a, b: a + b, st.sampled_from(_ALNUM), st.text(_ALNUM +
 hosts = st.lists(labels, min_size=1, max_size=3).map(".".join)
 segments = st.builds(lambda a, b: a + b, st.sampled_from(_ALNUM + "._-"),
                      st.text(_ALNUM + "._-", max_size=8))
+# Characters whose reading differs between git and a generic URL parser: git %-decodes an
+# ssh:// or file:// URL, and "?" and "#" are part of its path.
+odd_segments = st.lists(st.sampled_from([*"ghijkl", "#", "?", "%20", "%41", "%7e", "%", " ",
+                                         "~"]),
+                        min_size=1, max_size=6).map("".join)
 # git refuses a path (or host) that begins with "-" ("strange pathname blocked"): an option
 # in disguise. Both forms here are ones git reads.
 paths = st.lists(segments, min_size=1, max_size=4).map("/".join).filter(
@@ -146,7 +155,7 @@ def git_reading(git_dir: Path, text: str) -> dict[str, str]:
 @given(user=st.none() | users, host=hosts, port=ports, path=paths)
 def test_an_ssh_url_round_trips_and_git_reads_it_the_same(
         git_dir: Path, user: str | None, host: str, port: int | None, path: str) -> None:
-    text = (f"ssh://{user + '@' if user else ''}{host}{f':{port}' if port else ''}/{path}")
+    text = f"ssh://{user + '@' if user else ''}{host}{f':{port}' if port else ''}/{path}"
     url = parse_url(text)
     assert url == GitUrl("url", "ssh", "/" + path, user=user, host=host.lower(), port=port)
     git = git_reading(git_dir, text)
@@ -157,13 +166,15 @@ def test_an_ssh_url_round_trips_and_git_reads_it_the_same(
 
 
 @settings(max_examples=40, deadline=None)
-@given(user=users, host=hosts, path=paths, absolute=st.booleans())
+@given(user=users, host=hosts, path=paths, absolute=st.booleans(), home=st.booleans())
 def test_an_scp_url_round_trips_and_git_reads_it_the_same(
-        git_dir: Path, user: str, host: str, path: str, absolute: bool) -> None:
-    path = "/" + path if absolute else path
+        git_dir: Path, user: str, host: str, path: str, absolute: bool, home: bool) -> None:
+    path = ("/" if absolute else "") + ("~" if home else "") + path
     text = f"{user}@{host}:{path}"
     url = parse_url(text)
-    assert url == GitUrl("scp", "ssh", path, user=user, host=host.lower())
+    # A home directory (~) is relative to it: git drops the "/" before it.
+    want = path.removeprefix("/") if absolute and home else path
+    assert url == GitUrl("scp", "ssh", want, user=user, host=host.lower())
     git = git_reading(git_dir, text)
     assert git["protocol"] == "ssh"
     assert git["userandhost"] == f"{user}@{host}"
@@ -180,3 +191,14 @@ def test_a_local_path_or_file_url_is_read_as_git_reads_it(
     assert (url.scheme, url.path, url.host) == ("file", "/" + path, None)
     git = git_reading(git_dir, text)
     assert (git["protocol"], git["path"]) == ("file", url.path)
+
+
+@settings(max_examples=40, deadline=None)
+@given(scheme=st.sampled_from(["ssh://git@h", "file://"]), path=st.lists(
+    odd_segments, min_size=1, max_size=3).map("/".join))
+def test_the_path_of_an_ssh_or_file_url_is_the_one_git_reads(
+        git_dir: Path, scheme: str, path: str) -> None:
+    text = f"{scheme}/{path}"
+    git = git_reading(git_dir, text)
+    assert git["path"] == parse_url(text).path
+    assert url_path(text) == git["path"].strip("/")

@@ -3,7 +3,9 @@
 An upstream is written in one of three forms, each one git itself accepts:
 
 - a URL ``scheme://[user[:password]@]host[:port]/path`` (``ssh``, ``https``, ``http``,
-  ``file``); the host as ``urllib.parse`` reads it (lower case, ``[...]`` brackets off);
+  ``file``); the host as ``urllib.parse`` reads it (lower case, ``[...]`` brackets off); the
+  path of an ssh or file URL as git reads it (%-decoded, ``?`` and ``#`` in it; ``/~user``
+  on a remote host as ``~user``), of an http(s) one as curl does (no query, no fragment);
 - scp-like ``user@host:path`` (ssh), user and host of letters, digits, ``.``, ``_`` and ``-``;
   the path is what follows the first colon (``git@github.com:org/repo.git`` -> ``org/repo.git``),
   the host in lower case as in a URL;
@@ -26,7 +28,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 # user@host:path, as config checks have always accepted it (git accepts more: no user, a
 # [bracketed] host; git-mirror asks for the explicit form).
@@ -34,6 +36,9 @@ _SCP = re.compile(r"^([A-Za-z0-9._-]+)@([A-Za-z0-9._-]+):(.*)$", re.DOTALL)
 # A URL is "scheme://..." with a scheme as RFC 3986 (and git, and urllib) spell it; other
 # text with "://" in it is not a URL (git reads git@host:a://b as scp-like, path a://b).
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# Schemes git reads itself (connect.c): it %-decodes the URL, and "?" and "#" are part of
+# the path. http(s) goes through curl, which reads them as any URL's query and fragment.
+GIT_NATIVE = frozenset({"ssh", "git+ssh", "ssh+git", "git", "file"})
 DEFAULT_PORTS = {"ssh": 22, "https": 443, "http": 80}
 NEEDS_HOST = frozenset(DEFAULT_PORTS)
 
@@ -79,14 +84,16 @@ def parse_url(url: str) -> GitUrl:
     """Take an upstream URL apart; :class:`UrlError` when it is none of the three forms."""
     if is_url(url):
         parts = _split(url)
-        return GitUrl("url", parts.scheme.lower(), parts.path, user=parts.username,
-                      password=parts.password, host=parts.hostname, port=parts.port)
+        scheme = parts.scheme.lower()
+        path = _native_path(url, scheme) if scheme in GIT_NATIVE else parts.path
+        return GitUrl("url", scheme, path, user=parts.username, password=parts.password,
+                      host=parts.hostname, port=parts.port)
     if url.startswith("/"):
         return GitUrl("path", "file", url)
     m = _SCP.match(url)
     if m is None:
         raise UrlError("is neither scheme://host/path, user@host:path nor an absolute path")
-    return GitUrl("scp", "ssh", m.group(3), user=m.group(1), host=m.group(2).lower())
+    return GitUrl("scp", "ssh", _home(m.group(3)), user=m.group(1), host=m.group(2).lower())
 
 
 def is_url(text: str) -> bool:
@@ -144,6 +151,21 @@ def parse_proxy_url(url: str) -> ProxyUrl:
     if parts.scheme != "http" or not parts.hostname or not parts.port:
         raise UrlError("is not http://HOST:PORT")
     return ProxyUrl(parts.hostname, parts.port, parts.username, parts.password)
+
+
+def _native_path(url: str, scheme: str) -> str:
+    """The path of a URL git reads itself: all after the host, %-decoded, ``?`` and ``#``
+    included (and ``/~`` read as ``~`` on a remote host, see :func:`_home`)."""
+    rest = url.split("://", 1)[1]
+    slash = rest.find("/")
+    path = unquote(rest[slash:]) if slash >= 0 else ""
+    return path if scheme == "file" else _home(path)
+
+
+def _home(path: str) -> str:
+    """``/~user/x`` on a remote host is ``~user/x``, relative to a home directory, as git
+    hands it to the server."""
+    return path[1:] if path.startswith("/~") else path
 
 
 def _split(url: str) -> SplitResult:
