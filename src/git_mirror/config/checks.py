@@ -10,7 +10,15 @@ import fnmatch
 import re
 from typing import TYPE_CHECKING, Any
 
-from git_mirror.config.urls import GitUrl, UrlError, is_url, parse_proxy_url, parse_url, url_kind
+from git_mirror.config.urls import (
+    NEEDS_HOST,
+    GitUrl,
+    UrlError,
+    is_url,
+    parse_proxy_url,
+    parse_url,
+    url_kind,
+)
 from git_mirror.errors import Code, ConfigError
 from git_mirror.refname import branch_problem
 
@@ -87,7 +95,7 @@ def _check_upstream(cfg: LoadedConfig, rid: str, mode: str) -> GitUrl:
                     f"transport.mode is {mode!r} but the upstream URL scheme is {scheme!r}; "
                     f"a {mode} upstream looks like {EXAMPLES[mode]}",
                     drift=True)
-    if url.form == "url" and url.scheme in ("ssh", "https", "http") and not url.host:
+    if url.form == "url" and url.scheme in NEEDS_HOST and not url.host:
         raise _fail(cfg, where, "the upstream URL names no host")
     if url.password is not None:
         # A password in the URL is an inline secret: it would show in status, logs, argv

@@ -40,6 +40,7 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # the path. http(s) goes through curl, which reads them as any URL's query and fragment.
 GIT_NATIVE = frozenset({"ssh", "git+ssh", "ssh+git", "git", "file"})
 DEFAULT_PORTS = {"ssh": 22, "https": 443, "http": 80}
+# The schemes whose URL must name a host (a file:// URL names none).
 NEEDS_HOST = frozenset(DEFAULT_PORTS)
 
 
@@ -58,7 +59,8 @@ class GitUrl:
     ``form`` is ``url`` (``scheme://...``), ``scp`` (``user@host:path``) or ``path`` (an
     absolute local path). ``scheme`` is lower case: the URL's own, ``ssh`` for the scp-like
     form, ``file`` for a path. ``host`` is None when the URL names none (``file:///...``).
-    ``path`` is as written: with its leading ``/`` in a URL, without it in the scp-like form.
+    ``path`` is what git asks the server for: with its leading ``/`` in a URL (but see the
+    module doc for ssh and file URLs), as written after the colon in the scp-like form.
     """
 
     form: Literal["url", "scp", "path"]
