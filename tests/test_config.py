@@ -255,3 +255,27 @@ def test_a_proxy_url_that_cannot_be_parsed_is_a_config_error(
     assert err["code"] == "config"
     assert err["key"] == "proxies.corp.url"
     assert "mode http-connect needs url: http://HOST:PORT" in str(err["message"])
+
+
+@pytest.mark.parametrize(("upstream", "scheme"), [
+    ("github.com:example/hwlab.git", "unknown"),     # scp-like needs user@
+    ("git@[::1]:example/hwlab.git", "unknown"),      # a [host] only in ssh://
+    ("example/hwlab.git", "unknown"),                # a relative path
+    ("https://github.com/example/hwlab.git", "https"),
+    ("/srv/git/hwlab.git", "file"),
+])
+def test_an_ssh_upstream_in_another_form_is_drift_naming_the_form(
+        write_config: Callable[..., Path], upstream: str, scheme: str) -> None:
+    path = write_config(GOOD.replace("ssh://git@ssh.github.com:443/example/hwlab.git", upstream))
+    err = _error(path)
+    assert err["code"] == "drift"
+    assert err["key"] == "repositories.hwlab.upstream"
+    assert f"transport.mode is 'ssh' but the upstream URL scheme is {scheme!r}" in str(
+        err["message"])
+
+
+def test_an_scp_like_upstream_is_ssh(write_config: Callable[..., Path]) -> None:
+    path = write_config(GOOD.replace("ssh://git@ssh.github.com:443/example/hwlab.git",
+                                     "git@github.com:example/hwlab.git"))
+    res = run_cli("--config", path, "--json", "validate")
+    assert res.code == 0, res.stdout
