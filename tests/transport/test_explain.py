@@ -9,7 +9,7 @@ import pytest
 
 from git_mirror.errors import GitError, GitMirrorError, GitTimeout
 from git_mirror.transport import explain_file, ssh
-from git_mirror.transport.hints import Failure
+from git_mirror.transport.failures import Failure
 from git_mirror.transport.https import explain_https
 
 Explain = Callable[[GitError], GitMirrorError]

@@ -42,7 +42,7 @@ FILE_FAILURES = ("does not appear to be a git repository", "No such file",
 def explain_file(exc: GitError, *, rid: str, url: str, config: str) -> GitMirrorError:
     """A failed git process on a ``file://`` upstream: a path that is not a repository (gone,
     moved, unreadable) is ``upstream-unreachable``, naming the URL and the transport."""
-    from git_mirror.transport.hints import retry_command, with_retry_hint
+    from git_mirror.transport.failures import retry_command, with_retry_hint
 
     text = exc.stderr or ""
     if any(needle in text for needle in FILE_FAILURES):

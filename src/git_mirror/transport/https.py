@@ -24,8 +24,8 @@ from git_mirror.config.urls import parse_proxy_url, parse_url, url_kind
 from git_mirror.errors import GitError, GitMirrorError
 from git_mirror.git.remote import RemoteEnv
 from git_mirror.redact import remember
+from git_mirror.transport.failures import Failure, Where, explain, failure_error, retry_command
 from git_mirror.transport.files import private_dir, write_private
-from git_mirror.transport.hints import Failure, Where, explain, failure_error, retry_command
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -90,7 +90,7 @@ def https_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None,
 
 
 # What git-over-https failures look like in (lower-cased) stderr, first match wins
-# (hints.explain); the declared proxy's own failure is told apart first (_proxy_failed).
+# (failures.explain); the declared proxy's own failure is told apart first (_proxy_failed).
 HTTPS_FAILURES = (
     Failure(("authentication failed", "returned error: 401", "returned error: 403",
              "could not read username", "could not read password"),

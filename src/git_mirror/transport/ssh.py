@@ -40,8 +40,7 @@ from git_mirror.config.urls import UrlError, parse_url
 from git_mirror.errors import GitError, GitMirrorError, TransportError
 from git_mirror.git.remote import RemoteEnv
 from git_mirror.transport import tunnel
-from git_mirror.transport.files import private_dir, write_private
-from git_mirror.transport.hints import (
+from git_mirror.transport.failures import (
     Failure,
     Where,
     explain,
@@ -49,6 +48,7 @@ from git_mirror.transport.hints import (
     git_error_like,
     retry_command,
 )
+from git_mirror.transport.files import private_dir, write_private
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -275,7 +275,7 @@ def ssh_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None,
         explain=explain, before=warm)
 
 
-# What git-over-ssh failures look like in stderr, first match wins (hints.explain): the
+# What git-over-ssh failures look like in stderr, first match wins (failures.explain): the
 # declared way failed (host key, identity), or upstream itself cannot be reached.
 SSH_FAILURES = (
     Failure(("Host key verification failed", "HOST IDENTIFICATION HAS CHANGED",
