@@ -9,7 +9,8 @@ import pytest
 
 from git_mirror.errors import GitError
 from git_mirror.git import run as gitrun
-from git_mirror.git.refs import ZERO, RefTransaction, list_refs
+from git_mirror.git.oid import ZERO
+from git_mirror.git.refs import RefTransaction, list_refs
 from git_mirror.git.remote import parse_push_porcelain
 from git_mirror.redact import Secret, scrub
 from tests.conftest import BASE_CONFIG, mirror_repo

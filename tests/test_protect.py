@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from git_mirror.git.oid import ZERO
 from git_mirror.mirror.protect import Update, refusals
 from tests.support.cli import CliResult
 from tests.support.clients import LANE, Client
@@ -125,8 +126,6 @@ def test_one_bad_ref_refuses_the_whole_push_with_every_reason(synced: Repo, clie
 def _u(ref: str, old: str = "a" * 40, new: str = "b" * 40) -> Update:
     return Update(old, new, ref)
 
-
-ZERO = "0" * 40
 
 
 @pytest.mark.parametrize(("update", "words"), [

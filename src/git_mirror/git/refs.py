@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from git_mirror.errors import Code, GitError
-from git_mirror.git.oid import ZERO as ZERO  # the all-zero id, where ref writers look for it
 from git_mirror.git.run import git
 
 
