@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from git_mirror.errors import GitMirrorError
 from git_mirror.git.refs import RefTransaction, RefUpdate
+from git_mirror.mirror.hooks import HookState, hook_state
 from git_mirror.mirror.integrity import (
     QUARANTINE,
-    HookState,
     Problem,
     check_refs,
-    hook_state,
     integrity_error,
     node_problems,
     repo_protection_problems,
