@@ -243,7 +243,7 @@ def plan_repo(cfg: LoadedConfig, rid: str, node: str | None = None, *,
     return RepoApply(rid, str(layout.git_dir), "update" if changes else "unchanged", changes)
 
 
-def execute(cfg: LoadedConfig, plan: RepoApply) -> None:
+def execute(plan: RepoApply) -> None:
     git_dir = Path(plan.path)
     if plan.action == "create":
         _create(git_dir, plan)
@@ -315,7 +315,7 @@ def ensure_repo(cfg: LoadedConfig, rid: str, node: str | None = None) -> RepoApp
     install_hooks(cfg)
     plan = plan_repo(cfg, rid, node)
     if plan.action != "unchanged":
-        execute(cfg, plan)
+        execute(plan)
     return plan
 
 
@@ -345,7 +345,7 @@ def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local",
                 with repo_lock(layout.state_dir, plan.id, wait=True, command="apply"):
                     if plan.action != "create":  # an apply killed in a git config write
                         plan.recovered = clear_stale_locks(layout.git_dir, layout.state_dir)[0]
-                    execute(cfg, plan)
+                    execute(plan)
                 audit.record(layout.state_dir, plan.id, "apply",
                              [RefUpdate("HEAD", c["to"], c["from"]) for c in plan.changes
                               if c["key"] == "HEAD"], request_id=request_id)
