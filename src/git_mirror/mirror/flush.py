@@ -487,5 +487,5 @@ def read_back_flags(cfg: LoadedConfig, out: FlushResult, ids: Sequence[str], nod
                 "the resulting pendingFlush/githubInSync could not be read back: "
                 f"{getattr(exc, 'message', None) or exc}")
         return
-    out.pending_flush = any(s["pendingFlush"] for s in states)
-    out.github_in_sync = bool(states) and all(s["githubInSync"] for s in states)
+    out.pending_flush = any(s.pending_flush for s in states)
+    out.github_in_sync = bool(states) and all(s.github_in_sync for s in states)
