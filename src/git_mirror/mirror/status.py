@@ -17,6 +17,7 @@ from git_mirror.config.egress import effective_proxy_name
 from git_mirror.config.secrets import secret_path
 from git_mirror.git.refs import has_commits, is_ancestor, list_refs
 from git_mirror.mirror import journal
+from git_mirror.mirror.journal import LastRun
 from git_mirror.mirror.layout import HEADS, STAGE, STAGE_HEADS, RepoLayout, selected_repositories
 from git_mirror.mirror.plan import lane_state
 
@@ -95,30 +96,6 @@ def transport_entry(cfg: LoadedConfig, rid: str,
     return transport, proxy
 
 
-@dataclass(frozen=True)
-class RunSummary:
-    """The last sync or flush of a repository, as its journal record says."""
-
-    at: Any
-    ok: Any
-    duration_ms: Any
-    error: Any = None
-
-    @classmethod
-    def of(cls, rec: Mapping[str, Any] | None) -> RunSummary | None:
-        """The summary of a journal record (None: no such run yet)."""
-        if rec is None:
-            return None
-        return cls(rec.get("at"), rec.get("ok"), rec.get("durationMs"), rec.get("error"))
-
-    def to_json(self) -> dict[str, Any]:
-        """``{"at", "ok", "durationMs"}``, and ``error`` when the run failed."""
-        out = {"at": self.at, "ok": self.ok, "durationMs": self.duration_ms}
-        if self.error:
-            out["error"] = self.error
-        return out
-
-
 @dataclass
 class SourceStatus:
     """A source branch: the mirror's tip, upstream's as last observed, its snapshot ref."""
@@ -170,8 +147,8 @@ class RepoStatus:
     transport: dict[str, Any]
     proxy: dict[str, Any]
     secrets: list[dict[str, Any]]
-    last_sync: RunSummary | None
-    last_flush: RunSummary | None
+    last_sync: LastRun | None
+    last_flush: LastRun | None
     sources: list[SourceStatus] = field(default_factory=list)
     lanes: list[LaneStatus] = field(default_factory=list)
     pending_flush: bool = False
@@ -271,8 +248,7 @@ def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None, *,
     last_sync = journal.last(layout.state_dir, "sync")
     entry = RepoStatus(
         rid, str(layout.git_dir), (layout.git_dir / "HEAD").exists(), transport, proxy,
-        secret_entries(cfg, rid, node), RunSummary.of(last_sync),
-        RunSummary.of(journal.last(layout.state_dir, "flush")))
+        secret_entries(cfg, rid, node), last_sync, journal.last(layout.state_dir, "flush"))
     if not entry.exists:
         entry.hint = "git-mirror apply --confirm && git-mirror sync --confirm"
         return entry
@@ -286,7 +262,7 @@ def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None, *,
         refs = {ref: oid for ref, oid in all_refs.items() if ref.startswith(tuple(prefixes))}
     # Upstream has been observed once a sync succeeded (a later failed one leaves the stage
     # refs as they were, still upstream as last observed).
-    synced = last_sync is not None and (bool(last_sync.get("ok"))
+    synced = last_sync is not None and (bool(last_sync.ok)
                                         or any(r.startswith(STAGE_HEADS) for r in refs))
     entry.sources = _sources(layout, refs, synced, check_snapshots=check_snapshots)
     entry.lanes = [_lane(layout, lane, refs, synced) for lane in layout.lanes]

@@ -174,9 +174,9 @@ def check_drift(cfg: LoadedConfig, rid: str, node: str | None = None) -> RepoApp
     # any transport setting (url.*.insteadOf, http.*, core.sshCommand...) the YAML does not
     # declare, which apply removes.
     relevant = [c for c in plan.changes
-                if c["key"] in DRIFT_KEYS or (c["to"] is None and is_transport_key(c["key"]))]
+                if c.key in DRIFT_KEYS or (c.new is None and is_transport_key(c.key))]
     if relevant:
-        keys = ", ".join(f"{c['key']} is {c['from']!r}, YAML says {c['to']!r}" for c in relevant)
+        keys = ", ".join(f"{c.key} is {c.old!r}, YAML says {c.new!r}" for c in relevant)
         raise DriftError(f"mirror {rid} differs from the YAML: {keys}",
                          hint="git-mirror apply --confirm")
     return plan
