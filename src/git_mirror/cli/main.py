@@ -302,12 +302,19 @@ def repo_operation(ctx: Ctx, command: str, run: Callable[[bool], Rendered], *,
     finish(ctx, op, sync_text if command == "sync" else flush_text, warnings_to_stderr=True)
 
 
+def repo_operation_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of ``sync`` and ``flush``: ``--repo``, ``--wait``, ``--confirm``/``--dry-run``
+    and ``--jobs``, then the context."""
+    f = pass_ctx(f)
+    f = jobs_option(f)
+    f = confirm_options(f)
+    f = click.option("--wait", is_flag=True,
+                     help="Wait for a busy repository instead of failing.")(f)
+    return click.option("--repo", metavar="ID", help="Only this repository.")(f)
+
+
 @cli.command()
-@click.option("--repo", metavar="ID", help="Only this repository.")
-@click.option("--wait", is_flag=True, help="Wait for a busy repository instead of failing.")
-@confirm_options
-@jobs_option
-@pass_ctx
+@repo_operation_options
 def sync(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool,
          jobs: int | None) -> None:
     """Fetch the declared refs from upstream and snapshot every source tip (R4)."""
@@ -321,11 +328,7 @@ def sync(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool,
 
 
 @cli.command()
-@click.option("--repo", metavar="ID", help="Only this repository.")
-@click.option("--wait", is_flag=True, help="Wait for a busy repository instead of failing.")
-@confirm_options
-@jobs_option
-@pass_ctx
+@repo_operation_options
 def flush(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool,
           jobs: int | None) -> None:
     """Push lane refs back upstream, fast-forward only (R5, R15)."""
