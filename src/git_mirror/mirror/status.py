@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from git_mirror.config.egress import effective_proxy_name
@@ -29,12 +30,30 @@ if TYPE_CHECKING:
     from git_mirror.mirror.layout import LaneSpec
 
 
-def secret_entries(cfg: LoadedConfig, rid: str, node: str | None = None) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class SecretEntry:
+    """A secret a repository uses: where it comes from, and its redacted fingerprint or why
+    there is none. Never its value."""
+
+    role: str
+    source_ref: str
+    at: str  # where the YAML declares it (file:line)
+    fingerprint: str | None = None
+    error: str | None = None  # "not set", or "unreadable: ..."
+
+    def to_json(self) -> dict[str, Any]:
+        """The secret's entry in a repository's ``secrets``."""
+        out = {"role": self.role, "sourceRef": self.source_ref, "source": "yaml",
+               "at": self.at, "fingerprint": self.fingerprint}
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+def secret_entries(cfg: LoadedConfig, rid: str, node: str | None = None) -> list[SecretEntry]:
     """Role, sourceRef and redacted fingerprint of every secret a repository uses."""
-    out = []
-    for role, ref, path in _secret_refs(cfg, rid, node):
-        out.append(_secret_entry(cfg, role, ref, path))
-    return out
+    return [_secret_entry(cfg, role, ref, path)
+            for role, ref, path in _secret_refs(cfg, rid, node)]
 
 
 def _secret_refs(cfg: LoadedConfig, rid: str,
@@ -56,25 +75,22 @@ def _secret_refs(cfg: LoadedConfig, rid: str,
 
 
 def _secret_entry(cfg: LoadedConfig, role: str, ref: SecretRef,
-                  path: tuple[str, ...]) -> dict[str, Any]:
+                  path: tuple[str, ...]) -> SecretEntry:
     """One secret's entry: where it comes from and its fingerprint, or why there is none."""
     from git_mirror.transport.fingerprint import file_fingerprint, text_fingerprint
 
-    entry: dict[str, Any] = {"role": role, "sourceRef": ref.describe(), "source": "yaml",
-                             "at": cfg.where(*path), "fingerprint": None}
+    entry = partial(SecretEntry, role, ref.describe(), cfg.where(*path))
     try:
         file = secret_path(ref, cfg.base_dir)
         if file is not None:
-            entry["fingerprint"] = file_fingerprint(file, role)
-        elif ref.env is not None and ref.env in os.environ:
+            return entry(fingerprint=file_fingerprint(file, role))
+        if ref.env is not None and ref.env in os.environ:
             # Same fingerprint whatever the source: an identity from the environment
             # is still an SSH key (SHA256: of its public half).
-            entry["fingerprint"] = text_fingerprint(os.environ[ref.env], role)
-        else:
-            entry["error"] = "not set"
+            return entry(fingerprint=text_fingerprint(os.environ[ref.env], role))
+        return entry(error="not set")
     except OSError as exc:
-        entry["error"] = f"unreadable: {exc.strerror}"
-    return entry
+        return entry(error=f"unreadable: {exc.strerror}")
 
 
 def transport_entry(cfg: LoadedConfig, rid: str,
@@ -146,7 +162,7 @@ class RepoStatus:
     exists: bool
     transport: dict[str, Any]
     proxy: dict[str, Any]
-    secrets: list[dict[str, Any]]
+    secrets: list[SecretEntry]
     last_sync: LastRun | None
     last_flush: LastRun | None
     sources: list[SourceStatus] = field(default_factory=list)
@@ -173,7 +189,8 @@ class RepoStatus:
         """The repository's entry in ``status --json``."""
         out: dict[str, Any] = {
             "id": self.id, "mirror": {"path": self.path, "exists": self.exists},
-            "transport": self.transport, "proxy": self.proxy, "secrets": self.secrets,
+            "transport": self.transport, "proxy": self.proxy,
+            "secrets": [e.to_json() for e in self.secrets],
             "refSources": {"githubFieldsAreMirrorStageCache": True, "stagePrefix": STAGE},
             "lastSync": self.last_sync.to_json() if self.last_sync else None,
             "lastFlush": self.last_flush.to_json() if self.last_flush else None,
