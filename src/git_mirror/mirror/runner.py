@@ -37,7 +37,6 @@ class RepoRun(Protocol):
     """What the runner reads and writes in one repository's result."""
 
     id: str
-    dry_run: bool
     ok: bool
     error: GitMirrorError | None
     duration_ms: int
