@@ -93,23 +93,44 @@ def _secret_entry(cfg: LoadedConfig, role: str, ref: SecretRef,
         return entry(error=f"unreadable: {exc.strerror}")
 
 
-def transport_entry(cfg: LoadedConfig, rid: str,
-                    node: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The ``transport`` and ``proxy`` objects of a repository's status: as the YAML says."""
+@dataclass(frozen=True)
+class Egress:
+    """How a repository reaches upstream, as the YAML declares it: its transport (mode, URL)
+    and its proxy (none, or a named one), each with where the YAML says so."""
+
+    mode: str
+    url: str
+    at: str
+    proxy_mode: str
+    proxy_name: str | None
+    proxy_url: str | None
+    proxy_at: str
+
+    def transport_json(self) -> dict[str, Any]:
+        """The ``transport`` object of a repository's status."""
+        return {"mode": self.mode, "url": self.url, "source": "yaml", "at": self.at}
+
+    def proxy_json(self) -> dict[str, Any]:
+        """The ``proxy`` object of a repository's status (no ``url`` without a proxy)."""
+        if self.proxy_name is None:
+            return {"mode": self.proxy_mode, "name": None, "source": "yaml", "at": self.proxy_at}
+        return {"mode": self.proxy_mode, "name": self.proxy_name, "url": self.proxy_url,
+                "source": "yaml", "at": self.proxy_at}
+
+
+def egress(cfg: LoadedConfig, rid: str, node: str | None) -> Egress:
+    """The declared transport and proxy of ``rid`` on ``node`` (a repository's own proxy wins
+    over the node's ``egressProxy``)."""
     repo = cfg.model.repositories[rid]
-    transport = {"mode": repo.transport.mode, "url": repo.upstream, "source": "yaml",
-                 "at": cfg.where("repositories", rid, "transport", "mode")}
+    declared = partial(Egress, repo.transport.mode, repo.upstream,
+                       cfg.where("repositories", rid, "transport", "mode"))
     name = effective_proxy_name(cfg, rid, node)
     if name is None:
-        proxy: dict[str, Any] = {"mode": "none", "name": None, "source": "yaml",
-                                 "at": cfg.where("repositories", rid, "transport")}
-    else:
-        p = cfg.model.proxies[name]
-        where = (("repositories", rid, "transport", "proxy") if repo.transport.proxy
-                 else ("nodes", node or "local", "egressProxy"))
-        proxy = {"mode": p.mode, "name": name, "url": p.url, "source": "yaml",
-                 "at": cfg.where(*where)}
-    return transport, proxy
+        return declared("none", None, None, cfg.where("repositories", rid, "transport"))
+    p = cfg.model.proxies[name]
+    where = (("repositories", rid, "transport", "proxy") if repo.transport.proxy
+             else ("nodes", node or "local", "egressProxy"))
+    return declared(p.mode, name, p.url, cfg.where(*where))
 
 
 @dataclass
@@ -160,8 +181,7 @@ class RepoStatus:
     id: str
     path: str
     exists: bool
-    transport: dict[str, Any]
-    proxy: dict[str, Any]
+    egress: Egress
     secrets: list[SecretEntry]
     last_sync: LastRun | None
     last_flush: LastRun | None
@@ -189,7 +209,7 @@ class RepoStatus:
         """The repository's entry in ``status --json``."""
         out: dict[str, Any] = {
             "id": self.id, "mirror": {"path": self.path, "exists": self.exists},
-            "transport": self.transport, "proxy": self.proxy,
+            "transport": self.egress.transport_json(), "proxy": self.egress.proxy_json(),
             "secrets": [e.to_json() for e in self.secrets],
             "refSources": {"githubFieldsAreMirrorStageCache": True, "stagePrefix": STAGE},
             "lastSync": self.last_sync.to_json() if self.last_sync else None,
@@ -261,10 +281,9 @@ def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None, *,
     just read by the caller (no ``for-each-ref`` then).
     """
     layout = RepoLayout.of(cfg, rid)
-    transport, proxy = transport_entry(cfg, rid, node)
     last_sync = journal.last(layout.state_dir, "sync")
     entry = RepoStatus(
-        rid, str(layout.git_dir), (layout.git_dir / "HEAD").exists(), transport, proxy,
+        rid, str(layout.git_dir), (layout.git_dir / "HEAD").exists(), egress(cfg, rid, node),
         secret_entries(cfg, rid, node), last_sync, journal.last(layout.state_dir, "flush"))
     if not entry.exists:
         entry.hint = "git-mirror apply --confirm && git-mirror sync --confirm"
