@@ -437,13 +437,8 @@ class FlushOperation(RepoOperation[RepoFlush]):
 
     def log(self, result: RepoFlush) -> None:
         """One info line: how it went and how many refs were pushed."""
-        rid = result.id
-        log.info("flush %s: %s, %d ref(s) pushed%s", rid,
-                 "ok" if result.ok else f"failed [{result.error.code if result.error else ''}]",
-                 len(result.pushed), "" if self.confirm else " (dry run)",
-                 extra={"repository": rid, "ok": result.ok, "dryRun": not self.confirm,
-                        "partialSuccess": result.partial_success,
-                        "durationMs": result.duration_ms})
+        self.log_outcome(log, result, f"{len(result.pushed)} ref(s) pushed",
+                         partialSuccess=result.partial_success)
 
     def summary(self, result: RepoFlush) -> str:
         """The progress line (:func:`git_mirror.mirror.report.flush_line`)."""

@@ -16,6 +16,7 @@ way for every operation:
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -86,6 +87,16 @@ class RepoOperation(ABC, Generic[R]):
     @abstractmethod
     def summary(self, result: R) -> str:
         """The one line a person at a terminal sees when the repository is done."""
+
+    def log_outcome(self, logger: logging.Logger, result: R, counts: str,
+                    **fields: Any) -> None:
+        """The info line of a repository's run: ``<command> <id>: ok, <counts>`` (or ``failed
+        [<code>]``, and `` (dry run)``), with its fields for the JSON log."""
+        outcome = "ok" if result.ok else f"failed [{result.error.code if result.error else ''}]"
+        logger.info("%s %s: %s, %s%s", self.command, result.id, outcome, counts,
+                    "" if self.confirm else " (dry run)",
+                    extra={"repository": result.id, "ok": result.ok, "dryRun": not self.confirm,
+                           **fields, "durationMs": result.duration_ms})
 
     def retry_hint(self, rid: str) -> str:
         """The hint of an error raised without one: run the same thing again, waiting."""

@@ -365,14 +365,10 @@ class SyncOperation(RepoOperation[RepoSync]):
 
     def log(self, result: RepoSync) -> None:
         """One info line, and one warning line for each warning of the result."""
-        rid = result.id
-        log.info("sync %s: %s, %d ref update(s), %d snapshot(s)%s", rid,
-                 "ok" if result.ok else f"failed [{result.error.code if result.error else ''}]",
-                 len(result.updated), len(result.snapshots), "" if self.confirm else " (dry run)",
-                 extra={"repository": rid, "ok": result.ok, "dryRun": not self.confirm,
-                        "durationMs": result.duration_ms})
+        self.log_outcome(log, result, f"{len(result.updated)} ref update(s), "
+                                      f"{len(result.snapshots)} snapshot(s)")
         for warning in result.warnings():
-            log.warning("%s: %s", rid, warning, extra={"repository": rid})
+            log.warning("%s: %s", result.id, warning, extra={"repository": result.id})
 
     def summary(self, result: RepoSync) -> str:
         """The progress line (:func:`git_mirror.mirror.report.sync_line`)."""
