@@ -4,14 +4,15 @@ An operation (:class:`RepoOperation`) gives its per-repository step and how its 
 journaled, logged and summed up in a line; :func:`run_repositories` does the rest, the same
 way for every operation:
 
-1. the step runs (it takes the repository's lock itself, with :func:`locked`, when it writes:
-   a dry run takes none);
+1. the step runs (it takes the repository's lock itself, with :meth:`RepoOperation.locked`,
+   when it writes: a dry run takes none);
 2. a :class:`~git_mirror.errors.GitMirrorError` becomes the result's error, with the default
    hint (the same command again, ``--wait``) when the raise site gave none; an ``OSError``
    becomes ``io`` or ``disk-full``. Nothing else is caught: a bug is not a result;
 3. the duration is measured, the run is journaled (a confirmed run that started: not one
    refused as busy or without a mirror), audited and logged, and the progress line goes out;
-4. repositories run :mod:`git_mirror.mirror.parallel`-ly, results in declaration order.
+4. up to ``jobs`` repositories run at once (:mod:`git_mirror.mirror.parallel`), results in
+   declaration order.
 """
 
 from __future__ import annotations
