@@ -97,7 +97,7 @@ def _has_open(pid: int, path: Path) -> bool:
         links = [os.readlink(fd) for fd in fds.iterdir()]
     except OSError:  # fds come and go while they are read
         return False
-    return str(path) in links
+    return os.path.realpath(path) in links
 
 
 def _check_consistent(mirror: Repo, upstream: Repo) -> None:
