@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from git_mirror.cli.main import Ctx, finish, pass_ctx, want_confirm
+from git_mirror.cli.main import Ctx, Outcome, finish, pass_ctx, want_confirm
 from git_mirror.cli.output import short
 
 
@@ -32,7 +32,7 @@ def register(cli: click.Group) -> None:
 def verify(ctx: Ctx, repo: str | None, repair: bool, wait: bool, confirm: bool,
            dry_run: bool) -> None:
     """Check the ref protection and every protected ref, from the cache (no network)."""
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         from git_mirror.errors import UsageError
 
         do = want_confirm(dry_run, confirm)
@@ -46,7 +46,7 @@ def verify(ctx: Ctx, repo: str | None, repair: bool, wait: bool, confirm: bool,
         from git_mirror.mirror.verify import verify as run
 
         return run(ctx.cfg(), repo=repo, repair=repair, confirm=do, wait=wait,
-                   node=ctx.node_name()).to_json()
+                   node=ctx.node_name())
     finish(ctx, op, verify_text)
 
 
@@ -86,15 +86,15 @@ def verify_text(data: dict[str, Any]) -> str:
 def log_command(ctx: Ctx, repo: str | None, ref: str | None, operation: str | None,
                 limit: int) -> None:
     """What happened to each ref: the audit journal, oldest first."""
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         if ctx.executor() == "kubernetes":
             args = [*(["--repo", repo] if repo else []), *(["--ref", ref] if ref else []),
                     *(["--operation", operation] if operation else []), "--limit", str(limit)]
             return ctx.node_job("log", args, confirm=True, wait=True)
-        from git_mirror.mirror.audit import read
+        from git_mirror.mirror.audit import AuditLog, read
 
-        entries = read(ctx.cfg(), repo=repo, ref=ref, operation=operation, limit=limit)
-        return {"ok": True, "node": ctx.node_name(), "entries": entries}
+        return AuditLog(ctx.node_name(), read(ctx.cfg(), repo=repo, ref=ref,
+                                              operation=operation, limit=limit))
     finish(ctx, op, log_text)
 
 

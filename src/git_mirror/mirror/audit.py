@@ -29,6 +29,7 @@ import logging
 import os
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,6 +131,18 @@ def record_flush(state_dir: Path, rid: str, result: Any) -> None:
         updated = recovery.get("updated") or []
         record(state_dir, rid, "sync", [RefUpdate(u["ref"], u["to"], u["from"]) for u in updated],
                request_id=request_id, extra=[{"trigger": "flush-recovery"}] * len(updated))
+
+
+@dataclass(frozen=True)
+class AuditLog:
+    """What ``log`` answers: the node, and the journal's entries as recorded (oldest first)."""
+
+    node: str
+    entries: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"ok": true, "node", "entries"}``."""
+        return {"ok": True, "node": self.node, "entries": self.entries}
 
 
 def _files(state_dir: Path) -> list[Path]:
