@@ -30,12 +30,13 @@ from git_mirror.config.urls import (
     ("git@github.com:example/hwlab.git",
      GitUrl("scp", "ssh", "example/hwlab.git", user="git", host="github.com")),
     ("git@GitHub.com:/abs/x.git", GitUrl("scp", "ssh", "/abs/x.git", user="git",
-                                         host="github.com")),
+                                         host="GitHub.com")),
     ("git@h:/~u/x.git", GitUrl("scp", "ssh", "~u/x.git", user="git", host="h")),
     ("ssh://h/~u/x%20y.git#1", GitUrl("url", "ssh", "~u/x y.git#1", host="h")),
     ("https://h/x%20y.git?q#f", GitUrl("url", "https", "/x%20y.git", host="h")),
     ("file:///srv/~x/a%23b", GitUrl("url", "file", "/srv/~x/a#b")),
-    ("git@host:a://b", GitUrl("scp", "ssh", "a://b", user="git", host="host")),
+    # Text with "://" is taken for a URL (git would read it as scp-like): no scheme here.
+    ("git@host:a://b", GitUrl("url", "", "git@host:a://b")),
     ("https://github.com/example/web.git", GitUrl("url", "https", "/example/web.git",
                                                   host="github.com")),
     ("https://u:p@h.example:8443/r", GitUrl("url", "https", "/r", user="u", password="p",
@@ -174,7 +175,7 @@ def test_an_scp_url_round_trips_and_git_reads_it_the_same(
     url = parse_url(text)
     # A home directory (~) is relative to it: git drops the "/" before it.
     want = path.removeprefix("/") if absolute and home else path
-    assert url == GitUrl("scp", "ssh", want, user=user, host=host.lower())
+    assert url == GitUrl("scp", "ssh", want, user=user, host=host)
     git = git_reading(git_dir, text)
     assert git["protocol"] == "ssh"
     assert git["userandhost"] == f"{user}@{host}"

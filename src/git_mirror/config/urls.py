@@ -8,7 +8,7 @@ An upstream is written in one of three forms, each one git itself accepts:
   on a remote host as ``~user``), of an http(s) one as curl does (no query, no fragment);
 - scp-like ``user@host:path`` (ssh), user and host of letters, digits, ``.``, ``_`` and ``-``;
   the path is what follows the first colon (``git@github.com:org/repo.git`` -> ``org/repo.git``),
-  the host in lower case as in a URL;
+  the host as written (ssh is given it so);
 - an absolute local path ``/srv/git/repo.git`` (file).
 
 :func:`parse_url` returns a :class:`GitUrl` or raises :class:`UrlError`, whose message says
@@ -33,9 +33,6 @@ from urllib.parse import SplitResult, unquote, urlsplit
 # user@host:path, as config checks have always accepted it (git accepts more: no user, a
 # [bracketed] host; git-mirror asks for the explicit form).
 _SCP = re.compile(r"^([A-Za-z0-9._-]+)@([A-Za-z0-9._-]+):(.*)$", re.DOTALL)
-# A URL is "scheme://..." with a scheme as RFC 3986 (and git, and urllib) spell it; other
-# text with "://" in it is not a URL (git reads git@host:a://b as scp-like, path a://b).
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # Schemes git reads itself (connect.c): it %-decodes the URL, and "?" and "#" are part of
 # the path. http(s) goes through curl, which reads them as any URL's query and fragment.
 GIT_NATIVE = frozenset({"ssh", "git+ssh", "ssh+git", "git", "file"})
@@ -95,12 +92,16 @@ def parse_url(url: str) -> GitUrl:
     m = _SCP.match(url)
     if m is None:
         raise UrlError("is neither scheme://host/path, user@host:path nor an absolute path")
-    return GitUrl("scp", "ssh", _home(m.group(3)), user=m.group(1), host=m.group(2).lower())
+    return GitUrl("scp", "ssh", _home(m.group(3)), user=m.group(1), host=m.group(2))
 
 
 def is_url(text: str) -> bool:
-    """True when ``text`` is of the URL form (``scheme://...``), whether or not it parses."""
-    return _SCHEME.match(text) is not None
+    """True when ``text`` is of the URL form: it has ``://`` (whether or not it parses).
+
+    git itself reads ``git@host:a://b`` as scp-like, path ``a://b``; git-mirror has always
+    taken such text for a URL (with no valid scheme, so no transport's), and still does.
+    """
+    return "://" in text
 
 
 def url_kind(url: str) -> str:

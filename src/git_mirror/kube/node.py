@@ -180,7 +180,7 @@ def egress_rules(cfg: LoadedConfig, node: str, warnings: list[dict[str, str]]) -
             endpoints.add((proxy_url.host, proxy_url.port))
         elif repo.transport.mode != "file":
             upstream = parse_url(repo.upstream)
-            endpoints.add((upstream.host or "", upstream.effective_port or 443))
+            endpoints.add(((upstream.host or "").lower(), upstream.effective_port or 443))
     if not any_proxy:
         return None
     for name, host in sorted(loopback.items()):
