@@ -1,7 +1,7 @@
 """Followers on a kubernetes node: Tekton trigger, Argo CD closeout, run cleanup (R7-R12).
 
-Registered with :func:`git_mirror.follower.nodes.register_backend` for executor
-``kubernetes`` when this module is imported (the CLI imports it). The mirror's refs live in
+:class:`KubeBackend` serves executor ``kubernetes`` (the CLI registers it with
+:func:`git_mirror.follower.backends.register_backend`). The mirror's refs live in
 the node's PVC, so everything that reads or writes them runs as a Job
 (:func:`git_mirror.kube.jobs.run_job`); the PipelineRuns and the Argo CD Application are read
 and written through the client seam by this process.
@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 
 from git_mirror.errors import BusyError, Code, GitMirrorError, UsageError
 from git_mirror.follower.follower import describe_trigger, get_follower, lane_ref
-from git_mirror.follower.nodes import register_backend
 from git_mirror.follower.triggers import NotSupported
 from git_mirror.kube import tekton
 from git_mirror.kube.jobs import SCHEDULING_SLACK_SECONDS, job_name, run_job
@@ -480,5 +479,3 @@ class KubeBackend:
             out["removed"] = listed
         return out
 
-
-register_backend("kubernetes", KubeBackend())

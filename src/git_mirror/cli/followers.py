@@ -1,13 +1,12 @@
 """The follower commands (CONTRACT section 3): ``follower list|status|trigger|cleanup-state``,
 ``closeout`` and ``cleanup-runs``.
 
-Registered on the main group by :func:`register`. Each command picks the implementation of
-the node's executor (:mod:`git_mirror.follower.nodes`) and renders its result.
+Registered on the main group by :func:`register`. Each command picks the backend of the
+node's executor (:mod:`git_mirror.follower.backends`) and renders its typed result.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -16,25 +15,20 @@ from git_mirror.cli.main import Ctx, confirm_options, finish, pass_ctx, want_con
 from git_mirror.cli.output import short, table
 
 if TYPE_CHECKING:
-    from git_mirror.follower.nodes import FollowerBackend
-
-# Modules of other layers that register follower backends or triggers when they exist.
-_PLUGINS = ("git_mirror.kube.followers",)
-
-
-def _load_plugins() -> None:
-    for name in _PLUGINS:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+    from git_mirror.follower.backends import FollowerBackend
 
 
 def _backend(ctx: Ctx, command: str, args: str = "") -> FollowerBackend:
-    from git_mirror.follower.nodes import backend_for
+    """The backend of the node's executor; ``not-supported`` for an executor without one.
 
-    _load_plugins()
+    The kubernetes backend is wired here, when a follower command runs, not when the CLI
+    starts: its package costs every other command's start-up time. Its import is a normal
+    one: a kube package that cannot be imported fails the command.
+    """
+    from git_mirror.follower.backends import backend_for, register_backend
+    from git_mirror.kube.followers import KubeBackend
+
+    register_backend("kubernetes", KubeBackend())
     return backend_for(ctx.executor(), ctx.node_name(), command, args)
 
 
