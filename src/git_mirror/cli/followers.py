@@ -50,8 +50,8 @@ def follower() -> None:
 def follower_list(ctx: Ctx, fid: str | None) -> None:
     """List the declared followers with their last run."""
     def op() -> dict[str, Any]:
-        return _backend(ctx, "follower list").follower_list(ctx.cfg(), node=ctx.node_name(),
-                                                            only=fid)
+        backend = _backend(ctx, "follower list")
+        return backend.follower_list(ctx.cfg(), node=ctx.node_name(), only=fid).to_json()
     finish(ctx, op, _list_text)
 
 
@@ -67,8 +67,8 @@ def follower_status(ctx: Ctx, fid: str, pipeline_run: str | None, wait: bool) ->
         backend = _backend(ctx, "follower status", f"--follower {fid}")
         if pipeline_run is not None:
             return backend.run_status(ctx.cfg(), fid, pipeline_run, node=ctx.node_name(),
-                                      wait=wait)
-        return backend.status(ctx.cfg(), fid, node=ctx.node_name(), wait=wait)
+                                      wait=wait).to_json()
+        return backend.status(ctx.cfg(), fid, node=ctx.node_name(), wait=wait).to_json()
     finish(ctx, op, _status_text)
 
 
@@ -82,22 +82,25 @@ def follower_trigger(ctx: Ctx, fid: str, wait: bool, dry_run: bool, confirm: boo
     --confirm; in the background unless --wait)."""
     def op() -> dict[str, Any]:
         do = want_confirm(dry_run, confirm)
-        return _backend(ctx, "follower trigger", f"--follower {fid} --confirm --wait").trigger(
-            ctx.cfg(), fid, confirm=do, wait=wait, node=ctx.node_name())
+        backend = _backend(ctx, "follower trigger", f"--follower {fid} --confirm --wait")
+        return backend.trigger(ctx.cfg(), fid, confirm=do, wait=wait,
+                               node=ctx.node_name()).to_json()
     finish(ctx, op, _trigger_text)
 
 
 @follower.command("cleanup-state")
 @click.option("--follower", "fid", required=True, metavar="ID", help="The follower's id.")
-@click.option("--wait", is_flag=True, hidden=True, help="Accepted for symmetry; cleanup never waits.")
+@click.option("--wait", is_flag=True, hidden=True, expose_value=False,
+              help="Accepted for symmetry; cleanup never waits.")
 @confirm_options
 @pass_ctx
-def follower_cleanup_state(ctx: Ctx, fid: str, wait: bool, dry_run: bool, confirm: bool) -> None:
-    """Remove a follower's stale state: finished runs, logs, checkouts (dry run unless --confirm)."""
+def follower_cleanup_state(ctx: Ctx, fid: str, dry_run: bool, confirm: bool) -> None:
+    """Remove a follower's stale state: finished runs, logs, checkouts (dry run unless
+    --confirm)."""
     def op() -> dict[str, Any]:
         do = want_confirm(dry_run, confirm)
-        return _backend(ctx, "follower cleanup-state", f"--follower {fid}").cleanup_state(
-            ctx.cfg(), fid, confirm=do, node=ctx.node_name())
+        backend = _backend(ctx, "follower cleanup-state", f"--follower {fid}")
+        return backend.cleanup_state(ctx.cfg(), fid, confirm=do, node=ctx.node_name()).to_json()
     finish(ctx, op, _cleanup_text)
 
 
@@ -127,16 +130,18 @@ def closeout(ctx: Ctx, fid: str, merge_commit: str | None, pipeline_run: str | N
         from git_mirror.errors import UsageError
 
         if history:
-            return _backend(ctx, "closeout", f"--follower {fid} --history").closeout_history(
-                ctx.cfg(), fid, merge_commit, node=ctx.node_name())
+            backend = _backend(ctx, "closeout", f"--follower {fid} --history")
+            return backend.closeout_history(ctx.cfg(), fid, merge_commit,
+                                            node=ctx.node_name()).to_json()
         if merge_commit is None:
             raise UsageError("closeout needs --merge-commit SHA (or --history)",
                              hint=f"git-mirror closeout --follower {fid} --merge-commit SHA")
         if mirror_only:
             return _mirror_only(ctx, fid, merge_commit, pipeline_run, runs_json, deployed,
                                 deployed_source, record=not no_record)
-        return _backend(ctx, "closeout", f"--follower {fid} --merge-commit {merge_commit}").closeout(
-            ctx.cfg(), fid, merge_commit, pipeline_run=pipeline_run, node=ctx.node_name())
+        backend = _backend(ctx, "closeout", f"--follower {fid} --merge-commit {merge_commit}")
+        return backend.closeout(ctx.cfg(), fid, merge_commit, pipeline_run=pipeline_run,
+                                node=ctx.node_name()).to_json()
     finish(ctx, op, _closeout_text)
 
 
@@ -176,8 +181,8 @@ def cleanup_runs(ctx: Ctx, name: str, dry_run: bool, confirm: bool) -> None:
     --confirm)."""
     def op() -> dict[str, Any]:
         do = want_confirm(dry_run, confirm)
-        return _backend(ctx, "cleanup-runs", f"--pipeline-run {name} --confirm").cleanup_runs(
-            ctx.cfg(), name, confirm=do, node=ctx.node_name())
+        backend = _backend(ctx, "cleanup-runs", f"--pipeline-run {name} --confirm")
+        return backend.cleanup_runs(ctx.cfg(), name, confirm=do, node=ctx.node_name()).to_json()
     finish(ctx, op, _cleanup_text)
 
 
@@ -193,7 +198,8 @@ def _list_text(data: dict[str, Any]) -> str:
             for f in data["followers"]]
     if not rows:
         return "no followers declared (followers: in the config)"
-    return table(rows, ["follower", "repository", "branch", "lane", "trigger", "last run", "status"])
+    return table(rows, ["follower", "repository", "branch", "lane", "trigger", "last run",
+                        "status"])
 
 
 def _status_text(data: dict[str, Any]) -> str:
@@ -223,7 +229,8 @@ def _trigger_text(data: dict[str, Any]) -> str:
         head = "follower trigger (dry run: nothing synced, run or flushed; add --confirm)"
         return "\n".join([head, f"  would: {', '.join(data.get('steps', []))}",
                           f"  trigger {data['trigger']}",
-                          f"  cached tip {short(data['commit'])}  snapshot {data['snapshotRef'] or '-'}"])
+                          f"  cached tip {short(data['commit'])}  "
+                          f"snapshot {data['snapshotRef'] or '-'}"])
     out = [f"follower trigger {data['follower']}: run {run['name'] or '-'} {run['status']}",
            f"  snapshot {data['snapshotRef'] or '-'}  commit {short(data['commit'])}"]
     if run.get("log"):
@@ -247,7 +254,8 @@ def _run_status_text(data: dict[str, Any]) -> str:
         f"  snapshot {run.get('snapshotRef') or '-'}",
         f"  built commit {run.get('commit') or '-'}",
         f"  published lane commit {run.get('publishedLaneCommit') or '-'}",
-        f"  flush: {flush.get('state') or '-'}  (upstream lane {short(flush.get('upstreamLaneCommit'))})",
+        f"  flush: {flush.get('state') or '-'}  "
+        f"(upstream lane {short(flush.get('upstreamLaneCommit'))})",
         f"  current branch tip {short(data.get('currentBranchTip'))} (now; not this run's source)"])
 
 
@@ -269,12 +277,14 @@ def _closeout_text(data: dict[str, Any]) -> str:
            f"  run {run['name'] or '-'} {run['status'] or '-'}  built {short(run.get('commit'))}"
            f"  published {short(run.get('publishedLaneCommit'))}",
            f"  deployed {short(data['syncRevision'])} ({data.get('syncRevisionSource') or '-'})"]
-    out += [f"  [{'pass' if c['ok'] else 'FAIL'}] {c['name']}: {c['message']}" for c in data["checks"]]
+    out += [f"  [{'pass' if c['ok'] else 'FAIL'}] {c['name']}: {c['message']}"
+            for c in data["checks"]]
     return "\n".join(out)
 
 
 def _cleanup_text(data: dict[str, Any]) -> str:
-    what = data.get("pipelineRun", {}).get("name") if "pipelineRun" in data else data.get("follower")
+    what = (data.get("pipelineRun", {}).get("name") if "pipelineRun" in data
+            else data.get("follower"))
     if data["dryRun"]:
         paths = data["wouldRemove"]
         out = [f"cleanup {what} (dry run: nothing removed; add --confirm): {len(paths)} path(s)"]

@@ -1,15 +1,17 @@
-"""Which implementation of the follower commands serves a node, by its executor.
+"""The backends of the follower commands, one per kind of node (its executor).
 
-A local node is served by this package (:mod:`.follower`, :mod:`.closeout`, :mod:`.cleanup`).
-Another executor (``kubernetes``) registers its own implementation with
-:func:`register_backend`, from its own package, so that this one never imports it; until one
-is registered, the commands say ``not-supported`` and name what works.
+A local node is served by this package (:mod:`.follower`, :mod:`.status`, :mod:`.closeout`,
+:mod:`.cleanup`). Another executor (``kubernetes``) has its backend in its own package,
+which this one never imports: the CLI registers it with :func:`register_backend`; until one
+is registered, the commands say ``not-supported`` and name what works. Every backend returns
+the typed results of :mod:`git_mirror.follower.results`; the CLI makes them JSON.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from git_mirror.follower.results import CleanupResult, FollowerList, Report, TriggerResult
 from git_mirror.follower.triggers import NotSupported
 
 if TYPE_CHECKING:
@@ -17,80 +19,102 @@ if TYPE_CHECKING:
 
 
 class FollowerBackend(Protocol):
-    """The follower commands of one kind of node; each returns the command's JSON object."""
+    """The follower commands on one kind of node. ``node`` is the node's name, ``fid`` a
+    declared follower; a refusal is raised as a :class:`~git_mirror.errors.GitMirrorError`,
+    a failed step of a trigger is the result's ``error``."""
 
     def trigger(self, cfg: LoadedConfig, fid: str, *, confirm: bool, wait: bool,
-                node: str) -> dict[str, Any]: ...
+                node: str) -> TriggerResult:
+        """``follower trigger``: sync, snapshot, run, flush (a plan unless ``confirm``)."""
+        ...
 
-    def follower_list(self, cfg: LoadedConfig, *, node: str,
-                      only: str | None) -> dict[str, Any]: ...
+    def follower_list(self, cfg: LoadedConfig, *, node: str, only: str | None) -> FollowerList:
+        """``follower list``: the declared followers (or ``only``) and their last runs."""
+        ...
 
-    def status(self, cfg: LoadedConfig, fid: str, *, node: str,
-               wait: bool) -> dict[str, Any]: ...
+    def status(self, cfg: LoadedConfig, fid: str, *, node: str, wait: bool) -> Report:
+        """``follower status``: the last run, branch tip, snapshot and lane."""
+        ...
 
     def run_status(self, cfg: LoadedConfig, fid: str, name: str, *, node: str,
-                   wait: bool) -> dict[str, Any]: ...
+                   wait: bool) -> Report:
+        """``follower status --pipeline-run NAME``: one run as observed now."""
+        ...
 
     def closeout(self, cfg: LoadedConfig, fid: str, merge_commit: str, *,
-                 pipeline_run: str | None, node: str) -> dict[str, Any]: ...
+                 pipeline_run: str | None, node: str) -> Report:
+        """``closeout``: the proof that ``merge_commit`` was delivered."""
+        ...
 
     def closeout_history(self, cfg: LoadedConfig, fid: str, merge_commit: str | None, *,
-                         node: str) -> dict[str, Any]: ...
+                         node: str) -> Report:
+        """``closeout --history``: the node's closeout ledger of the follower."""
+        ...
 
     def cleanup_runs(self, cfg: LoadedConfig, name: str, *, confirm: bool,
-                     node: str) -> dict[str, Any]: ...
+                     node: str) -> CleanupResult:
+        """``cleanup-runs``: remove one finished run's leftovers."""
+        ...
 
     def cleanup_state(self, cfg: LoadedConfig, fid: str, *, confirm: bool,
-                      node: str) -> dict[str, Any]: ...
+                      node: str) -> CleanupResult:
+        """``follower cleanup-state``: remove a follower's stale state."""
+        ...
 
 
 class LocalBackend:
     """The local node: exec triggers, run records under ``<cache>/state/followers``."""
 
     def trigger(self, cfg: LoadedConfig, fid: str, *, confirm: bool, wait: bool,
-                node: str) -> dict[str, Any]:
+                node: str) -> TriggerResult:
+        """See :func:`git_mirror.follower.follower.trigger`."""
         from git_mirror.follower.follower import trigger
 
-        return trigger(cfg, fid, confirm=confirm, wait=wait, node=node, executor="local").to_json()
+        return trigger(cfg, fid, confirm=confirm, wait=wait, node=node, executor="local")
 
-    def follower_list(self, cfg: LoadedConfig, *, node: str,
-                      only: str | None) -> dict[str, Any]:
+    def follower_list(self, cfg: LoadedConfig, *, node: str, only: str | None) -> FollowerList:
+        """See :func:`git_mirror.follower.status.follower_list`."""
         from git_mirror.follower.status import follower_list
 
         return follower_list(cfg, node=node, only=only)
 
-    def status(self, cfg: LoadedConfig, fid: str, *, node: str,
-               wait: bool) -> dict[str, Any]:
+    def status(self, cfg: LoadedConfig, fid: str, *, node: str, wait: bool) -> Report:
+        """See :func:`git_mirror.follower.status.follower_status`."""
         from git_mirror.follower.status import follower_status
 
-        return follower_status(cfg, fid, node=node, wait=wait)
+        return Report(follower_status(cfg, fid, node=node, wait=wait))
 
     def run_status(self, cfg: LoadedConfig, fid: str, name: str, *, node: str,
-                   wait: bool) -> dict[str, Any]:
+                   wait: bool) -> Report:
+        """See :func:`git_mirror.follower.status.run_status`."""
         from git_mirror.follower.status import run_status
 
-        return run_status(cfg, fid, name, node=node, wait=wait)
+        return Report(run_status(cfg, fid, name, node=node, wait=wait))
 
     def closeout(self, cfg: LoadedConfig, fid: str, merge_commit: str, *,
-                 pipeline_run: str | None, node: str) -> dict[str, Any]:
+                 pipeline_run: str | None, node: str) -> Report:
+        """See :func:`git_mirror.follower.closeout.closeout`."""
         from git_mirror.follower.closeout import closeout
 
-        return closeout(cfg, fid, merge_commit, pipeline_run=pipeline_run, node=node)
+        return Report(closeout(cfg, fid, merge_commit, pipeline_run=pipeline_run, node=node))
 
     def closeout_history(self, cfg: LoadedConfig, fid: str, merge_commit: str | None, *,
-                         node: str) -> dict[str, Any]:
+                         node: str) -> Report:
+        """See :func:`git_mirror.follower.closeout.closeout_history`."""
         from git_mirror.follower.closeout import closeout_history
 
-        return closeout_history(cfg, fid, merge_commit, node=node)
+        return Report(closeout_history(cfg, fid, merge_commit, node=node))
 
     def cleanup_runs(self, cfg: LoadedConfig, name: str, *, confirm: bool,
-                     node: str) -> dict[str, Any]:
+                     node: str) -> CleanupResult:
+        """See :func:`git_mirror.follower.cleanup.cleanup_runs`."""
         from git_mirror.follower.cleanup import cleanup_runs
 
         return cleanup_runs(cfg, name, confirm=confirm, node=node)
 
     def cleanup_state(self, cfg: LoadedConfig, fid: str, *, confirm: bool,
-                      node: str) -> dict[str, Any]:
+                      node: str) -> CleanupResult:
+        """See :func:`git_mirror.follower.cleanup.cleanup_state`."""
         from git_mirror.follower.cleanup import cleanup_state
 
         return cleanup_state(cfg, fid, confirm=confirm, node=node)

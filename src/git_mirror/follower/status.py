@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from git_mirror.errors import Code
 from git_mirror.follower import state as st
 from git_mirror.follower.follower import describe_trigger, get_follower, lane_ref, run_error
+from git_mirror.follower.results import FollowerItem, FollowerList
 from git_mirror.follower.triggers import EXEC_TIMEOUT_SECONDS, trigger_kind
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def follower_list(cfg: LoadedConfig, *, node: str = "local",
-                  only: str | None = None) -> dict[str, Any]:
+                  only: str | None = None) -> FollowerList:
     """Every declared follower (or only one) with its last run."""
     if only is not None:
         get_follower(cfg, only)
@@ -29,9 +30,9 @@ def follower_list(cfg: LoadedConfig, *, node: str = "local",
         if only is not None and fid != only:
             continue
         last = st.FollowerState.of(cfg, fid).last_run()
-        items.append({"id": fid, "repository": f.repository, "branch": f.branch, "lane": f.lane,
-                      "trigger": trigger_kind(f), "lastRun": st.summary(last)})
-    return {"ok": True, "node": node, "followers": items}
+        items.append(FollowerItem(fid, f.repository, f.branch, f.lane, trigger_kind(f),
+                                  st.summary(last)))
+    return FollowerList(node, items)
 
 
 def wait_for_last_run(state: st.FollowerState, timeout: float = EXEC_TIMEOUT_SECONDS + 600,
@@ -79,7 +80,8 @@ def follower_status(cfg: LoadedConfig, fid: str, *, node: str = "local",
     }
 
 
-def flush_state(git_dir: Path, published: str | None, lane: dict[str, Any] | None) -> dict[str, Any]:
+def flush_state(git_dir: Path, published: str | None,
+                lane: dict[str, Any] | None) -> dict[str, Any]:
     """Where a run's published lane commit is now: ``flushed`` (upstream's lane, as last
     observed, is it or descends from it), ``pending`` (only the mirror has it), ``superseded``
     (neither lane contains it any more), or ``not-published``."""
@@ -122,7 +124,8 @@ def run_status(cfg: LoadedConfig, fid: str, name: str, *, node: str = "local",
             record = state.load(name)
         if record is None:
             raise GitMirrorError(f"run {name} of follower {fid} was removed while it was watched",
-                                 code=Code.NOT_FOUND, hint=f"git-mirror follower list --follower {fid}")
+                                 code=Code.NOT_FOUND,
+                                 hint=f"git-mirror follower list --follower {fid}")
     rstatus = repo_status(cfg, follower.repository, node, check_snapshots=False)
     lane = next((ln for ln in rstatus["lanes"] if ln["name"] == follower.lane), None)
     source = next((s for s in rstatus["sources"] if s["branch"] == follower.branch), None)
