@@ -327,8 +327,8 @@ def test_a_run_whose_process_died_reads_as_failed(cli: Cli, build: Build, config
 def test_cleanup_runs_dry_run_then_confirm(cli: Cli, build: Build, config: Path) -> None:
     build.mode("fail")
     failed = trigger(cli, "--confirm", "--wait").json["run"]["name"]
-    files = [state_dir(config) / "runs" / f"{failed}.json", state_dir(config) / "runs" / f"{failed}.log",
-             state_dir(config) / "work" / failed]
+    runs = state_dir(config) / "runs"
+    files = [runs / f"{failed}.json", runs / f"{failed}.log", state_dir(config) / "work" / failed]
     assert all(p.exists() for p in files)
 
     dry = cli("--json", "cleanup-runs", "--pipeline-run", failed)
@@ -353,7 +353,8 @@ def test_cleanup_runs_dry_run_then_confirm(cli: Cli, build: Build, config: Path)
     assert trigger(cli, "--confirm", "--wait").code == 0
 
 
-def test_cleanup_state_dry_run_then_confirm(cli: Cli, mirror: Repo, build: Build, config: Path) -> None:
+def test_cleanup_state_dry_run_then_confirm(cli: Cli, mirror: Repo, build: Build,
+                                            config: Path) -> None:
     assert trigger(cli, "--confirm", "--wait").code == 0
     build.mode("fail")
     assert trigger(cli, "--confirm", "--wait").code == 1
@@ -511,7 +512,8 @@ def test_a_trigger_right_after_a_finished_run_waits_for_its_worker_to_exit(
         res = trigger(cli, "--confirm")
         assert res.code == 0, res.stdout
         assert res.json["run"]["status"] == "running"
-        assert wait_for_status(cli, "succeeded", timeout=60)["run"]["name"] == res.json["run"]["name"]
+        finished = wait_for_status(cli, "succeeded", timeout=60)
+        assert finished["run"]["name"] == res.json["run"]["name"]
     finally:
         holder.kill()
         holder.wait(timeout=10)

@@ -161,7 +161,8 @@ def test_prune_on_a_kubernetes_node_keeps_what_pipeline_runs_use(
     from tests.support.gitutil import run_git
 
     text = (KUBE_CONFIG.format(url=upstream.url) + base.FOLLOWERS.format(app=APP)).replace(
-        "  namespace: unidesk\n", "  namespace: unidesk\n  retention: {keepLast: 1, maxAgeDays: null}\n")
+        "  namespace: unidesk\n",
+        "  namespace: unidesk\n  retention: {keepLast: 1, maxAgeDays: null}\n")
     r = Rig(fake, write_config(text), upstream, tmp_path)
     assert r("apply", "--confirm").code == 0
     fake.add_secret(NS, "git-mirror-tokens", {"ci": "s3cr3t-token-value"})
