@@ -60,8 +60,9 @@ def closeout(cfg: LoadedConfig, fid: str, merge_commit: str, *, pipeline_run: st
     tip = source["mirrorCommit"] if source else None
     if deployed is None and deployed_source is None:
         deployed = lane["githubCommit"] if lane else None
+        branch = lane_ref(cfg, follower)[len("refs/heads/"):]
         deployed_source = ("the lane commit upstream holds as last observed "
-                           f"(refs/mirror-stage/heads/{lane_ref(cfg, follower)[len('refs/heads/'):]})")
+                           f"(refs/mirror-stage/heads/{branch})")
     deployed_source = deployed_source or "deployed revision"
     runs = [*proven_runs(cfg, fid, runs), *infer_publication(list(runs), lane)]
     j = judge(layout.git_dir, fid=fid, branch=follower.branch, merge_commit=merge_commit,
@@ -116,7 +117,8 @@ def closeout_history(cfg: LoadedConfig, fid: str, merge_commit: str | None = Non
             "ledger": str(ledger.ledger_path(cfg)), "closeouts": entries}
 
 
-def infer_publication(runs: list[dict[str, Any]], lane: dict[str, Any] | None) -> list[dict[str, Any]]:
+def infer_publication(runs: list[dict[str, Any]],
+                      lane: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The follower's latest run, finished but with no published lane commit on record (a
     PipelineRun started without ``--wait``): the lane commit it published is the lane's tip in
     the mirror now, when that moved since the run started (one run of a follower at a time).

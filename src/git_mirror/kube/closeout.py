@@ -64,29 +64,9 @@ def closeout(cfg: LoadedConfig, fid: str, follower: Follower, spec: TektonSpec,
     (``closeout --mirror-only``), by the same code as on a local node, and the Job appends it
     to the node's ledger.
     """
-    import json
-
-    ns = tekton.run_namespace(cfg, node, spec)
-    runs = [tekton.run_summary(r) for r in tekton.follower_runs(client, ns, node, fid)]
-    if pipeline_run is not None and pipeline_run not in {r["name"] for r in runs}:
-        try:
-            runs.append(tekton.run_summary(find_run(cfg, client, pipeline_run, node)))
-        except GitMirrorError as exc:
-            if exc.code != "not-found":
-                raise
+    runs = _runs_to_judge(cfg, client, node, fid, spec, pipeline_run)
     argo = application_state(client, follower.argocd) if follower.argocd is not None else None
-    args = ["--follower", fid, "--merge-commit", merge_commit, "--mirror-only",
-            "--runs-json", json.dumps([_for_job(r) for r in runs], separators=(",", ":"))]
-    if pipeline_run is not None:
-        args += ["--pipeline-run", pipeline_run]
-    if argo is not None:
-        source = (f"Argo CD Application {argo['namespace']}/{argo['application']} "
-                  "status.sync.revision")
-        args += ["--deployed-source", source]
-        if argo["revision"]:
-            args += ["--deployed", str(argo["revision"])]
-    if not record:
-        args.append("--no-record")
+    args = _job_args(fid, merge_commit, runs, pipeline_run, argo, record=record)
     data = run_job(cfg, node=node, operation="closeout", args=args, confirm=True, wait=True,
                    client=client)
     if "checks" not in data:
@@ -106,21 +86,66 @@ def closeout(cfg: LoadedConfig, fid: str, follower: Follower, spec: TektonSpec,
     data["syncRevisionIsLaneTip"] = (data.get("syncRevision") == lane.get("mirrorCommit")
                                      if data.get("syncRevision") and lane.get("mirrorCommit")
                                      else None)
+    if argo is not None:
+        _argo_says(data, argo, node=node, fid=fid, merge_commit=merge_commit)
+    return data
+
+
+def _runs_to_judge(cfg: LoadedConfig, client: KubeClient, node: str, fid: str,
+                   spec: TektonSpec, pipeline_run: str | None) -> list[dict[str, Any]]:
+    """The summaries of the follower's PipelineRuns, and ``--pipeline-run``'s when it is
+    another follower's (the judgement then says whose it is); a run that is gone is left
+    for the judgement to report."""
+    ns = tekton.run_namespace(cfg, node, spec)
+    runs = [tekton.run_summary(r) for r in tekton.follower_runs(client, ns, node, fid)]
+    if pipeline_run is not None and pipeline_run not in {r["name"] for r in runs}:
+        try:
+            runs.append(tekton.run_summary(find_run(cfg, client, pipeline_run, node)))
+        except GitMirrorError as exc:
+            if exc.code != Code.NOT_FOUND:
+                raise
+    return runs
+
+
+def _job_args(fid: str, merge_commit: str, runs: list[dict[str, Any]],
+              pipeline_run: str | None, argo: dict[str, Any] | None, *,
+              record: bool) -> list[str]:
+    """The arguments of the closeout Job: the facts read from the cluster, as options."""
+    import json
+
+    args = ["--follower", fid, "--merge-commit", merge_commit, "--mirror-only",
+            "--runs-json", json.dumps([_for_job(r) for r in runs], separators=(",", ":"))]
+    if pipeline_run is not None:
+        args += ["--pipeline-run", pipeline_run]
+    if argo is not None:
+        source = (f"Argo CD Application {argo['namespace']}/{argo['application']} "
+                  "status.sync.revision")
+        args += ["--deployed-source", source]
+        if argo["revision"]:
+            args += ["--deployed", str(argo["revision"])]
+    if not record:
+        args.append("--no-record")
+    return args
+
+
+def _argo_says(data: dict[str, Any], argo: dict[str, Any], *, node: str, fid: str,
+               merge_commit: str) -> None:
+    """What Argo CD adds to the closeout object: the next step when only the deployment is
+    missing, and a warning when its Application was not found."""
     err = data.get("error") or {}
-    if argo is not None and argo["found"] and err.get("failedChecks") == ["deployedContainsRun"] \
+    if argo["found"] and err.get("failedChecks") == ["deployedContainsRun"] \
             and data.get("syncRevision") and (data.get("pipelineRun") or {}).get(
                 "publishedLaneCommit"):
         # Built, flushed, in the mirror: Argo CD has not deployed the run's lane commit yet.
         err["hint"] = (f"let Argo CD sync Application {argo['namespace']}/{argo['application']} "
                        f"(argocd app sync {argo['application']}), then: git-mirror --node {node} "
                        f"closeout --follower {fid} --merge-commit {merge_commit}")
-    if argo is not None and not argo["found"]:
+    if not argo["found"]:
         data["warnings"] = [*(data.get("warnings") or []), {
             "code": WarningCode.ARGOCD_NOT_FOUND, "message":
             f"Argo CD Application {argo['namespace']}/{argo['application']} was not found; "
             "the deployed revision is unknown",
             "hint": f"fix followers.{fid}.argocd in the YAML"}]
-    return data
 
 
 def _for_job(summary: dict[str, Any]) -> dict[str, Any]:

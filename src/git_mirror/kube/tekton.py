@@ -65,6 +65,7 @@ def service_url(cfg: LoadedConfig, node: str, rid: str) -> str:
 
 
 def run_namespace(cfg: LoadedConfig, node: str, spec: TektonSpec) -> str:
+    """Where the follower's PipelineRuns go: its tekton namespace, else the node's."""
     from git_mirror.kube.node import kube_node
 
     return spec.namespace or kube_node(cfg, node).namespace
@@ -78,6 +79,7 @@ def run_name(fid: str, commit: str) -> str:
 
 def run_labels(node: str, fid: str, lane: str | None = None,
                commit: str | None = None) -> dict[str, str]:
+    """The labels of a follower's PipelineRun: the node's, the follower, its lane and commit."""
     out = {**labels(node, COMPONENT), L_FOLLOWER: fid}
     if lane is not None:
         out[L_LANE] = lane
@@ -110,6 +112,7 @@ def pipeline_run_manifest(cfg: LoadedConfig, node: str, fid: str, follower: Foll
 
 
 def succeeded_condition(run: Manifest) -> dict[str, Any]:
+    """The PipelineRun's ``Succeeded`` condition; empty while Tekton has set none."""
     for cond in (run.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Succeeded":
             return dict(cond)
@@ -161,6 +164,7 @@ def record_published(client: KubeClient, run: Manifest, lane_tip: str | None) ->
 
 
 def is_managed(run: Manifest, node: str) -> bool:
+    """True when git-mirror created the PipelineRun for ``node`` (its labels say so)."""
     have = (run.get("metadata") or {}).get("labels") or {}
     return have.get(L_MANAGED) == "git-mirror" and have.get(L_INSTANCE) == node \
         and have.get(L_COMPONENT) == COMPONENT
@@ -206,6 +210,7 @@ def run_objects(client: KubeClient, run: Manifest) -> list[tuple[str, str, str, 
     ns, name = meta["namespace"], meta["name"]
     sel = {L_TEKTON_RUN: name}
     out = [("v1", "Pod", ns, p["metadata"]["name"]) for p in client.list("v1", "Pod", ns, sel)]
-    out += [(API, "TaskRun", ns, t["metadata"]["name"]) for t in client.list(API, "TaskRun", ns, sel)]
+    out += [(API, "TaskRun", ns, t["metadata"]["name"])
+            for t in client.list(API, "TaskRun", ns, sel)]
     out.append((API, "PipelineRun", ns, name))
     return out
