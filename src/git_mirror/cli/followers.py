@@ -169,7 +169,7 @@ def _mirror_only(ctx: Ctx, fid: str, merge_commit: str, pipeline_run: str | None
     return local_closeout(ctx.cfg(), fid, merge_commit, node=ctx.node_name(),
                           pipeline_run=pipeline_run, runs=runs, deployed=deployed,
                           deployed_source=deployed_source, record=record,
-                          run_label="PipelineRun" if runs is not None else "run")
+                          run_label="PipelineRun" if runs is not None else "run").to_json()
 
 
 @click.command("cleanup-runs")

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from git_mirror.follower.results import CleanupResult, FollowerList, Report, TriggerResult
+from git_mirror.follower.results import (
+    CleanupResult,
+    CloseoutHistory,
+    CloseoutResult,
+    FollowerList,
+    FollowerStatus,
+    RunStatus,
+    TriggerResult,
+)
 from git_mirror.follower.triggers import NotSupported
 
 if TYPE_CHECKING:
@@ -32,22 +40,22 @@ class FollowerBackend(Protocol):
         """``follower list``: the declared followers (or ``only``) and their last runs."""
         ...
 
-    def status(self, cfg: LoadedConfig, fid: str, *, node: str, wait: bool) -> Report:
+    def status(self, cfg: LoadedConfig, fid: str, *, node: str, wait: bool) -> FollowerStatus:
         """``follower status``: the last run, branch tip, snapshot and lane."""
         ...
 
     def run_status(self, cfg: LoadedConfig, fid: str, name: str, *, node: str,
-                   wait: bool) -> Report:
+                   wait: bool) -> RunStatus:
         """``follower status --pipeline-run NAME``: one run as observed now."""
         ...
 
     def closeout(self, cfg: LoadedConfig, fid: str, merge_commit: str, *,
-                 pipeline_run: str | None, node: str) -> Report:
+                 pipeline_run: str | None, node: str) -> CloseoutResult:
         """``closeout``: the proof that ``merge_commit`` was delivered."""
         ...
 
     def closeout_history(self, cfg: LoadedConfig, fid: str, merge_commit: str | None, *,
-                         node: str) -> Report:
+                         node: str) -> CloseoutHistory:
         """``closeout --history``: the node's closeout ledger of the follower."""
         ...
 
@@ -78,32 +86,32 @@ class LocalBackend:
 
         return follower_list(cfg, node=node, only=only)
 
-    def status(self, cfg: LoadedConfig, fid: str, *, node: str, wait: bool) -> Report:
+    def status(self, cfg: LoadedConfig, fid: str, *, node: str, wait: bool) -> FollowerStatus:
         """See :func:`git_mirror.follower.status.follower_status`."""
         from git_mirror.follower.status import follower_status
 
-        return Report(follower_status(cfg, fid, node=node, wait=wait))
+        return follower_status(cfg, fid, node=node, wait=wait)
 
     def run_status(self, cfg: LoadedConfig, fid: str, name: str, *, node: str,
-                   wait: bool) -> Report:
+                   wait: bool) -> RunStatus:
         """See :func:`git_mirror.follower.status.run_status`."""
         from git_mirror.follower.status import run_status
 
-        return Report(run_status(cfg, fid, name, node=node, wait=wait))
+        return run_status(cfg, fid, name, node=node, wait=wait)
 
     def closeout(self, cfg: LoadedConfig, fid: str, merge_commit: str, *,
-                 pipeline_run: str | None, node: str) -> Report:
+                 pipeline_run: str | None, node: str) -> CloseoutResult:
         """See :func:`git_mirror.follower.closeout.closeout`."""
         from git_mirror.follower.closeout import closeout
 
-        return Report(closeout(cfg, fid, merge_commit, pipeline_run=pipeline_run, node=node))
+        return closeout(cfg, fid, merge_commit, pipeline_run=pipeline_run, node=node)
 
     def closeout_history(self, cfg: LoadedConfig, fid: str, merge_commit: str | None, *,
-                         node: str) -> Report:
+                         node: str) -> CloseoutHistory:
         """See :func:`git_mirror.follower.closeout.closeout_history`."""
         from git_mirror.follower.closeout import closeout_history
 
-        return Report(closeout_history(cfg, fid, merge_commit, node=node))
+        return closeout_history(cfg, fid, merge_commit, node=node)
 
     def cleanup_runs(self, cfg: LoadedConfig, name: str, *, confirm: bool,
                      node: str) -> CleanupResult:

@@ -6,7 +6,13 @@ backends from different sources and must agree: :class:`SyncSummary` and
 :class:`FlushSummary` come from a :class:`~git_mirror.mirror.sync.SyncResult` /
 :class:`~git_mirror.mirror.flush.FlushResult` on a local node (:meth:`FlushSummary.of`) and
 from a sync or flush Job's JSON on a kubernetes node (:meth:`FlushSummary.from_job`), parsed
-once where the Job's result comes back. A kubernetes summary also names its Job.
+once where the Job's result comes back. A kubernetes summary also names its Job. The same
+holds for :class:`CloseoutResult`: the proof runs on the node's cache (in a Job on a
+kubernetes node, whose JSON :meth:`CloseoutResult.from_json` reads back).
+
+Where a command shows something only one kind of node has, the result says which kind it
+is (``executor``) and carries those fields too; ``to_json`` keeps each kind's object as the
+contract has it.
 
 Run records stay JSON objects: they are files on disk whose format is part of the contract
 (:mod:`git_mirror.follower.state`); a result carries the record, or the part it shows, as is.
@@ -15,7 +21,7 @@ Run records stay JSON objects: they are files on disk whose format is part of th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from git_mirror.errors import GitMirrorError
@@ -26,19 +32,6 @@ JSON = dict[str, Any]
 _SYNC_KEYS = ("ok", "updated", "snapshots", "error")
 _FLUSH_KEYS = ("ok", "pushed", "partialSuccess", "partialSuccessRecovered", "postPushRecovery",
                "pendingFlush", "githubInSync", "error")
-
-
-class CommandResult(Protocol):
-    """What every follower command returns: whether it succeeded, and its JSON object."""
-
-    @property
-    def ok(self) -> bool:
-        """True when the command did what it was asked (the exit code follows it)."""
-        ...
-
-    def to_json(self) -> JSON:
-        """The command's JSON object (CONTRACT section 3)."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -157,8 +150,9 @@ class TriggerResult:
     """What ``follower trigger`` did (or, as a dry run, would do), on any node.
 
     ``run`` is the run as it is recorded: a local run record, or a kubernetes node's
-    PipelineRun summary; ``details`` are the fields only one kind of node has (the Jobs it
-    ran, the PipelineRun's manifest, the dry run's plan), in the order they are shown.
+    PipelineRun summary; ``details`` are the fields shown after the common ones, in the
+    order they were learnt: the lane's state (``laneState``), the dry run's plan, and what
+    only one kind of node has (the Jobs it ran, the PipelineRun's manifest).
     """
 
     node: str
@@ -181,7 +175,6 @@ class TriggerResult:
     lane_tip: str | None = None
     pending_flush: bool | None = None
     github_in_sync: bool | None = None
-    lane_state: JSON | None = None
     error: GitMirrorError | None = None
     details: JSON = field(default_factory=dict)
 
@@ -198,7 +191,7 @@ class TriggerResult:
             self.github_in_sync = flags.github_in_sync
         if flags.lane is not None:
             self.lane_tip = flags.lane_tip
-            self.lane_state = flags.lane
+            self.details["laneState"] = flags.lane
 
     def to_json(self) -> JSON:
         """The ``follower trigger`` object of CONTRACT section 3."""
@@ -239,8 +232,6 @@ class TriggerResult:
         return self._finish(out)
 
     def _finish(self, out: JSON) -> JSON:
-        if self.lane_state is not None:
-            out["laneState"] = self.lane_state
         if self.error is not None:
             out["error"] = self.error.to_json()
         return out
@@ -336,18 +327,271 @@ class CleanupResult:
 
 
 @dataclass(frozen=True)
-class Report:
-    """A follower command's answer that is a JSON document by nature: a status, a closeout,
-    the closeout ledger. Its fields come from run records, the ledger, a Job's result or
-    the cluster, and are shown as they are; ``ok`` is the object's own."""
+class BranchView:
+    """A follower's branch and lane in a repository's status object (``status``'s, on a
+    local node, or a status Job's entry of the repository): the branch's source ref and the
+    lane, with the repository's flags."""
 
-    data: JSON
+    source: JSON | None
+    lane: JSON | None
+    pending_flush: bool | None
+    github_in_sync: bool | None
+    ref_sources: Any
 
-    @property
-    def ok(self) -> bool:
-        """The object's ``ok``."""
-        return bool(self.data.get("ok"))
+    @classmethod
+    def of(cls, repo: JSON, branch: str, lane: str, *,
+           flags: JSON | None = None) -> BranchView:
+        """The view of ``branch`` and ``lane`` in ``repo``; ``flags`` (the whole status
+        object) gives ``pendingFlush`` / ``githubInSync`` when ``repo`` does not."""
+        source = next((s for s in repo.get("sources") or [] if s.get("branch") == branch), None)
+        state = next((ln for ln in repo.get("lanes") or [] if ln.get("name") == lane), None)
+        outer = flags or {}
+        return cls(source, state, repo.get("pendingFlush", outer.get("pendingFlush")),
+                   repo.get("githubInSync", outer.get("githubInSync")), repo.get("refSources"))
+
+    def source_field(self, key: str) -> Any:
+        """A field of the branch's source ref (None without one)."""
+        return self.source.get(key) if self.source is not None else None
+
+
+@dataclass(frozen=True)
+class FollowerStatus:
+    """``follower status``: the last run, the branch tip and snapshot, the lane.
+
+    ``last_run`` is the run as recorded (a local run record, or a PipelineRun summary).
+    A local node also shows the mirror and what a finished last run's failure means
+    (``lastRunError``); a kubernetes node the status Job (or serve) that read the mirror.
+    """
+
+    node: str
+    follower: str
+    repository: str
+    branch: str
+    trigger: JSON
+    view: BranchView
+    lane: JSON  # the lane's state, or its name and ref when the mirror has none
+    last_run: JSON | None
+    running: list[str]
+    runs: int
+    executor: str = "local"
+    mirror: JSON | None = None  # local
+    last_run_error: JSON | None = None  # local
+    job: JSON | None = None  # kubernetes
+    status_via: str | None = None  # kubernetes
+    config_applied: bool | None = None  # kubernetes
+
+    ok = True
 
     def to_json(self) -> JSON:
-        """The object itself."""
-        return self.data
+        """The ``follower status`` object of CONTRACT section 3."""
+        local = self.executor == "local"
+        last = self.last_run
+        out: JSON = {"ok": True, "node": self.node}
+        if not local:
+            out["executor"] = self.executor
+        out.update(follower=self.follower, repository=self.repository, branch=self.branch,
+                   trigger=self.trigger)
+        if local:
+            out["mirror"] = self.mirror
+        out.update({
+            "branchTip": self.view.source_field("mirrorCommit"),
+            "githubCommit": self.view.source_field("githubCommit"),
+            "snapshotRef": self.view.source_field("snapshotRef"),
+            "lane": self.lane,
+            "run": {"name": last.get("name"), "status": last.get("status")} if last else None,
+            "lastRun": last, "running": self.running, "runs": self.runs})
+        if local:
+            out["lastRunError"] = self.last_run_error
+        out.update(pendingFlush=self.view.pending_flush, githubInSync=self.view.github_in_sync,
+                   refSources=self.view.ref_sources)
+        if not local:
+            out.update(job=self.job, statusVia=self.status_via,
+                       configApplied=self.config_applied)
+        return out
+
+
+@dataclass(frozen=True)
+class FlushState:
+    """Where a run's published lane commit is now (``follower status --pipeline-run``):
+    ``flushed``, ``pending``, ``superseded`` or ``not-published``, and the lane's commits
+    in the mirror and upstream (as last observed)."""
+
+    state: str
+    upstream_lane_commit: str | None
+    mirror_lane_commit: str | None
+    upstream_has_published: bool | None
+    pending_flush: bool | None = None
+    flush_after: JSON | None = None  # a local run record's flushAfter
+    local: bool = True
+
+    def to_json(self) -> JSON:
+        """The ``flush`` object of a run's status."""
+        if not self.local:
+            return {"state": self.state, "upstreamLaneCommit": self.upstream_lane_commit,
+                    "mirrorLaneCommit": self.mirror_lane_commit,
+                    "upstreamHasPublished": self.upstream_has_published,
+                    "pendingFlush": self.pending_flush}
+        return {"upstreamLaneCommit": self.upstream_lane_commit,
+                "mirrorLaneCommit": self.mirror_lane_commit,
+                "upstreamHasPublished": self.upstream_has_published, "state": self.state,
+                "flushAfter": self.flush_after, "pendingFlush": self.pending_flush}
+
+
+_TIP_NOTE = ("the branch as the mirror holds it now, not this run's source (that is "
+             "pipelineRun.commit, from pipelineRun.snapshotRef)")
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """``follower status --pipeline-run NAME``: one run as observed now, and where the lane
+    commit it published is. ``current_branch_tip`` is the branch now, not the run's source.
+    A local node adds what a finished run's failure means (``runError``); a kubernetes node
+    the closeout Job that read the mirror."""
+
+    node: str
+    follower: str
+    repository: str
+    branch: str
+    lane: JSON
+    pipeline_run: JSON
+    flush: FlushState
+    current_branch_tip: str | None
+    pending_flush: bool | None
+    github_in_sync: bool | None
+    executor: str = "local"
+    run_error: JSON | None = None  # local
+    job: JSON | None = None  # kubernetes
+
+    ok = True
+
+    def to_json(self) -> JSON:
+        """The run's status object of CONTRACT section 3."""
+        local = self.executor == "local"
+        out: JSON = {"ok": True, "node": self.node}
+        if not local:
+            out["executor"] = self.executor
+        out.update({
+            "follower": self.follower, "repository": self.repository, "branch": self.branch,
+            "lane": self.lane, "pipelineRun": self.pipeline_run,
+            "run": {"name": self.pipeline_run.get("name"),
+                    "status": self.pipeline_run.get("status")},
+            "flush": self.flush.to_json(), "currentBranchTip": self.current_branch_tip,
+            "currentBranchTipNote": _TIP_NOTE})
+        if local:
+            out["runError"] = self.run_error
+        out.update(pendingFlush=self.pending_flush, githubInSync=self.github_in_sync)
+        if not local:
+            out["job"] = self.job
+        return out
+
+
+_CLOSEOUT_KEYS = ("ok", "node", "follower", "repository", "branch", "mergeCommit",
+                  "pipelineRun", "syncRevision", "syncRevisionSource", "branchTip",
+                  "branchTipNote", "tipContainsMergeCommit", "runContainsMergeCommit",
+                  "deployedContainsRun", "pendingFlush", "githubInSync", "lane", "checks",
+                  "refSources", "error", "ledger")
+_TIP_NOTE_CLOSEOUT = ("the branch as the mirror holds it now, not the run's source (that is "
+                      "pipelineRun.commit)")
+
+
+@dataclass
+class CloseoutResult:
+    """``closeout``: the proof that a merge commit was delivered (CONTRACT section 4).
+
+    Built by :func:`git_mirror.follower.closeout.closeout` on the node's cache. A kubernetes
+    node runs that in a Job and reads the Job's JSON back with :meth:`from_json`, once; what
+    the Job's runner and the cluster add (the Job, Argo CD, warnings) is in ``details``, in
+    the order it was added.
+    """
+
+    ok: bool
+    node: str
+    follower: str
+    repository: str
+    branch: str
+    merge_commit: str
+    pipeline_run: JSON  # the judged run: name, status, built commit, published lane commit
+    sync_revision: str | None
+    sync_revision_source: str | None
+    branch_tip: str | None
+    tip_contains: bool
+    run_contains: bool | None
+    deployed_contains: bool | None
+    pending_flush: bool | None
+    github_in_sync: bool
+    lane: JSON
+    checks: list[JSON]
+    ref_sources: Any
+    error: JSON | None = None  # the closeout-failed error object, when a check failed
+    ledger: JSON | None = None  # where the result was recorded, and the line
+    details: JSON = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: JSON) -> CloseoutResult:
+        """The result in a closeout Job's JSON (``closeout --mirror-only``)."""
+        return cls(
+            ok=bool(data.get("ok")), node=data.get("node") or "", follower=data["follower"],
+            repository=data["repository"], branch=data["branch"],
+            merge_commit=data["mergeCommit"], pipeline_run=data.get("pipelineRun") or {},
+            sync_revision=data.get("syncRevision"),
+            sync_revision_source=data.get("syncRevisionSource"),
+            branch_tip=data.get("branchTip"),
+            tip_contains=bool(data.get("tipContainsMergeCommit")),
+            run_contains=data.get("runContainsMergeCommit"),
+            deployed_contains=data.get("deployedContainsRun"),
+            pending_flush=data.get("pendingFlush"),
+            github_in_sync=bool(data.get("githubInSync")), lane=data.get("lane") or {},
+            checks=list(data.get("checks") or []), ref_sources=data.get("refSources"),
+            error=data.get("error"), ledger=data.get("ledger"),
+            details={k: v for k, v in data.items() if k not in _CLOSEOUT_KEYS})
+
+    def to_json(self) -> JSON:
+        """The closeout object."""
+        out: JSON = {
+            "ok": self.ok, "node": self.node, "follower": self.follower,
+            "repository": self.repository, "branch": self.branch,
+            "mergeCommit": self.merge_commit, "pipelineRun": self.pipeline_run,
+            "syncRevision": self.sync_revision, "syncRevisionSource": self.sync_revision_source,
+            "branchTip": self.branch_tip, "branchTipNote": _TIP_NOTE_CLOSEOUT,
+            "tipContainsMergeCommit": self.tip_contains,
+            "runContainsMergeCommit": self.run_contains,
+            "deployedContainsRun": self.deployed_contains,
+            "pendingFlush": self.pending_flush, "githubInSync": self.github_in_sync,
+            "lane": self.lane, "checks": self.checks, "refSources": self.ref_sources}
+        if self.error is not None:
+            out["error"] = self.error
+        if self.ledger is not None:
+            out["ledger"] = self.ledger
+        out.update(self.details)
+        return out
+
+
+@dataclass(frozen=True)
+class CloseoutHistory:
+    """``closeout --history``: the ledger lines of a follower (of one merge commit), oldest
+    first. A kubernetes node reads its ledger with a Job (:meth:`from_json`); ``details``
+    is what the Job's runner adds."""
+
+    node: str
+    follower: str
+    merge_commit: str | None
+    ledger: str
+    closeouts: list[JSON]
+    details: JSON = field(default_factory=dict)
+
+    ok = True
+
+    @classmethod
+    def from_json(cls, data: JSON) -> CloseoutHistory:
+        """The history in a closeout Job's JSON (``closeout --history``)."""
+        keys = ("ok", "node", "follower", "mergeCommit", "ledger", "closeouts")
+        return cls(node=data.get("node") or "", follower=data["follower"],
+                   merge_commit=data.get("mergeCommit"), ledger=str(data.get("ledger")),
+                   closeouts=list(data["closeouts"]),
+                   details={k: v for k, v in data.items() if k not in keys})
+
+    def to_json(self) -> JSON:
+        """``{ok, node, follower, mergeCommit, ledger, closeouts}``."""
+        return {"ok": True, "node": self.node, "follower": self.follower,
+                "mergeCommit": self.merge_commit, "ledger": self.ledger,
+                "closeouts": self.closeouts, **self.details}

@@ -32,13 +32,18 @@ from typing import TYPE_CHECKING, Any
 from git_mirror.errors import BusyError, Code, GitMirrorError, UsageError
 from git_mirror.follower.follower import describe_trigger, get_follower, lane_ref
 from git_mirror.follower.results import (
+    BranchView,
     CleanupResult,
+    CloseoutHistory,
+    CloseoutResult,
+    FlushState,
     FlushSummary,
     FollowerItem,
     FollowerList,
+    FollowerStatus,
     KeptRun,
     LaneFlags,
-    Report,
+    RunStatus,
     SyncSummary,
     TriggerResult,
 )
@@ -339,7 +344,7 @@ class KubeBackend:
             items.append(FollowerItem(fid, f.repository, f.branch, f.lane, trigger_kind(f), last))
         return FollowerList(node, items, executor="kubernetes")
 
-    def status(self, cfg: LoadedConfig, fid: str, *, node: str, wait: bool) -> Report:
+    def status(self, cfg: LoadedConfig, fid: str, *, node: str, wait: bool) -> FollowerStatus:
         """The follower's PipelineRuns (waiting for the last one with ``wait``), and its
         branch and lane as the node's status says."""
         follower = get_follower(cfg, fid)
@@ -359,31 +364,20 @@ class KubeBackend:
             raise _error_of(status, f"status of node {node}", f"{_cli(node)} status")
         repo: dict[str, Any] = next(
             (r for r in status.get("repositories") or [] if r.get("id") == rid), {})
-        source = next((s for s in repo.get("sources") or [] if s.get("branch") == follower.branch),
-                      None)
-        lane = next((ln for ln in repo.get("lanes") or [] if ln.get("name") == follower.lane), None)
-        summary = tekton.run_summary(last) if last is not None else None
-        return Report({
-            "ok": True, "node": node, "executor": "kubernetes", "follower": fid,
-            "repository": rid, "branch": follower.branch, "trigger": describe_trigger(follower),
-            "branchTip": source.get("mirrorCommit") if source else None,
-            "githubCommit": source.get("githubCommit") if source else None,
-            "snapshotRef": source.get("snapshotRef") if source else None,
-            "lane": lane or {"name": follower.lane, "ref": lane_ref(cfg, follower)},
-            "run": {"name": summary["name"], "status": summary["status"]} if summary else None,
-            "lastRun": summary,
-            "running": [r["metadata"]["name"] for r in runs
-                        if tekton.run_state(r) == tekton.RUNNING],
-            "runs": len(runs),
-            "pendingFlush": repo.get("pendingFlush", status.get("pendingFlush")),
-            "githubInSync": repo.get("githubInSync", status.get("githubInSync")),
-            "refSources": repo.get("refSources"), "job": status.get("job"),
-            "statusVia": status.get("via"), "configApplied": status.get("configApplied"),
-        })
+        view = BranchView.of(repo, follower.branch, follower.lane, flags=status)
+        return FollowerStatus(
+            node=node, executor="kubernetes", follower=fid, repository=rid,
+            branch=follower.branch, trigger=describe_trigger(follower), view=view,
+            lane=view.lane or {"name": follower.lane, "ref": lane_ref(cfg, follower)},
+            last_run=tekton.run_summary(last) if last is not None else None,
+            running=[r["metadata"]["name"] for r in runs
+                     if tekton.run_state(r) == tekton.RUNNING],
+            runs=len(runs), job=status.get("job"), status_via=status.get("via"),
+            config_applied=status.get("configApplied"))
 
     # -- closeout -----------------------------------------------------------------------------
     def closeout(self, cfg: LoadedConfig, fid: str, merge_commit: str, *,
-                 pipeline_run: str | None, node: str) -> Report:
+                 pipeline_run: str | None, node: str) -> CloseoutResult:
         """See :func:`git_mirror.kube.closeout.closeout`."""
         from git_mirror.kube.closeout import closeout
 
@@ -392,12 +386,11 @@ class KubeBackend:
         if not SHA.match(merge_commit):
             raise UsageError(f"--merge-commit {merge_commit!r} is not a commit id (4 to 64 hex "
                              "digits)", hint="pass the PR's merge commit SHA")
-        return Report(closeout(cfg, fid, follower, spec, merge_commit,
-                               pipeline_run=pipeline_run, node=node,
-                               client=_client(cfg, node)))
+        return closeout(cfg, fid, follower, spec, merge_commit, pipeline_run=pipeline_run,
+                        node=node, client=_client(cfg, node))
 
     def closeout_history(self, cfg: LoadedConfig, fid: str, merge_commit: str | None, *,
-                         node: str) -> Report:
+                         node: str) -> CloseoutHistory:
         """The node's closeout ledger (in its PVC), read by a short Job."""
         follower = get_follower(cfg, fid)
         _tekton(cfg, fid, follower, node)
@@ -409,10 +402,10 @@ class KubeBackend:
         if "closeouts" not in result:
             raise _error_of(result, f"the closeout ledger of node {node}",
                             f"{_cli(node)} status")
-        return Report(result)
+        return CloseoutHistory.from_json(result)
 
     def run_status(self, cfg: LoadedConfig, fid: str, name: str, *, node: str,
-                   wait: bool) -> Report:
+                   wait: bool) -> RunStatus:
         """One PipelineRun as observed now: the run, and what the mirror says of its commits
         (a closeout Job that judges it alone and records nothing)."""
         import json
@@ -453,24 +446,17 @@ class KubeBackend:
             state = "flushed"
         else:
             state = "pending" if mirror.get("pendingFlush") else "superseded"
-        return Report({
-            "ok": True, "node": node, "executor": "kubernetes", "follower": fid,
-            "repository": follower.repository, "branch": follower.branch, "lane": lane,
-            "pipelineRun": {**summary, "publishedLaneCommit": published,
-                            "publishedLaneCommitSource": judged.get("publishedLaneCommitSource")},
-            "run": {"name": name, "status": summary["status"]},
-            "flush": {"state": state, "upstreamLaneCommit": lane.get("githubCommit"),
-                      "mirrorLaneCommit": lane.get("mirrorCommit"),
-                      "upstreamHasPublished": mirror.get("deployedContainsRun")
-                      if published else None,
-                      "pendingFlush": mirror.get("pendingFlush")},
-            "currentBranchTip": mirror.get("branchTip"),
-            "currentBranchTipNote": "the branch as the mirror holds it now, not this run's "
-                                    "source (that is pipelineRun.commit, from "
-                                    "pipelineRun.snapshotRef)",
-            "pendingFlush": mirror.get("pendingFlush"), "githubInSync": mirror.get("githubInSync"),
-            "job": mirror.get("job"),
-        })
+        return RunStatus(
+            node=node, executor="kubernetes", follower=fid, repository=follower.repository,
+            branch=follower.branch, lane=lane,
+            pipeline_run={**summary, "publishedLaneCommit": published,
+                          "publishedLaneCommitSource": judged.get("publishedLaneCommitSource")},
+            flush=FlushState(state, lane.get("githubCommit"), lane.get("mirrorCommit"),
+                             mirror.get("deployedContainsRun") if published else None,
+                             mirror.get("pendingFlush"), local=False),
+            current_branch_tip=mirror.get("branchTip"),
+            pending_flush=mirror.get("pendingFlush"), github_in_sync=mirror.get("githubInSync"),
+            job=mirror.get("job"))
 
     # -- cleanup ------------------------------------------------------------------------------
     def cleanup_runs(self, cfg: LoadedConfig, name: str, *, confirm: bool,
