@@ -43,6 +43,6 @@ def test_an_unimportable_kube_backend_fails_the_follower_command(
     monkeypatch.setitem(sys.modules, "git_mirror.kube.followers", None)
     monkeypatch.delattr(git_mirror.kube, "followers", raising=False)
     res = run_cli("--config", config, "--json", "follower", "list")
-    assert res.code != 0, res.stdout
+    assert res.code == 1, res.stdout
     assert res.json["ok"] is False
     assert res.json["error"]["code"] == Code.ERROR

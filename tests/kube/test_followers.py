@@ -436,7 +436,7 @@ def test_a_tekton_follower_id_is_a_label_value(write_config: Callable[..., Path]
     r = run_cli("--config", config, "--json", "validate")
     assert r.code == 2, r.stdout
     err = r.json["error"]
-    assert err["key"] == "followers.build-"
+    assert err["code"] == "config" and err["key"] == "followers.build-"
     assert err["line"] == text.splitlines().index("  build-:") + 1
     assert "label value" in err["message"] and "'build'" in err["hint"]
     ok = write_config(text.replace("  build-:", "  build-1:"), name="ok.yaml")
