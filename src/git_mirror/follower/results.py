@@ -61,7 +61,7 @@ class SyncSummary:
                    snapshots=data.get("snapshots"), error=data.get("error"),
                    job=data.get("job") if ran_as_job else None, ran_as_job=ran_as_job)
 
-    def to_json(self) -> JSON:
+    def to_json(self) -> dict[str, Any]:
         """``{ok, updated, snapshots, error}``, and ``job`` when a Job ran it."""
         out: JSON = dict(zip(_SYNC_KEYS, (self.ok, self.updated, self.snapshots, self.error),
                              strict=True))
@@ -106,7 +106,7 @@ class FlushSummary:
                    github_in_sync=data.get("githubInSync"), error=data.get("error"),
                    job=data.get("job") if ran_as_job else None, ran_as_job=ran_as_job)
 
-    def to_json(self) -> JSON:
+    def to_json(self) -> dict[str, Any]:
         """The flush's contract fields, and ``job`` when a Job ran it."""
         values = (self.ok, self.pushed, self.partial_success, self.partial_success_recovered,
                   self.post_push_recovery, self.pending_flush, self.github_in_sync, self.error)
@@ -193,13 +193,13 @@ class TriggerResult:
             self.lane_tip = flags.lane_tip
             self.details["laneState"] = flags.lane
 
-    def to_json(self) -> JSON:
+    def to_json(self) -> dict[str, Any]:
         """The ``follower trigger`` object of CONTRACT section 3."""
         if self.executor == "local":
             return self._local_json()
         return self._kube_json()
 
-    def _local_json(self) -> JSON:
+    def _local_json(self) -> dict[str, Any]:
         run = self.run or {}
         out: JSON = {
             "ok": self.ok, "node": self.node, "dryRun": self.dry_run, "follower": self.follower,
@@ -217,7 +217,7 @@ class TriggerResult:
         }
         return self._finish(out)
 
-    def _kube_json(self) -> JSON:
+    def _kube_json(self) -> dict[str, Any]:
         out: JSON = {
             "ok": self.ok, "node": self.node, "executor": self.executor,
             "dryRun": self.dry_run, "follower": self.follower, "repository": self.repository,
@@ -231,7 +231,7 @@ class TriggerResult:
         }
         return self._finish(out)
 
-    def _finish(self, out: JSON) -> JSON:
+    def _finish(self, out: JSON) -> dict[str, Any]:
         if self.error is not None:
             out["error"] = self.error.to_json()
         return out
@@ -252,7 +252,7 @@ class FollowerItem:
     trigger: str
     last_run: JSON | None
 
-    def to_json(self) -> JSON:
+    def to_json(self) -> dict[str, Any]:
         """The follower's entry in ``followers``."""
         return {"id": self.id, "repository": self.repository, "branch": self.branch,
                 "lane": self.lane, "trigger": self.trigger, "lastRun": self.last_run}
@@ -268,7 +268,7 @@ class FollowerList:
 
     ok = True
 
-    def to_json(self) -> JSON:
+    def to_json(self) -> dict[str, Any]:
         """``{ok, node, [executor], followers}``."""
         out: JSON = {"ok": True, "node": self.node}
         if self.executor is not None:
@@ -284,7 +284,7 @@ class KeptRun:
     run: str
     reason: str
 
-    def to_json(self) -> JSON:
+    def to_json(self) -> dict[str, Any]:
         """``{run, reason}``."""
         return {"run": self.run, "reason": self.reason}
 
@@ -310,7 +310,7 @@ class CleanupResult:
 
     ok = True
 
-    def to_json(self) -> JSON:
+    def to_json(self) -> dict[str, Any]:
         """The cleanup object of CONTRACT section 3."""
         out: JSON = {"ok": True, "node": self.node}
         if self.executor is not None:
@@ -382,7 +382,7 @@ class FollowerStatus:
 
     ok = True
 
-    def to_json(self) -> JSON:
+    def to_json(self) -> dict[str, Any]:
         """The ``follower status`` object of CONTRACT section 3."""
         local = self.executor == "local"
         last = self.last_run
@@ -424,7 +424,7 @@ class FlushState:
     flush_after: JSON | None = None  # a local run record's flushAfter
     local: bool = True
 
-    def to_json(self) -> JSON:
+    def to_json(self) -> dict[str, Any]:
         """The ``flush`` object of a run's status."""
         if not self.local:
             return {"state": self.state, "upstreamLaneCommit": self.upstream_lane_commit,
@@ -464,7 +464,7 @@ class RunStatus:
 
     ok = True
 
-    def to_json(self) -> JSON:
+    def to_json(self) -> dict[str, Any]:
         """The run's status object of CONTRACT section 3."""
         local = self.executor == "local"
         out: JSON = {"ok": True, "node": self.node}
@@ -545,7 +545,7 @@ class CloseoutResult:
             error=data.get("error"), ledger=data.get("ledger"),
             details={k: v for k, v in data.items() if k not in _CLOSEOUT_KEYS})
 
-    def to_json(self) -> JSON:
+    def to_json(self) -> dict[str, Any]:
         """The closeout object."""
         out: JSON = {
             "ok": self.ok, "node": self.node, "follower": self.follower,
@@ -590,7 +590,7 @@ class CloseoutHistory:
                    closeouts=list(data["closeouts"]),
                    details={k: v for k, v in data.items() if k not in keys})
 
-    def to_json(self) -> JSON:
+    def to_json(self) -> dict[str, Any]:
         """``{ok, node, follower, mergeCommit, ledger, closeouts}``."""
         return {"ok": True, "node": self.node, "follower": self.follower,
                 "mergeCommit": self.merge_commit, "ledger": self.ledger,
