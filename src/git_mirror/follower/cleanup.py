@@ -86,6 +86,7 @@ def _stale_paths(state: st.FollowerState, runs: list[dict[str, Any]],
             owner = _owner(p.name) if directory == state.runs_dir else p.name
             if owner not in live and p not in doomed:
                 doomed.append(p)  # unreadable records, orphaned logs, checkouts, temp files
+    # Anything else at the follower's top level is stray too: only the lock stays.
     ours = {state.runs_dir, state.work_root, state.lock_path}
     if state.root.is_dir():
         doomed.extend(p for p in sorted(state.root.iterdir()) if p not in ours)
