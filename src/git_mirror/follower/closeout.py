@@ -17,7 +17,7 @@ from git_mirror.errors import Code, GitMirrorError, UsageError
 from git_mirror.follower import ledger
 from git_mirror.follower import state as st
 from git_mirror.follower.follower import get_follower, lane_ref
-from git_mirror.follower.proof import SHA, Check, hint, judge, resolve_commit
+from git_mirror.follower.proof import SHA, Check, RunView, hint, judge, resolve_commit
 from git_mirror.follower.results import CloseoutHistory, CloseoutResult
 from git_mirror.mirror.layout import RepoLayout
 
@@ -93,16 +93,18 @@ def closeout(cfg: LoadedConfig, fid: str, merge_commit: str, *, pipeline_run: st
     return res
 
 
-def _judged_run(run: dict[str, Any] | None, pipeline_run: str | None,
+def _judged_run(run: RunView | None, pipeline_run: str | None,
                 chosen_by: str) -> dict[str, Any]:
     """The closeout's ``pipelineRun``: the judged run's name, status, built commit and
     published lane commit, and why it was chosen (the name asked for, without one)."""
-    keys = ("status", "commit", "snapshotRef", "publishedLaneCommit",
-            "publishedLaneCommitSource")
-    out: dict[str, Any] = {"name": run.get("name") if run else pipeline_run}
-    out.update({k: run.get(k) if run else None for k in keys})
-    out.update(evidence=run.get("evidence", "run") if run else None, chosenBy=chosen_by)
-    return out
+    if run is None:
+        return {"name": pipeline_run, "status": None, "commit": None, "snapshotRef": None,
+                "publishedLaneCommit": None, "publishedLaneCommitSource": None,
+                "evidence": None, "chosenBy": chosen_by}
+    return {"name": run.name, "status": run.status, "commit": run.commit,
+            "snapshotRef": run.snapshot_ref, "publishedLaneCommit": run.published_lane_commit,
+            "publishedLaneCommitSource": run.published_lane_commit_source,
+            "evidence": run.evidence, "chosenBy": chosen_by}
 
 
 def closeout_history(cfg: LoadedConfig, fid: str, merge_commit: str | None = None, *,

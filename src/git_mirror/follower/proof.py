@@ -77,14 +77,30 @@ def contains(git_dir: Path, ancestor: str, descendant: str) -> bool | None:
     return {0: True, 1: False}.get(res.returncode)
 
 
-def run_view(run: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a run the proof uses (a local run record or a PipelineRun summary)."""
-    return {"name": run.get("name"), "status": run.get("status"),
-            "commit": run.get("commit"), "snapshotRef": run.get("snapshotRef"),
-            "publishedLaneCommit": run.get("publishedLaneCommit"),
-            "follower": run.get("follower"), "reason": run.get("reason"),
-            "finishedAt": run.get("finishedAt"), "evidence": run.get("evidence", "run"),
-            "publishedLaneCommitSource": run.get("publishedLaneCommitSource")}
+@dataclass(frozen=True)
+class RunView:
+    """The fields of a run the proof uses, the same for a local run record, a PipelineRun
+    summary and a run the ledger proved (``evidence`` says which: ``run`` or the ledger)."""
+
+    name: str | None
+    status: str | None
+    commit: str | None  # the built commit: the snapshot's
+    snapshot_ref: str | None
+    published_lane_commit: str | None
+    published_lane_commit_source: str | None
+    follower: str | None
+    reason: str | None
+    evidence: str | None
+
+    @classmethod
+    def of(cls, run: dict[str, Any]) -> RunView:
+        """The view of a run record, PipelineRun summary or ledger run (JSON)."""
+        return cls(name=run.get("name"), status=run.get("status"), commit=run.get("commit"),
+                   snapshot_ref=run.get("snapshotRef"),
+                   published_lane_commit=run.get("publishedLaneCommit"),
+                   published_lane_commit_source=run.get("publishedLaneCommitSource"),
+                   follower=run.get("follower"), reason=run.get("reason"),
+                   evidence=run.get("evidence", "run"))
 
 
 @dataclass
@@ -93,7 +109,7 @@ class Judgement:
 
     merge: str | None  # the full id, None when the mirror does not know the commit
     tip: str | None
-    run: dict[str, Any] | None
+    run: RunView | None
     checks: list[Check]
     run_contains: bool | None
     deployed_contains: bool | None
@@ -132,24 +148,24 @@ class _Ancestry:
                                   git_dir=git_dir, what="git for-each-ref").text.split())
         return cls(git_dir, merge, containing, present)
 
-    def built_contains(self, v: dict[str, Any]) -> bool | None:
+    def built_contains(self, v: RunView) -> bool | None:
         """Whether run ``v``'s built commit contains the merge commit; None when unknown."""
-        if self.merge is None or not v.get("commit"):
+        if self.merge is None or not v.commit:
             return None
-        ref = v.get("snapshotRef")
-        if ref and ref in self.present and str(ref).endswith("/" + str(v["commit"])):
+        ref = v.snapshot_ref
+        if ref and ref in self.present and ref.endswith("/" + v.commit):
             return ref in self.containing
-        return contains(self.git_dir, self.merge, str(v["commit"]))
+        return contains(self.git_dir, self.merge, v.commit)
 
 
-def _pick_run(views: list[dict[str, Any]], pipeline_run: str | None,
-              ancestry: _Ancestry) -> tuple[dict[str, Any] | None, bool | None, str]:
+def _pick_run(views: list[RunView], pipeline_run: str | None,
+              ancestry: _Ancestry) -> tuple[RunView | None, bool | None, str]:
     """The judged run, whether its built commit contains the merge, and why it was chosen."""
     if pipeline_run is not None:
-        run = next((v for v in views if v["name"] == pipeline_run), None)
+        run = next((v for v in views if v.name == pipeline_run), None)
         return run, ancestry.built_contains(run) if run else None, "--pipeline-run"
     for v in reversed(views):
-        if v["status"] == SUCCEEDED and ancestry.built_contains(v):
+        if v.status == SUCCEEDED and ancestry.built_contains(v):
             return v, True, "latest succeeded run containing the merge"
     if views:
         # No succeeded run built the merge: judge the latest run, so that the checks say
@@ -169,7 +185,7 @@ class _Facts:
     exists: bool
     tip: str | None
     tip_contains: bool
-    run: dict[str, Any] | None
+    run: RunView | None
     pipeline_run: str | None
     run_contains: bool | None
     deployed: str | None
@@ -181,16 +197,15 @@ class _Facts:
 
 
 def _run_check(f: _Facts) -> Check:
-    run, label, status = f.run, f.run_label, f.run.get("status") if f.run else None
+    run, label, status = f.run, f.run_label, f.run.status if f.run else None
     if run is None:
         msg = (f"no {label} {f.pipeline_run} of follower {f.fid}" if f.pipeline_run else
                f"follower {f.fid} has no {label} yet")
-    elif run.get("follower") not in (None, f.fid):
-        msg = f"{label} {run['name']} belongs to follower {run['follower']}"
+    elif run.follower not in (None, f.fid):
+        msg = f"{label} {run.name} belongs to follower {run.follower}"
         status = None
     else:
-        msg = f"{label} {run['name']} {status}" + (
-            f" ({run['reason']})" if run.get("reason") else "")
+        msg = f"{label} {run.name} {status}" + (f" ({run.reason})" if run.reason else "")
     return Check("runSucceeded", status == SUCCEEDED, msg)
 
 
@@ -201,10 +216,10 @@ def _contains_check(f: _Facts, merge_known: bool) -> Check:
                "the mirror does not exist")
     elif run is None:
         msg = f"no {label} built {f.merge_text}"
-    elif not run.get("commit"):
-        msg = f"{label} {run['name']} records no built commit"
+    elif not run.commit:
+        msg = f"{label} {run.name} records no built commit"
     else:
-        msg = (f"{label} {run['name']} built {run['commit']}, which "
+        msg = (f"{label} {run.name} built {run.commit}, which "
                + ("contains" if f.run_contains else "does not contain")
                + f" {f.merge_text}" + ("" if f.run_contains else
                                        ": no run built this merge yet"))
@@ -213,12 +228,12 @@ def _contains_check(f: _Facts, merge_known: bool) -> Check:
 
 def _deployed_check(f: _Facts) -> Check:
     run, label = f.run, f.run_label
-    published = run.get("publishedLaneCommit") if run else None
+    published = run.published_lane_commit if run else None
     where = f"({f.deployed_source})"
     if run is None:
         msg = f"no {label} to compare with the deployed revision"
     elif not published:
-        msg = f"{label} {run['name']} published no lane commit"
+        msg = f"{label} {run.name} published no lane commit"
     elif not f.deployed:
         msg = f"the deployed revision {where} is unknown"
     elif f.deployed_contains is None:
@@ -226,7 +241,7 @@ def _deployed_check(f: _Facts) -> Check:
     else:
         msg = (f"the deployed revision {f.deployed} {where} "
                + ("is or descends from" if f.deployed_contains else "does not contain")
-               + f" lane commit {published} published by {run['name']}")
+               + f" lane commit {published} published by {run.name}")
     return Check("deployedContainsRun", bool(f.deployed_contains), msg)
 
 
@@ -257,18 +272,18 @@ def judge(git_dir: Path, *, fid: str, branch: str, merge_commit: str, tip: str |
     """Pick the run and decide every check (see the module docstring). ``runs`` oldest first."""
     exists = (git_dir / "HEAD").exists()
     merge = resolve_commit(git_dir, merge_commit) if exists else None
-    views = [run_view(r) for r in runs]
+    views = [RunView.of(r) for r in runs]
     snaps = list(dict.fromkeys(
-        str(v["snapshotRef"]) for v in views
-        if v["snapshotRef"] and (v["status"] == SUCCEEDED or v["name"] == pipeline_run)))
+        str(v.snapshot_ref) for v in views
+        if v.snapshot_ref and (v.status == SUCCEEDED or v.name == pipeline_run)))
     branch_ref = f"refs/heads/{branch}"
     ancestry = _Ancestry.of(git_dir, merge, branch_ref, snaps)
     tip_contains = bool(tip and merge and branch_ref in ancestry.containing)
     run, run_contains, chosen_by = _pick_run(views, pipeline_run, ancestry)
-    published = run.get("publishedLaneCommit") if run else None
+    published = run.published_lane_commit if run else None
     deployed_contains = None
     if run is not None and published and deployed and exists:
-        deployed_contains = contains(git_dir, str(published), deployed)
+        deployed_contains = contains(git_dir, published, deployed)
     facts = _Facts(fid=fid, branch=branch, merge_text=merge or merge_commit, exists=exists,
                    tip=tip, tip_contains=tip_contains, run=run, pipeline_run=pipeline_run,
                    run_contains=run_contains, deployed=deployed,
@@ -282,19 +297,20 @@ def hint(j: Judgement, *, cli: str, fid: str, rid: str) -> str:
     """The next command after a failed closeout: the first thing that moves it forward."""
     failed = j.failed()
     trigger = f"{cli} follower trigger --follower {fid} --confirm --wait"
-    run = j.run or {}
+    run = j.run
     if j.merge is None:
         # The mirror does not know the commit: fetch first (it may be a fresh merge).
         return f"{cli} sync --repo {rid} --confirm --wait"
-    if "runSucceeded" in failed and run.get("status") == RUNNING:
+    status = run.status if run else None
+    if "runSucceeded" in failed and status == RUNNING:
         return f"{cli} follower status --follower {fid} --wait"
-    if "runSucceeded" in failed and run.get("status") == FAILED \
+    if "runSucceeded" in failed and run is not None and status == FAILED \
             and "runContainsMergeCommit" not in failed:
-        return f"{cli} cleanup-runs --pipeline-run {run['name']} --confirm && {trigger}"
+        return f"{cli} cleanup-runs --pipeline-run {run.name} --confirm && {trigger}"
     if failed & {"runSucceeded", "runContainsMergeCommit", "tipContainsMergeCommit"}:
         return trigger  # it syncs, builds the new tip's snapshot and flushes
     if "pendingFlush" in failed:
         return f"{cli} flush --repo {rid} --confirm --wait"
-    if "deployedContainsRun" in failed and not run.get("publishedLaneCommit"):
+    if "deployedContainsRun" in failed and not (run and run.published_lane_commit):
         return trigger
     return f"{cli} sync --repo {rid} --confirm --wait"
