@@ -13,6 +13,7 @@ import git_mirror.kube
 from git_mirror.cli.main import main
 from git_mirror.errors import Code
 from tests.support.cli import run_cli
+from tests.support.follower import FOLLOWER
 
 FOLLOWER_COMMANDS = ("follower", "closeout", "cleanup-runs")
 
@@ -46,3 +47,11 @@ def test_an_unimportable_kube_backend_fails_the_follower_command(
     assert res.code == 1, res.stdout
     assert res.json["ok"] is False
     assert res.json["error"]["code"] == Code.ERROR
+
+
+def test_cleanup_state_still_accepts_wait(config: Path) -> None:
+    # --wait is accepted for symmetry with the other follower commands; cleanup never waits.
+    res = run_cli("--config", config, "--json", "follower", "cleanup-state", "--follower",
+                  FOLLOWER, "--wait")
+    assert res.code == 0, res.stdout
+    assert res.json["dryRun"] is True and res.json["follower"] == FOLLOWER
