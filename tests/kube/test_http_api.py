@@ -102,9 +102,9 @@ def test_a_field_another_manager_owns_is_a_conflict_unless_forced(
 def test_resource_version_is_a_precondition(applied: KubeHttp) -> None:
     live = client().get("v1", "ConfigMap", "git-mirror-d601-config", NS)
     assert live is not None
-    patch = {"apiVersion": "v1", "kind": "ConfigMap",
-             "metadata": {"name": "git-mirror-d601-config", "namespace": NS,
-                          "labels": {"team": "infra"}, "resourceVersion": "1"}}
+    patch: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap",
+                             "metadata": {"name": "git-mirror-d601-config", "namespace": NS,
+                                          "labels": {"team": "infra"}, "resourceVersion": "1"}}
     with pytest.raises(KubeError) as err:
         client().apply(patch)
     assert err.value.status == 409 and "has been modified" in err.value.message

@@ -17,7 +17,7 @@ import pytest
 
 from git_mirror.config import load_config
 from git_mirror.errors import GitMirrorError
-from git_mirror.kube import jobs
+from git_mirror.kube import jobs, render
 from git_mirror.kube.jobs import run_job
 from git_mirror.kube.result import MESSAGE_LIMIT, compact
 from tests.support.cli import CliResult
@@ -99,6 +99,7 @@ def test_flush_confirm_wait_pushes_a_lane(applied: FakeKube, kcli: Callable[...,
     assert kcli("--node", "D601", "sync", "--confirm", "--wait").code == 0
     mirror = cache_repo(applied)
     lane = upstream.rev("refs/heads/gitops/v03")
+    assert lane
     tree = run_git("--git-dir", str(mirror), "rev-parse",
                    f"{lane}^{{tree}}").stdout.decode().strip()
     new = run_git("--git-dir", str(mirror), "commit-tree", tree, "-p", lane, "-m", "deploy",
@@ -226,7 +227,7 @@ def test_a_log_line_that_looks_like_a_result_is_not_one(applied: FakeKube,
                                                         kcli: Callable[..., CliResult],
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A pod that prints ``{"ok": true}`` and dies without writing a result fails the command."""
-    real = jobs.job_manifest
+    real = render.job_manifest  # what run_job calls, through jobs' own name for it
 
     def decoy(*args: Any, **kwargs: Any) -> dict[str, Any]:
         job = real(*args, **kwargs)
@@ -258,10 +259,11 @@ def test_a_sync_result_over_4096_bytes_comes_back_shortened(applied: FakeKube,
 
 
 def test_a_large_result_fits_the_termination_message() -> None:
-    big = {"ok": True, "node": "D601", "pendingFlush": False,
-           "updated": [{"ref": f"refs/heads/b{i}", "from": "0" * 40, "to": "1" * 40}
-                       for i in range(200)],
-           "snapshots": [{"ref": "refs/x", "commit": "2" * 40}]}
+    big: dict[str, Any] = {
+        "ok": True, "node": "D601", "pendingFlush": False,
+        "updated": [{"ref": f"refs/heads/b{i}", "from": "0" * 40, "to": "1" * 40}
+                    for i in range(200)],
+        "snapshots": [{"ref": "refs/x", "commit": "2" * 40}]}
     text = compact(big)
     assert len(text.encode()) <= MESSAGE_LIMIT
     out = json.loads(text)
@@ -311,7 +313,8 @@ def test_status_runs_despite_file_secrets_that_sync_refuses(applied: FakeKube, k
 def test_undeclared_lane_is_a_usage_error_before_anything(fake: FakeKube,
                                                           kcli: Callable[..., CliResult],
                                                           node: str) -> None:
-    variants = ([], ["--confirm", "--wait"], ["--repo", "hwlab", "--confirm"])
+    variants: tuple[list[str], ...] = ([], ["--confirm", "--wait"],
+                                       ["--repo", "hwlab", "--confirm"])
     for command, extra in [(c, e) for c in ("flush", "sync") for e in variants]:
         r = kcli("--node", node, "--lane", "nope", "--json", command, *extra)
         assert r.code == 2, r.stdout
