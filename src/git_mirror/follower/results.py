@@ -171,6 +171,7 @@ class TriggerResult:
     run: JSON | None = None
     flush_before: FlushSummary | None = None
     sync: SyncSummary | None = None
+    # a kubernetes node's flush Job after the run; a local run record keeps its own
     flush_after: FlushSummary | None = None
     lane_tip: str | None = None
     pending_flush: bool | None = None
