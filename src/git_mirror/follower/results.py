@@ -300,7 +300,7 @@ class CleanupResult:
     """
 
     node: str
-    follower: str
+    follower: str | None  # a PipelineRun without the follower label has none
     dry_run: bool
     would_remove: list[str]
     removed: list[str] = field(default_factory=list)

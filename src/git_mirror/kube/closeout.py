@@ -10,7 +10,7 @@ on a local node (:mod:`git_mirror.follower.proof`), and the same ledger, in the 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from git_mirror.errors import Code, GitMirrorError, WarningCode
 from git_mirror.follower.results import CloseoutResult
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
     from git_mirror.config.models import Follower, TektonSpec
     from git_mirror.kube.client import KubeClient, Manifest
+    from git_mirror.kube.tekton import PipelineRunSummary
 
 def run_namespaces(cfg: LoadedConfig, node: str) -> list[str]:
     """Where the node's PipelineRuns may be: the node's namespace and every tekton one."""
@@ -78,10 +79,10 @@ def closeout(cfg: LoadedConfig, fid: str, follower: Follower, spec: TektonSpec,
                              hint=err.get("hint") or f"git-mirror --node {node} status",
                              details={"job": data.get("job")})
     res = CloseoutResult.from_json(data)
-    judged = {r["name"]: r for r in runs}.get(res.pipeline_run.get("name"))
+    judged = {r.name: r for r in runs}.get(res.pipeline_run.get("name"))
     if judged is not None:
-        res.pipeline_run = {**res.pipeline_run, "namespace": judged.get("namespace"),
-                            "reason": judged.get("reason"), "message": judged.get("message")}
+        res.pipeline_run = {**res.pipeline_run, "namespace": judged.namespace,
+                            "reason": judged.reason, "message": judged.message}
     mirror_lane = res.lane.get("mirrorCommit")
     res.details["argocd"] = argo.to_json() if argo is not None else None
     res.details["syncRevisionIsLaneTip"] = (res.sync_revision == mirror_lane
@@ -92,13 +93,13 @@ def closeout(cfg: LoadedConfig, fid: str, follower: Follower, spec: TektonSpec,
 
 
 def _runs_to_judge(cfg: LoadedConfig, client: KubeClient, node: str, fid: str,
-                   spec: TektonSpec, pipeline_run: str | None) -> list[dict[str, Any]]:
+                   spec: TektonSpec, pipeline_run: str | None) -> list[PipelineRunSummary]:
     """The summaries of the follower's PipelineRuns, and ``--pipeline-run``'s when it is
     another follower's (the judgement then says whose it is); a run that is gone is left
     for the judgement to report."""
     ns = tekton.run_namespace(cfg, node, spec)
     runs = [tekton.run_summary(r) for r in tekton.follower_runs(client, ns, node, fid)]
-    if pipeline_run is not None and pipeline_run not in {r["name"] for r in runs}:
+    if pipeline_run is not None and pipeline_run not in {r.name for r in runs}:
         try:
             runs.append(tekton.run_summary(find_run(cfg, client, pipeline_run, node)))
         except GitMirrorError as exc:
@@ -107,14 +108,14 @@ def _runs_to_judge(cfg: LoadedConfig, client: KubeClient, node: str, fid: str,
     return runs
 
 
-def _job_args(fid: str, merge_commit: str, runs: list[dict[str, Any]],
+def _job_args(fid: str, merge_commit: str, runs: list[PipelineRunSummary],
               pipeline_run: str | None, argo: ArgoApplication | None, *,
               record: bool) -> list[str]:
     """The arguments of the closeout Job: the facts read from the cluster, as options."""
     import json
 
     args = ["--follower", fid, "--merge-commit", merge_commit, "--mirror-only",
-            "--runs-json", json.dumps([_for_job(r) for r in runs], separators=(",", ":"))]
+            "--runs-json", json.dumps([r.for_job() for r in runs], separators=(",", ":"))]
     if pipeline_run is not None:
         args += ["--pipeline-run", pipeline_run]
     if argo is not None:
@@ -144,10 +145,3 @@ def _argo_says(res: CloseoutResult, argo: ArgoApplication, *, node: str, fid: st
             f"Argo CD Application {argo.name} was not found; "
             "the deployed revision is unknown",
             "hint": f"fix followers.{fid}.argocd in the YAML"}]
-
-
-def _for_job(summary: dict[str, Any]) -> dict[str, Any]:
-    """What the closeout Job needs of a PipelineRun (nothing else goes into its argv)."""
-    keys = ("name", "status", "reason", "commit", "snapshotRef", "follower", "finishedAt",
-            "laneTipBefore", "publishedLaneCommit")
-    return {k: summary[k] for k in keys if k in summary}

@@ -229,7 +229,7 @@ class _Trigger:
             snapshot_ref=snapshot, commit=commit, lane_ref=self.res.lane_ref,
             lane_before=lane_before)
         created = self.client.create(manifest)
-        self.res.run = tekton.run_summary(created)
+        self.res.run = tekton.run_summary(created).to_json()
         self.res.details["pipelineRun"] = {"name": name, "namespace": self.ns,
                                            "params": manifest["spec"]["params"]}
         return name
@@ -239,22 +239,23 @@ class _Trigger:
         failed (with the lane flags read by a status, and what it published)."""
         limit = tekton.timeout_seconds(self.spec.timeout) + SCHEDULING_SLACK_SECONDS
         run = tekton.wait_for_run(self.client, name, self.ns, timeout=limit, poll=POLL_SECONDS)
-        summary = self.res.run = tekton.run_summary(run)
+        summary = tekton.run_summary(run)
+        self.res.run = summary.to_json()
         cli = _cli(self.node)
-        if summary["status"] == tekton.RUNNING:
+        if summary.status == tekton.RUNNING:
             raise GitMirrorError(f"PipelineRun {self.ns}/{name} did not finish within "
                                  f"{int(limit)} s", code=Code.TIMEOUT,
                                  hint=f"{cli} follower status --follower {self.fid} --wait")
-        if summary["status"] == tekton.FAILED:
+        if summary.status == tekton.FAILED:
             rid = self.follower.repository
             status = node_status(self.cfg, self.node, repo=rid, client=self.client)
             if _job_ref(status) is not None:  # read from serve: no Job ran
                 self.res.details["jobs"].append(_job_ref(status))
             self.res.take_flags(LaneFlags.from_result(status, rid, self.follower.lane))
             self._record_published(run)
-            reason = summary.get("reason") or "Failed"
+            reason = summary.reason or "Failed"
             raise GitMirrorError(
-                f"PipelineRun {self.ns}/{name} failed ({reason}): {summary.get('message') or ''}"
+                f"PipelineRun {self.ns}/{name} failed ({reason}): {summary.message or ''}"
                 .rstrip(": "), code=Code.RUN_FAILED,
                 hint=f"{cli} cleanup-runs --pipeline-run {name} --confirm && "
                      f"{cli} follower trigger --follower {self.fid} --confirm --wait",
@@ -340,7 +341,7 @@ class KubeBackend:
             if trigger_kind(f) == "tekton":
                 ns = tekton.run_namespace(cfg, node, _tekton(cfg, fid, f, node))
                 runs = tekton.follower_runs(client, ns, node, fid)
-                last = tekton.run_summary(runs[-1]) if runs else None
+                last = tekton.run_summary(runs[-1]).to_json() if runs else None
             items.append(FollowerItem(fid, f.repository, f.branch, f.lane, trigger_kind(f), last))
         return FollowerList(node, items, executor="kubernetes")
 
@@ -369,7 +370,7 @@ class KubeBackend:
             node=node, executor="kubernetes", follower=fid, repository=rid,
             branch=follower.branch, trigger=describe_trigger(follower), view=view,
             lane=view.lane or {"name": follower.lane, "ref": lane_ref(cfg, follower)},
-            last_run=tekton.run_summary(last) if last is not None else None,
+            last_run=tekton.run_summary(last).to_json() if last is not None else None,
             running=[r["metadata"]["name"] for r in runs
                      if tekton.run_state(r) == tekton.RUNNING],
             runs=len(runs), job=status.get("job"), status_via=status.get("via"),
@@ -410,27 +411,27 @@ class KubeBackend:
         (a closeout Job that judges it alone and records nothing)."""
         import json
 
-        from git_mirror.kube.closeout import _for_job, find_run
+        from git_mirror.kube.closeout import find_run
 
         follower = get_follower(cfg, fid)
         spec = _tekton(cfg, fid, follower, node)
         client = _client(cfg, node)
         run = find_run(cfg, client, name, node)
         summary = tekton.run_summary(run)
-        if summary.get("follower") != fid:
-            raise GitMirrorError(f"PipelineRun {summary['namespace']}/{name} belongs to follower "
-                                 f"{summary.get('follower')}, not {fid}", code=Code.NOT_FOUND,
+        if summary.follower != fid:
+            raise GitMirrorError(f"PipelineRun {summary.namespace}/{name} belongs to follower "
+                                 f"{summary.follower}, not {fid}", code=Code.NOT_FOUND,
                                  hint=f"{_cli(node)} follower list")
-        if wait and summary["status"] == tekton.RUNNING:
+        if wait and summary.status == tekton.RUNNING:
             limit = tekton.timeout_seconds(spec.timeout) + SCHEDULING_SLACK_SECONDS
             summary = tekton.run_summary(tekton.wait_for_run(
-                client, name, summary["namespace"], timeout=limit, poll=POLL_SECONDS))
-        commit = summary.get("commit") or "0000000"
+                client, name, str(summary.namespace), timeout=limit, poll=POLL_SECONDS))
+        commit = summary.commit or "0000000"
         mirror = run_job(cfg, node=node, operation="closeout",
                          args=["--follower", fid, "--merge-commit", commit, "--mirror-only",
                                "--no-record", "--pipeline-run", name, "--runs-json",
-                               json.dumps([_for_job(tekton.run_summary(r)) for r in
-                                           tekton.follower_runs(client, summary["namespace"],
+                               json.dumps([tekton.run_summary(r).for_job() for r in
+                                           tekton.follower_runs(client, str(summary.namespace),
                                                                 node, fid)],
                                           separators=(",", ":"))],
                          confirm=True, wait=True, client=client)
@@ -449,7 +450,7 @@ class KubeBackend:
         return RunStatus(
             node=node, executor="kubernetes", follower=fid, repository=follower.repository,
             branch=follower.branch, lane=lane,
-            pipeline_run={**summary, "publishedLaneCommit": published,
+            pipeline_run={**summary.to_json(), "publishedLaneCommit": published,
                           "publishedLaneCommitSource": judged.get("publishedLaneCommitSource")},
             flush=FlushState(state, lane.get("githubCommit"), lane.get("mirrorCommit"),
                              mirror.get("deployedContainsRun") if published else None,
@@ -467,23 +468,23 @@ class KubeBackend:
         client = _client(cfg, node)
         run = find_run(cfg, client, name, node)
         summary = tekton.run_summary(run)
-        if summary["status"] == tekton.RUNNING:
-            raise GitMirrorError(f"PipelineRun {summary['namespace']}/{name} is still running",
+        if summary.status == tekton.RUNNING:
+            raise GitMirrorError(f"PipelineRun {summary.namespace}/{name} is still running",
                                  code=Code.RUN_RUNNING,
                                  hint=f"{_cli(node)} follower status --follower "
-                                      f"{summary['follower']} --wait")
+                                      f"{summary.follower} --wait")
         objects = tekton.run_objects(client, run)
         listed = [f"{api} {kind} {ns}/{n}" for api, kind, ns, n in objects]
         out = CleanupResult(node=node, executor="kubernetes", dry_run=not confirm,
-                            follower=summary["follower"],
-                            pipeline_run={"name": name, "status": summary["status"],
-                                          "namespace": summary["namespace"]},
+                            follower=summary.follower,
+                            pipeline_run={"name": name, "status": summary.status,
+                                          "namespace": summary.namespace},
                             would_remove=[] if confirm else listed)
         if confirm:
             for api, kind, ns, n in objects:
                 client.delete(api, kind, n, ns)
             out.removed = listed
-            out.next = (f"{_cli(node)} follower trigger --follower {summary['follower']} "
+            out.next = (f"{_cli(node)} follower trigger --follower {summary.follower} "
                         "--confirm --wait")
         return out
 
