@@ -64,7 +64,7 @@ def follower_status(cfg: LoadedConfig, fid: str, *, node: str = "local",
     follower = get_follower(cfg, fid)
     state = st.FollowerState.of(cfg, fid)
     last = wait_for_last_run(state) if wait else state.last_run()
-    rstatus = repo_status(cfg, follower.repository, node)
+    rstatus = repo_status(cfg, follower.repository, node).to_json()
     view = BranchView.of(rstatus, follower.branch, follower.lane)
     running = [r["name"] for r in state.runs() if r.get("status") == st.RUNNING]
     # A finished run that failed, or succeeded but whose flush after it failed: what
@@ -137,7 +137,7 @@ def run_status(cfg: LoadedConfig, fid: str, name: str, *, node: str = "local",
                              code=Code.NOT_FOUND, hint=f"git-mirror follower list --follower {fid}")
     if wait and record.get("status") == st.RUNNING:
         record = _wait_for_run(state, fid, name, record)
-    rstatus = repo_status(cfg, follower.repository, node, check_snapshots=False)
+    rstatus = repo_status(cfg, follower.repository, node, check_snapshots=False).to_json()
     view = BranchView.of(rstatus, follower.branch, follower.lane)
     layout = RepoLayout.of(cfg, follower.repository)
     flush = flush_state(layout.git_dir, record.get("publishedLaneCommit"), view.lane,
