@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from git_mirror.cli.main import Ctx, confirm_options, finish, pass_ctx, want_confirm
+from git_mirror.cli.main import Ctx, Outcome, confirm_options, finish, pass_ctx, want_confirm
 from git_mirror.cli.output import short, table
 
 if TYPE_CHECKING:
     from git_mirror.follower.backends import FollowerBackend
+    from git_mirror.follower.results import CloseoutResult
 
 
 def _backend(ctx: Ctx, command: str, args: str = "") -> FollowerBackend:
@@ -49,9 +50,9 @@ def follower() -> None:
 @pass_ctx
 def follower_list(ctx: Ctx, fid: str | None) -> None:
     """List the declared followers with their last run."""
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         backend = _backend(ctx, "follower list")
-        return backend.follower_list(ctx.cfg(), node=ctx.node_name(), only=fid).to_json()
+        return backend.follower_list(ctx.cfg(), node=ctx.node_name(), only=fid)
     finish(ctx, op, _list_text)
 
 
@@ -63,12 +64,12 @@ def follower_list(ctx: Ctx, fid: str | None) -> None:
 def follower_status(ctx: Ctx, fid: str, pipeline_run: str | None, wait: bool) -> None:
     """A follower's last run, branch tip, snapshot and lane, from the cache; with
     --pipeline-run, that one run as observed now."""
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         backend = _backend(ctx, "follower status", f"--follower {fid}")
         if pipeline_run is not None:
             return backend.run_status(ctx.cfg(), fid, pipeline_run, node=ctx.node_name(),
-                                      wait=wait).to_json()
-        return backend.status(ctx.cfg(), fid, node=ctx.node_name(), wait=wait).to_json()
+                                      wait=wait)
+        return backend.status(ctx.cfg(), fid, node=ctx.node_name(), wait=wait)
     finish(ctx, op, _status_text)
 
 
@@ -80,11 +81,11 @@ def follower_status(ctx: Ctx, fid: str, pipeline_run: str | None, wait: bool) ->
 def follower_trigger(ctx: Ctx, fid: str, wait: bool, dry_run: bool, confirm: bool) -> None:
     """Sync, snapshot the branch tip, run the trigger on that snapshot, flush (dry run unless
     --confirm; in the background unless --wait)."""
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         do = want_confirm(dry_run, confirm)
         backend = _backend(ctx, "follower trigger", f"--follower {fid} --confirm --wait")
         return backend.trigger(ctx.cfg(), fid, confirm=do, wait=wait,
-                               node=ctx.node_name()).to_json()
+                               node=ctx.node_name())
     finish(ctx, op, _trigger_text)
 
 
@@ -97,10 +98,10 @@ def follower_trigger(ctx: Ctx, fid: str, wait: bool, dry_run: bool, confirm: boo
 def follower_cleanup_state(ctx: Ctx, fid: str, dry_run: bool, confirm: bool) -> None:
     """Remove a follower's stale state: finished runs, logs, checkouts (dry run unless
     --confirm)."""
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         do = want_confirm(dry_run, confirm)
         backend = _backend(ctx, "follower cleanup-state", f"--follower {fid}")
-        return backend.cleanup_state(ctx.cfg(), fid, confirm=do, node=ctx.node_name()).to_json()
+        return backend.cleanup_state(ctx.cfg(), fid, confirm=do, node=ctx.node_name())
     finish(ctx, op, _cleanup_text)
 
 
@@ -126,13 +127,13 @@ def closeout(ctx: Ctx, fid: str, merge_commit: str | None, pipeline_run: str | N
     contain the merge commit, the run succeeded, the deployed revision contains the lane commit
     it published, pendingFlush is false and githubInSync is true (R10, R12). Every result is
     appended to a ledger that --history lists."""
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         from git_mirror.errors import UsageError
 
         if history:
             backend = _backend(ctx, "closeout", f"--follower {fid} --history")
             return backend.closeout_history(ctx.cfg(), fid, merge_commit,
-                                            node=ctx.node_name()).to_json()
+                                            node=ctx.node_name())
         if merge_commit is None:
             raise UsageError("closeout needs --merge-commit SHA (or --history)",
                              hint=f"git-mirror closeout --follower {fid} --merge-commit SHA")
@@ -141,13 +142,15 @@ def closeout(ctx: Ctx, fid: str, merge_commit: str | None, pipeline_run: str | N
                                 deployed_source, record=not no_record)
         backend = _backend(ctx, "closeout", f"--follower {fid} --merge-commit {merge_commit}")
         return backend.closeout(ctx.cfg(), fid, merge_commit, pipeline_run=pipeline_run,
-                                node=ctx.node_name()).to_json()
+                                node=ctx.node_name())
     finish(ctx, op, _closeout_text)
 
 
 def _mirror_only(ctx: Ctx, fid: str, merge_commit: str, pipeline_run: str | None,
                  runs_json: str | None, deployed: str | None, deployed_source: str | None, *,
-                 record: bool) -> dict[str, Any]:
+                 record: bool) -> CloseoutResult:
+    """``closeout --mirror-only``: the local proof on this node's cache, with the runs and
+    the deployed revision a kubernetes node's closeout passes (its Job runs this)."""
     import json
 
     from git_mirror.errors import UsageError
@@ -169,7 +172,7 @@ def _mirror_only(ctx: Ctx, fid: str, merge_commit: str, pipeline_run: str | None
     return local_closeout(ctx.cfg(), fid, merge_commit, node=ctx.node_name(),
                           pipeline_run=pipeline_run, runs=runs, deployed=deployed,
                           deployed_source=deployed_source, record=record,
-                          run_label="PipelineRun" if runs is not None else "run").to_json()
+                          run_label="PipelineRun" if runs is not None else "run")
 
 
 @click.command("cleanup-runs")
@@ -179,10 +182,10 @@ def _mirror_only(ctx: Ctx, fid: str, merge_commit: str, pipeline_run: str | None
 def cleanup_runs(ctx: Ctx, name: str, dry_run: bool, confirm: bool) -> None:
     """Remove a finished run's record, log and checkout before a retry (R9; dry run unless
     --confirm)."""
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         do = want_confirm(dry_run, confirm)
         backend = _backend(ctx, "cleanup-runs", f"--pipeline-run {name} --confirm")
-        return backend.cleanup_runs(ctx.cfg(), name, confirm=do, node=ctx.node_name()).to_json()
+        return backend.cleanup_runs(ctx.cfg(), name, confirm=do, node=ctx.node_name())
     finish(ctx, op, _cleanup_text)
 
 
