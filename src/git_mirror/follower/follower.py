@@ -330,9 +330,9 @@ def _lane_flags(cfg: LoadedConfig, res: TriggerResult) -> None:
     layout = RepoLayout.of(cfg, res.repository)
     if not (layout.git_dir / "HEAD").exists():
         return
-    status = repo_status(cfg, res.repository, res.node, check_snapshots=False).to_json()
-    lane = next((ln for ln in status["lanes"] if ln["name"] == res.lane), None)
-    res.lane_tip = lane["mirrorCommit"] if lane else None
-    res.pending_flush = bool(status["pendingFlush"])
-    res.github_in_sync = bool(status["githubInSync"])
-    res.details["laneState"] = lane
+    status = repo_status(cfg, res.repository, res.node, check_snapshots=False)
+    lane = status.lane(res.lane)
+    res.lane_tip = lane.mirror_commit if lane else None
+    res.pending_flush = status.pending_flush
+    res.github_in_sync = status.github_in_sync
+    res.details["laneState"] = lane.to_json() if lane else None

@@ -64,8 +64,8 @@ def follower_status(cfg: LoadedConfig, fid: str, *, node: str = "local",
     follower = get_follower(cfg, fid)
     state = st.FollowerState.of(cfg, fid)
     last = wait_for_last_run(state) if wait else state.last_run()
-    rstatus = repo_status(cfg, follower.repository, node).to_json()
-    view = BranchView.of(rstatus, follower.branch, follower.lane)
+    rstatus = repo_status(cfg, follower.repository, node)
+    view = BranchView.of_status(rstatus, follower.branch, follower.lane)
     running = [r["name"] for r in state.runs() if r.get("status") == st.RUNNING]
     # A finished run that failed, or succeeded but whose flush after it failed: what
     # `trigger --wait` would have said (the delivery is not done).
@@ -75,7 +75,7 @@ def follower_status(cfg: LoadedConfig, fid: str, *, node: str = "local",
         trigger=describe_trigger(follower), view=view,
         lane=view.lane or {"name": follower.lane, "ref": lane_ref(cfg, follower)},
         last_run=last, running=running, runs=len(state.run_names()),
-        mirror=rstatus["mirror"], last_run_error=failure.to_json() if failure else None)
+        mirror=rstatus.mirror_json(), last_run_error=failure.to_json() if failure else None)
 
 
 def flush_state(git_dir: Path, published: str | None, lane: dict[str, Any] | None, *,
@@ -137,12 +137,12 @@ def run_status(cfg: LoadedConfig, fid: str, name: str, *, node: str = "local",
                              code=Code.NOT_FOUND, hint=f"git-mirror follower list --follower {fid}")
     if wait and record.get("status") == st.RUNNING:
         record = _wait_for_run(state, fid, name, record)
-    rstatus = repo_status(cfg, follower.repository, node, check_snapshots=False).to_json()
-    view = BranchView.of(rstatus, follower.branch, follower.lane)
+    rstatus = repo_status(cfg, follower.repository, node, check_snapshots=False)
+    view = BranchView.of_status(rstatus, follower.branch, follower.lane)
     layout = RepoLayout.of(cfg, follower.repository)
     flush = flush_state(layout.git_dir, record.get("publishedLaneCommit"), view.lane,
                         flush_after=record.get("flushAfter"),
-                        pending_flush=rstatus["pendingFlush"])
+                        pending_flush=rstatus.pending_flush)
     failure = run_error(record) if record.get("status") != st.RUNNING else None
     keys = ("name", "status", "phase", "exitCode", "snapshotRef", "commit", "publishedLaneCommit",
             "laneTipBefore", "createdAt", "startedAt", "finishedAt", "log", "stale", "error")
@@ -151,5 +151,5 @@ def run_status(cfg: LoadedConfig, fid: str, name: str, *, node: str = "local",
         lane=view.lane or {"name": follower.lane, "ref": lane_ref(cfg, follower)},
         pipeline_run={k: record.get(k) for k in keys}, flush=flush,
         current_branch_tip=view.source_field("mirrorCommit"),
-        pending_flush=rstatus["pendingFlush"], github_in_sync=rstatus["githubInSync"],
+        pending_flush=rstatus.pending_flush, github_in_sync=rstatus.github_in_sync,
         run_error=failure.to_json() if failure else None)
