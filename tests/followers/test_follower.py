@@ -595,3 +595,16 @@ def test_follower_status_of_one_run_as_observed_now(
     unknown = cli("--json", "follower", "status", "--follower", FOLLOWER, "--pipeline-run",
                   "hwlab-runtime-20260101T000000Z-0000000")
     assert unknown.code == 1 and unknown.json["error"]["code"] == "not-found"
+
+
+def test_trigger_in_human_text_names_the_lane_it_flushed(
+        cli: Cli, upstream: Repo, mirror: Repo, build: Build) -> None:
+    """The flush after the run, in the words of flush's own push lines, with the repository
+    left out (the follower's): ``  flushed <ref>  <from> -> <to>``."""
+    lane_before = upstream.rev(LANE) or ""
+    res = cli("follower", "trigger", "--follower", FOLLOWER, "--confirm", "--wait")
+    assert res.code == 0, res.stdout + res.stderr
+    pushed = mirror.rev(LANE) or ""
+    assert pushed != lane_before and upstream.rev(LANE) == pushed
+    flushed = [line for line in res.stdout.splitlines() if line.startswith("  flushed ")]
+    assert flushed == [f"  flushed {LANE}  {lane_before[:12]} -> {pushed[:12]}"], res.stdout
