@@ -316,8 +316,8 @@ def test_a_run_whose_process_died_reads_as_failed(cli: Cli, build: Build, config
     assert trigger(cli, "--confirm", "--wait").code == 0
     state = st.FollowerState.of(load_config(config), FOLLOWER)
     name = state.new_run_name("0" * 40)
-    state.save({"name": name, "follower": FOLLOWER, "status": "running", "pid": 2 ** 22 + 7,
-                "pidStart": "1"})
+    state.save(st.RunRecord.from_json({"name": name, "follower": FOLLOWER, "status": "running",
+                                       "pid": 2 ** 22 + 7, "pidStart": "1"}))
     status = cli("--json", "follower", "status", "--follower", FOLLOWER).json
     assert status["run"] == {"name": name, "status": "failed"}
     assert status["lastRun"]["stale"] is True

@@ -53,7 +53,7 @@ def closeout(cfg: LoadedConfig, fid: str, merge_commit: str, *, pipeline_run: st
     rid = follower.repository
     layout = RepoLayout.of(cfg, rid)
     if runs is None:
-        runs = st.FollowerState.of(cfg, fid).runs()
+        runs = [r.to_json() for r in st.FollowerState.of(cfg, fid).runs()]
     rstatus = repo_status(cfg, rid, node, check_snapshots=False)
     exists = rstatus.exists
     pending, in_sync = rstatus.pending_flush, rstatus.github_in_sync
