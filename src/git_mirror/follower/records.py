@@ -88,7 +88,7 @@ class RunRecord:
         return cls(**values, keys=tuple(data),
                    extra={k: v for k, v in data.items() if k not in _FIELDS})
 
-    def to_json(self) -> JSON:
+    def to_json(self) -> dict[str, Any]:
         """The JSON object of the run file: the record's keys, in its order."""
         return {key: getattr(self, _FIELDS[key]) if key in _FIELDS else self.extra[key]
                 for key in self.keys}
@@ -104,7 +104,7 @@ class RunRecord:
         """No longer ``running`` (succeeded or failed, or lost: see ``stale``)."""
         return self.status != "running"
 
-    def summary(self) -> JSON:
+    def summary(self) -> dict[str, Any]:
         """The short form of the run shown by ``follower list`` and ``status``."""
         keys = ("name", "status", "exitCode", "commit", "snapshotRef", "publishedLaneCommit",
                 "startedAt", "finishedAt", "log", "stale")
