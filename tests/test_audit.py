@@ -33,10 +33,12 @@ def entries(cfg: Path, *args: str) -> list[dict[str, object]]:
 def test_log_answers_what_happened_to_each_ref(write_config: Callable[..., Path], upstream: Repo,
                                                tmp_path: Path) -> None:
     text = BASE_CONFIG.format(url=upstream.url).replace(
-        "  namespace: unidesk\n", "  namespace: unidesk\n  retention: {keepLast: 1, maxAgeDays: 1}\n")
+        "  namespace: unidesk\n",
+        "  namespace: unidesk\n  retention: {keepLast: 1, maxAgeDays: 1}\n")
     cfg = write_config(text)
     assert run_cli("--config", cfg, "apply", "--confirm").code == 0
     first = upstream.rev("refs/heads/main")
+    assert first is not None
     assert run_cli("--config", cfg, "sync", "--confirm").code == 0
     mirror = mirror_repo(cfg)
 
@@ -98,10 +100,12 @@ def test_the_journal_is_rotated_by_size_and_read_across_files(
     files = sorted(p.name for p in state.glob("audit.jsonl*") if not p.name.endswith(".lock"))
     assert files == ["audit.jsonl", *(f"audit.jsonl.{n}" for n in range(1, audit.KEEP + 1))]
     assert all((state / f).stat().st_size <= 4000 for f in files)
-    lines = [json.loads(ln) for f in reversed(files[1:]) for ln in (state / f).read_text().splitlines()]
+    lines = [json.loads(ln) for f in reversed(files[1:])
+             for ln in (state / f).read_text().splitlines()]
     lines += [json.loads(ln) for ln in (state / "audit.jsonl").read_text().splitlines()]
     refs = [e["ref"] for e in lines]
-    assert refs == [f"refs/heads/b{i}" for i in range(200 - len(refs), 200)]  # newest kept, in order
+    # The newest kept, in order.
+    assert refs == [f"refs/heads/b{i}" for i in range(200 - len(refs), 200)]
 
 
 def test_an_unwritable_journal_does_not_fail_the_operation(

@@ -54,7 +54,8 @@ def script(tmp_path: Path) -> Path:
     return path
 
 
-def complete(script: Path, words: list[str], cwd: Path, config_env: Path | None = None) -> list[str]:
+def complete(script: Path, words: list[str], cwd: Path,
+             config_env: Path | None = None) -> list[str]:
     """What bash offers for ``words`` (the last one is the word being completed)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "COMP_"))}
     env["PATH"] = f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}"
@@ -95,7 +96,8 @@ def test_repository_ids_lanes_followers_and_nodes_come_from_the_config(
     assert complete(script, ["git-mirror", *cfg, "follower", "status", "--follower", ""],
                     where) == sorted([FOLLOWER, "hwlab-tekton"])
     # --config after the command, as the command line accepts it, is read too.
-    assert complete(script, ["git-mirror", "flush", *cfg, "--repo", ""], where) == ["hwlab", "tools"]
+    assert complete(script, ["git-mirror", "flush", *cfg, "--repo", ""], where) == [
+        "hwlab", "tools"]
 
 
 def test_the_config_is_found_like_the_commands_find_it(script: Path, completion_config: Path,
@@ -105,7 +107,8 @@ def test_the_config_is_found_like_the_commands_find_it(script: Path, completion_
     assert by_env == ["hwlab", "tools"]
     default = completion_config.with_name("git-mirror.yaml")
     default.write_text(completion_config.read_text())
-    assert complete(script, ["git-mirror", "sync", "--repo", ""], default.parent) == ["hwlab", "tools"]
+    assert complete(script, ["git-mirror", "sync", "--repo", ""], default.parent) == [
+        "hwlab", "tools"]
 
 
 def test_a_broken_or_missing_config_completes_nothing_quietly(script: Path, tmp_path: Path) -> None:
@@ -150,8 +153,8 @@ def test_git_mirror_as_a_git_command_completes_through_gits_completion(
     assert offered(f"git -C {completion_config.parent} mirror fl") == ["flush"]
 
 
-@pytest.mark.parametrize(("shell", "marker"), [("zsh", "#compdef git-mirror"),
-                                                ("fish", "complete --no-files --command git-mirror")])
+@pytest.mark.parametrize(("shell", "marker"), [
+    ("zsh", "#compdef git-mirror"), ("fish", "complete --no-files --command git-mirror")])
 def test_zsh_and_fish_scripts_and_their_protocol(shell: str, marker: str,
                                                  completion_config: Path) -> None:
     res = run_cli("completion", shell)

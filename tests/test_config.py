@@ -80,12 +80,17 @@ def _error(path: Path) -> dict[str, object]:
 
 
 @pytest.mark.parametrize(("old", "new", "key", "words"), [
-    ("    tags: true\n", "    tags: true\n    tagz: false\n", "repositories.hwlab.tagz", "unknown key"),
-    ("      mode: ssh\n", "      mode: sftp\n", "repositories.hwlab.transport.mode", "'ssh', 'https' or 'file'"),
+    ("    tags: true\n", "    tags: true\n    tagz: false\n", "repositories.hwlab.tagz",
+     "unknown key"),
+    ("      mode: ssh\n", "      mode: sftp\n", "repositories.hwlab.transport.mode",
+     "'ssh', 'https' or 'file'"),
     ("keepLast: 5", "keepLast: many", "snapshots.retention.keepLast", "integer"),
-    ("      proxy: corp\n", "      proxy: elsewhere\n", "repositories.hwlab.transport.proxy", "not declared"),
-    ("    egressProxy: corp\n", "    egressProxy: nope\n", "nodes.D601.egressProxy", "not declared"),
-    ("      v03: {ref: gitops/v03}\n", "      v03: {ref: release/x}\n", "repositories.hwlab.lanes.v03.ref", "overlaps"),
+    ("      proxy: corp\n", "      proxy: elsewhere\n", "repositories.hwlab.transport.proxy",
+     "not declared"),
+    ("    egressProxy: corp\n", "    egressProxy: nope\n", "nodes.D601.egressProxy",
+     "not declared"),
+    ("      v03: {ref: gitops/v03}\n", "      v03: {ref: release/x}\n",
+     "repositories.hwlab.lanes.v03.ref", "overlaps"),
     ("    lane: v03\n", "    lane: v04\n", "followers.hwlab-runtime.lane", "not declared"),
     ("version: 1\n", "version: 2\n", "version", "expected 1"),
     # a string is not a boolean or a number, even one that reads like it
@@ -93,7 +98,8 @@ def _error(path: Path) -> dict[str, object]:
     ("keepLast: 5", "keepLast: \"5\"", "snapshots.retention.keepLast", "valid integer"),
     # a secretRef names exactly one place
     ("      identity: {file: id_ed25519}\n", "      identity: {}\n",
-     "repositories.hwlab.transport.identity", "exactly one of file, env, kubernetes (it names none)"),
+     "repositories.hwlab.transport.identity",
+     "exactly one of file, env, kubernetes (it names none)"),
     ("  webhookSecret: {env: HOOK_SECRET}\n", "  webhookSecret: {env: HOOK_SECRET, file: x}\n",
      "server.webhookSecret", "(it names file, env)"),
 ])
@@ -102,7 +108,8 @@ def test_bad_config_names_file_line_and_key(write_config: Callable[..., Path], o
     assert old in GOOD
     text = GOOD.replace(old, new, 1)
     needle = new.splitlines()[-1].split("{")[0].strip()
-    line = next(i for i, ln in enumerate(text.splitlines(), 1) if needle in ln and ln not in GOOD.splitlines())
+    line = next(i for i, ln in enumerate(text.splitlines(), 1)
+                if needle in ln and ln not in GOOD.splitlines())
     path = write_config(text)
     err = _error(path)
     assert err["code"] == "config"
@@ -123,7 +130,8 @@ def test_transport_that_disagrees_with_url_is_drift(write_config: Callable[..., 
 
 
 def test_token_on_ssh_repository_is_drift(write_config: Callable[..., Path]) -> None:
-    path = write_config(GOOD.replace("      proxy: corp\n", "      proxy: corp\n      token: {env: TOKEN}\n", 1))
+    path = write_config(GOOD.replace("      proxy: corp\n",
+                                     "      proxy: corp\n      token: {env: TOKEN}\n", 1))
     err = _error(path)
     assert err["code"] == "drift"
     assert err["key"] == "repositories.hwlab.transport.token"
@@ -175,9 +183,11 @@ def test_schema_is_published_and_current() -> None:
     assert res.code == 0
     schema = json.loads(res.stdout)
     assert schema["additionalProperties"] is False
-    assert {"version", "repositories", "proxies", "server", "nodes", "followers"} <= set(schema["properties"])
+    assert {"version", "repositories", "proxies", "server", "nodes", "followers"} <= set(
+        schema["properties"])
     committed = Path(__file__).parent.parent / "schema" / "git-mirror.schema.json"
-    assert json.loads(committed.read_text()) == schema, "run: git-mirror schema > schema/git-mirror.schema.json"
+    assert json.loads(committed.read_text()) == schema, \
+        "run: git-mirror schema > schema/git-mirror.schema.json"
 
 
 def test_a_validated_config_loads_again_without_pydantic_or_ruamel(config: Path) -> None:
@@ -186,12 +196,14 @@ def test_a_validated_config_loads_again_without_pydantic_or_ruamel(config: Path)
 
     assert run_cli("--config", config, "validate").code == 0
     probe = ("import sys; from git_mirror.config import load_config; c = load_config(sys.argv[1]); "
-             "print(sorted(c.model.repositories), 'pydantic' in sys.modules, 'ruamel.yaml' in sys.modules)")
+             "print(sorted(c.model.repositories), 'pydantic' in sys.modules, "
+             "'ruamel.yaml' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe, str(config)], capture_output=True, text=True,
                          check=True, timeout=60).stdout.split()
     assert out == ["['hwlab']", "False", "False"]
     # A changed file is validated again: the cache is keyed by content.
-    config.write_text(config.read_text().replace("    tags: true\n", "    tags: true\n    bogus: 1\n"))
+    config.write_text(config.read_text().replace("    tags: true\n",
+                                                 "    tags: true\n    bogus: 1\n"))
     res = run_cli("--config", config, "--json", "validate")
     assert res.code == 2 and res.json["error"]["key"] == "repositories.hwlab.bogus"
 
@@ -215,5 +227,55 @@ repositories:
     assert res.code == 2, res.stdout
     err = res.json["repositories"][0]["error"]
     assert err["code"] == "config"
-    assert (err["file"], err["line"], err["key"]) == (str(path), 7, "repositories.app.transport.token")
+    assert (err["file"], err["line"], err["key"]) == (str(path), 7,
+                                                      "repositories.app.transport.token")
     assert "env:GIT_MIRROR_TEST_UNSET_TOKEN" in err["message"] and err["hint"].startswith("export ")
+
+
+@pytest.mark.parametrize(("upstream", "words"), [
+    ("ssh://git@ssh.github.com:4x3/example/hwlab.git", "cannot be parsed: Port could not be cast"),
+    ("ssh://git@ssh.github.com:99999/example/hwlab.git", "cannot be parsed: Port out of range"),
+    ("ssh://[::1/example/hwlab.git", "cannot be parsed: Invalid IPv6 URL"),
+    ("ssh://git@/example/hwlab.git", "names no host"),
+])
+def test_an_upstream_url_git_could_not_use_is_a_config_error(
+        write_config: Callable[..., Path], upstream: str, words: str) -> None:
+    path = write_config(GOOD.replace("ssh://git@ssh.github.com:443/example/hwlab.git", upstream))
+    err = _error(path)
+    assert err["code"] == "config"
+    assert err["key"] == "repositories.hwlab.upstream"
+    assert words in str(err["message"])
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:31x8", "http://[::1:3128"])
+def test_a_proxy_url_that_cannot_be_parsed_is_a_config_error(
+        write_config: Callable[..., Path], url: str) -> None:
+    path = write_config(GOOD.replace("url: http://127.0.0.1:3128", f'url: "{url}"'))
+    err = _error(path)
+    assert err["code"] == "config"
+    assert err["key"] == "proxies.corp.url"
+    assert "mode http-connect needs url: http://HOST:PORT" in str(err["message"])
+
+
+@pytest.mark.parametrize(("upstream", "scheme"), [
+    ("github.com:example/hwlab.git", "unknown"),     # scp-like needs user@
+    ("git@[::1]:example/hwlab.git", "unknown"),      # a [host] only in ssh://
+    ("example/hwlab.git", "unknown"),                # a relative path
+    ("https://github.com/example/hwlab.git", "https"),
+    ("/srv/git/hwlab.git", "file"),
+])
+def test_an_ssh_upstream_in_another_form_is_drift_naming_the_form(
+        write_config: Callable[..., Path], upstream: str, scheme: str) -> None:
+    path = write_config(GOOD.replace("ssh://git@ssh.github.com:443/example/hwlab.git", upstream))
+    err = _error(path)
+    assert err["code"] == "drift"
+    assert err["key"] == "repositories.hwlab.upstream"
+    assert f"transport.mode is 'ssh' but the upstream URL scheme is {scheme!r}" in str(
+        err["message"])
+
+
+def test_an_scp_like_upstream_is_ssh(write_config: Callable[..., Path]) -> None:
+    path = write_config(GOOD.replace("ssh://git@ssh.github.com:443/example/hwlab.git",
+                                     "git@github.com:example/hwlab.git"))
+    res = run_cli("--config", path, "--json", "validate")
+    assert res.code == 0, res.stdout

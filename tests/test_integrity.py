@@ -77,7 +77,8 @@ def test_replaced_hook_and_forged_refs_are_found_restored_and_quarantined(
     assert kinds(res) == ["forged-snapshot", "hook-modified"]
     # status (which reads again only the snapshots it has not proven before) sees it too.
     assert kinds(cli("--json", "status")) == ["forged-snapshot", "hook-modified"]
-    forged_problem = next(p for p in res.json["error"]["problems"] if p["kind"] == "forged-snapshot")
+    forged_problem = next(p for p in res.json["error"]["problems"]
+                          if p["kind"] == "forged-snapshot")
     assert forged_problem["ref"] == snap and "client push" in forged_problem["message"]
     assert res.json["error"]["hint"] == ("git-mirror apply --confirm && "
                                          "git-mirror verify --repair --confirm")
@@ -180,7 +181,8 @@ def test_other_hooks_and_a_lost_hooks_path_are_found_and_fixed_by_apply(
     assert all(Path(m).is_file() for m in moved.values())   # kept, not deleted
     assert cli("--json", "verify").code == 0
     log = cli("--json", "log", "--operation", "apply")
-    assert {e["ref"] for e in log.json["entries"]} >= {"hooks/post-receive", "repos/hwlab.git/hooks/update"}
+    assert {e["ref"] for e in log.json["entries"]} >= {"hooks/post-receive",
+                                                       "repos/hwlab.git/hooks/update"}
 
 
 def test_status_beside_running_syncs_reports_no_false_problem(

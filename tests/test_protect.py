@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from git_mirror.git.oid import ZERO
 from git_mirror.mirror.protect import Update, refusals
 from tests.support.cli import CliResult
 from tests.support.clients import LANE, Client
@@ -24,7 +25,7 @@ def refused(res: object, ref: str, words: str) -> None:
 
     assert isinstance(res, subprocess.CompletedProcess)
     err = res.stderr.decode()
-    assert res.returncode != 0, err
+    assert res.returncode == 1, err  # git push: the hook refused it
     line = next((ln for ln in err.splitlines() if f"refused {ref}:" in ln), None)
     assert line is not None, err
     assert line.startswith("remote: git-mirror: refused "), line
@@ -70,7 +71,8 @@ def test_push_to_a_source_branch_is_refused(synced: Repo, client: Client) -> Non
     before = synced.rev("refs/heads/main")
     client.checkout("refs/heads/main")
     client.commit("sneaky")
-    refused(client.push("HEAD:refs/heads/main"), "refs/heads/main", "source branches follow upstream")
+    refused(client.push("HEAD:refs/heads/main"), "refs/heads/main",
+            "source branches follow upstream")
     assert synced.rev("refs/heads/main") == before
     # A new branch that is no lane is refused too, and called what it is: not a source branch
     # (the YAML declares main and release/*), but an undeclared lane.
@@ -124,8 +126,6 @@ def test_one_bad_ref_refuses_the_whole_push_with_every_reason(synced: Repo, clie
 def _u(ref: str, old: str = "a" * 40, new: str = "b" * 40) -> Update:
     return Update(old, new, ref)
 
-
-ZERO = "0" * 40
 
 
 @pytest.mark.parametrize(("update", "words"), [

@@ -29,6 +29,7 @@ class Secret:
         remember(value)
 
     def reveal(self) -> str:
+        """The value itself: for the one place that hands it to git (env, a 0600 file)."""
         return self._value
 
     def fingerprint(self) -> str:

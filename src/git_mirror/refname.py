@@ -3,7 +3,7 @@
 :func:`refname_problem` follows ``check_refname_format()`` of git (refs.c): a name is made
 of ``/``-separated components; no component is empty, begins with ``.`` or ends with
 ``.lock``; the name holds no ``..``, no ``@{``, no ASCII control character or DEL, none of
-``space ~ ^ : ? [ \\`` and no ``*`` (one is allowed in a pattern); it does not end with
+``space ~ ^ : ? [`` or backslash, and no ``*`` (one is allowed in a pattern); it does not end with
 ``.`` and is not ``@``; it has at least two components unless one level is allowed.
 :func:`branch_problem` adds what ``git check-ref-format --branch`` adds: a branch name
 does not begin with ``-`` and is not ``HEAD`` (so ``-main`` and ``--upload-pack=x``, which
@@ -28,6 +28,13 @@ def refname_problem(name: str, *, allow_onelevel: bool = False,
     """Why git would refuse ``name`` as a ref name, or None when it would take it."""
     if "/" in name and _SUSPECT.search(name) is None:
         return None
+    return (_whole_name_problem(name) or _character_problem(name, pattern=pattern)
+            or _component_problem(name.split("/"), allow_onelevel=allow_onelevel))
+
+
+def _whole_name_problem(name: str) -> str | None:
+    """The rules on the name as a whole: not empty, not ``@``, no ``.`` at the end, no
+    ``..`` or ``@{`` in it."""
     if not name:
         return "it is empty"
     if name == "@":
@@ -38,18 +45,25 @@ def refname_problem(name: str, *, allow_onelevel: bool = False,
         return "it contains '..'"
     if "@{" in name:
         return "it contains '@{'"
-    stars = 0
-    for ch in name:
-        if ch in _FORBIDDEN:
-            return (f"it contains the character {ch!r}" if ch.isprintable()
-                    else f"it contains the control character {ord(ch):#04x}")
-        if ch == "*":
-            stars += 1
+    return None
+
+
+def _character_problem(name: str, *, pattern: bool) -> str | None:
+    """The first forbidden character, else a ``*`` where none (or no second one) may be."""
+    bad = next((ch for ch in name if ch in _FORBIDDEN), None)
+    if bad is not None:
+        return (f"it contains the character {bad!r}" if bad.isprintable()
+                else f"it contains the control character {ord(bad):#04x}")
+    stars = name.count("*")
     if stars and not pattern:
         return "it contains '*'"
     if stars > 1:
         return "a pattern may contain one '*' only"
-    parts = name.split("/")
+    return None
+
+
+def _component_problem(parts: list[str], *, allow_onelevel: bool) -> str | None:
+    """The rules on each ``/``-separated component, and on their number."""
     for part in parts:
         if not part:
             return "it has an empty path component (a leading, trailing or double '/')"

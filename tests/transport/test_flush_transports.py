@@ -100,7 +100,8 @@ def test_flush_over_https_with_a_token_through_the_proxy(
     assert data["pushed"] == [{"repository": "hwlab", "ref": LANE, "from": before, "to": new}]
     assert upstream.rev(LANE) == new
     assert mirror.rev(STAGE_LANE) == new
-    assert ("POST", "/upstream.git/git-receive-pack", "x-access-token", True) in https_server.requests
+    assert ("POST", "/upstream.git/git-receive-pack", "x-access-token",
+            True) in https_server.requests
     assert set(proxy.tunnels) == {f"127.0.0.1:{https_server.port}"}
 
 

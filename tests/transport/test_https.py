@@ -50,7 +50,8 @@ def test_wrong_token_is_a_clear_error(tmp_path: Path, https_server: GitHttpServe
     assert mirror_repo(config).refs() == {}
 
 
-def test_tls_is_verified_without_the_declared_ca(tmp_path: Path, https_server: GitHttpServer) -> None:
+def test_tls_is_verified_without_the_declared_ca(tmp_path: Path,
+                                                 https_server: GitHttpServer) -> None:
     (tmp_path / "token").write_text(GOOD)
     config = https_config(tmp_path / "git-mirror.yaml", https_server, ca=False)
     res = sync(config)

@@ -49,9 +49,11 @@ def write_config(tmp_path: Path, sshd: Sshd, proxies: dict[str, str],
     (keys / "known_hosts").write_text(sshd.known_hosts_line)
     # The same pin, written differently: a different set of trust inputs.
     (keys / "known_hosts_b").write_text("# pinned by hand\n" + sshd.known_hosts_line)
-    text = "version: 1\n" + (f"jobs: {jobs}\n" if jobs else "") + (f"cache: {cache}\n" if cache else "")
+    text = ("version: 1\n" + (f"jobs: {jobs}\n" if jobs else "")
+            + (f"cache: {cache}\n" if cache else ""))
     text += "proxies:\n"
-    text += "".join(f'  {name}: {{mode: http-connect, url: "{url}"}}\n' for name, url in proxies.items())
+    text += "".join(f'  {name}: {{mode: http-connect, url: "{url}"}}\n'
+                    for name, url in proxies.items())
     text += "repositories:\n" + "".join(
         REPO.format(rid=rid, url=sshd.url(path), proxy=proxy, known_hosts=kh)
         for rid, path, proxy, kh in repos)
@@ -117,7 +119,8 @@ def test_one_failing_and_one_hanging_repository_hold_back_no_other(
         r = by_id[f"app{i:02d}"]
         assert r["ok"] is True, r
         main = up.rev("refs/heads/main")
-        assert {"ref": f"refs/git-mirror/snapshots/app{i:02d}/main/{main}", "commit": main} in r["snapshots"]
+        assert {"ref": f"refs/git-mirror/snapshots/app{i:02d}/main/{main}",
+                "commit": main} in r["snapshots"]
     for rid in ("stuck", "stuck2"):
         stuck = by_id[rid]["error"]
         assert stuck["code"] == "transport"
@@ -126,7 +129,8 @@ def test_one_failing_and_one_hanging_repository_hold_back_no_other(
         assert stuck["hint"].endswith(f"git-mirror sync --repo {rid} --confirm --wait")
     # The two share their trust inputs: the one that waited got the same error, at once.
     assert stalling_proxy.stalled == 1 and stalling_proxy.tunnels == []
-    assert by_id["broken"]["ok"] is False and by_id["broken"]["error"]["code"]
+    assert by_id["broken"]["ok"] is False
+    assert by_id["broken"]["error"]["code"] == "upstream-unreachable"
     assert "broken" in by_id["broken"]["error"]["hint"]
     # Every healthy repository was done before the hanging one was given up.
     assert max(finished[f"app{i:02d}"] for i in range(8)) < finished["stuck"]
@@ -181,8 +185,8 @@ def test_incremental_and_noop_syncs_are_one_upstream_session_each(
         res = run_cli("--config", config, "--json", "sync", "--confirm")
         assert res.code == 0, res.stdout
         assert len(sshd.services()) == before + 1  # one git-upload-pack: list and fetch
-        assert {"repository": "hwlab", "ref": "refs/heads/main", "from": res.json["updated"][0]["from"],
-                "to": new} in res.json["updated"]
+        assert {"repository": "hwlab", "ref": "refs/heads/main",
+                "from": res.json["updated"][0]["from"], "to": new} in res.json["updated"]
         noop = run_cli("--config", config, "--json", "sync", "--confirm")
         assert noop.code == 0 and noop.json["updated"] == []
         assert len(sshd.services()) == before + 2

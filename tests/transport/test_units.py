@@ -93,7 +93,8 @@ def _explain_ssh(stderr: str) -> TransportError | GitError:
 
 
 @pytest.mark.parametrize(("stderr", "needle"), [
-    ("Host key verification failed.\r\nfatal: Could not read", "does not match the declared knownHosts"),
+    ("Host key verification failed.\r\nfatal: Could not read",
+     "does not match the declared knownHosts"),
     ("git@h: Permission denied (publickey).", "refused the declared identity (file:id)"),
     ("ssh: connect to host h port 443: Connection refused", "refused the connection"),
     ("ssh: Could not resolve hostname h: Name or service not known", "cannot be resolved"),

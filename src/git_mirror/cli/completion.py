@@ -42,7 +42,7 @@ def _config(ctx: click.Context) -> LoadedConfig | None:
     path = root.params.get("config_path")
     try:
         return load_config(find_config_path(path))
-    except Exception:  # completion must never fail or print
+    except Exception:  # noqa: BLE001 - the shell's TAB: nothing may fail or print there
         return None
 
 
@@ -51,14 +51,16 @@ def _items(values: dict[str, str], incomplete: str) -> list[CompletionItem]:
             if v.startswith(incomplete)]
 
 
-def repositories(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+def repositories(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+    """Repository ids of the config, each with its upstream."""
     cfg = _config(ctx)
     if cfg is None:
         return []
     return _items({rid: r.upstream for rid, r in cfg.model.repositories.items()}, incomplete)
 
 
-def lanes(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+def lanes(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+    """Lane names of the config, each with the repositories that declare it."""
     cfg = _config(ctx)
     if cfg is None:
         return []
@@ -69,7 +71,8 @@ def lanes(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[C
     return _items({name: "lane of " + ", ".join(rids) for name, rids in found.items()}, incomplete)
 
 
-def nodes(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+def nodes(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+    """Node names of the config (``local`` when it declares none), with their executor."""
     cfg = _config(ctx)
     if cfg is None:
         return []
@@ -77,7 +80,8 @@ def nodes(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[C
     return _items(declared or {"local": "this machine"}, incomplete)
 
 
-def followers(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+def followers(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+    """Follower ids of the config, each with what it follows and where it writes."""
     cfg = _config(ctx)
     if cfg is None:
         return []
@@ -85,7 +89,7 @@ def followers(ctx: click.Context, param: click.Parameter, incomplete: str) -> li
                    for fid, f in cfg.model.followers.items()}, incomplete)
 
 
-def runs(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+def runs(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
     """Run names of the declared followers, from the cache (newest last)."""
     from git_mirror.follower.state import FollowerState
 
@@ -102,34 +106,44 @@ def runs(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Co
     return _items(names, incomplete)
 
 
-def files(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+def files(_ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+    """File names: left to the shell."""
     return [CompletionItem(incomplete, type="file")]
 
 
-# Option (by its parameter name) -> where its values come from.
-SOURCES: dict[str, Callable[[click.Context, click.Parameter, str], list[CompletionItem]]] = {
+# Where the values of an option come from: the context of the line and the word so far.
+Source = Callable[[click.Context, str], list[CompletionItem]]
+# Option (by its parameter name) -> its source.
+SOURCES: dict[str, Source] = {
     "repo": repositories, "lane": lanes, "node": nodes, "fid": followers,
     "pipeline_run": runs, "name": runs, "config_path": files,
 }
 
 
+def _shell_complete(source: Source) -> Callable[[click.Context, click.Parameter, str],
+                                                list[CompletionItem]]:
+    """``source`` as click calls a ``shell_complete`` (the option itself as well)."""
+    def complete(ctx: click.Context, _param: click.Parameter,
+                 incomplete: str) -> list[CompletionItem]:
+        return source(ctx, incomplete)
+    return complete
+
+
 def _attach(command: click.Command) -> None:
+    """Give every option named in :data:`SOURCES`, in every command, its completion."""
     for param in command.params:
         source = SOURCES.get(param.name or "")
         if isinstance(param, click.Option) and source is not None:
             # Same as passing shell_complete= when the option was declared.
-            param._custom_shell_complete = source
+            param._custom_shell_complete = _shell_complete(source)
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             _attach(sub)
 
 
-@click.command("completion")
-@click.argument("shell", type=click.Choice(SHELLS))
-@click.pass_context
-def completion(click_ctx: click.Context, shell: str) -> None:
-    """Print the completion script of SHELL (bash, zsh or fish); in bash, ``git mirror``
-    completes too (with git's own completion loaded).
+# click's help of the command; "\b" keeps the lines after it as they are.
+COMPLETION_HELP = """Print the completion script of SHELL (bash, zsh or fish); in bash,
+    ``git mirror`` completes too (with git's own completion loaded).
 
     \b
     bash:  eval "$(git-mirror completion bash)"   (or save it as
@@ -137,6 +151,13 @@ def completion(click_ctx: click.Context, shell: str) -> None:
     zsh:   eval "$(git-mirror completion zsh)"    (after compinit)
     fish:  git-mirror completion fish > ~/.config/fish/completions/git-mirror.fish
     """
+
+
+@click.command("completion", help=COMPLETION_HELP)
+@click.argument("shell", type=click.Choice(SHELLS))
+@click.pass_context
+def completion(click_ctx: click.Context, shell: str) -> None:
+    """Print the completion script of ``shell`` (see :data:`COMPLETION_HELP`)."""
     cls = get_completion_class(shell)
     assert cls is not None  # the three are click's own
     root = click_ctx.find_root().command

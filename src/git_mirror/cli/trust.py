@@ -10,11 +10,12 @@ from typing import Any
 
 import click
 
-from git_mirror.cli.main import Ctx, finish, pass_ctx, want_confirm
+from git_mirror.cli.main import Ctx, Outcome, finish, pass_ctx, want_confirm
 from git_mirror.cli.output import short
 
 
 def register(cli: click.Group) -> None:
+    """Add ``verify`` and ``log`` to the main group."""
     cli.add_command(verify)
     cli.add_command(log_command)
 
@@ -31,7 +32,7 @@ def register(cli: click.Group) -> None:
 def verify(ctx: Ctx, repo: str | None, repair: bool, wait: bool, confirm: bool,
            dry_run: bool) -> None:
     """Check the ref protection and every protected ref, from the cache (no network)."""
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         from git_mirror.errors import UsageError
 
         do = want_confirm(dry_run, confirm)
@@ -45,11 +46,12 @@ def verify(ctx: Ctx, repo: str | None, repair: bool, wait: bool, confirm: bool,
         from git_mirror.mirror.verify import verify as run
 
         return run(ctx.cfg(), repo=repo, repair=repair, confirm=do, wait=wait,
-                   node=ctx.node_name()).to_json()
+                   node=ctx.node_name())
     finish(ctx, op, verify_text)
 
 
 def verify_text(data: dict[str, Any]) -> str:
+    """``verify``'s JSON for a person: the hook, each repository, the problems, what next."""
     hooks = data.get("hooks") or {}
     out = [f"hook {hooks.get('path')}: {'ours' if hooks.get('ok') else 'NOT OURS'} "
            f"({hooks.get('sha256') or 'missing'})"]
@@ -74,7 +76,8 @@ def verify_text(data: dict[str, Any]) -> str:
 
 @click.command("log")
 @click.option("--repo", metavar="ID", help="Only this repository.")
-@click.option("--ref", metavar="REF", help="Only this ref (a full name; a glob like 'refs/heads/*').")
+@click.option("--ref", metavar="REF",
+              help="Only this ref (a full name; a glob like 'refs/heads/*').")
 @click.option("--operation", metavar="OP",
               help="Only sync, flush, push, prune, apply or quarantine.")
 @click.option("--limit", type=click.IntRange(min=0), default=200, show_default=True,
@@ -83,19 +86,20 @@ def verify_text(data: dict[str, Any]) -> str:
 def log_command(ctx: Ctx, repo: str | None, ref: str | None, operation: str | None,
                 limit: int) -> None:
     """What happened to each ref: the audit journal, oldest first."""
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         if ctx.executor() == "kubernetes":
             args = [*(["--repo", repo] if repo else []), *(["--ref", ref] if ref else []),
                     *(["--operation", operation] if operation else []), "--limit", str(limit)]
             return ctx.node_job("log", args, confirm=True, wait=True)
-        from git_mirror.mirror.audit import read
+        from git_mirror.mirror.audit import AuditLog, read
 
-        entries = read(ctx.cfg(), repo=repo, ref=ref, operation=operation, limit=limit)
-        return {"ok": True, "node": ctx.node_name(), "entries": entries}
+        return AuditLog(ctx.node_name(), read(ctx.cfg(), repo=repo, ref=ref,
+                                              operation=operation, limit=limit))
     finish(ctx, op, log_text)
 
 
 def log_text(data: dict[str, Any]) -> str:
+    """``log``'s JSON for a person: one line per journal entry, oldest first."""
     lines = []
     for e in data.get("entries", []):
         where = " (upstream)" if e.get("where") == "upstream" else ""

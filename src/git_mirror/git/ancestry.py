@@ -20,7 +20,8 @@ from git_mirror.git.run import git
 Pair = tuple[str, str]  # (ancestor, descendant)
 
 
-def refs_with_parents(git_dir: Path, patterns: Sequence[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
+def refs_with_parents(git_dir: Path,
+                      patterns: Sequence[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
     """Map refname -> (object id, parent commits) in one ``git for-each-ref``.
 
     The parents answer the most common ancestry question for free: a lane one commit ahead

@@ -29,7 +29,7 @@ _SPLIT = re.compile(r"([\r\n])")
 
 
 def without_progress(stderr: bytes) -> bytes:
-    """git's stderr less its progress lines: what a quiet run would have said (errors)."""
+    """The stderr of git less its progress lines: what a quiet run would have said (errors)."""
     lines = _SPLIT.split(stderr.decode("utf-8", "replace"))[::2]
     return "".join(f"{ln}\n" for ln in lines if ln.strip() and not _PROGRESS.search(ln)).encode()
 
@@ -57,9 +57,11 @@ class TerminalProgress:
 
     @property
     def repository(self) -> str | None:
+        """The repository this thread works on (named on every line), if any."""
         return getattr(self._local, "repository", None)
 
     def begin(self, repository: str) -> None:
+        """Name the lines of this thread after ``repository`` (until :meth:`done`)."""
         self._local.repository = repository
 
     def relay(self) -> Callable[[bytes], None]:
@@ -80,6 +82,7 @@ class TerminalProgress:
         return receive
 
     def done(self, line: str) -> None:
+        """End this thread's repository with its summary ``line`` (on a line of its own)."""
         name = self.repository
         with self._lock:
             prefix = "\n" if self._open_line else ""

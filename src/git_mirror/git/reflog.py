@@ -3,7 +3,7 @@
 Every mirror keeps a reflog for every ref (``core.logAllRefUpdates=always``); git appends a
 line to ``<git-dir>/logs/<ref>`` in the same step as it moves the ref::
 
-    <old> <new> <name> <<email>> <time> <tz>\t<message>
+    <old> <new> <name> <<email>> <time> <tz><TAB><message>
 
 git-mirror's own transactions carry a message beginning ``git-mirror`` (``git-mirror sync``,
 ``git-mirror flush recheck``, ...); ``git receive-pack`` writes ``push``; a bare
@@ -18,21 +18,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-ZERO = "0" * 40
+from git_mirror.git.oid import RefMove
+
 _TAIL = 64 << 10
 
 
 @dataclass(frozen=True)
-class ReflogEntry:
+class ReflogEntry(RefMove):
     """One reflog line: the ref moved from ``old`` to ``new``, with ``message``."""
 
-    old: str
-    new: str
     message: str
-
-    @property
-    def is_create(self) -> bool:
-        return set(self.old) == {"0"}
 
 
 def parse_reflog(text: str) -> list[ReflogEntry]:
@@ -48,6 +43,7 @@ def parse_reflog(text: str) -> list[ReflogEntry]:
 
 
 def reflog_path(git_dir: Path, ref: str) -> Path:
+    """Where git keeps the reflog of ``ref``."""
     return git_dir / "logs" / ref
 
 

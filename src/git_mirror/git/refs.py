@@ -15,8 +15,6 @@ from pathlib import Path
 from git_mirror.errors import Code, GitError
 from git_mirror.git.run import git
 
-ZERO = "0" * 40
-
 
 def list_refs(git_dir: Path, patterns: Sequence[str] = ()) -> dict[str, str]:
     """Map refname -> object id for refs matching ``patterns`` (prefixes, globs or names)."""
@@ -66,6 +64,7 @@ class RefUpdate:
     old: str | None  # None: must not exist yet
 
     def to_json(self) -> dict[str, str | None]:
+        """``{"ref", "from", "to"}`` as the audit journal and results write it."""
         return {"ref": self.ref, "from": self.old, "to": self.new}
 
 
@@ -78,18 +77,23 @@ class RefTransaction:
     updates: list[RefUpdate] = field(default_factory=list)
 
     def update(self, ref: str, new: str, old: str | None) -> None:
+        """Set ``ref`` to ``new`` if it is ``old`` now (None: if it does not exist)."""
         self.updates.append(RefUpdate(ref, new, old))
 
     def create(self, ref: str, new: str) -> None:
+        """Create ``ref`` at ``new``; refused if it exists."""
         self.updates.append(RefUpdate(ref, new, None))
 
     def delete(self, ref: str, old: str) -> None:
+        """Delete ``ref`` if it is ``old`` now."""
         self.updates.append(RefUpdate(ref, None, old))
 
     def extend(self, updates: Iterable[RefUpdate]) -> None:
+        """Add planned ``updates`` as they are."""
         self.updates.extend(updates)
 
     def payload(self) -> bytes:
+        """The ``-z`` input of ``update-ref --stdin``: start, one command per update, commit."""
         parts: list[bytes] = [b"start\0"]
         for u in self.updates:
             if u.new is None:
@@ -111,15 +115,23 @@ class RefTransaction:
         except GitError as exc:
             if exc.code == Code.DISK_FULL:
                 raise
-            exc.code = Code.CONFLICT
-            exc.message = ("the ref transaction was refused, nothing changed: "
-                           + (exc.stderr.strip().splitlines() or [exc.message])[-1])
-            if ".lock': File exists" in exc.stderr:
-                exc.hint = exc.hint or ("another git held a ref lock (a client push in flight?); "
-                                        "run the command again: a lock file left by a killed "
-                                        "git is removed then")
-            exc.hint = exc.hint or "run the command again; the refs moved under it"
-            raise
+            raise _refused(exc) from exc
+
+
+def _refused(exc: GitError) -> GitError:
+    """A refused ``update-ref --stdin`` as a conflict (nothing changed), with git's last line
+    and a hint: a ref lock someone else held, else refs that moved under the transaction."""
+    if exc.hint:
+        hint = exc.hint
+    elif ".lock': File exists" in exc.stderr:
+        hint = ("another git held a ref lock (a client push in flight?); run the command "
+                "again: a lock file left by a killed git is removed then")
+    else:
+        hint = "run the command again; the refs moved under it"
+    last = (exc.stderr.strip().splitlines() or [exc.message])[-1]
+    return type(exc)(f"the ref transaction was refused, nothing changed: {last}",
+                     argv=exc.details.get("command"), returncode=exc.returncode,
+                     stderr=exc.stderr, hint=hint, code=Code.CONFLICT)
 
 
 def is_ancestor(git_dir: Path, ancestor: str, descendant: str) -> bool:

@@ -33,6 +33,7 @@ class RemoteEnv:
     before: Callable[[Sequence[str]], None] | None = field(default=None, compare=False)
 
     def cflags(self) -> list[str]:
+        """The ``-c`` options for git: protocol v2, then the transport's own."""
         flags = ["-c", "protocol.version=2"]
         for kv in self.config:
             flags += ["-c", kv]
@@ -70,7 +71,8 @@ def _net(remote: RemoteEnv, args: Sequence[str], git_dir: Path | None, what: str
         raise remote.explain(exc) from exc
 
 
-def ls_remote(remote: RemoteEnv, patterns: Sequence[str], git_dir: Path | None = None) -> dict[str, str]:
+def ls_remote(remote: RemoteEnv, patterns: Sequence[str],
+              git_dir: Path | None = None) -> dict[str, str]:
     """Map refname -> oid of upstream refs matching ``patterns`` (full ref globs)."""
     res = _net(remote, ["ls-remote", "--refs", remote.url, *patterns], git_dir,
                "git ls-remote")
@@ -83,7 +85,8 @@ def ls_remote(remote: RemoteEnv, patterns: Sequence[str], git_dir: Path | None =
     return refs
 
 
-def fetch(git_dir: Path, remote: RemoteEnv, refspecs: Sequence[str], *, prune: bool = True) -> GitResult:
+def fetch(git_dir: Path, remote: RemoteEnv, refspecs: Sequence[str], *,
+          prune: bool = True) -> GitResult:
     """One atomic fetch of ``refspecs``: all destination refs update together, or none."""
     args = ["fetch", "--atomic", "--no-tags", "--no-write-fetch-head", "--quiet",
             "--no-auto-gc", "--no-auto-maintenance", "--no-show-forced-updates"]
@@ -120,6 +123,7 @@ class PushedRef:
 
     @property
     def ok(self) -> bool:
+        """The ref was pushed, deleted, or was already up to date."""
         return self.flag in (" ", "+", "-", "*", "=")
 
 
@@ -145,7 +149,8 @@ def parse_push_porcelain(text: str) -> list[PushedRef]:
 
 
 def push(git_dir: Path, remote: RemoteEnv, refspecs: Sequence[str], *,
-         leases: Mapping[str, str | None] | None = None, atomic: bool = True) -> tuple[GitResult, list[PushedRef]]:
+         leases: Mapping[str, str | None] | None = None,
+         atomic: bool = True) -> tuple[GitResult, list[PushedRef]]:
     """One ``git push --porcelain`` (atomic, no force) with a lease per ref.
 
     Returns the process result and the per-ref outcome; a non-zero exit with parseable ref

@@ -64,7 +64,8 @@ def _count() -> None:
         _spawned += 1
 
 
-def git_env(extra: Mapping[str, str] | None = None, *, allow_protocol: str = "none") -> dict[str, str]:
+def git_env(extra: Mapping[str, str] | None = None, *,
+            allow_protocol: str = "none") -> dict[str, str]:
     """The scrubbed environment every git process runs with."""
     env = {k: os.environ[k] for k in _PASS_THROUGH if k in os.environ}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -115,6 +116,9 @@ def disk_full(stderr: str, git_dir: Path | str | None = None) -> bool:
 
 @dataclass(frozen=True)
 class GitResult:
+    """A git process that ended with an accepted exit code: its (redacted) command, exit
+    code, stdout, and stderr (secrets scrubbed)."""
+
     argv: list[str]
     returncode: int
     stdout: bytes
@@ -122,6 +126,7 @@ class GitResult:
 
     @property
     def text(self) -> str:
+        """The stdout as text (UTF-8; undecodable bytes replaced)."""
         return self.stdout.decode("utf-8", "replace")
 
 
@@ -145,13 +150,12 @@ def git(args: Sequence[str], *, git_dir: Path | str | None = None, cwd: Path | s
     argv.extend(args)
     _count()
     run: Callable[..., subprocess.CompletedProcess[bytes]] = (
-        subprocess.run if on_stderr is None else functools.partial(_run_relaying, relay=on_stderr))
+        _run_plain if on_stderr is None else functools.partial(_run_relaying, relay=on_stderr))
     try:
-        proc = run(
-            argv, cwd=cwd, input=input, capture_output=True, timeout=timeout,
-            env=git_env(env, allow_protocol=allow_protocol), stdin=None if input is not None else subprocess.DEVNULL,
-            check=False, pass_fds=_INHERITED.get(),
-        )
+        proc = run(argv, cwd=cwd, input=input, timeout=timeout,
+                   env=git_env(env, allow_protocol=allow_protocol),
+                   stdin=None if input is not None else subprocess.DEVNULL,
+                   pass_fds=_INHERITED.get())
     except subprocess.TimeoutExpired as exc:
         raise GitTimeout(
             f"{what or 'git ' + (args[0] if args else '')} did not finish within {timeout:g}s",
@@ -171,13 +175,20 @@ def git(args: Sequence[str], *, git_dir: Path | str | None = None, cwd: Path | s
             code=Code.DISK_FULL if full else None,
             hint=DISK_FULL_HINT if full else None,
         )
-    return GitResult(argv=_redacted(argv), returncode=proc.returncode, stdout=proc.stdout, stderr=stderr)
+    return GitResult(argv=_redacted(argv), returncode=proc.returncode, stdout=proc.stdout,
+                     stderr=stderr)
+
+
+def _run_plain(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+    """``subprocess.run`` with stdout and stderr captured, the exit code left to the caller."""
+    return subprocess.run(argv, capture_output=True, check=False, **kwargs)
 
 
 def _run_relaying(argv: list[str], *, relay: Callable[[bytes], None], input: bytes | None = None,
-                  timeout: float | None = None, capture_output: bool = True, check: bool = False,
-                  stdin: Any = None, **popen: Any) -> subprocess.CompletedProcess[bytes]:
-    """``subprocess.run`` (same arguments) with stderr passed to ``relay`` while git writes it.
+                  timeout: float | None = None, stdin: Any = None,
+                  **popen: Any) -> subprocess.CompletedProcess[bytes]:
+    """``subprocess.run(capture_output=True, check=False)`` (its other arguments the same)
+    with stderr passed to ``relay`` while git writes it.
 
     stderr is a pipe of its own, read by one thread; ``communicate`` keeps the stdin/stdout
     handling and the timeout of the plain path.
@@ -245,14 +256,17 @@ class AsyncGit:
 
     @property
     def returncode(self) -> int | None:
+        """The exit code, None while it runs."""
         return self.popen.returncode
 
     def kill(self) -> None:
+        """Kill the process unless it has ended (the client went away)."""
         if self.popen.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.popen.kill()
 
     async def wait(self) -> int:
+        """Its exit code, once it has ended (the wait itself may be cancelled)."""
         import asyncio
 
         return await asyncio.shield(self._exited)
@@ -300,8 +314,9 @@ async def start_git_async(args: Sequence[str], *, env: Mapping[str, str] | None 
         readers = []
         for pipe in (popen.stdout, popen.stderr):
             reader = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
-            await loop.connect_read_pipe(lambda r=reader: asyncio.StreamReaderProtocol(r, loop=loop),  # type: ignore[misc]
-                                         pipe)
+            await loop.connect_read_pipe(
+                lambda r=reader: asyncio.StreamReaderProtocol(r, loop=loop),  # type: ignore[misc]
+                pipe)
             readers.append(reader)
         writer = None
         if stdin:

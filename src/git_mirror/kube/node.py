@@ -11,9 +11,9 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from git_mirror import __version__
+from git_mirror.config.urls import parse_proxy_url, parse_url
 from git_mirror.errors import ConfigError, UsageError, WarningCode
 
 if TYPE_CHECKING:
@@ -183,16 +183,13 @@ def egress_rules(cfg: LoadedConfig, node: str,
         proxy = cfg.model.proxies.get(name) if name else None
         if name and proxy is not None and proxy.mode == "http-connect" and proxy.url:
             any_proxy = True
-            parts = urlsplit(proxy.url)
-            if _is_loopback(parts.hostname or ""):
-                loopback[name] = parts.hostname or ""
-        elif repo.transport.mode == "file":
-            continue
-        else:
-            parts = urlsplit(repo.upstream if "://" in repo.upstream
-                             else "ssh://" + repo.upstream.replace(":", "/", 1))
-        default = {"ssh": 22, "https": 443, "http": 80}.get(parts.scheme, 443)
-        endpoints.add((parts.hostname or "", parts.port or default))
+            proxy_url = parse_proxy_url(proxy.url)
+            if _is_loopback(proxy_url.host):
+                loopback[name] = proxy_url.host
+            endpoints.add((proxy_url.host, proxy_url.port))
+        elif repo.transport.mode != "file":
+            upstream = parse_url(repo.upstream)
+            endpoints.add(((upstream.host or "").lower(), upstream.effective_port or 443))
     if not any_proxy:
         return None
     for name, host in sorted(loopback.items()):

@@ -29,6 +29,7 @@ import logging
 import os
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,7 @@ def _now() -> str:
 
 
 def new_request_id() -> str:
+    """A fresh id for the changes of one request (16 hex digits)."""
     return uuid.uuid4().hex[:16]
 
 
@@ -120,14 +122,27 @@ def record_flush(state_dir: Path, rid: str, result: Any) -> None:
     if getattr(result, "dry_run", True):
         return
     request_id = new_request_id()
-    record(state_dir, rid, "flush", [RefUpdate(p["ref"], p["to"], p["from"]) for p in result.pushed],
+    record(state_dir, rid, "flush",
+           [RefUpdate(p["ref"], p["to"], p["from"]) for p in result.pushed],
            where="upstream", request_id=request_id)
     record(state_dir, rid, "flush", result.stage_updates, request_id=request_id)
     recovery = result.recovery or {}
     if recovery.get("ok"):
-        record(state_dir, rid, "sync",
-               [RefUpdate(u["ref"], u["to"], u["from"]) for u in recovery.get("updated") or []],
-               request_id=request_id, extra=[{"trigger": "flush-recovery"}] * len(recovery.get("updated") or []))
+        updated = recovery.get("updated") or []
+        record(state_dir, rid, "sync", [RefUpdate(u["ref"], u["to"], u["from"]) for u in updated],
+               request_id=request_id, extra=[{"trigger": "flush-recovery"}] * len(updated))
+
+
+@dataclass(frozen=True)
+class AuditLog:
+    """What ``log`` answers: the node, and the journal's entries as recorded (oldest first)."""
+
+    node: str
+    entries: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"ok": true, "node", "entries"}``."""
+        return {"ok": True, "node": self.node, "entries": self.entries}
 
 
 def _files(state_dir: Path) -> list[Path]:
@@ -164,7 +179,7 @@ def read(cfg: LoadedConfig, *, repo: str | None = None, ref: str | None = None,
                     continue  # a line cut by a full disk: the others still count
                 if not isinstance(entry, dict):
                     continue
-                if _matches(entry, ref) and (operation is None or entry.get("operation") == operation):
+                if _matches(entry, ref) and operation in (None, entry.get("operation")):
                     out.append(entry)
     out.sort(key=lambda e: str(e.get("at") or ""))
     if limit is not None and limit >= 0:

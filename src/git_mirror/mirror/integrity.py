@@ -25,7 +25,6 @@ not wait for it: a problem it sees is read a second time before it is reported.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -35,7 +34,14 @@ from typing import TYPE_CHECKING, Any
 
 from git_mirror.errors import IntegrityError
 from git_mirror.git.reflog import read_reflog
-from git_mirror.git.refs import RefUpdate, list_refs
+from git_mirror.git.refs import list_refs
+from git_mirror.mirror.hooks import (
+    HOOK,
+    expected_hook,
+    hook_state,
+    hooks_path,
+    stray_hooks,
+)
 from git_mirror.mirror.layout import RepoLayout
 
 if TYPE_CHECKING:
@@ -44,16 +50,6 @@ if TYPE_CHECKING:
 QUARANTINE = "refs/mirror-quarantine/"
 OURS = "git-mirror"
 SYNC_MESSAGE = "git-mirror sync"
-HOOK = "pre-receive"
-# Every hook git may run in a repository (githooks(5)): any of them besides ours is a stray.
-HOOK_NAMES = frozenset((
-    "applypatch-msg", "pre-applypatch", "post-applypatch", "pre-commit", "pre-merge-commit",
-    "prepare-commit-msg", "commit-msg", "post-commit", "pre-rebase", "post-checkout",
-    "post-merge", "pre-push", "pre-receive", "update", "proc-receive", "post-receive",
-    "post-update", "reference-transaction", "push-to-checkout", "pre-auto-gc",
-    "post-rewrite", "sendemail-validate", "fsmonitor-watchman", "p4-changelist",
-    "p4-prepare-changelist", "p4-post-changelist", "p4-pre-submit", "post-index-change",
-))
 APPLY_HINT = "git-mirror apply --confirm"
 REPAIR_HINT = "git-mirror verify --repair --confirm"
 
@@ -75,6 +71,7 @@ class Problem:
     path: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The problem's JSON object; ``fix`` is the command that fixes it."""
         out: dict[str, Any] = {"kind": self.kind, "message": self.message,
                                "repository": self.repository,
                                "fix": APPLY_HINT if self.fix == "apply" else REPAIR_HINT}
@@ -85,68 +82,26 @@ class Problem:
         return out
 
 
-def sha256_text(text: str | bytes) -> str:
-    data = text.encode() if isinstance(text, str) else text
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def expected_hook() -> str:
-    from git_mirror.mirror.hooks import pre_receive_script
-
-    return pre_receive_script()
-
-
-def hooks_dir(cfg: LoadedConfig) -> Path:
-    return cfg.cache_dir / "hooks"
-
-
-def hook_state(cfg: LoadedConfig) -> dict[str, Any]:
-    """The installed hook as found: path, sha256 (None when absent), the expected sha256."""
-    path = hooks_dir(cfg) / HOOK
-    try:
-        found: str | None = sha256_text(path.read_bytes())
-    except OSError:
-        found = None
-    expected = sha256_text(expected_hook())
-    return {"path": str(path), "sha256": found, "expectedSha256": expected,
-            "executable": found is not None and os.access(path, os.X_OK),
-            "ok": found == expected and os.access(path, os.X_OK)}
-
-
-def stray_hooks(directory: Path) -> list[Path]:
-    """Hooks in ``directory`` other than ours (``*.sample`` files never run)."""
-    try:
-        entries = sorted(directory.iterdir())
-    except OSError:
-        return []
-    out = []
-    for entry in entries:
-        if entry.name in HOOK_NAMES or (entry.is_file() and os.access(entry, os.X_OK)
-                                        and not entry.name.startswith(".")
-                                        and not entry.name.endswith(".sample")):
-            out.append(entry)
-    return out
-
-
 def node_problems(cfg: LoadedConfig) -> list[Problem]:
     """The hook every mirror of the node uses: present, ours, executable, alone (nothing to
     protect, nothing to say, before any mirror exists)."""
-    if not any((RepoLayout.of(cfg, rid).git_dir / "HEAD").exists() for rid in cfg.model.repositories):
+    if not any((RepoLayout.of(cfg, rid).git_dir / "HEAD").exists()
+               for rid in cfg.model.repositories):
         return []
     state = hook_state(cfg)
-    path = state["path"]
+    path = state.path
     problems: list[Problem] = []
-    if state["sha256"] is None:
+    if state.sha256 is None:
         problems.append(Problem("hook-missing", f"the ref protection hook {path} is missing: "
                                 "clients' pushes are not checked", "apply", path=path))
-    elif state["sha256"] != state["expectedSha256"]:
+    elif state.sha256 != state.expected_sha256:
         problems.append(Problem("hook-modified", f"the ref protection hook {path} is not the one "
-                                f"git-mirror installs (found {state['sha256']}, expected "
-                                f"{state['expectedSha256']})", "apply", path=path))
-    elif not state["executable"]:
+                                f"git-mirror installs (found {state.sha256}, expected "
+                                f"{state.expected_sha256})", "apply", path=path))
+    elif not state.executable:
         problems.append(Problem("hook-not-executable", f"the ref protection hook {path} is not "
                                 "executable, so git does not run it", "apply", path=path))
-    for stray in stray_hooks(hooks_dir(cfg)):
+    for stray in stray_hooks(hooks_path(cfg)):
         if stray.name == HOOK:
             continue
         problems.append(Problem("stray-hook", f"{stray} is a hook git-mirror did not install",
@@ -165,7 +120,7 @@ def repo_protection_problems(cfg: LoadedConfig, rid: str,
     if settings is None:
         settings = read_settings(layout.git_dir)
     problems: list[Problem] = []
-    want = str(hooks_dir(cfg))
+    want = str(hooks_path(cfg))
     have = settings.get("core.hookspath")
     if have != want and not _same_hook(have, layout.git_dir):
         problems.append(Problem("hooks-path", f"mirror {rid}: core.hooksPath is {have!r}, not "
@@ -319,6 +274,7 @@ def check_refs(layout: RepoLayout, *, recheck: bool = True, use_proven: bool = F
 
 
 def hint_for(problems: Iterable[Problem]) -> str | None:
+    """The command that fixes ``problems``: apply, repair, or both in turn (None: none)."""
     fixes = {p.fix for p in problems}
     if not fixes:
         return None
@@ -330,6 +286,7 @@ def hint_for(problems: Iterable[Problem]) -> str | None:
 
 
 def integrity_error(problems: list[Problem]) -> IntegrityError:
+    """One error for ``problems``: the first five said, all of them in the details."""
     shown = "; ".join(p.message for p in problems[:5])
     more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
     return IntegrityError(f"{len(problems)} integrity problem(s): {shown}{more}",
@@ -337,63 +294,26 @@ def integrity_error(problems: list[Problem]) -> IntegrityError:
                           details={"problems": [p.to_json() for p in problems]})
 
 
-def summary(problems: list[Problem]) -> dict[str, Any]:
-    """The ``integrity`` object that status and apply carry."""
-    return {"ok": not problems, "problems": [p.to_json() for p in problems],
-            "hint": hint_for(problems)}
+@dataclass(frozen=True)
+class IntegritySummary:
+    """The ``integrity`` object that status and apply carry: the problems and their fix."""
+
+    problems: tuple[Problem, ...]
+
+    @property
+    def ok(self) -> bool:
+        """No problem found."""
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"ok", "problems", "hint"}``."""
+        return {"ok": self.ok, "problems": [p.to_json() for p in self.problems],
+                "hint": hint_for(self.problems)}
 
 
-# --- apply ------------------------------------------------------------------------------
-
-def converge_protection(cfg: LoadedConfig, *, confirm: bool,
-                        request_id: str | None = None) -> dict[str, Any]:
-    """What apply does for the protection: the hook rewritten when it is not ours, and every
-    other hook moved (never deleted) to ``<cache>/state/quarantine/hooks/<time>/``.
-
-    Returns the ``hooks`` object of apply's result (``action`` ``create``, ``update`` or
-    ``unchanged``; ``strayHooks`` with ``movedTo`` once moved). Each change is recorded in the
-    audit journal of every declared repository (operation ``apply``).
-    """
-    from git_mirror.mirror import audit
-    from git_mirror.mirror.hooks import install_hooks
-
-    before = hook_state(cfg)
-    action = "unchanged" if before["ok"] else ("create" if before["sha256"] is None else "update")
-    strays = [p for p in stray_hooks(hooks_dir(cfg)) if p.name != HOOK]
-    for rid in cfg.model.repositories:
-        strays += stray_hooks(RepoLayout.of(cfg, rid).git_dir / "hooks")
-    stray_info: list[dict[str, Any]] = []
-    for path in strays:
-        try:
-            digest: str | None = sha256_text(path.read_bytes())
-        except OSError:
-            digest = None
-        stray_info.append({"path": str(path), "sha256": digest, "movedTo": None})
-    out = {"path": before["path"], "action": action, "from": before["sha256"],
-           "to": before["expectedSha256"], "strayHooks": stray_info}
-    if not confirm:
-        return out
-    install_hooks(cfg)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    where = cfg.cache_dir / "state" / "quarantine" / "hooks" / stamp
-    for info in stray_info:
-        src = Path(info["path"])
-        dest = where / src.relative_to(cfg.cache_dir)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dest)
-        os.chmod(dest, 0o644)  # kept as evidence, never run
-        info["movedTo"] = str(dest)
-    changes = ([RefUpdate("hooks/pre-receive", out["to"], out["from"])] if action != "unchanged" else [])
-    changes += [RefUpdate(str(Path(i["path"]).relative_to(cfg.cache_dir)), None, i["sha256"])
-                for i in stray_info]
-    if changes:
-        for rid in cfg.model.repositories:
-            audit.record(RepoLayout.of(cfg, rid).state_dir, rid, "apply", changes,
-                         request_id=request_id,
-                         extra=[{"movedTo": i["movedTo"]} for i in stray_info]
-                         if action == "unchanged" else
-                         [{}] + [{"movedTo": i["movedTo"]} for i in stray_info])
-    return out
+def summary(problems: Iterable[Problem]) -> IntegritySummary:
+    """The ``integrity`` object of ``problems`` (see :class:`IntegritySummary`)."""
+    return IntegritySummary(tuple(problems))
 
 
 def repository_problems(cfg: LoadedConfig, rid: str, *, recheck: bool = True,

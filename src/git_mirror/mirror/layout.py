@@ -35,14 +35,18 @@ TAGS = "refs/tags/"
 
 @dataclass(frozen=True)
 class SourceSpec:
+    """A declared source: a branch name or glob, and the snapshot group of its snapshots."""
+
     pattern: str  # branch name or glob, without refs/heads/
     group: str
 
     @property
     def is_glob(self) -> bool:
+        """The pattern has a ``*``."""
         return "*" in self.pattern
 
     def matches(self, branch: str) -> bool:
+        """``branch`` (without ``refs/heads/``) is this source."""
         return self._regex.match(branch) is not None
 
     @cached_property
@@ -52,15 +56,19 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class LaneSpec:
+    """A declared lane: its name and branch."""
+
     name: str
     branch: str  # without refs/heads/
 
     @property
     def ref(self) -> str:
+        """The lane's ref, in the mirror and upstream alike."""
         return HEADS + self.branch
 
     @property
     def stage_ref(self) -> str:
+        """Where the mirror keeps the lane as upstream was last seen."""
         return STAGE_HEADS + self.branch
 
 
@@ -77,6 +85,7 @@ class RepoLayout:
 
     @classmethod
     def of(cls, cfg: LoadedConfig, rid: str) -> RepoLayout:
+        """The layout of ``rid`` as the config declares it."""
         repo = cfg.model.repositories[rid]
         return cls(
             id=rid, cache=cfg.cache_dir, namespace=cfg.model.snapshots.namespace,
@@ -89,17 +98,21 @@ class RepoLayout:
 
     @property
     def git_dir(self) -> Path:
+        """The bare mirror: ``<cache>/repos/<id>.git``."""
         return self.cache / "repos" / f"{self.id}.git"
 
     @property
     def state_dir(self) -> Path:
+        """The repository's state (lock, journal, audit): ``<cache>/state/<id>``."""
         return self.cache / "state" / self.id
 
     @property
     def snapshot_prefix(self) -> str:
+        """``refs/<namespace>/snapshots/``."""
         return f"refs/{self.namespace}/snapshots/"
 
     def snapshot_ref(self, group: str, branch: str, commit: str) -> str:
+        """The snapshot of ``commit`` of ``branch`` in ``group``: its name fixes its value."""
         return f"{self.snapshot_prefix}{group}/{branch}/{commit}"
 
     @cached_property
@@ -108,7 +121,8 @@ class RepoLayout:
 
     @cached_property
     def _wants_regex(self) -> re.Pattern[str]:
-        return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in self.upstream_patterns()))
+        return re.compile("|".join(f"(?:{fnmatch.translate(p)})"
+                                   for p in self.upstream_patterns()))
 
     def source_for(self, branch: str) -> SourceSpec | None:
         """The first declared source that matches ``branch`` (lanes never match)."""
@@ -120,6 +134,7 @@ class RepoLayout:
         return None
 
     def lane(self, name: str) -> LaneSpec | None:
+        """The lane named ``name``, if declared."""
         return next((lane for lane in self.lanes if lane.name == name), None)
 
     def upstream_patterns(self) -> list[str]:
@@ -141,6 +156,7 @@ class RepoLayout:
 
     @staticmethod
     def upstream_of(stage_ref: str) -> str:
+        """``refs/mirror-stage/heads/x`` -> ``refs/heads/x``."""
         return "refs/" + stage_ref.removeprefix(STAGE)
 
     def local_patterns(self) -> list[str]:
@@ -151,6 +167,7 @@ class RepoLayout:
         return pats
 
     def snapshot_pattern(self) -> str:
+        """The for-each-ref pattern of every snapshot of the repository."""
         return self.snapshot_prefix
 
 
@@ -171,7 +188,8 @@ def selected_repositories(cfg: LoadedConfig, repo: str | None,
     found = [rid for rid in ids if lane in cfg.model.repositories[rid].lanes]
     if not found:
         declared = sorted({name for rid in ids for name in cfg.model.repositories[rid].lanes})
-        raise UsageError(f"lane {lane!r} is not declared" + (f" in repository {repo}" if repo else "")
+        raise UsageError(f"lane {lane!r} is not declared"
+                         + (f" in repository {repo}" if repo else "")
                          + f" in {cfg.path} (declared: {', '.join(declared) or 'none'})",
                          hint="git-mirror status")
     return found

@@ -211,7 +211,7 @@ class ApplyResult:
     repositories: list[RepoApply]
     orphaned: list[str]
     executor: str = "local"
-    hooks: dict[str, Any] | None = None       # the protection hook (integrity.converge_protection)
+    hooks: dict[str, Any] | None = None       # the protection hook (hooks.converge_protection)
     integrity: dict[str, Any] | None = None   # what is still wrong after (or, dry run, before)
 
     @property
@@ -352,12 +352,13 @@ def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local",
     """Converge the local node to the YAML (dry run unless ``confirm``), ``jobs`` at once."""
     from git_mirror.git import progress
     from git_mirror.mirror import audit, integrity
+    from git_mirror.mirror.hooks import converge_protection
     from git_mirror.mirror.parallel import each, jobs_for
     from git_mirror.mirror.report import apply_line
 
     # The hook first: rewritten when it is not ours, other hooks moved aside.
     request_id = audit.new_request_id()  # one id for everything this apply changes
-    hooks = integrity.converge_protection(cfg, confirm=confirm, request_id=request_id)
+    hooks = converge_protection(cfg, confirm=confirm, request_id=request_id).to_json()
     workers = jobs_for(cfg, jobs)
     plans = each(list(cfg.model.repositories), lambda rid: plan_repo(cfg, rid, node), workers)
     if confirm:
@@ -387,4 +388,4 @@ def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local",
         problems += integrity.repository_problems(cfg, rid)
     return ApplyResult(node=node, dry_run=not confirm, repositories=plans,
                        orphaned=orphaned_repos(cfg), hooks=hooks,
-                       integrity=integrity.summary(problems))
+                       integrity=integrity.summary(problems).to_json())

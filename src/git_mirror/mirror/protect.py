@@ -25,30 +25,23 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-ZERO = "0" * 40
+from git_mirror.git.oid import RefMove
+
 # Variables receive-pack sets so that the hook sees the pushed objects before they are
 # moved into the repository (the quarantine); git_env drops GIT_* so they are passed on.
-_QUARANTINE_VARS = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH")
+_QUARANTINE_VARS = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+                    "GIT_QUARANTINE_PATH")
 
 
 @dataclass(frozen=True)
-class Update:
+class Update(RefMove):
     """One line of the hook's input: ``<old> <new> <ref>``."""
 
-    old: str
-    new: str
     ref: str
-
-    @property
-    def is_create(self) -> bool:
-        return set(self.old) == {"0"}
-
-    @property
-    def is_delete(self) -> bool:
-        return set(self.new) == {"0"}
 
 
 def parse_updates(text: str) -> list[Update]:
+    """The hook's input, one :class:`Update` a line; ValueError on a line of another shape."""
     out = []
     for line in text.splitlines():
         parts = line.split(" ", 2)
@@ -66,8 +59,6 @@ def refusals(updates: Sequence[Update], lanes: Sequence[str], namespace: str,
     ``sources`` are the source branch patterns (``refs/heads/main``, ``refs/heads/release/*``);
     a branch that is neither a lane nor a source branch is refused as an undeclared one.
     None: not known (a mirror configured before they were recorded)."""
-    import fnmatch
-
     lane_set = set(lanes)
     snapshots = f"refs/{namespace}/snapshots/"
     reasons: list[str] = []
@@ -75,35 +66,39 @@ def refusals(updates: Sequence[Update], lanes: Sequence[str], namespace: str,
     hint = ("push lane refs only: " + ", ".join(sorted(lane_set))) if lane_set else \
         "this mirror declares no lanes, so it accepts no pushes"
     for u in updates:
-        if u.ref in lane_set:
-            if u.is_delete:
-                reasons.append(f"{u.ref}: lane refs cannot be deleted")
-            elif not u.is_create:
-                moves.append(u)
-        elif u.ref.startswith(snapshots):
-            reasons.append(f"{u.ref}: snapshot refs are immutable (no create, update or delete)")
-        elif u.ref.startswith("refs/mirror-stage/"):
-            reasons.append(f"{u.ref}: stage refs record upstream as last observed; "
-                           "only sync and flush write them")
-        elif u.ref.startswith("refs/heads/") and sources is not None \
-                and not any(fnmatch.fnmatchcase(u.ref, pat) for pat in sources):
-            reasons.append(f"{u.ref}: not a declared lane of this mirror (nor a source "
-                           f"branch); {hint}; a new lane is declared under lanes: in the "
-                           "YAML, then: git-mirror apply --confirm")
-        elif u.ref.startswith("refs/heads/"):
-            reasons.append(f"{u.ref}: source branches follow upstream and are read-only; {hint}")
-        elif u.ref.startswith("refs/tags/"):
-            reasons.append(f"{u.ref}: tags follow upstream and are read-only; {hint}")
-        else:
-            reasons.append(f"{u.ref}: not a lane ref; {hint}")
+        if u.ref not in lane_set:
+            reasons.append(_not_a_lane(u.ref, snapshots, sources, hint))
+        elif u.is_delete:
+            reasons.append(f"{u.ref}: lane refs cannot be deleted")
+        elif not u.is_create:
+            moves.append(u)
     if moves:
         verdicts = ancestry([(u.old, u.new) for u in moves])
-        for u in moves:
-            if not verdicts[(u.old, u.new)]:
-                reasons.append(f"{u.ref}: non-fast-forward ({u.old[:12]} is not an ancestor of "
-                               f"{u.new[:12]}); lanes only move forward: fetch, rebase or merge, "
-                               "push again")
+        reasons += [f"{u.ref}: non-fast-forward ({u.old[:12]} is not an ancestor of "
+                    f"{u.new[:12]}); lanes only move forward: fetch, rebase or merge, push again"
+                    for u in moves if not verdicts[(u.old, u.new)]]
     return reasons
+
+
+def _not_a_lane(ref: str, snapshots: str, sources: Sequence[str] | None, hint: str) -> str:
+    """Why a client may not write ``ref``, which is not a lane: what kind of ref it is."""
+    import fnmatch
+
+    if ref.startswith(snapshots):
+        return f"{ref}: snapshot refs are immutable (no create, update or delete)"
+    if ref.startswith("refs/mirror-stage/"):
+        return (f"{ref}: stage refs record upstream as last observed; "
+                "only sync and flush write them")
+    if ref.startswith("refs/heads/") and sources is not None \
+            and not any(fnmatch.fnmatchcase(ref, pat) for pat in sources):
+        return (f"{ref}: not a declared lane of this mirror (nor a source branch); {hint}; "
+                "a new lane is declared under lanes: in the YAML, then: "
+                "git-mirror apply --confirm")
+    if ref.startswith("refs/heads/"):
+        return f"{ref}: source branches follow upstream and are read-only; {hint}"
+    if ref.startswith("refs/tags/"):
+        return f"{ref}: tags follow upstream and are read-only; {hint}"
+    return f"{ref}: not a lane ref; {hint}"
 
 
 def _read_config(git_dir: Path) -> tuple[list[str], str, list[str] | None]:
@@ -145,7 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = sys.stdin.read()
     try:
         reasons = pre_receive(text, git_dir, os.environ)
-    except Exception as exc:  # refuse rather than let an unchecked update through
+    # The hook's last word on the push: whatever went wrong, refuse rather than let an
+    # unchecked update through.
+    except Exception as exc:  # noqa: BLE001
         sys.stderr.write(f"git-mirror: push refused, the ref check failed: {exc}\n")
         return 1
     for reason in reasons:
@@ -161,6 +158,7 @@ PUSH_RECORD_ENV = "GIT_MIRROR_PUSH_RECORD"
 
 
 def note_accepted(text: str, environ: Mapping[str, str]) -> None:
+    """Write the accepted updates where ``serve`` asked (:data:`PUSH_RECORD_ENV`), if it did."""
     path = environ.get(PUSH_RECORD_ENV)
     if not path:
         return

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from git_mirror.git.oid import is_zero
 from git_mirror.git.reflog import read_reflog
 from git_mirror.git.refs import RefUpdate, list_refs
 from git_mirror.mirror import audit
@@ -75,8 +76,8 @@ def after_receive_pack(cfg: LoadedConfig, rid: str, record: Path | None, *,
             entries = read_reflog(layout.git_dir, ref, tail=True) or []
             done = any(e.old == old and e.new == new and e.message == "push" for e in entries)
         if done:
-            landed.append(RefUpdate(ref, None if set(new) == {"0"} else new,
-                                    None if set(old) == {"0"} else old))
+            landed.append(RefUpdate(ref, None if is_zero(new) else new,
+                                    None if is_zero(old) else old))
     audit.record(layout.state_dir, rid, "push", landed, token=token, request_id=request_id)
     return any(refs.get(lane.ref) is not None and refs.get(lane.ref) != refs.get(lane.stage_ref)
                for lane in layout.lanes)

@@ -43,15 +43,20 @@ _COLLISION = re.compile(
 
 @dataclass(frozen=True)
 class Refusal:
+    """A ref update left out, and why (git would not take the name, or it collides)."""
+
     ref: str
     reason: str
 
     def to_json(self) -> dict[str, str]:
+        """``{"ref", "reason"}``."""
         return {"ref": self.ref, "reason": self.reason}
 
 
 @dataclass
 class Phases:
+    """The updates of the first transaction, those that wait for the second, the refused."""
+
     first: list[RefUpdate] = field(default_factory=list)
     second: list[RefUpdate] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
@@ -97,22 +102,42 @@ def isolate(updates: Sequence[RefUpdate], existing: Collection[str],
     already refused (ref -> reason), left out.
     """
     out = Phases()
-    given = dict(refused or {})
+    valid = _valid_names(updates, dict(refused or {}), out.refused)
+    later = _place_creations(valid, existing, out.refused)
+    refused_now = {r.ref for r in out.refused}
+    for u in valid:
+        if u.ref in refused_now:
+            continue
+        (out.second if u.ref in later else out.first).append(u)
+    return out
+
+
+def _valid_names(updates: Sequence[RefUpdate], given: dict[str, str],
+                 refused: list[Refusal]) -> list[RefUpdate]:
+    """The updates of names git takes and not ``given`` as refused; the others go to
+    ``refused`` with their reason."""
     valid: list[RefUpdate] = []
     for u in updates:
         if u.ref in given:
-            out.refused.append(Refusal(u.ref, given[u.ref]))
+            refused.append(Refusal(u.ref, given[u.ref]))
             continue
         problem = refname_problem(u.ref)
         if problem:
-            out.refused.append(Refusal(u.ref, f"git does not take this ref name: {problem}"))
+            refused.append(Refusal(u.ref, f"git does not take this ref name: {problem}"))
             continue
         valid.append(u)
+    return valid
+
+
+def _place_creations(valid: list[RefUpdate], existing: Collection[str],
+                     refused: list[Refusal]) -> set[str]:
+    """The new refs that must wait for the second transaction (a ref deleted in the first
+    is their directory, or below them); those that can never be created (a ref where their
+    directory would be, refs below them) go to ``refused``."""
     creations = sorted((u for u in valid if u.old is None and u.new is not None),
                        key=lambda u: u.ref)
     if not creations:
-        out.first = valid
-        return out
+        return set()
     deleted = {u.ref for u in valid if u.new is None}
     remaining = set(existing) - deleted
     # Refs below a new name follow it in sorted order: one bisect per new ref, over the refs
@@ -127,23 +152,18 @@ def isolate(updates: Sequence[RefUpdate], existing: Collection[str],
         above = list(parents(u.ref))
         blocker = next((p for p in above if p in remaining or p in created), None)
         if blocker is not None:
-            out.refused.append(Refusal(u.ref, f"the ref {blocker} exists, and a ref name cannot "
-                                              "also be a directory of refs"))
+            refused.append(Refusal(u.ref, f"the ref {blocker} exists, and a ref name cannot "
+                                          "also be a directory of refs"))
             continue
         if u.ref in created_dirs or _has_below(ordered, u.ref):
-            out.refused.append(Refusal(u.ref, f"refs exist below {u.ref}/, and a directory of "
-                                              "refs cannot also be a ref"))
+            refused.append(Refusal(u.ref, f"refs exist below {u.ref}/, and a directory of "
+                                          "refs cannot also be a ref"))
             continue
         created.add(u.ref)
         created_dirs.update(above)
         if deleted and (_has_below(ordered_deleted, u.ref) or not deleted.isdisjoint(above)):
             later.add(u.ref)
-    refused_now = {r.ref for r in out.refused}
-    for u in valid:
-        if u.ref in refused_now:
-            continue
-        (out.second if u.ref in later else out.first).append(u)
-    return out
+    return later
 
 
 def _has_below(ordered: Sequence[str], name: str) -> bool:

@@ -202,7 +202,7 @@ def status(cfg: LoadedConfig, *, repo: str | None = None, node: str = "local",
                           [entry for entry, _ in done],
                           {"ok": True, "problems": [], "hint": None})
     if problems:
-        result.integrity = summary(problems)
+        result.integrity = summary(problems).to_json()
         result.error = integrity_error(problems)
     return result
 
@@ -225,5 +225,5 @@ def _checked_status(cfg: LoadedConfig, rid: str, node: str) -> tuple[RepoStatus,
         return entry, []
     settings = read_settings(layout.git_dir, layout.state_dir / SETTINGS_CACHE)
     mine = integrity.repository_problems(cfg, rid, settings=settings, refs=refs)
-    entry.integrity = integrity.summary(mine)
+    entry.integrity = integrity.summary(mine).to_json()
     return entry, mine

@@ -1,4 +1,5 @@
-"""Upstream's declared refs and their new objects in one ``git fetch``: one connection, one negotiation.
+"""Upstream's declared refs and their new objects in one ``git fetch``: one connection and
+one negotiation.
 
 A confirmed sync needs two things from upstream: the tips of the declared refs (to plan) and
 the objects of the new ones (to write). Asking with ``ls-remote`` and then ``fetch`` costs two
@@ -41,6 +42,7 @@ _MISSING = ("bad object", "missing object", "unable to read ", "did not send all
 
 
 def view_dir(layout: RepoLayout) -> Path:
+    """The private view's git directory, under the repository's state."""
     return layout.state_dir / "upstream-view"
 
 
@@ -97,7 +99,8 @@ def settle(layout: RepoLayout) -> None:
         (view / SETTLED).touch()
 
 
-def _read(view: Path, common: Path, own_patterns: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
+def _read(view: Path, common: Path,
+          own_patterns: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
     """One for-each-ref through the view: upstream's refs and the mirror's own."""
     out = git(["for-each-ref", "--format=%(objectname) %(refname)", "--", VIEW_PREFIX,
                *own_patterns],

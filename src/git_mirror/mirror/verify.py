@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from git_mirror.errors import GitMirrorError
 from git_mirror.git.refs import RefTransaction, RefUpdate
+from git_mirror.mirror.hooks import HookState, hook_state
 from git_mirror.mirror.integrity import (
     QUARANTINE,
     Problem,
     check_refs,
-    hook_state,
     integrity_error,
     node_problems,
     repo_protection_problems,
@@ -31,39 +31,67 @@ if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
 
 
+@dataclass(frozen=True)
+class QuarantineMove:
+    """A forged ref moved (or, in a dry run, to be moved) to ``quarantined_as``; ``kind``
+    (the problem's) is said for a move made."""
+
+    ref: str
+    commit: str
+    quarantined_as: str
+    reason: str
+    kind: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        """``{"ref", "commit", "quarantinedAs", ["kind",] "reason"}``."""
+        out = {"ref": self.ref, "commit": self.commit, "quarantinedAs": self.quarantined_as}
+        if self.kind is not None:
+            out["kind"] = self.kind
+        out["reason"] = self.reason
+        return out
+
+
 @dataclass
 class RepoVerify:
+    """One repository's part of ``verify``: refs checked, problems, moves, or its error."""
+
     id: str
     exists: bool = True
     checked_refs: int = 0
     problems: list[Problem] = field(default_factory=list)
-    quarantined: list[dict[str, str]] = field(default_factory=list)
-    would_quarantine: list[dict[str, str]] = field(default_factory=list)
+    quarantined: list[QuarantineMove] = field(default_factory=list)
+    would_quarantine: list[QuarantineMove] = field(default_factory=list)
     error: GitMirrorError | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The repository's object under ``repositories``."""
         return {"id": self.id, "ok": not self.problems and self.error is None,
                 "exists": self.exists, "checkedRefs": self.checked_refs,
                 "problems": [p.to_json() for p in self.problems],
-                "quarantined": self.quarantined, "wouldQuarantine": self.would_quarantine,
+                "quarantined": [q.to_json() for q in self.quarantined],
+                "wouldQuarantine": [q.to_json() for q in self.would_quarantine],
                 "error": self.error.to_json() if self.error else None}
 
 
 @dataclass
 class VerifyResult:
+    """The result of ``verify``: the hook, the node's problems, every repository's part."""
+
     node: str
     repair: bool
     dry_run: bool
-    hooks: dict[str, Any]
+    hooks: HookState
     node_problems: list[Problem]
     repositories: list[RepoVerify]
 
     @property
     def problems(self) -> list[Problem]:
+        """Every problem found: the node's, then each repository's."""
         return self.node_problems + [p for r in self.repositories for p in r.problems]
 
     @property
     def error(self) -> GitMirrorError | None:
+        """A repository's error, else one for the problems (none for a repair's plan)."""
         failed = next((r.error for r in self.repositories if r.error), None)
         if failed is not None:
             return failed
@@ -76,21 +104,23 @@ class VerifyResult:
 
     @property
     def ok(self) -> bool:
+        """No error."""
         return self.error is None
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON object of ``verify``."""
         out: dict[str, Any] = {
-            "ok": self.ok, "node": self.node, "hooks": self.hooks,
+            "ok": self.ok, "node": self.node, "hooks": self.hooks.to_json(),
             "problems": [p.to_json() for p in self.problems],
-            "quarantined": [{"repository": r.id, **q} for r in self.repositories
+            "quarantined": [{"repository": r.id, **q.to_json()} for r in self.repositories
                             for q in r.quarantined],
             "repositories": [r.to_json() for r in self.repositories],
         }
         if self.repair:
             out["dryRun"] = self.dry_run
-            out["wouldQuarantine"] = [{"repository": r.id, **q} for r in self.repositories
-                                      for q in r.would_quarantine]
-        if any(q["kind"] == "forged-ref" for r in self.repositories for q in r.quarantined):
+            out["wouldQuarantine"] = [{"repository": r.id, **q.to_json()}
+                                      for r in self.repositories for q in r.would_quarantine]
+        if any(q.kind == "forged-ref" for r in self.repositories for q in r.quarantined):
             # A quarantined branch, tag or stage ref comes back from upstream with a sync.
             out["next"] = "git-mirror sync --confirm --wait"
         err = self.error
@@ -100,30 +130,33 @@ class VerifyResult:
 
 
 def quarantine_name(ref: str, stamp: str) -> str:
+    """Where ``ref`` goes in the quarantine of the repair made at ``stamp``."""
     return f"{QUARANTINE}{stamp}/{ref.removeprefix('refs/')}"
 
 
-def _quarantine(layout: RepoLayout, problems: list[Problem], stamp: str) -> list[dict[str, str]]:
+def _quarantine(layout: RepoLayout, problems: list[Problem], stamp: str) -> list[QuarantineMove]:
     """Move every forged ref of ``problems`` into the quarantine, in one transaction."""
     from git_mirror.mirror import audit
 
-    forged = [p for p in problems if p.fix == "repair" and p.ref and p.commit]
-    if not forged:
+    moved = [QuarantineMove(ref, commit, quarantine_name(ref, stamp), p.message, kind=p.kind)
+             for p, ref, commit in _forged(problems)]
+    if not moved:
         return []
     txn = RefTransaction(layout.git_dir, message="git-mirror quarantine")
-    moved = []
-    for p in forged:
-        assert p.ref is not None and p.commit is not None
-        target = quarantine_name(p.ref, stamp)
-        txn.create(target, p.commit)
-        txn.delete(p.ref, p.commit)
-        moved.append({"ref": p.ref, "commit": p.commit, "quarantinedAs": target,
-                      "kind": p.kind, "reason": p.message})
+    for m in moved:
+        txn.create(m.quarantined_as, m.commit)
+        txn.delete(m.ref, m.commit)
     txn.commit()
     audit.record(layout.state_dir, layout.id, "quarantine",
-                 [RefUpdate(m["ref"], None, m["commit"]) for m in moved],
-                 extra=[{"quarantinedAs": m["quarantinedAs"], "reason": m["reason"]} for m in moved])
+                 [RefUpdate(m.ref, None, m.commit) for m in moved],
+                 extra=[{"quarantinedAs": m.quarantined_as, "reason": m.reason} for m in moved])
     return moved
+
+
+def _forged(problems: list[Problem]) -> list[tuple[Problem, str, str]]:
+    """The problems a repair moves (a forged ref: its ref and commit known), with both."""
+    return [(p, p.ref, p.commit) for p in problems
+            if p.fix == "repair" and p.ref and p.commit]
 
 
 def verify(cfg: LoadedConfig, *, repo: str | None = None, repair: bool = False,
@@ -155,9 +188,8 @@ def verify(cfg: LoadedConfig, *, repo: str | None = None, repair: bool = False,
                     res.checked_refs, ref_found = check_refs(layout, recheck=False)
                 elif repair:
                     res.would_quarantine = [
-                        {"ref": p.ref, "commit": p.commit, "quarantinedAs": quarantine_name(p.ref, stamp),
-                         "reason": p.message}
-                        for p in ref_found if p.fix == "repair" and p.ref and p.commit]
+                        QuarantineMove(ref, commit, quarantine_name(ref, stamp), p.message)
+                        for p, ref, commit in _forged(ref_found)]
             res.problems += ref_found
         except GitMirrorError as exc:
             res.error = exc

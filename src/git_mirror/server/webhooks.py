@@ -13,14 +13,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from git_mirror.config.secrets import resolve_secret
+from git_mirror.config.urls import url_path
 from git_mirror.errors import Code
 from git_mirror.server import logs
 
@@ -34,7 +34,6 @@ MAX_BODY = 25 << 20   # GitHub caps payloads at 25 MB
 # Metric labels are one of these or "other": an unsigned sender cannot grow the label set.
 KNOWN_EVENTS = frozenset({"push", "ping", "create", "delete", "pull_request", "release",
                           "repository", "workflow_run", "check_suite", "status"})
-_SCP_LIKE = re.compile(r"^(?:[^@/]+@)?[^/:]+:(?!//)(.*)$")
 log = logs.get("git-mirror.webhook")
 
 
@@ -44,12 +43,7 @@ def upstream_path(url: str) -> str:
     ``ssh://git@host:443/org/repo.git`` -> ``org/repo.git``; ``git@host:org/repo`` ->
     ``org/repo``; ``/srv/git/repo.git`` -> ``srv/git/repo.git``.
     """
-    if "://" in url:
-        path = urlsplit(url).path
-    else:
-        m = _SCP_LIKE.match(url)
-        path = m.group(1) if m and not url.startswith("/") else url
-    return path.strip("/")
+    return url_path(url)
 
 
 def matches(rid: str, upstream: str, full_name: str | None, name: str | None) -> bool:

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from git_mirror.config.urls import file_url
 from git_mirror.errors import GitError, GitMirrorError, UpstreamUnreachable
 from git_mirror.git.remote import RemoteEnv
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
-
-
-def file_url(url: str) -> str:
-    return url if "://" in url else "file://" + url
 
 
 def remote_for(cfg: LoadedConfig, rid: str, node: str | None = None) -> RemoteEnv:
@@ -37,14 +34,18 @@ def remote_for(cfg: LoadedConfig, rid: str, node: str | None = None) -> RemoteEn
     return remote_env(cfg, rid, node)
 
 
+# What git says when a file:// upstream is not a repository (gone, moved, unreadable).
+FILE_FAILURES = ("does not appear to be a git repository", "No such file",
+                 "Could not read from remote repository", "not a git repository")
+
+
 def explain_file(exc: GitError, *, rid: str, url: str, config: str) -> GitMirrorError:
     """A failed git process on a ``file://`` upstream: a path that is not a repository (gone,
     moved, unreadable) is ``upstream-unreachable``, naming the URL and the transport."""
-    from git_mirror.transport.hints import retry_command
+    from git_mirror.transport.failures import retry_command, with_retry_hint
 
     text = exc.stderr or ""
-    if ("does not appear to be a git repository" in text or "No such file" in text
-            or "Could not read from remote repository" in text or "not a git repository" in text):
+    if any(needle in text for needle in FILE_FAILURES):
         path = url.removeprefix("file://")
         return UpstreamUnreachable(
             f"{rid}: upstream {url} (transport file) cannot be reached: {path} is not a git "
@@ -53,6 +54,4 @@ def explain_file(exc: GitError, *, rid: str, url: str, config: str) -> GitMirror
                  f"{retry_command(exc, rid)}",
             details={"transport": "file", "url": url, "stderr": text[-2000:],
                      "exitCode": exc.returncode})
-    if exc.hint is None:
-        exc.hint = retry_command(exc, rid)
-    return exc
+    return with_retry_hint(exc, rid)

@@ -8,6 +8,7 @@ never used, and a failure of the declared path is an error, never a fallback.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from git_mirror.config.egress import effective_proxy_name
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
     from git_mirror.git.remote import RemoteEnv
 
 
-def declared_proxy(cfg: LoadedConfig, rid: str, node: str | None = None) -> tuple[str | None, Proxy | None]:
+def declared_proxy(cfg: LoadedConfig, rid: str,
+                   node: str | None = None) -> tuple[str | None, Proxy | None]:
     """The effective proxy's name and definition; ``(name, None)`` for a ``mode: none`` one."""
     name = effective_proxy_name(cfg, rid, node)
     if name is None:
@@ -32,7 +34,41 @@ def declared_proxy(cfg: LoadedConfig, rid: str, node: str | None = None) -> tupl
 log = logging.getLogger("git_mirror.transport")
 
 
-def disclosure(cfg: LoadedConfig, rid: str, node: str | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DeclaredSecret:
+    """A secret the transport uses: its role, where the YAML says it is, its fingerprint."""
+
+    role: str
+    source_ref: str
+    fingerprint: str
+
+    def to_json(self) -> dict[str, str]:
+        """``{"role", "sourceRef", "fingerprint"}``."""
+        return {"role": self.role, "sourceRef": self.source_ref, "fingerprint": self.fingerprint}
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """How a repository is reached, as the logs say it (R8): never a secret's value."""
+
+    repository: str
+    mode: str
+    url: str
+    proxy_name: str | None
+    proxy_mode: str
+    proxy_url: str | None
+    secrets: tuple[DeclaredSecret, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``transport`` object of the log line (``source`` is always ``yaml``)."""
+        return {"repository": self.repository, "mode": self.mode, "url": self.url,
+                "source": "yaml",
+                "proxy": {"name": self.proxy_name, "mode": self.proxy_mode,
+                          "url": self.proxy_url},
+                "secrets": [s.to_json() for s in self.secrets]}
+
+
+def disclosure(cfg: LoadedConfig, rid: str, node: str | None = None) -> Disclosure:
     """What the logs say about how ``rid`` is reached (R8): never a secret's value."""
     repo = cfg.model.repositories[rid]
     t = repo.transport
@@ -48,12 +84,10 @@ def disclosure(cfg: LoadedConfig, rid: str, node: str | None = None) -> dict[str
         if ref is None:
             continue
         value = resolve_secret(ref, cfg, role=role, key=keys[role]).reveal()
-        secrets.append({"role": role, "sourceRef": ref.describe(),
-                        "fingerprint": text_fingerprint(value, role)})
-    return {"repository": rid, "mode": t.mode, "url": repo.upstream, "source": "yaml",
-            "proxy": {"name": name, "mode": proxy.mode if proxy is not None else "none",
-                      "url": proxy.url if proxy is not None else None},
-            "secrets": secrets}
+        secrets.append(DeclaredSecret(role, ref.describe(), text_fingerprint(value, role)))
+    return Disclosure(rid, t.mode, repo.upstream, name,
+                      proxy.mode if proxy is not None else "none",
+                      proxy.url if proxy is not None else None, tuple(secrets))
 
 
 def remote_env(cfg: LoadedConfig, rid: str, node: str | None = None) -> RemoteEnv:
@@ -62,9 +96,9 @@ def remote_env(cfg: LoadedConfig, rid: str, node: str | None = None) -> RemoteEn
     name, proxy = declared_proxy(cfg, rid, node)
     if log.isEnabledFor(logging.INFO):
         info = disclosure(cfg, rid, node)
-        secrets = ", ".join(f"{s['role']}={s['sourceRef']} {s['fingerprint']}" for s in info["secrets"])
-        log.info("%s: transport %s %s, proxy %s (%s), source=yaml; %s", rid, mode, info["url"],
-                 name or "none", info["proxy"]["mode"], secrets, extra={"transport": info})
+        secrets = ", ".join(f"{s.role}={s.source_ref} {s.fingerprint}" for s in info.secrets)
+        log.info("%s: transport %s %s, proxy %s (%s), source=yaml; %s", rid, mode, info.url,
+                 name or "none", info.proxy_mode, secrets, extra={"transport": info.to_json()})
     if mode == "ssh":
         from git_mirror.transport.ssh import ssh_remote
 

@@ -74,6 +74,7 @@ def known_hosts_fingerprints(text: str) -> list[str]:
 
 
 def value_fingerprint(value: str) -> str:
+    """``sha256:`` and 12 hex digits of ``value`` (stripped): tells values apart, reveals none."""
     return "sha256:" + hashlib.sha256(value.strip().encode()).hexdigest()[:12]
 
 

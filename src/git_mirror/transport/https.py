@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import shlex
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from git_mirror.config.secrets import resolve_secret
-from git_mirror.errors import GitError, GitMirrorError, TransportError, UpstreamUnreachable
+from git_mirror.config.urls import parse_proxy_url, parse_url, url_kind
+from git_mirror.errors import GitError, GitMirrorError
 from git_mirror.git.remote import RemoteEnv
 from git_mirror.redact import remember
+from git_mirror.transport.failures import Failure, Where, explain, failure_error, retry_command
 from git_mirror.transport.files import private_dir, write_private
-from git_mirror.transport.hints import retry_command
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -46,11 +47,12 @@ esac
 """
 
 
-def https_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Proxy | None) -> RemoteEnv:
+def https_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None,
+                 proxy: Proxy | None) -> RemoteEnv:
     """The :class:`RemoteEnv` for an https repository."""
     repo = cfg.model.repositories[rid]
     t = repo.transport
-    scheme = urlsplit(repo.upstream).scheme.lower()
+    scheme = parse_url(repo.upstream).scheme
     config = ["http.sslVerify=true", "credential.helper=", "http.followRedirects=initial"]
     env: dict[str, str] = {}
     if t.ca_bundle:
@@ -63,8 +65,7 @@ def https_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Pro
         env.update({"GIT_ASKPASS": shlex.quote(str(askpass)),
                     USER_VAR: t.username or DEFAULT_USERNAME, TOKEN_VAR: token.reveal()})
     if proxy is not None:
-        parts = urlsplit(proxy.url or "")
-        hostport = f"{parts.hostname}:{parts.port}"
+        hostport = parse_proxy_url(proxy.url or "").hostport
         if proxy.auth is not None:
             user, _, password = resolve_secret(proxy.auth, cfg, role="proxyAuth",
                                             key=("proxies", proxy_name or "", "auth")) \
@@ -88,56 +89,55 @@ def https_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Pro
                      explain=explain)
 
 
+# What git-over-https failures look like in (lower-cased) stderr, first match wins
+# (failures.explain); the declared proxy's own failure is told apart first (_proxy_failed).
+HTTPS_FAILURES = (
+    Failure(("authentication failed", "returned error: 401", "returned error: 403",
+             "could not read username", "could not read password"),
+            "upstream {url} rejected {what}",
+            "check that the token is valid and may read (and, for flush, write) the "
+            "repository; git-mirror status shows its fingerprint; then run: {retry}"),
+    Failure(("ssl certificate", "certificate verif", "ssl_connect",
+             "no alternative certificate subject name"),
+            "the TLS certificate of {url} could not be verified",
+            "declare the issuing CA as transport.caBundle if it is a private CA, then run: "
+            "{retry}"),
+    Failure(("failed to connect", "couldn't connect", "connection refused"),
+            "upstream {url} cannot be reached",
+            "check that the host accepts HTTPS (or fix repositories.{rid}.upstream), then run: "
+            "{retry}", unreachable=True),
+    Failure(("could not resolve host",), "the upstream host of {url} cannot be resolved",
+            "fix repositories.{rid}.upstream (or DNS), then run: {retry}", unreachable=True),
+    Failure(("returned error: 404", ("not found", "repository")),
+            "upstream {url} has no repository there (or none this token may read: a forge "
+            "answers 'not found' for a private one)",
+            "fix repositories.{rid}.upstream, or check what the token may read, then run: "
+            "{retry}", unreachable=True),
+)
+
+
+def _proxy_failed(low: str, proxy_url: str | None) -> bool:
+    """True when git's (lower-cased) stderr says a proxy failed (the one at ``proxy_url``)."""
+    proxy_port = f"port {parse_proxy_url(proxy_url).port}" if proxy_url else None
+    return ("from proxy" in low or "connect tunnel failed" in low
+            or "could not resolve proxy" in low
+            or (proxy_port is not None and proxy_port in low and "failed to connect" in low))
+
+
 def explain_https(exc: GitError, *, rid: str, url: str, proxy_name: str | None,
                   proxy_url: str | None, token_ref: str | None) -> GitMirrorError:
     """Turn a failed git-over-https process into an error that says what to fix."""
-    text = exc.stderr or ""
-    retry = retry_command(exc, rid)
-    details = {"stderr": text[-2000:], "exitCode": exc.returncode}
-
-    def fail(message: str, hint: str) -> TransportError:
-        return TransportError(f"{rid}: {message}", hint=hint, details=details)
-
-    low = text.lower()
-    proxy_port = f"port {urlsplit(proxy_url).port}" if proxy_url else None
-    proxy_failed = ("from proxy" in low or "connect tunnel failed" in low
-                    or "could not resolve proxy" in low
-                    or (proxy_port is not None and proxy_port in low and "failed to connect" in low))
-    if proxy_name and proxy_failed:
-        return fail(f"upstream {url} is reached only through the declared proxy {proxy_name} "
-                    f"({proxy_url}), and the proxy failed or refused; no direct connection was tried",
-                    f"make proxy {proxy_name} ({proxy_url}) reachable and allow the upstream host "
-                    f"(or change proxies.{proxy_name} in the YAML), then run: {retry}")
-    if "authentication failed" in low or "returned error: 401" in low or "returned error: 403" in low \
-            or "could not read username" in low or "could not read password" in low:
-        what = f"the declared token ({token_ref})" if token_ref else "anonymous access (no token declared)"
-        return fail(f"upstream {url} rejected {what}",
-                    "check that the token is valid and may read (and, for flush, write) the "
-                    f"repository; git-mirror status shows its fingerprint; then run: {retry}")
-    if ("ssl certificate" in low or "certificate verif" in low or "ssl_connect" in low
-            or "no alternative certificate subject name" in low):
-        return fail(f"the TLS certificate of {url} could not be verified",
-                    "declare the issuing CA as transport.caBundle if it is a private CA, "
-                    f"then run: {retry}")
-    scheme = url.partition("://")[0] or "https"
-
-    def unreachable(message: str, hint: str) -> UpstreamUnreachable:
-        return UpstreamUnreachable(f"{rid}: {message} (transport {scheme})", hint=hint,
-                                   details={**details, "transport": scheme, "url": url})
-
-    if "failed to connect" in low or "couldn't connect" in low or "connection refused" in low:
-        return unreachable(f"upstream {url} cannot be reached",
-                           f"check that the host accepts HTTPS (or fix repositories.{rid}."
-                           f"upstream), then run: {retry}")
-    if "could not resolve host" in low:
-        return unreachable(f"the upstream host of {url} cannot be resolved",
-                           f"fix repositories.{rid}.upstream (or DNS), then run: {retry}")
-    if "returned error: 404" in low or "repository not found" in low \
-            or ("not found" in low and "repository" in low):
-        return unreachable(f"upstream {url} has no repository there (or none this token "
-                           "may read: a forge answers 'not found' for a private one)",
-                           f"fix repositories.{rid}.upstream, or check what the token may "
-                           f"read, then run: {retry}")
-    if exc.hint is None:
-        exc.hint = retry
-    return exc
+    low = (exc.stderr or "").lower()
+    scheme = url_kind(url)
+    at = Where(f"transport {scheme}", {"transport": scheme, "url": url})
+    if proxy_name and _proxy_failed(low, proxy_url):
+        return failure_error(
+            exc, rid, f"upstream {url} is reached only through the declared proxy {proxy_name} "
+            f"({proxy_url}), and the proxy failed or refused; no direct connection was tried",
+            f"make proxy {proxy_name} ({proxy_url}) reachable and allow the upstream host (or "
+            f"change proxies.{proxy_name} in the YAML), then run: {retry_command(exc, rid)}",
+            unreachable=False, where=at)
+    what = (f"the declared token ({token_ref})" if token_ref
+            else "anonymous access (no token declared)")
+    return explain(exc, rid, HTTPS_FAILURES, text=low, context={"url": url, "what": what},
+                   where=at)

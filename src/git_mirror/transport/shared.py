@@ -1,4 +1,4 @@
-"""One SSH connection per set of trust inputs, opened once even when many repositories start at once.
+"""One SSH connection per set of trust inputs, opened once when many repositories start at once.
 
 The ssh wrapper (:mod:`git_mirror.transport.ssh`) names its ``ControlPath`` after a hash of
 the trust inputs (host, port, user, identity, known_hosts, proxy), in one 0700 directory of
@@ -123,14 +123,15 @@ def _open(setup: SshSetup, *, timeout: float, explain: Callable[[GitError], GitM
         err = GitError(f"the SSH connection to {setup.target.host}:{setup.target.port} "
                        f"did not open within {timeout:g}s (timed out)",
                        argv=["git", *operation], returncode=None,
-                       stderr=f"connection timed out after {timeout:g}s\n")
-        explained = explain(err)  # reads the tunnel's reason into err.stderr
+                       stderr=setup.tunnel_reason() + f"connection timed out after {timeout:g}s\n")
+        explained = explain(err)
         opening.failure = err
         raise explained from exc
     if proc.returncode != 0:
         stderr = proc.stderr.decode("utf-8", "replace")
         err = GitError(f"ssh exited {proc.returncode}: {stderr.strip()[:200]}",
-                       argv=["git", *operation], returncode=proc.returncode, stderr=stderr)
+                       argv=["git", *operation], returncode=proc.returncode,
+                       stderr=setup.tunnel_reason() + stderr)
         explained = explain(err)
         opening.failure = err
         raise explained

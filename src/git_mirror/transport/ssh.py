@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shlex
 import shutil
 import stat
@@ -35,14 +34,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from git_mirror.config.secrets import resolve_secret
-from git_mirror.errors import GitError, GitMirrorError, TransportError, UpstreamUnreachable
+from git_mirror.config.urls import UrlError, parse_url
+from git_mirror.errors import GitError, GitMirrorError, TransportError
 from git_mirror.git.remote import RemoteEnv
 from git_mirror.transport import tunnel
+from git_mirror.transport.failures import (
+    Failure,
+    Where,
+    explain,
+    failure_error,
+    git_error_like,
+    retry_command,
+)
 from git_mirror.transport.files import private_dir, write_private
-from git_mirror.transport.hints import retry_command
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -60,6 +66,8 @@ OPTIONS_VERSION = "1"  # bump when the option set changes, so old masters are no
 
 @dataclass(frozen=True)
 class SshTarget:
+    """Who ssh connects as, to which host and port (from the upstream URL)."""
+
     user: str | None
     host: str
     port: int
@@ -71,16 +79,16 @@ class SshTarget:
 
 def parse_target(url: str) -> SshTarget:
     """User, host and port of an ``ssh://`` or scp-style (``user@host:path``) URL."""
-    if "://" in url:
-        parts = urlsplit(url)
-        if not parts.hostname:
-            raise TransportError(f"ssh upstream {url} has no host", hint="git-mirror validate")
-        return SshTarget(parts.username, parts.hostname, parts.port or 22)
-    m = re.match(r"^(?:([^@/]+)@)?(\[[^\]]+\]|[^:/]+):", url)
-    if not m:
+    try:
+        parsed = parse_url(url)
+    except UrlError:
+        parsed = None
+    if parsed is None or parsed.form == "path":
         raise TransportError(f"ssh upstream {url} is neither ssh://... nor user@host:path",
                              hint="git-mirror validate")
-    return SshTarget(m.group(1), m.group(2).strip("[]"), 22)
+    if not parsed.host:
+        raise TransportError(f"ssh upstream {url} has no host", hint="git-mirror validate")
+    return SshTarget(parsed.user, parsed.host, parsed.port or 22)
 
 
 def _ssh_binary() -> str:
@@ -132,12 +140,20 @@ class SshSetup:
     control_path: Path | None
     proxy_name: str | None
 
+    def tunnel_reason(self) -> str:
+        """What the CONNECT tunnel wrote when it failed in this run (empty when nothing)."""
+        try:
+            return (self.wrapper.parent / TUNNEL_ERROR).read_text(encoding="utf-8")
+        except OSError:
+            return ""
+
 
 def prepare(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Proxy | None) -> SshSetup:
     """Write the identity, known_hosts, tunnel config and wrapper for ``rid``; return them."""
     repo = cfg.model.repositories[rid]
     t = repo.transport
-    assert t.identity is not None and t.known_hosts is not None  # config checks hold this
+    assert t.identity is not None  # config checks hold these
+    assert t.known_hosts is not None
     target = parse_target(repo.upstream)
     where = ("repositories", rid, "transport")
     identity = resolve_secret(t.identity, cfg, role="identity", key=(*where, "identity")).reveal()
@@ -222,25 +238,27 @@ def prepare(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Proxy | 
     return SshSetup(wrapper, target, key, control, proxy_name)
 
 
-def ssh_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Proxy | None) -> RemoteEnv:
+def ssh_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None,
+               proxy: Proxy | None) -> RemoteEnv:
     """The :class:`RemoteEnv` for an ssh repository."""
     setup = prepare(cfg, rid, proxy_name, proxy)
     repo = cfg.model.repositories[rid]
     t = repo.transport
-    assert t.identity is not None and t.known_hosts is not None
+    assert t.identity is not None
+    assert t.known_hosts is not None
 
-    def explain(exc: GitError) -> GitMirrorError:
-        try:
-            tunnel_error = (setup.wrapper.parent / TUNNEL_ERROR).read_text(encoding="utf-8")
-        except OSError:
-            tunnel_error = ""
-        if tunnel_error:
-            exc.stderr = tunnel_error + exc.stderr
+    def explain_as_read(exc: GitError) -> GitMirrorError:
+        # exc's stderr already holds the tunnel's reason, if it wrote one.
         return explain_ssh(exc, rid=rid, target=setup.target, proxy_name=proxy_name,
                            proxy_url=proxy.url if proxy is not None else None,
                            identity_ref=t.identity.describe() if t.identity else "",
                            known_hosts_ref=t.known_hosts.describe() if t.known_hosts else "",
                            url=repo.upstream)
+
+    def explain(exc: GitError) -> GitMirrorError:
+        # A failed git process: what the tunnel wrote (if it failed) goes before git's stderr.
+        reason = setup.tunnel_reason()
+        return explain_as_read(git_error_like(exc, stderr=reason + exc.stderr) if reason else exc)
 
     from git_mirror.transport.shared import ensure_master
 
@@ -248,7 +266,7 @@ def ssh_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Proxy
         # Open the shared connection once, before git does, so that repositories starting
         # at the same time (a parallel sync) wait for one handshake instead of each doing
         # its own.
-        ensure_master(setup, timeout=2 * CONNECT_TIMEOUT_SECONDS + 5, explain=explain,
+        ensure_master(setup, timeout=2 * CONNECT_TIMEOUT_SECONDS + 5, explain=explain_as_read,
                       operation=git_args)
 
     return RemoteEnv(
@@ -257,66 +275,60 @@ def ssh_remote(cfg: LoadedConfig, rid: str, proxy_name: str | None, proxy: Proxy
         explain=explain, before=warm)
 
 
+# What git-over-ssh failures look like in stderr, first match wins (failures.explain): the
+# declared way failed (host key, identity), or upstream itself cannot be reached.
+SSH_FAILURES = (
+    Failure(("Host key verification failed", "HOST IDENTIFICATION HAS CHANGED",
+             "host key is known for"),
+            "the host key of {known_hosts_name} does not match the declared knownHosts "
+            "({known_hosts_ref}); the connection was refused",
+            "check the server's host key fingerprint and fix knownHosts ({known_hosts_ref}); "
+            "git-mirror status shows the declared fingerprints; then run: {retry}"),
+    Failure(("Permission denied",),
+            "upstream {where} refused the declared identity ({identity_ref})",
+            "register the public key of {identity_ref} with the upstream account (git-mirror "
+            "status shows its fingerprint), then run: {retry}"),
+    Failure(("Connection refused",), "upstream {where} refused the connection{via}",
+            "check that {where} accepts SSH (or fix repositories.{rid}.upstream), then run: "
+            "{retry}", unreachable=True),
+    Failure(("Could not resolve hostname",), "the upstream host {host} cannot be resolved",
+            "fix repositories.{rid}.upstream (or DNS), then run: {retry}", unreachable=True),
+    Failure(("timed out",), "the connection to upstream {where} timed out",
+            "check the network path to {where}, then run: {retry}", unreachable=True),
+    Failure(("kex_exchange_identification", "Connection closed by", "Connection reset"),
+            "upstream {where} closed the connection during the SSH handshake",
+            "check that {where} is an SSH server reachable as declared, then run: {retry}",
+            unreachable=True),
+    Failure(("does not appear to be a git repository", "Repository not found"),
+            "upstream {where} has no repository at the declared path",
+            "fix repositories.{rid}.upstream (or create the repository), then run: {retry}",
+            unreachable=True),
+)
+
+
 def explain_ssh(exc: GitError, *, rid: str, target: SshTarget, proxy_name: str | None,
                 proxy_url: str | None, identity_ref: str, known_hosts_ref: str,
                 url: str | None = None) -> GitMirrorError:
     """Turn a failed git-over-ssh process into an error that says what to fix."""
     text = exc.stderr or ""
     where = f"{target.host}:{target.port}"
-    retry = retry_command(exc, rid)
-    details = {"stderr": text[-2000:], "exitCode": exc.returncode}
-
-    def fail(message: str, hint: str) -> TransportError:
-        return TransportError(f"{rid}: {message}", hint=hint, details=details)
-
+    named = f"upstream {url}, transport ssh" if url else "transport ssh"
+    at = Where(named, {"transport": "ssh", "host": where, "url": url})
     mark = next((ln for ln in text.splitlines() if tunnel.MARK in ln), None)
     if mark is not None:
         detail = mark.split(tunnel.MARK, 1)[1].strip()
-        return fail(f"upstream {where} is reached only through the declared proxy "
-                    f"{proxy_name} ({proxy_url}), and the tunnel failed: {detail}; "
-                    "no direct connection was tried",
-                    f"make proxy {proxy_name} ({proxy_url}) reachable and allow CONNECT to "
-                    f"{where} (or change proxies.{proxy_name} in the YAML), then run: {retry}")
-    if ("Host key verification failed" in text or "HOST IDENTIFICATION HAS CHANGED" in text
-            or "host key is known for" in text):
-        return fail(f"the host key of {target.known_hosts_name()} does not match the declared "
-                    f"knownHosts ({known_hosts_ref}); the connection was refused",
-                    f"check the server's host key fingerprint and fix knownHosts "
-                    f"({known_hosts_ref}); git-mirror status shows the declared fingerprints; "
-                    f"then run: {retry}")
-    if "Permission denied" in text:
-        return fail(f"upstream {where} refused the declared identity ({identity_ref})",
-                    f"register the public key of {identity_ref} with the upstream account "
-                    f"(git-mirror status shows its fingerprint), then run: {retry}")
-    def unreachable(message: str, hint: str) -> UpstreamUnreachable:
-        named = f"upstream {url}, transport ssh" if url else "transport ssh"
-        return UpstreamUnreachable(f"{rid}: {message} ({named})", hint=hint,
-                                   details={**details, "transport": "ssh", "host": where,
-                                            "url": url})
-
-    if "Connection refused" in text:
-        via = f" (through proxy {proxy_name})" if proxy_name else ""
-        return unreachable(f"upstream {where} refused the connection{via}",
-                           f"check that {where} accepts SSH (or fix repositories.{rid}.upstream), "
-                           f"then run: {retry}")
-    if "Could not resolve hostname" in text:
-        return unreachable(f"the upstream host {target.host} cannot be resolved",
-                           f"fix repositories.{rid}.upstream (or DNS), then run: {retry}")
-    if "timed out" in text:
-        return unreachable(f"the connection to upstream {where} timed out",
-                           f"check the network path to {where}, then run: {retry}")
-    if "kex_exchange_identification" in text or "Connection closed by" in text \
-            or "Connection reset" in text:
-        return unreachable(f"upstream {where} closed the connection during the SSH handshake",
-                           f"check that {where} is an SSH server reachable as declared, "
-                           f"then run: {retry}")
-    if "does not appear to be a git repository" in text or "Repository not found" in text:
-        return unreachable(f"upstream {where} has no repository at the declared path",
-                           f"fix repositories.{rid}.upstream (or create the repository), "
-                           f"then run: {retry}")
-    if exc.hint is None:
-        exc.hint = retry
-    return exc
+        retry = retry_command(exc, rid)
+        return failure_error(
+            exc, rid, f"upstream {where} is reached only through the declared proxy "
+            f"{proxy_name} ({proxy_url}), and the tunnel failed: {detail}; no direct "
+            "connection was tried",
+            f"make proxy {proxy_name} ({proxy_url}) reachable and allow CONNECT to {where} (or "
+            f"change proxies.{proxy_name} in the YAML), then run: {retry}",
+            unreachable=False, where=at)
+    context = {"where": where, "host": target.host, "known_hosts_name": target.known_hosts_name(),
+               "known_hosts_ref": known_hosts_ref, "identity_ref": identity_ref,
+               "via": f" (through proxy {proxy_name})" if proxy_name else ""}
+    return explain(exc, rid, SSH_FAILURES, text=text, context=context, where=at)
 
 
 def close_shared(cfg: LoadedConfig, rid: str, timeout: float = 10.0) -> bool:

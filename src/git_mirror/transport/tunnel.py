@@ -142,6 +142,8 @@ def pass_fd(sock: socket.socket, out_fd: int = 1) -> None:
 
 
 def main(argv: list[str]) -> int:
+    """``[--fdpass] --config FILE HOST PORT``: open the tunnel, then hand the socket to ssh
+    (``--fdpass``) or relay stdin/stdout; 0 when done, 1 when the tunnel failed, 2 on usage."""
     fdpass = bool(argv) and argv[0] == "--fdpass"
     if fdpass:
         argv = argv[1:]
