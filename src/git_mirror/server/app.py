@@ -36,7 +36,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from git_mirror.errors import GitMirrorError
-from git_mirror.server import logs
+from git_mirror import logs
 from git_mirror.server.auth import Authenticator
 from git_mirror.server.metrics import CONTENT_TYPE_LATEST, Metrics
 from git_mirror.server.scheduler import Scheduler
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-log = logs.get("git-mirror.http")
+log = logs.get("git_mirror.server.http")
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from git_mirror.errors import Code
-from git_mirror.server import logs
+from git_mirror import logs
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -70,7 +70,7 @@ class GracefulServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if self.started:
-            logs.get("git-mirror.server").info("listening", host=self.config.host, port=self.port)
+            logs.get("git_mirror.server").info("listening", host=self.config.host, port=self.port)
 
     @property
     def port(self) -> int | None:
@@ -105,7 +105,7 @@ def serve(cfg: LoadedConfig, *, node: str = "local") -> dict[str, Any]:
     """Run until SIGTERM/SIGINT; return the closing record (the CLI prints it, exit 0)."""
     from git_mirror.errors import GitMirrorError
 
-    logs.configure()
+    logs.configure(logs.level_of(default="info"))
     server = make_server(cfg, node=node)
     started = time.monotonic()
     try:

@@ -37,12 +37,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import structlog
-
 from git_mirror.errors import Code, GitMirrorError
 from git_mirror.mirror import journal
 from git_mirror.mirror.layout import RepoLayout
-from git_mirror.server import logs
+from git_mirror import logs
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -55,7 +53,7 @@ SETTLED_REASONS = frozenset({"coalesced"})
 SETTLE_SECONDS = 1.0
 # Flush errors that no retry can cure: a lane and upstream both moved; a config problem.
 FINAL_CODES = frozenset({Code.DIVERGED, Code.CONFIG, Code.USAGE, Code.DRIFT, Code.NOT_APPLIED})
-log = logs.get("git-mirror.scheduler")
+log = logs.get("git_mirror.server.scheduler")
 
 
 async def in_thread(fn: Callable[[], T], name: str) -> T:
@@ -71,9 +69,11 @@ async def in_thread(fn: Callable[[], T], name: str) -> T:
         else:
             fut.set_exception(value)
 
+    call = logs.in_context(fn)
+
     def work() -> None:
         try:
-            value = fn()
+            value = call()
         except BaseException as exc:
             loop.call_soon_threadsafe(deliver, False, exc)
         else:
@@ -219,17 +219,9 @@ class Scheduler:
         return False
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
-        # A job outlives the request that asked for it: its log lines carry that request's
-        # id as ``triggeredBy``, not as their own ``requestId``.
-        trigger = structlog.contextvars.get_contextvars().get("requestId")
-
-        async def job() -> None:
-            structlog.contextvars.clear_contextvars()   # the task's own copy of the context
-            if trigger:
-                structlog.contextvars.bind_contextvars(triggeredBy=trigger)
-            await coro
-
-        task: asyncio.Task[None] = asyncio.create_task(job())
+        # A job runs in a copy of the context of the request that asked for it: its lines,
+        # and the mirror layer's, carry that request's ``requestId``.
+        task: asyncio.Task[None] = asyncio.create_task(coro)
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
         # Only once the task is done does its flight stop counting as busy.

@@ -39,7 +39,7 @@ from git_mirror.git.run import AsyncGit, children_inherit, start_git_async
 from git_mirror.mirror.layout import RepoLayout
 from git_mirror.mirror.protect import PUSH_RECORD_ENV
 from git_mirror.redact import scrub
-from git_mirror.server import logs
+from git_mirror import logs
 from git_mirror.server.auth import REALM, Authenticator, Principal
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ _PROTOCOL_RE = re.compile(r"^[A-Za-z0-9=:._-]{1,256}$")
 NO_CACHE = [(b"cache-control", b"no-cache, max-age=0, must-revalidate"),
             (b"expires", b"Fri, 01 Jan 1980 00:00:00 GMT"), (b"pragma", b"no-cache")]
 
-log = logs.get("git-mirror.http")
+log = logs.get("git_mirror.server.http")
 
 
 def pkt_line(text: str) -> bytes:

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 
 from git_mirror.config.secrets import resolve_secret
 from git_mirror.errors import Code
-from git_mirror.server import logs
+from git_mirror import logs
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -35,7 +35,7 @@ MAX_BODY = 25 << 20   # GitHub caps payloads at 25 MB
 KNOWN_EVENTS = frozenset({"push", "ping", "create", "delete", "pull_request", "release",
                           "repository", "workflow_run", "check_suite", "status"})
 _SCP_LIKE = re.compile(r"^(?:[^@/]+@)?[^/:]+:(?!//)(.*)$")
-log = logs.get("git-mirror.webhook")
+log = logs.get("git_mirror.server.webhook")
 
 
 def upstream_path(url: str) -> str:
