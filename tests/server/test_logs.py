@@ -65,7 +65,7 @@ def test_a_webhook_s_request_id_reaches_the_sync_it_caused(served: Served,
         return next((e for e in lines(served.logs()) if e["logger"] == "git_mirror.sync"
                      and e.get("requestId") == request_id), None)
     line = wait_for(mirror_line, timeout=10)
-    assert line["repository"] == "hwlab"
+    assert line["repository"] == "hwlab" and line["operation"] == "sync"
     assert line["ok"] is True
 
 
@@ -89,7 +89,7 @@ def test_a_push_s_request_id_reaches_the_flush_it_caused(tmp_path: Path, served:
         return next((e for e in lines(served.logs()) if e["logger"] == "git_mirror.flush"
                      and e.get("requestId") == "push-4711"), None)
     line = wait_for(flush_line, timeout=10)
-    assert line["repository"] == "hwlab"
+    assert line["repository"] == "hwlab" and line["operation"] == "flush"
     assert line["ok"] is True
 
 
@@ -109,8 +109,10 @@ def test_cli_and_serve_lines_have_the_same_fields_and_utc_timestamps(
         assert BASE_FIELDS <= set(entry), entry
         assert "at" not in entry
         assert_utc(entry["timestamp"])
-    # The mirror layer's line is the same line under the CLI and under serve.
+    # The mirror layer's line is the same line under the CLI and under serve; serve adds
+    # the operation that ran it.
     assert set(cli_sync) <= set(serve_sync)
+    assert serve_sync["operation"] == "sync"
 
 
 def test_a_secret_in_an_exception_message_is_scrubbed(captured: io.StringIO) -> None:

@@ -161,7 +161,7 @@ async def converge(rt: Runtime) -> None:
     operation ``git-mirror apply --confirm`` runs on a local node, not a second code path.
     """
     from git_mirror.mirror.local_apply import apply_local
-    from git_mirror.server.scheduler import in_thread
+    from git_mirror.server.jobs import in_thread
 
     try:
         res = await in_thread(lambda: apply_local(rt.cfg, confirm=True, node=rt.node), "apply")
