@@ -65,6 +65,16 @@ log = logs.get("git_mirror.server.scheduler")
 Op = Callable[..., Any]
 
 
+def _mirror_operation(kind: Kind) -> Op:
+    if kind == "sync":
+        from git_mirror.mirror.sync import sync
+
+        return sync
+    from git_mirror.mirror.flush import flush
+
+    return flush
+
+
 class Scheduler:
     """Owns every background job of ``serve``."""
 
@@ -94,23 +104,11 @@ class Scheduler:
         self._jobs: set[asyncio.Task[None]] = set()
 
     # --- operations (late imports: the flush module may be replaced at runtime) ---------
-    def _sync(self, rid: str) -> OpResult:
-        if self._sync_op is not None:
-            res: OpResult = self._sync_op(self.cfg, repo=rid, confirm=True, wait=True,
-                                          node=self.node)
-            return res
-        from git_mirror.mirror.sync import sync
-
-        return sync(self.cfg, repo=rid, confirm=True, wait=True, node=self.node)
-
-    def _flush(self, rid: str) -> OpResult:
-        if self._flush_op is not None:
-            res: OpResult = self._flush_op(self.cfg, repo=rid, confirm=True, wait=True,
-                                           node=self.node)
-            return res
-        from git_mirror.mirror.flush import flush
-
-        return flush(self.cfg, repo=rid, confirm=True, wait=True, node=self.node)
+    def _operate(self, kind: Kind, rid: str) -> OpResult:
+        """Run the sync or flush of ``rid`` (the stand-in given at construction, if any)."""
+        op = (self._sync_op if kind == "sync" else self._flush_op) or _mirror_operation(kind)
+        res: OpResult = op(self.cfg, repo=rid, confirm=True, wait=True, node=self.node)
+        return res
 
     def _maintain(self, rid: str) -> OpResult:
         if self._maintain_op is not None:
@@ -241,7 +239,7 @@ class Scheduler:
         """One sync run; True when a lane is ahead after it."""
         self.report.sync_started(st, reason)
         started = time.monotonic()
-        outcome = await in_thread(partial(Outcome.of, partial(self._sync, st.id),
+        outcome = await in_thread(partial(Outcome.of, partial(self._operate, "sync", st.id),
                                           partial(self._pending, st.id)), f"sync-{st.id}")
         self.report.sync_done(st, reason, outcome, time.monotonic() - started)
         return bool(outcome.pending)
@@ -281,7 +279,7 @@ class Scheduler:
         if ahead is not None and not ahead:
             return Outcome(True, pending=False, nothing=True)
         # Pending, or cannot tell: let flush decide.
-        return Outcome.of(partial(self._flush, rid), partial(self._pending, rid))
+        return Outcome.of(partial(self._operate, "flush", rid), partial(self._pending, rid))
 
     def _after_failure(self, st: RepoState, outcome: Outcome) -> float | None:
         """Count a failed attempt; the delay before the next one, or None: no more."""
