@@ -40,7 +40,8 @@ from git_mirror import logs
 from git_mirror.server.auth import Authenticator
 from git_mirror.server.metrics import CONTENT_TYPE_LATEST, Metrics
 from git_mirror.server.scheduler import Scheduler
-from git_mirror.server.smart_http import Receive, Scope, Send, SmartHttp, header
+from git_mirror.server.relay import Receive, Scope, Send
+from git_mirror.server.smart_http import SmartHttp, header
 from git_mirror.server.webhooks import GitHubWebhook
 
 if TYPE_CHECKING:
