@@ -214,3 +214,20 @@ def test_without_the_protection_hook_pushes_are_refused(tmp_path: Path, served: 
 def test_serve_logs_where_it_listens(served: Served) -> None:
     assert f'"port": {served.server.port}' in served.logs()
 
+
+@pytest.mark.parametrize(("service", "body", "protocol"), [
+    ("git-upload-pack", b"garbage!", None),                       # not pkt-line framed
+    ("git-upload-pack", b"0014command=nonsense\n0000", "version=2"),  # no such v2 command
+    ("git-receive-pack", b"garbage!", None),
+])
+def test_a_malformed_git_request_is_400_not_500(served: Served, service: str, body: bytes,
+                                                protocol: str | None) -> None:
+    headers = {"Content-Type": f"application/x-{service}-request",
+               "Authorization": f"Bearer {CI_TOKEN}"}
+    if protocol:
+        headers["Git-Protocol"] = protocol
+    with served.client() as c:
+        res = c.post(f"/hwlab.git/{service}", content=body, headers=headers)
+        assert res.status_code == 400, res.text
+        assert res.text.startswith(f"git {service} refused the request: fatal: ")
+        assert c.get("/healthz").status_code == 200

@@ -9,7 +9,7 @@
       ├─ relay output     git's stdout -> the client, in chunks of at most CHUNK bytes
       ├─ exit code        waited for, within IDLE_TIMEOUT
       └─ answer's end     200 and the last empty chunk; or, when git wrote nothing, 400 for a
-                          corrupt gzip body, 500 when git failed
+                          request that git (or the gzip inflater) refused, 500 otherwise
 
 Back-pressure both ways: ``drain`` after every write to git, ``await send`` (which waits
 while the socket's buffer is full) for every chunk to the client. Memory does not grow with
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,10 @@ IDLE_TIMEOUT = 600.0       # seconds without a byte from git before the request 
 STDERR_KEEP = 16 << 10
 NO_CACHE = [(b"cache-control", b"no-cache, max-age=0, must-revalidate"),
             (b"expires", b"Fri, 01 Jan 1980 00:00:00 GMT"), (b"pragma", b"no-cache")]
+# What git says (LC_ALL=C) when the request itself is wrong: its pkt-line framing, an unknown
+# protocol v2 command or capability, a line where git expected another.
+_REQUEST_FAULT = re.compile(r"protocol error|bad line length|invalid command|unknown capability"
+                            r"|unexpected line|\bexpected\b")
 
 log = logs.get("git_mirror.server.http")
 
@@ -239,12 +244,15 @@ class Relay:
         self.sent += len(self.prefix)
 
     async def _refuse(self) -> None:
-        """Nothing was sent and git failed: 400 for a corrupt gzip body, else 500."""
+        """Nothing was sent and git failed: 400 when the request was at fault, 500 otherwise."""
         if self.bad_body is not None:
             await plain(self.send, 400, self.bad_body)
             return
         text = scrub(bytes(self.stderr).decode("utf-8", "replace")).strip().splitlines()
         said = f": {text[-1]}" if text else ""
+        if self.body and text and _REQUEST_FAULT.search(text[-1]):
+            await plain(self.send, 400, f"git {self.call.service} refused the request{said}")
+            return
         await plain(self.send, 500, f"git {self.call.service} failed{said}")
 
     async def _end(self, rc: int | None) -> None:
