@@ -180,11 +180,9 @@ class Reporter:
 
     def sync_done(self, st: RepoState, reason: str, outcome: Outcome, took: float) -> None:
         """A sync run ended."""
-        m, rid, ms = self.metrics, st.id, int(took * 1000)
-        m.sync_total.labels(rid, "ok" if outcome.ok else "error").inc()
-        m.sync_duration.labels(rid).observe(took)
+        rid, ms = st.id, int(took * 1000)
+        self.metrics.sync.observe(rid, outcome.ok, took)
         if outcome.ok:
-            m.sync_last_success.labels(rid).set(time.time())
             st.synced = True
         self.pending(st, outcome.pending)
         st.last_sync = SyncRecord(journal.now_iso(), outcome.ok, reason, ms)
@@ -198,12 +196,9 @@ class Reporter:
     async def flush_done(self, st: RepoState, reason: str, outcome: Outcome,
                          took: float) -> None:
         """A flush attempt ended (one that ran: a lane was ahead)."""
-        m, rid = self.metrics, st.id
+        rid = st.id
         st.flush.runs += 1
-        m.flush_total.labels(rid, "ok" if outcome.ok else "error").inc()
-        m.flush_duration.labels(rid).observe(took)
-        if outcome.ok:
-            m.flush_last_success.labels(rid).set(time.time())
+        self.metrics.flush.observe(rid, outcome.ok, took)
         attempt = FlushAttempt(journal.now_iso(), outcome.ok, reason, st.flush_failures + 1,
                                int(took * 1000), outcome.pending, outcome.error)
         st.flush_attempts.append(attempt)
