@@ -5,8 +5,11 @@ of each repository (``runs.jsonl``), the follower run records and the scheduler'
 Each kind of fact comes from one small function, so that a new journal (a closeout ledger,
 an audit log) is one more function and one more template block, nothing else.
 
-:func:`board` gathers everything once; the front page shows all of it, the page of a
-repository or follower picks its entry.
+:func:`board` gathers everything once, as a :class:`Board` of :class:`RepoView` and
+:class:`FollowerView` objects handed to the templates as they are; the front page shows all
+of it, the page of a repository or follower picks its entry. What comes from the status
+object and the journals stays as they wrote it (a repository's status entry is read through
+its view: ``repo.lanes`` in a template is the entry's ``lanes``).
 
 Every value here is shown to people as is; nothing may hold a secret. The status object
 holds none (sourceRefs and fingerprints only), the journals hold error messages that were
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,69 +78,134 @@ def repo_runs(cfg: LoadedConfig, rid: str, limit: int = RECENT_RUNS) -> list[dic
     return [{"repository": rid, **r} for r in reversed(runs)]
 
 
-def repo_health(repo: dict[str, Any], sched: dict[str, Any] | None) -> tuple[str, list[str]]:
-    """One repository's level and the reasons for it, worst first."""
-    fails: list[str] = []
-    warns: list[str] = []
-    if not repo["mirror"]["exists"]:
-        fails.append("the mirror does not exist yet")
+class _Findings:
+    """What is wrong with one repository, in two grades."""
+
+    def __init__(self) -> None:
+        self.fails: list[str] = []
+        self.warns: list[str] = []
+
+    def verdict(self) -> tuple[str, list[str]]:
+        level = FAIL if self.fails else WARN if self.warns else OK
+        return level, self.fails + self.warns
+
+
+def _runs_health(repo: dict[str, Any], found: _Findings) -> None:
+    """The mirror's existence and the last sync and flush."""
+    exists = repo["mirror"]["exists"]
+    if not exists:
+        found.fails.append("the mirror does not exist yet")
     last_sync, last_flush = repo.get("lastSync"), repo.get("lastFlush")
     if last_sync and last_sync.get("ok") is False:
-        fails.append("the last sync failed")
-    elif last_sync is None and repo["mirror"]["exists"]:
-        warns.append("never synced")
+        found.fails.append("the last sync failed")
+    elif last_sync is None and exists:
+        found.warns.append("never synced")
     if last_flush and last_flush.get("ok") is False:
-        fails.append("the last flush failed")
+        found.fails.append("the last flush failed")
+
+
+def _refs_health(repo: dict[str, Any], found: _Findings) -> None:
+    """Lanes and sources against upstream as last observed."""
     for lane in repo["lanes"]:
         if lane["diverged"]:
-            fails.append(f"lane {lane['name']} diverged: it needs a person")
+            found.fails.append(f"lane {lane['name']} diverged: it needs a person")
         elif lane["pendingFlush"]:
-            warns.append(f"lane {lane['name']} waits for flush")
+            found.warns.append(f"lane {lane['name']} waits for flush")
         elif not lane["githubInSync"]:
-            warns.append(f"lane {lane['name']} differs from upstream")
-    for src in repo["sources"]:
-        if not src["githubInSync"]:
-            warns.append(f"source {src['branch']} differs from upstream")
-    for secret in repo.get("secrets", []):
-        if secret.get("error"):
-            fails.append(f"secret {secret['role']}: {secret['error']}")
-    if sched:
-        if sched.get("flushGaveUp"):
-            fails.append("flush gave up retrying")
-        elif sched.get("flushConsecutiveFailures"):
-            warns.append(f"flush failed {sched['flushConsecutiveFailures']} time(s) in a row; "
-                         "retrying")
-    level = FAIL if fails else WARN if warns else OK
-    return level, fails + warns
+            found.warns.append(f"lane {lane['name']} differs from upstream")
+    found.warns += [f"source {src['branch']} differs from upstream"
+                    for src in repo["sources"] if not src["githubInSync"]]
 
 
-def repo_errors(repo: dict[str, Any], sched: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _serve_health(repo: dict[str, Any], sched: dict[str, Any] | None,
+                  found: _Findings) -> None:
+    """Unreadable secrets, and serve's flush retries."""
+    found.fails += [f"secret {secret['role']}: {secret['error']}"
+                    for secret in repo.get("secrets", []) if secret.get("error")]
+    if sched and sched.get("flushGaveUp"):
+        found.fails.append("flush gave up retrying")
+    elif sched and sched.get("flushConsecutiveFailures"):
+        found.warns.append(f"flush failed {sched['flushConsecutiveFailures']} time(s) in a row; "
+                           "retrying")
+
+
+def repo_health(repo: dict[str, Any], sched: dict[str, Any] | None) -> tuple[str, list[str]]:
+    """One repository's level and the reasons for it, worst first."""
+    found = _Findings()
+    _runs_health(repo, found)
+    _refs_health(repo, found)
+    _serve_health(repo, sched, found)
+    return found.verdict()
+
+
+@dataclass(frozen=True)
+class ErrorView:
+    """An error as a page shows it: its code, message and hint, and where and when it was."""
+
+    code: str | None
+    message: str | None
+    hint: str | None = None
+    what: str | None = None    # "last sync", "last run r-1", ...
+    at: str | None = None
+
+    @classmethod
+    def of(cls, err: dict[str, Any], *, what: str | None = None,
+           at: str | None = None) -> ErrorView:
+        """The view of an ``error`` object (of a journal record, a run, an exception)."""
+        return cls(err.get("code"), err.get("message"), err.get("hint"), what, at)
+
+    def about(self, what: str) -> ErrorView:
+        """The same error, said to be of ``what``."""
+        return replace(self, what=what)
+
+
+def repo_errors(repo: dict[str, Any], sched: dict[str, Any] | None) -> list[ErrorView]:
     """The errors a person should read now: of the last sync, last flush, last flush attempt."""
-    out: list[dict[str, Any]] = []
+    out: list[ErrorView] = []
     for what, rec in (("sync", repo.get("lastSync")), ("flush", repo.get("lastFlush"))):
         if rec and rec.get("ok") is False and rec.get("error"):
-            out.append({"what": f"last {what}", "at": rec.get("at"), **_error(rec["error"])})
+            out.append(ErrorView.of(rec["error"], what=f"last {what}", at=rec.get("at")))
     attempts = (sched or {}).get("flushAttempts") or []
     if attempts and not attempts[-1].get("ok") and attempts[-1].get("error"):
         last = attempts[-1]
-        if not any(e["message"] == last["error"].get("message") for e in out):
-            out.append({"what": "last flush attempt", "at": last.get("at"),
-                        **_error(last["error"])})
+        if not any(e.message == last["error"].get("message") for e in out):
+            out.append(ErrorView.of(last["error"], what="last flush attempt", at=last.get("at")))
     return out
 
 
-def _error(err: dict[str, Any]) -> dict[str, Any]:
-    return {"code": err.get("code"), "message": err.get("message"), "hint": err.get("hint")}
+@dataclass
+class RepoView:
+    """A repository's status entry (``status``) and what the page adds to it.
+
+    The entry's own fields are read through the view (``view["lanes"]``, and so
+    ``repo.lanes`` in a template): they are the ``status --json`` object's, unchanged.
+    """
+
+    status: dict[str, Any]
+    level: str
+    reasons: list[str]
+    errors: list[ErrorView]
+    scheduler: dict[str, Any] | None      # this repository's entry of serve's scheduler
+    runs: list[dict[str, Any]]            # journal records, newest first
+    followers: list[str]
+
+    @property
+    def id(self) -> str:
+        """The repository id."""
+        return str(self.status["id"])
+
+    def __getitem__(self, key: str) -> Any:
+        return self.status[key]
 
 
 def repo_view(cfg: LoadedConfig, repo: dict[str, Any],
-              sched: dict[str, Any] | None) -> dict[str, Any]:
+              sched: dict[str, Any] | None) -> RepoView:
     """A status entry with what the page adds: level, reasons, errors, scheduler, runs."""
     level, reasons = repo_health(repo, sched)
     followers = sorted(fid for fid, f in cfg.model.followers.items()
                        if f.repository == repo["id"])
-    return {**repo, "level": level, "reasons": reasons, "errors": repo_errors(repo, sched),
-            "scheduler": sched, "runs": repo_runs(cfg, repo["id"]), "followers": followers}
+    return RepoView(repo, level, reasons, repo_errors(repo, sched), sched,
+                    repo_runs(cfg, repo["id"]), followers)
 
 
 # -- followers ----------------------------------------------------------------------------
@@ -159,7 +228,7 @@ def follower_runs(cfg: LoadedConfig, fid: str, limit: int = FOLLOWER_RUNS) -> li
             "pushed": flush_after.get("pushed") or [],
             "createdAt": rec.get("createdAt"), "finishedAt": rec.get("finishedAt"),
             "durationMs": rec.get("durationMs"), "exitCode": rec.get("exitCode"),
-            "error": _error(rec["error"]) if rec.get("error") else None,
+            "error": ErrorView.of(rec["error"]) if rec.get("error") else None,
         })
     return out
 
@@ -192,30 +261,55 @@ def follower_closeouts(cfg: LoadedConfig, fid: str) -> list[dict[str, Any]]:
     for source in CLOSEOUT_SOURCES:
         try:
             out.extend(source(cfg, fid))
-        except Exception:  # a broken ledger must not take the page down
+        # A source is a plug-in reading files of other tools: a broken one must not take
+        # the page down, whatever it raises.
+        except Exception:  # noqa: BLE001
             continue
     return sorted(out, key=lambda c: str(c.get("at") or ""), reverse=True)
 
 
-def follower_view(cfg: LoadedConfig, fid: str, repos: dict[str, dict[str, Any]]) -> dict[str, Any]:
+@dataclass
+class FollowerView:
+    """A follower as its page shows it: declaration, runs, lane, closeouts, level."""
+
+    id: str
+    repository: str
+    branch: str
+    lane: str
+    trigger: str
+    runs: list[dict[str, Any]]              # newest first (:func:`follower_runs`)
+    lane_state: dict[str, Any] | None       # the lane's status entry
+    source: dict[str, Any] | None           # the branch's status entry
+    closeouts: list[dict[str, Any]]
+    level: str = OK
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def last_run(self) -> dict[str, Any] | None:
+        """The newest run, if any."""
+        return self.runs[0] if self.runs else None
+
+
+def follower_view(cfg: LoadedConfig, fid: str, repos: dict[str, RepoView]) -> FollowerView:
+    """A follower's view; ``repos`` gives its repository's lanes and sources."""
     from git_mirror.follower.triggers import trigger_kind
 
     f = cfg.model.followers[fid]
     runs = follower_runs(cfg, fid)
-    repo = repos.get(f.repository) or {}
-    lane = next((ln for ln in repo.get("lanes", []) if ln["name"] == f.lane), None)
-    source = next((s for s in repo.get("sources", []) if s["branch"] == f.branch), None)
-    last = runs[0] if runs else None
-    level = OK
-    reasons: list[str] = []
+    repo = repos.get(f.repository)
+    lanes = repo.status.get("lanes", []) if repo else []
+    sources = repo.status.get("sources", []) if repo else []
+    view = FollowerView(
+        fid, f.repository, f.branch, f.lane, trigger_kind(f), runs,
+        lane_state=next((ln for ln in lanes if ln["name"] == f.lane), None),
+        source=next((s for s in sources if s["branch"] == f.branch), None),
+        closeouts=follower_closeouts(cfg, fid))
+    last = view.last_run
     if last and last["status"] == "failed":
-        level, reasons = FAIL, [f"the last run {last['name']} failed"]
+        view.level, view.reasons = FAIL, [f"the last run {last['name']} failed"]
     elif last and last["status"] == "running":
-        reasons = [f"run {last['name']} is running"]
-    return {"id": fid, "repository": f.repository, "branch": f.branch, "lane": f.lane,
-            "trigger": trigger_kind(f), "runs": runs, "lastRun": last,
-            "laneState": lane, "source": source, "level": level, "reasons": reasons,
-            "closeouts": follower_closeouts(cfg, fid)}
+        view.reasons = [f"run {last['name']} is running"]
+    return view
 
 
 # -- events -------------------------------------------------------------------------------
@@ -237,13 +331,14 @@ EventSource = Callable[["LoadedConfig"], list[dict[str, Any]]]
 EVENT_SOURCES: list[EventSource] = [audit_events]
 
 
-def follower_events(followers: list[dict[str, Any]], per_follower: int = 3) -> list[dict[str, Any]]:
+def follower_events(followers: list[FollowerView],
+                    per_follower: int = 3) -> list[dict[str, Any]]:
     """The newest runs of each follower, as events."""
     out = []
     for f in followers:
-        for run in f["runs"][:per_follower]:
+        for run in f.runs[:per_follower]:
             finished = run["status"] != "running"
-            out.append({"kind": "follower-run", "follower": f["id"], "run": run["name"],
+            out.append({"kind": "follower-run", "follower": f.id, "run": run["name"],
                         "at": run.get("finishedAt") or run.get("createdAt"),
                         "ok": run["status"] != "failed" if finished else None,
                         "status": run["status"], "durationMs": run["durationMs"],
@@ -251,15 +346,15 @@ def follower_events(followers: list[dict[str, Any]], per_follower: int = 3) -> l
     return out
 
 
-def recent_events(cfg: LoadedConfig, repos: list[dict[str, Any]],
-                  followers: list[dict[str, Any]], limit: int = RECENT_EVENTS) -> list[dict[str, Any]]:
+def recent_events(cfg: LoadedConfig, repos: list[RepoView], followers: list[FollowerView],
+                  limit: int = RECENT_EVENTS) -> list[dict[str, Any]]:
     """The newest things that happened, across repositories and other event sources."""
-    events = [e for r in repos for e in r["runs"]]
+    events = [e for r in repos for e in r.runs]
     events += follower_events(followers)
     for source in EVENT_SOURCES:
         try:
             events.extend(source(cfg))
-        except Exception:
+        except Exception:  # noqa: BLE001 - a broken event source (a plug-in) loses its events only
             continue
     events.sort(key=lambda e: str(e.get("at") or ""), reverse=True)
     return events[:limit]
@@ -267,28 +362,47 @@ def recent_events(cfg: LoadedConfig, repos: list[dict[str, Any]],
 
 # -- pages --------------------------------------------------------------------------------
 
-def _status(cfg: LoadedConfig, node: str) -> dict[str, Any]:
+@dataclass
+class Board:
+    """Everything the pages show, gathered once (:func:`board`)."""
+
+    node: str
+    config: dict[str, Any]                 # the status object's ``config``: path, sha256
+    level: str
+    reasons: list[str]
+    pending_flush: bool
+    github_in_sync: bool
+    diverged: bool
+    repositories: list[RepoView]
+    followers: list[FollowerView]
+    server: dict[str, Any] | None          # serve's scheduler (``/api/status`` ``server``)
+    events: list[dict[str, Any]]
+
+    def repository(self, rid: str) -> RepoView | None:
+        """The view of repository ``rid``, if declared."""
+        return next((r for r in self.repositories if r.id == rid), None)
+
+    def follower(self, fid: str) -> FollowerView | None:
+        """The view of follower ``fid``, if declared."""
+        return next((f for f in self.followers if f.id == fid), None)
+
+
+def board(cfg: LoadedConfig, node: str, server: dict[str, Any] | None) -> Board:
+    """Everything the front page shows (and each detail page picks from)."""
     from git_mirror.mirror.status import status
 
-    return status(cfg, node=node).to_json()
-
-
-def board(cfg: LoadedConfig, node: str, server: dict[str, Any] | None) -> dict[str, Any]:
-    """Everything the front page shows (and each detail page picks from)."""
-    data = _status(cfg, node)
+    data = status(cfg, node=node).to_json()
     sched = {r["id"]: r for r in (server or {}).get("repositories", [])}
     repos = [repo_view(cfg, r, sched.get(r["id"])) for r in data["repositories"]]
-    by_id = {r["id"]: r for r in repos}
+    by_id = {r.id: r for r in repos}
     followers = [follower_view(cfg, fid, by_id) for fid in sorted(cfg.model.followers)]
-    level = _worst([r["level"] for r in repos] + [f["level"] for f in followers])
-    reasons = [f"{r['id']}: {why}" for r in repos for why in r["reasons"]]
-    reasons += [f"follower {f['id']}: {why}" for f in followers
-                if f["level"] != OK for why in f["reasons"]]
+    level = _worst([r.level for r in repos] + [f.level for f in followers])
+    reasons = [f"{r.id}: {why}" for r in repos for why in r.reasons]
+    reasons += [f"follower {f.id}: {why}" for f in followers
+                if f.level != OK for why in f.reasons]
     if server is not None and not server.get("ready", True):
         level = _worst([level, WARN])
         reasons.append("serve is not ready: not every repository has synced once yet")
-    return {"node": node, "config": data["config"], "level": level, "reasons": reasons,
-            "pendingFlush": data["pendingFlush"], "githubInSync": data["githubInSync"],
-            "diverged": data.get("diverged", False), "repositories": repos,
-            "followers": followers, "server": server,
-            "events": recent_events(cfg, repos, followers)}
+    return Board(node, data["config"], level, reasons, data["pendingFlush"],
+                 data["githubInSync"], data.get("diverged", False), repos, followers, server,
+                 recent_events(cfg, repos, followers))
