@@ -315,7 +315,7 @@ def serve(ctx: Ctx) -> None:
     def op() -> dict[str, Any]:
         from git_mirror.server.run import serve as run
 
-        return run(ctx.cfg(), node=ctx.node_name())
+        return run(ctx.cfg(), node=ctx.node_name()).to_json()
     finish(ctx, op)
 
 
