@@ -43,7 +43,8 @@ exec {git} "$@"
 
 
 @pytest.fixture
-def slow_served(tmp_path: Path, upstream: Repo, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+def slow_served(tmp_path: Path, upstream: Repo,
+                monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
     """serve whose receive-pack waits (holding what it inherited) until the test releases it."""
     d = tmp_path / "slow"
     d.mkdir()

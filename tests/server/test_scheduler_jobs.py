@@ -1,4 +1,5 @@
-"""serve's scheduler: at most ``jobs`` repositories at once, and a hanging one holds back no other."""
+"""serve's scheduler: at most ``jobs`` repositories at once, and a hanging one holds back no
+other."""
 
 from __future__ import annotations
 

@@ -31,7 +31,8 @@ def full_name(upstream: Repo) -> str:
     return f"{upstream.path.parent.name}/upstream"
 
 
-def hook(client: httpx.Client, body: bytes, signature: str | None, event: str = "push") -> httpx.Response:
+def hook(client: httpx.Client, body: bytes, signature: str | None,
+         event: str = "push") -> httpx.Response:
     headers = {"Content-Type": "application/json", "X-GitHub-Event": event}
     if signature is not None:
         headers["X-Hub-Signature-256"] = signature
@@ -271,7 +272,8 @@ def test_sync_requests_coalesce_into_one_more_run(tmp_path: Path, upstream: Repo
     assert len(calls) == 2
 
 
-def test_flush_retries_with_back_off_and_records_every_attempt(tmp_path: Path, upstream: Repo) -> None:
+def test_flush_retries_with_back_off_and_records_every_attempt(tmp_path: Path,
+                                                               upstream: Repo) -> None:
     config = write_server_config(tmp_path / "srv", upstream.url, attempts=4)
     attempts: list[float] = []
 
