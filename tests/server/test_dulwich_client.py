@@ -14,21 +14,24 @@ from pathlib import Path
 
 from dulwich import porcelain
 from dulwich.client import get_transport_and_path
-from dulwich.objects import Blob, Commit, Tree
+from dulwich.objects import Blob, Commit, ObjectID, Tree
+from dulwich.refs import Ref
 from dulwich.repo import Repo as DRepo
 
 from tests.support.cli import run_cli
 from tests.support.gitutil import Repo
 from tests.support.server import CI_TOKEN, Served, wait_for
 
-LANE = b"refs/heads/gitops/v03"
+LANE = Ref(b"refs/heads/gitops/v03")
 PUSHES = 12
 FLUSH_DEADLINE = 30.0
 
 
-def lane_commit(repo: DRepo, parent: bytes, n: int) -> bytes:
+def lane_commit(repo: DRepo, parent: ObjectID, n: int) -> ObjectID:
     """A commit on top of ``parent`` that adds one file (objects written by dulwich)."""
-    base = repo[repo[parent].tree]
+    head = repo[parent]
+    assert isinstance(head, Commit)
+    base = repo[head.tree]
     assert isinstance(base, Tree)
     blob = Blob.from_string(f"deploy {n}\n".encode())
     tree = Tree()
@@ -46,7 +49,7 @@ def lane_commit(repo: DRepo, parent: bytes, n: int) -> bytes:
     return commit.id
 
 
-def push_and_hang_up(url: str, repo: DRepo, new: bytes) -> None:
+def push_and_hang_up(url: str, repo: DRepo, new: ObjectID) -> None:
     """One push of the lane; the connection is closed as soon as the report is read."""
     client, path = get_transport_and_path(url, username="ci", password=CI_TOKEN)
     try:
