@@ -29,7 +29,7 @@ import contextvars
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO, TypeVar
 
 import structlog
@@ -64,12 +64,23 @@ def _extras(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+# Fields of the whole process (the CLI's ``operation``: the command), under any line's own.
+_PROCESS_FIELDS: dict[str, Any] = {}
+
+
+def _process_fields(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key, value in _PROCESS_FIELDS.items():
+        event.setdefault(key, value)
+    return event
+
+
 # Every line, whichever logger wrote it, gets these before it is rendered.
 _FIELDS: list[Any] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     _extras,
+    _process_fields,
     structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
 ]
 
@@ -122,11 +133,17 @@ def level_of(*, verbose: bool = False, default: str = "warning") -> int:
     return level if isinstance(level, int) else logging.WARNING
 
 
-def configure(level: int = logging.INFO, *, stream: TextIO | None = None) -> None:
-    """Route ``git_mirror`` and the server's libraries to one JSON-lines handler at ``level``.
+def configure(level: int = logging.INFO, *, stream: TextIO | None = None,
+              fields: Mapping[str, str] | None = None) -> None:
+    """Route ``git_mirror`` and the server's libraries to one JSON-lines handler at ``level``;
+    ``fields`` go on every line of the process (the CLI's ``operation``) unless a line says
+    otherwise.
 
-    Calling it again replaces the handler (a new stream, a new level); nothing is added twice.
+    Calling it again replaces the handler (a new stream, a new level) and the fields;
+    nothing is added twice.
     """
+    _PROCESS_FIELDS.clear()
+    _PROCESS_FIELDS.update(fields or {})
     _configure_structlog()
     handler = _Handler(stream)
     for name in (ROOT, *LIBRARIES):

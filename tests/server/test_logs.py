@@ -109,10 +109,10 @@ def test_cli_and_serve_lines_have_the_same_fields_and_utc_timestamps(
         assert set(entry) >= BASE_FIELDS, entry
         assert "at" not in entry
         assert_utc(entry["timestamp"])
-    # The mirror layer's line is the same line under the CLI and under serve; serve adds
-    # the operation that ran it.
+    # The mirror layer's line is the same line under the CLI and under serve, with the
+    # operation that ran it (the command, or serve's job).
     assert set(cli_sync) <= set(serve_sync)
-    assert serve_sync["operation"] == "sync"
+    assert cli_sync["operation"] == serve_sync["operation"] == "sync"
 
 
 def test_a_secret_in_an_exception_message_is_scrubbed(captured: io.StringIO) -> None:

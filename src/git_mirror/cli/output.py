@@ -122,7 +122,9 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(fmt.format(*r).rstrip() for r in cols)
 
 
-def configure_logging(verbose: bool) -> None:
+def configure_logging(verbose: bool, command: str | None = None) -> None:
     """The CLI's logs: JSON lines on stderr (stdout is for the result), warnings by default,
-    more with ``-v`` or ``GIT_MIRROR_LOG_LEVEL`` (debug, info, warning, error)."""
-    logs.configure(logs.level_of(verbose=verbose))
+    more with ``-v`` or ``GIT_MIRROR_LOG_LEVEL`` (debug, info, warning, error); every line
+    names the ``command`` as its ``operation``."""
+    logs.configure(logs.level_of(verbose=verbose),
+                   fields={"operation": command} if command else None)
