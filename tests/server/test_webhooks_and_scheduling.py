@@ -220,6 +220,16 @@ def _scheduler(config: Path, **ops: Any) -> Any:
     return sched
 
 
+async def until(condition: Any, what: str, timeout: float = 5.0) -> None:
+    """Poll ``condition`` on the event loop (every 10 ms) until it holds; fail after
+    ``timeout`` seconds, saying ``what`` did not happen."""
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{what} within {timeout} s")
+
+
 def _flush_until_idle(config: Path, flush_op: Any, *, requests: int = 1) -> dict[str, Any]:
     """Ask for ``requests`` flushes at once (the first starts, the rest coalesce), wait (at
     most 5 s) until the flush is no longer busy, stop; the repository's scheduler state."""
@@ -227,12 +237,8 @@ def _flush_until_idle(config: Path, flush_op: Any, *, requests: int = 1) -> dict
         sched = _scheduler(config, flush_op=flush_op)
         answers = [sched.request_flush("hwlab", reason="push") for _ in range(requests)]
         assert answers == ["started"] + ["coalesced"] * (requests - 1)
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            if not sched.repos["hwlab"].flush.busy:
-                break
-        else:
-            raise AssertionError("the flush did not come to rest within 5 s")
+        await until(lambda: not sched.repos["hwlab"].flush.busy,
+                    "the flush did not come to rest")
         await sched.stop(5)
         data: dict[str, Any] = sched.to_json()["repositories"][0]
         return data
@@ -253,17 +259,9 @@ def test_sync_requests_coalesce_into_one_more_run(tmp_path: Path, upstream: Repo
         sched = _scheduler(config, sync_op=slow_sync, flush_op=lambda cfg, **kw: Result(True),
                            settle=0.1)
         first = sched.request_sync("hwlab", reason="test")
-        for _ in range(100):   # until the first run is under way
-            await asyncio.sleep(0.01)
-            if calls:
-                break
+        await until(lambda: calls, "the first run did not start")
         answers = [first] + [sched.request_sync("hwlab", reason="test") for _ in range(10)]
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            if not sched.repos["hwlab"].sync.busy:
-                break
-        else:
-            raise AssertionError("the sync did not come to rest within 5 s")
+        await until(lambda: not sched.repos["hwlab"].sync.busy, "the sync did not come to rest")
         await sched.stop(5)
         return answers
 
