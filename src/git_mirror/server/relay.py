@@ -48,9 +48,10 @@ STDERR_KEEP = 16 << 10
 NO_CACHE = [(b"cache-control", b"no-cache, max-age=0, must-revalidate"),
             (b"expires", b"Fri, 01 Jan 1980 00:00:00 GMT"), (b"pragma", b"no-cache")]
 # What git says (LC_ALL=C) when the request itself is wrong: its pkt-line framing, an unknown
-# protocol v2 command or capability, a line where git expected another.
+# protocol v2 command or capability, a line where git expected another. Nothing here can come
+# from a fault of the mirror's own (a corrupt object, a full disk): those stay 500.
 _REQUEST_FAULT = re.compile(r"protocol error|bad line length|invalid command|unknown capability"
-                            r"|unexpected line|\bexpected\b")
+                            r"|unexpected line|expected flush|expected SHA1 list|expected to get")
 
 log = logs.get("git_mirror.server.http")
 
