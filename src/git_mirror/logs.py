@@ -154,9 +154,9 @@ def configure(level: int = logging.INFO, *, stream: TextIO | None = None,
     logging.getLogger("uvicorn.access").disabled = True   # our middleware logs each request
 
 
-def get(name: str) -> Any:
+def get(name: str) -> structlog.stdlib.BoundLogger:
     """A structlog logger over the standard logger ``name`` (keep it under ``git_mirror``)."""
-    return structlog.get_logger(name)
+    return structlog.stdlib.get_logger(name)
 
 
 def in_context(fn: Callable[[], T]) -> Callable[[], T]:
