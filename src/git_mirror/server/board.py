@@ -5,11 +5,10 @@ of each repository (``runs.jsonl``), the follower run records and the scheduler'
 Each kind of fact comes from one small function, so that a new journal (a closeout ledger,
 an audit log) is one more function and one more template block, nothing else.
 
-:func:`board` gathers everything once, as a :class:`Board` of :class:`RepoView` and
-:class:`FollowerView` objects handed to the templates as they are; the front page shows all
-of it, the page of a repository or follower picks its entry. What comes from the status
-object and the journals stays as they wrote it (a repository's status entry is read through
-its view: ``repo.lanes`` in a template is the entry's ``lanes``).
+:func:`board` gathers everything once, as a :class:`~git_mirror.server.views.Board` handed
+to the templates as it is (:mod:`git_mirror.server.views`); the front page shows all of it,
+the page of a repository or follower picks its entry. A repository's level is
+:mod:`git_mirror.server.health`'s.
 
 Every value here is shown to people as is; nothing may hold a secret. The status object
 holds none (sourceRefs and fingerprints only), the journals hold error messages that were
@@ -20,12 +19,13 @@ page anyway.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from git_mirror.mirror.layout import RepoLayout
+from git_mirror.server.health import FAIL, OK, WARN, repo_health, worst
+from git_mirror.server.views import Board, ErrorView, FollowerView, RepoView
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -34,14 +34,6 @@ RECENT_RUNS = 10       # journal entries shown per repository
 RECENT_EVENTS = 20     # events on the front page
 FOLLOWER_RUNS = 10     # runs shown per follower
 JOURNAL_TAIL = 64 << 10  # bytes read from the end of a journal: recent entries only
-
-OK, WARN, FAIL = "ok", "warning", "failing"
-_RANK = {OK: 0, WARN: 1, FAIL: 2}
-
-
-def _worst(levels: Iterable[str]) -> str:
-    return max(levels, key=lambda level: _RANK[level], default=OK)
-
 
 def tail_jsonl(path: Path, limit: int) -> list[dict[str, Any]]:
     """The last ``limit`` JSON objects of a JSON-lines file, oldest first; [] when absent.
@@ -78,87 +70,6 @@ def repo_runs(cfg: LoadedConfig, rid: str, limit: int = RECENT_RUNS) -> list[dic
     return [{"repository": rid, **r} for r in reversed(runs)]
 
 
-class _Findings:
-    """What is wrong with one repository, in two grades."""
-
-    def __init__(self) -> None:
-        self.fails: list[str] = []
-        self.warns: list[str] = []
-
-    def verdict(self) -> tuple[str, list[str]]:
-        level = FAIL if self.fails else WARN if self.warns else OK
-        return level, self.fails + self.warns
-
-
-def _runs_health(repo: dict[str, Any], found: _Findings) -> None:
-    """The mirror's existence and the last sync and flush."""
-    exists = repo["mirror"]["exists"]
-    if not exists:
-        found.fails.append("the mirror does not exist yet")
-    last_sync, last_flush = repo.get("lastSync"), repo.get("lastFlush")
-    if last_sync and last_sync.get("ok") is False:
-        found.fails.append("the last sync failed")
-    elif last_sync is None and exists:
-        found.warns.append("never synced")
-    if last_flush and last_flush.get("ok") is False:
-        found.fails.append("the last flush failed")
-
-
-def _refs_health(repo: dict[str, Any], found: _Findings) -> None:
-    """Lanes and sources against upstream as last observed."""
-    for lane in repo["lanes"]:
-        if lane["diverged"]:
-            found.fails.append(f"lane {lane['name']} diverged: it needs a person")
-        elif lane["pendingFlush"]:
-            found.warns.append(f"lane {lane['name']} waits for flush")
-        elif not lane["githubInSync"]:
-            found.warns.append(f"lane {lane['name']} differs from upstream")
-    found.warns += [f"source {src['branch']} differs from upstream"
-                    for src in repo["sources"] if not src["githubInSync"]]
-
-
-def _serve_health(repo: dict[str, Any], sched: dict[str, Any] | None,
-                  found: _Findings) -> None:
-    """Unreadable secrets, and serve's flush retries."""
-    found.fails += [f"secret {secret['role']}: {secret['error']}"
-                    for secret in repo.get("secrets", []) if secret.get("error")]
-    if sched and sched.get("flushGaveUp"):
-        found.fails.append("flush gave up retrying")
-    elif sched and sched.get("flushConsecutiveFailures"):
-        found.warns.append(f"flush failed {sched['flushConsecutiveFailures']} time(s) in a row; "
-                           "retrying")
-
-
-def repo_health(repo: dict[str, Any], sched: dict[str, Any] | None) -> tuple[str, list[str]]:
-    """One repository's level and the reasons for it, worst first."""
-    found = _Findings()
-    _runs_health(repo, found)
-    _refs_health(repo, found)
-    _serve_health(repo, sched, found)
-    return found.verdict()
-
-
-@dataclass(frozen=True)
-class ErrorView:
-    """An error as a page shows it: its code, message and hint, and where and when it was."""
-
-    code: str | None
-    message: str | None
-    hint: str | None = None
-    what: str | None = None    # "last sync", "last run r-1", ...
-    at: str | None = None
-
-    @classmethod
-    def of(cls, err: dict[str, Any], *, what: str | None = None,
-           at: str | None = None) -> ErrorView:
-        """The view of an ``error`` object (of a journal record, a run, an exception)."""
-        return cls(err.get("code"), err.get("message"), err.get("hint"), what, at)
-
-    def about(self, what: str) -> ErrorView:
-        """The same error, said to be of ``what``."""
-        return replace(self, what=what)
-
-
 def repo_errors(repo: dict[str, Any], sched: dict[str, Any] | None) -> list[ErrorView]:
     """The errors a person should read now: of the last sync, last flush, last flush attempt."""
     out: list[ErrorView] = []
@@ -171,31 +82,6 @@ def repo_errors(repo: dict[str, Any], sched: dict[str, Any] | None) -> list[Erro
         if not any(e.message == last["error"].get("message") for e in out):
             out.append(ErrorView.of(last["error"], what="last flush attempt", at=last.get("at")))
     return out
-
-
-@dataclass
-class RepoView:
-    """A repository's status entry (``status``) and what the page adds to it.
-
-    The entry's own fields are read through the view (``view["lanes"]``, and so
-    ``repo.lanes`` in a template): they are the ``status --json`` object's, unchanged.
-    """
-
-    status: dict[str, Any]
-    level: str
-    reasons: list[str]
-    errors: list[ErrorView]
-    scheduler: dict[str, Any] | None      # this repository's entry of serve's scheduler
-    runs: list[dict[str, Any]]            # journal records, newest first
-    followers: list[str]
-
-    @property
-    def id(self) -> str:
-        """The repository id."""
-        return str(self.status["id"])
-
-    def __getitem__(self, key: str) -> Any:
-        return self.status[key]
 
 
 def repo_view(cfg: LoadedConfig, repo: dict[str, Any],
@@ -266,28 +152,6 @@ def follower_closeouts(cfg: LoadedConfig, fid: str) -> list[dict[str, Any]]:
         except Exception:  # noqa: BLE001
             continue
     return sorted(out, key=lambda c: str(c.get("at") or ""), reverse=True)
-
-
-@dataclass
-class FollowerView:
-    """A follower as its page shows it: declaration, runs, lane, closeouts, level."""
-
-    id: str
-    repository: str
-    branch: str
-    lane: str
-    trigger: str
-    runs: list[dict[str, Any]]              # newest first (:func:`follower_runs`)
-    lane_state: dict[str, Any] | None       # the lane's status entry
-    source: dict[str, Any] | None           # the branch's status entry
-    closeouts: list[dict[str, Any]]
-    level: str = OK
-    reasons: list[str] = field(default_factory=list)
-
-    @property
-    def last_run(self) -> dict[str, Any] | None:
-        """The newest run, if any."""
-        return self.runs[0] if self.runs else None
 
 
 def follower_view(cfg: LoadedConfig, fid: str, repos: dict[str, RepoView]) -> FollowerView:
@@ -362,31 +226,6 @@ def recent_events(cfg: LoadedConfig, repos: list[RepoView], followers: list[Foll
 
 # -- pages --------------------------------------------------------------------------------
 
-@dataclass
-class Board:
-    """Everything the pages show, gathered once (:func:`board`)."""
-
-    node: str
-    config: dict[str, Any]                 # the status object's ``config``: path, sha256
-    level: str
-    reasons: list[str]
-    pending_flush: bool
-    github_in_sync: bool
-    diverged: bool
-    repositories: list[RepoView]
-    followers: list[FollowerView]
-    server: dict[str, Any] | None          # serve's scheduler (``/api/status`` ``server``)
-    events: list[dict[str, Any]]
-
-    def repository(self, rid: str) -> RepoView | None:
-        """The view of repository ``rid``, if declared."""
-        return next((r for r in self.repositories if r.id == rid), None)
-
-    def follower(self, fid: str) -> FollowerView | None:
-        """The view of follower ``fid``, if declared."""
-        return next((f for f in self.followers if f.id == fid), None)
-
-
 def board(cfg: LoadedConfig, node: str, server: dict[str, Any] | None) -> Board:
     """Everything the front page shows (and each detail page picks from)."""
     from git_mirror.mirror.status import status
@@ -396,12 +235,12 @@ def board(cfg: LoadedConfig, node: str, server: dict[str, Any] | None) -> Board:
     repos = [repo_view(cfg, r, sched.get(r["id"])) for r in data["repositories"]]
     by_id = {r.id: r for r in repos}
     followers = [follower_view(cfg, fid, by_id) for fid in sorted(cfg.model.followers)]
-    level = _worst([r.level for r in repos] + [f.level for f in followers])
+    level = worst([r.level for r in repos] + [f.level for f in followers])
     reasons = [f"{r.id}: {why}" for r in repos for why in r.reasons]
     reasons += [f"follower {f.id}: {why}" for f in followers
                 if f.level != OK for why in f.reasons]
     if server is not None and not server.get("ready", True):
-        level = _worst([level, WARN])
+        level = worst([level, WARN])
         reasons.append("serve is not ready: not every repository has synced once yet")
     return Board(node, data["config"], level, reasons, data["pendingFlush"],
                  data["githubInSync"], data.get("diverged", False), repos, followers, server,

@@ -34,7 +34,7 @@ from starlette.routing import Route
 from git_mirror.errors import Code, GitMirrorError
 from git_mirror.redact import scrub
 from git_mirror.server.auth import REALM
-from git_mirror.server.board import Board, ErrorView
+from git_mirror.server.views import Board, ErrorView
 
 if TYPE_CHECKING:
     from jinja2 import Environment
