@@ -333,3 +333,19 @@ def test_webhook_matching_rules() -> None:
     assert matches("hwlab", "file:///elsewhere/y.git", "other/thing", "hwlab")
     assert not matches("x", url, "ample/hwlab", None)       # segment boundary
     assert not matches("x", url, "example/hwlab-two", "hwlab")
+
+
+def test_a_flush_that_raises_is_an_internal_error_retried_like_any_other(
+        tmp_path: Path, upstream: Repo) -> None:
+    config = write_server_config(tmp_path / "srv", upstream.url, attempts=2)
+    attempts: list[float] = []
+
+    def broken(cfg: Any, **kw: Any) -> Result:
+        attempts.append(time.monotonic())
+        raise RuntimeError("a bug in flush")
+
+    state = _flush_until_idle(config, broken)
+    assert len(attempts) == 2                      # retried: a bug is not a final error
+    assert state["flushGaveUp"] is True
+    errors = [a["error"] for a in state["flushAttempts"]]
+    assert errors == [{"code": "internal", "message": "a bug in flush", "hint": None}] * 2

@@ -67,6 +67,10 @@ def error_of(data: dict[str, Any]) -> GitMirrorError | None:
                           code=Code.parse(err.get("code"), Code.ERROR), details=details)
 
 
+def _said(res: OpResult) -> tuple[bool, dict[str, Any]]:
+    return bool(res.ok), res.to_json()
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one run came to."""
@@ -80,12 +84,12 @@ class Outcome:
     @classmethod
     def of(cls, run: Callable[[], OpResult], pending: Callable[[], bool]) -> Outcome:
         """Run an operation (in a worker thread), then read whether a lane is still ahead."""
-        res, error = guarded(run)
+        said, error = guarded(lambda: _said(run()))
         now_pending, _ = guarded(pending)
-        if res is None:
+        if said is None:
             return cls(False, error, pending=now_pending)
-        data = res.to_json()
-        return cls(bool(res.ok), error_of(data), len(data.get("updated") or []), now_pending)
+        ok, data = said
+        return cls(ok, error_of(data), len(data.get("updated") or []), now_pending)
 
 
 @dataclass(frozen=True)
