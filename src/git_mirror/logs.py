@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO, TypeVar
 
 import structlog
+from structlog.typing import EventDict
 
 from git_mirror.redact import scrub
 
@@ -55,7 +56,7 @@ _RECORD = {*logging.LogRecord("", 0, "", 0, "", None, None).__dict__,
            "message", "asctime", "color_message"}
 
 
-def _extras(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _extras(_logger: Any, _name: str, event: EventDict) -> EventDict:
     record = event.get("_record")
     if isinstance(record, logging.LogRecord):
         for key, value in record.__dict__.items():
@@ -68,7 +69,7 @@ def _extras(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
 _PROCESS_FIELDS: dict[str, Any] = {}
 
 
-def _process_fields(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _process_fields(_logger: Any, _name: str, event: EventDict) -> EventDict:
     for key, value in _PROCESS_FIELDS.items():
         event.setdefault(key, value)
     return event

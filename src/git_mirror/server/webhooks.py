@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -117,7 +118,15 @@ async def _read_body(request: Request) -> bytes:
     return bytes(body)
 
 
-def _repository_of(content_type: str, body: bytes) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PushedRepository:
+    """What a delivery says of the repository it is about."""
+
+    full_name: str | None   # "owner/name"
+    name: str | None
+
+
+def _repository_of(content_type: str, body: bytes) -> PushedRepository:
     """The payload's ``repository`` object, its names strings or absent; else 400."""
     try:
         payload = json.loads(_json_of(content_type, body))
@@ -132,7 +141,7 @@ def _repository_of(content_type: str, body: bytes) -> dict[str, Any]:
              if repository.get(key) is not None and not isinstance(repository[key], str)]
     if wrong:
         raise _Refused("bad-payload", 400, f"repository.{wrong[0]} must be a string")
-    return repository
+    return PushedRepository(repository.get("full_name"), repository.get("name"))
 
 
 def signature_ok(secret: bytes, body: bytes, header: str) -> bool:
@@ -154,13 +163,10 @@ class GitHubWebhook:
                                                      key=("server", "webhookSecret"))
                                       if ref is not None else None)
 
-    def targets(self, repository: dict[str, Any]) -> list[str]:
+    def targets(self, repository: PushedRepository) -> list[str]:
         """The declared repositories a push of ``repository`` concerns (:func:`matches`)."""
-        full_name = repository.get("full_name")
-        name = repository.get("name")
         return [rid for rid, repo in self.cfg.model.repositories.items()
-                if matches(rid, repo.upstream, full_name if isinstance(full_name, str) else None,
-                           name if isinstance(name, str) else None)]
+                if matches(rid, repo.upstream, repository.full_name, repository.name)]
 
     async def __call__(self, request: Request) -> Response:
         """Answer one delivery: 202 and a sync request per matching repository, 200 for a
@@ -193,13 +199,13 @@ class GitHubWebhook:
             raise _Refused("bad-signature", 403, "X-Hub-Signature-256 does not match the body")
 
     def _accept(self, event: str, delivery: str | None,
-                repository: dict[str, Any]) -> Response:
+                repository: PushedRepository) -> Response:
         """A push event: a sync request for every repository it names."""
         targets = self.targets(repository)
         results = {rid: self.scheduler.request_sync(rid, reason="webhook") for rid in targets}
-        full_name = repository.get("full_name")
+        full_name = repository.full_name
         log.info("webhook accepted", githubEvent=event, delivery=delivery,
-                 fullName=full_name[:300] if isinstance(full_name, str) else None,
+                 fullName=full_name[:300] if full_name is not None else None,
                  repositories=targets, requests=results)
         return self._answer(event, "accepted", 202, {
             "ok": True, "event": event, "repositories": targets,
