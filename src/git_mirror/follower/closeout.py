@@ -52,7 +52,7 @@ def closeout(cfg: LoadedConfig, fid: str, merge_commit: str, *, pipeline_run: st
     layout = RepoLayout.of(cfg, rid)
     if runs is None:
         runs = st.FollowerState.of(cfg, fid).runs()
-    rstatus = repo_status(cfg, rid, node, check_snapshots=False)
+    rstatus = repo_status(cfg, rid, node, check_snapshots=False).to_json()
     exists = bool(rstatus["mirror"]["exists"])
     pending, in_sync = bool(rstatus["pendingFlush"]), bool(rstatus["githubInSync"])
     lane = next((ln for ln in rstatus["lanes"] if ln["name"] == follower.lane), None)

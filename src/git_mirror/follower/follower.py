@@ -386,7 +386,7 @@ def _lane_flags(cfg: LoadedConfig, res: TriggerResult) -> None:
     layout = RepoLayout.of(cfg, res.repository)
     if not (layout.git_dir / "HEAD").exists():
         return
-    status = repo_status(cfg, res.repository, res.node, check_snapshots=False)
+    status = repo_status(cfg, res.repository, res.node, check_snapshots=False).to_json()
     lane = next((ln for ln in status["lanes"] if ln["name"] == res.lane), None)
     res.lane_tip = lane["mirrorCommit"] if lane else None
     res.pending_flush = bool(status["pendingFlush"])

@@ -56,7 +56,7 @@ def follower_status(cfg: LoadedConfig, fid: str, *, node: str = "local",
     follower = get_follower(cfg, fid)
     state = st.FollowerState.of(cfg, fid)
     last = wait_for_last_run(state) if wait else state.last_run()
-    rstatus = repo_status(cfg, follower.repository, node)
+    rstatus = repo_status(cfg, follower.repository, node).to_json()
     source = next((s for s in rstatus["sources"] if s["branch"] == follower.branch), None)
     lane = next((ln for ln in rstatus["lanes"] if ln["name"] == follower.lane), None)
     running = [r["name"] for r in state.runs() if r.get("status") == st.RUNNING]
@@ -123,7 +123,7 @@ def run_status(cfg: LoadedConfig, fid: str, name: str, *, node: str = "local",
         if record is None:
             raise GitMirrorError(f"run {name} of follower {fid} was removed while it was watched",
                                  code=Code.NOT_FOUND, hint=f"git-mirror follower list --follower {fid}")
-    rstatus = repo_status(cfg, follower.repository, node, check_snapshots=False)
+    rstatus = repo_status(cfg, follower.repository, node, check_snapshots=False).to_json()
     lane = next((ln for ln in rstatus["lanes"] if ln["name"] == follower.lane), None)
     source = next((s for s in rstatus["sources"] if s["branch"] == follower.branch), None)
     layout = RepoLayout.of(cfg, follower.repository)
