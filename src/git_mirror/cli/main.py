@@ -423,16 +423,18 @@ def demo(ctx: Ctx, directory: str) -> None:
 
 
 def _register_later_commands() -> None:
-    """Commands whose operations live in the follower and kube packages."""
-    import importlib
+    """Commands whose operations live in the follower and kube packages.
 
-    importlib.import_module("git_mirror.cli.trust").register(cli)
-    try:
-        extra = importlib.import_module("git_mirror.cli.extra")
-    except ImportError:
-        return
-    extra.register(cli)
-    importlib.import_module("git_mirror.cli.completion").register(cli)
+    Imported here, after this module's group and helpers exist (they import them); a module
+    that fails to import fails the CLI, it never drops its commands.
+    """
+    import git_mirror.cli.completion as completion
+    import git_mirror.cli.followers as followers
+    import git_mirror.cli.trust as trust
+
+    trust.register(cli)
+    followers.register(cli)
+    completion.register(cli)
 
 
 # The global options: those that take a value, and the flags. They may also follow the command
