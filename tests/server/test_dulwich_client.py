@@ -10,25 +10,31 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from dulwich import porcelain
 from dulwich.client import get_transport_and_path
-from dulwich.objects import Blob, Commit, Tree
+from dulwich.objects import Blob, Commit, ObjectID, Tree
+from dulwich.pack import UnpackedObject
+from dulwich.refs import Ref
 from dulwich.repo import Repo as DRepo
 
 from tests.support.cli import run_cli
 from tests.support.gitutil import Repo
 from tests.support.server import CI_TOKEN, Served, wait_for
 
-LANE = b"refs/heads/gitops/v03"
+LANE = Ref(b"refs/heads/gitops/v03")
 PUSHES = 12
 FLUSH_DEADLINE = 30.0
 
 
-def lane_commit(repo: DRepo, parent: bytes, n: int) -> bytes:
+def lane_commit(repo: DRepo, parent: ObjectID, n: int) -> ObjectID:
     """A commit on top of ``parent`` that adds one file (objects written by dulwich)."""
-    base = repo[repo[parent].tree]
+    head = repo[parent]
+    assert isinstance(head, Commit)
+    base = repo[head.tree]
     assert isinstance(base, Tree)
     blob = Blob.from_string(f"deploy {n}\n".encode())
     tree = Tree()
@@ -46,14 +52,22 @@ def lane_commit(repo: DRepo, parent: bytes, n: int) -> bytes:
     return commit.id
 
 
-def push_and_hang_up(url: str, repo: DRepo, new: bytes) -> None:
+def push_and_hang_up(url: str, repo: DRepo, new: ObjectID) -> None:
     """One push of the lane; the connection is closed as soon as the report is read."""
     client, path = get_transport_and_path(url, username="ci", password=CI_TOKEN)
+
+    def pack_data(have: AbstractSet[ObjectID], want: AbstractSet[ObjectID], *,
+                  ofs_delta: bool = False, progress: Callable[[bytes], None] | None = None,
+                  ) -> tuple[int, Iterator[UnpackedObject]]:
+        # No progress is asked for: the report is all this client reads.
+        return repo.generate_pack_data(set(have), set(want), ofs_delta=ofs_delta)
+
     try:
-        result = client.send_pack(path, lambda refs: {**refs, LANE: new},
-                                  generate_pack_data=repo.generate_pack_data)
+        result = client.send_pack(path.encode(), lambda refs: {**refs, LANE: new},
+                                  generate_pack_data=pack_data)
     finally:
         client.close()
+    assert result.ref_status is not None
     assert result.ref_status.get(LANE) is None, result.ref_status  # None: accepted
 
 
@@ -63,7 +77,7 @@ def test_dulwich_clone_fetch_and_many_pushes_are_all_flushed(
     repo = porcelain.clone(url, str(tmp_path / "clone"), checkout=False,
                            errstream=io.BytesIO())
     mirror = served.mirror()
-    assert repo.refs[b"refs/remotes/origin/main"].decode() == mirror.rev("refs/heads/main")
+    assert repo.refs[Ref(b"refs/remotes/origin/main")].decode() == mirror.rev("refs/heads/main")
     fetched = porcelain.fetch(repo, url, errstream=io.BytesIO(), outstream=io.StringIO())
     lane_tip = fetched.refs[LANE]
     assert lane_tip is not None and lane_tip.decode() == mirror.rev(LANE.decode())

@@ -34,7 +34,8 @@ def test_a_patched_hook_stops_pushes_until_apply_restores_it(
     assert b"not the one git-mirror installs" in res.stderr
     assert b"git-mirror apply --confirm" in res.stderr
     # A forged snapshot is refused the same way: nothing gets past a patched hook.
-    snap = f"refs/unidesk/snapshots/hwlab-node-runtime/main/{run_git('rev-parse', 'HEAD', cwd=work).stdout.decode().strip()}"
+    head = run_git("rev-parse", "HEAD", cwd=work).stdout.decode().strip()
+    snap = f"refs/unidesk/snapshots/hwlab-node-runtime/main/{head}"
     assert run_git("push", served.repo_url(), f"HEAD:{snap}", cwd=work, env=BEARER,
                    check=False).returncode != 0
     assert served.mirror().rev(LANE) == before and served.mirror().rev(snap) is None
@@ -44,7 +45,8 @@ def test_a_patched_hook_stops_pushes_until_apply_restores_it(
         assert adv.status_code == 503
         assert "not the one git-mirror installs" in adv.text
         # Reads go on.
-        assert c.get("/hwlab.git/info/refs", params={"service": "git-upload-pack"}).status_code == 200
+        refs = c.get("/hwlab.git/info/refs", params={"service": "git-upload-pack"})
+        assert refs.status_code == 200
         status = c.get("/api/status").json()
         assert status["integrity"]["ok"] is False
         assert status["error"]["code"] == "integrity"
@@ -55,5 +57,6 @@ def test_a_patched_hook_stops_pushes_until_apply_restores_it(
     assert served.mirror().rev(LANE) == tip
     wait_for(lambda: upstream.rev(LANE) == tip, timeout=30)
     pushes = run_cli("--config", config, "--json", "log", "--operation", "push").json["entries"]
-    assert [(p["ref"], p["from"], p["to"], p["token"]) for p in pushes] == [(LANE, before, tip, "ci")]
+    assert [(p["ref"], p["from"], p["to"], p["token"]) for p in pushes] == [
+        (LANE, before, tip, "ci")]
     assert run_cli("--config", config, "--json", "verify").code == 0

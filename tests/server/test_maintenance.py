@@ -11,7 +11,8 @@ from tests.support.gitutil import Repo
 from tests.support.server import prepare_mirror, serve_in_thread, wait_for, write_server_config
 
 
-def test_maintain_packs_refs_writes_a_commit_graph_and_bitmaps(tmp_path: Path, upstream: Repo) -> None:
+def test_maintain_packs_refs_writes_a_commit_graph_and_bitmaps(tmp_path: Path,
+                                                              upstream: Repo) -> None:
     config = write_server_config(tmp_path / "srv", upstream.url)
     prepare_mirror(config)
     cfg = load_config(config)
@@ -38,4 +39,5 @@ def test_serve_runs_maintenance_on_its_interval(tmp_path: Path, upstream: Repo) 
                    for ln in runs.read_text().splitlines() if ln.strip())
     with serve_in_thread(config) as s:
         wait_for(maintained, timeout=15)
-        assert 'git_mirror_maintenance_total{repository="hwlab",result="ok"}' in s.client().get("/metrics").text
+        metrics = s.client().get("/metrics").text
+        assert 'git_mirror_maintenance_total{repository="hwlab",result="ok"}' in metrics

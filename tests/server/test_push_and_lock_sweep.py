@@ -43,7 +43,8 @@ exec {git} "$@"
 
 
 @pytest.fixture
-def slow_served(tmp_path: Path, upstream: Repo, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+def slow_served(tmp_path: Path, upstream: Repo,
+                monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
     """serve whose receive-pack waits (holding what it inherited) until the test releases it."""
     d = tmp_path / "slow"
     d.mkdir()
@@ -181,6 +182,15 @@ def test_a_receive_pack_killed_while_it_holds_the_lane_lock_is_recovered_by_the_
         assert mirror.rev("refs/heads/gitops/v03") == tip
 
 
+class _Unflushed:
+    """A flush that does nothing (and says so)."""
+
+    ok = True
+
+    def to_json(self) -> dict[str, object]:
+        return {"ok": True, "pushed": []}
+
+
 def test_pushes_and_sweeping_syncs_at_once_never_break_a_push(
         tmp_path: Path, upstream: Repo) -> None:
     """Lane pushes through serve, one after another, while separate sync processes sweep a
@@ -190,7 +200,10 @@ def test_pushes_and_sweeping_syncs_at_once_never_break_a_push(
     config = write_server_config(tmp_path / "srv", upstream.url)
     prepare_mirror(config)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    with serve_in_thread(config) as served:
+    # serve's own flush after each push sweeps lock files too, and in-process it wins the
+    # race against a sync process every time: the syncs would have nothing left to sweep.
+    # Its flush stands still here, so that the syncs are the sweepers this test is about.
+    with serve_in_thread(config, flush_op=lambda cfg, **kw: _Unflushed()) as served:
         wait_for(lambda: served.client().get("/readyz").status_code == 200)
         mirror = served.mirror()
         work = _lane_commit(tmp_path, served)

@@ -1,4 +1,5 @@
-"""serve's scheduler: at most ``jobs`` repositories at once, and a hanging one holds back no other."""
+"""serve's scheduler: at most ``jobs`` repositories at once, and a hanging one holds back no
+other."""
 
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ def test_a_webhook_sync_starts_at_once_and_the_rest_of_its_burst_is_one_more_run
             if calls:
                 break
         # The rest of the burst, while the first run is done and the repository settles.
-        answers = [sched.request_sync("r0", reason="webhook") for _ in range(5)]
+        answers: list[str] = [sched.request_sync("r0", reason="webhook") for _ in range(5)]
         for _ in range(400):  # at most 20 s
             await asyncio.sleep(0.05)
             if not sched.repos["r0"].sync.busy:

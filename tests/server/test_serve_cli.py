@@ -10,7 +10,8 @@ from tests.support.gitutil import Repo
 from tests.support.server import write_server_config
 
 
-def test_a_missing_token_secret_stops_serve_with_a_config_error(tmp_path: Path, upstream: Repo) -> None:
+def test_a_missing_token_secret_stops_serve_with_a_config_error(tmp_path: Path,
+                                                                upstream: Repo) -> None:
     config = write_server_config(tmp_path / "srv", upstream.url)
     (config.parent / "ci-token").unlink()
     res = run_cli("--config", config, "--json", "serve")

@@ -25,7 +25,8 @@ PACK_MB = 6
 def test_sigterm_lets_a_clone_finish_and_exits_0(tmp_path: Path, upstream: Repo) -> None:
     blob = upstream.git("hash-object", "-w", "--stdin", input=os.urandom(PACK_MB << 20))
     tree = upstream.git("mktree", input=f"100644 blob {blob}\tbig.bin\n".encode())
-    tip = upstream.git("commit-tree", tree, "-m", "big", "-p", upstream.rev("refs/heads/main") or "")
+    parent = upstream.rev("refs/heads/main") or ""
+    tip = upstream.git("commit-tree", tree, "-m", "big", "-p", parent)
     upstream.set_ref("refs/heads/main", tip)
     port = free_port()
     config = write_server_config(tmp_path / "srv", upstream.url, port=port, shutdown=60)
@@ -46,7 +47,8 @@ def test_sigterm_lets_a_clone_finish_and_exits_0(tmp_path: Path, upstream: Repo)
         dest = tmp_path / "clone"
         env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
         clone = subprocess.Popen(["git", "clone", "-q", f"http://127.0.0.1:{relay.port}/hwlab.git",
-                                  str(dest)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                                  str(dest)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 env=env)
         wait_for(lambda: relay is not None and relay.down_bytes > (1 << 20), timeout=30)
         assert clone.poll() is None, "the clone finished before the signal: nothing was tested"
         proc.send_signal(signal.SIGTERM)

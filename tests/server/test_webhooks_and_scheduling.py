@@ -31,7 +31,8 @@ def full_name(upstream: Repo) -> str:
     return f"{upstream.path.parent.name}/upstream"
 
 
-def hook(client: httpx.Client, body: bytes, signature: str | None, event: str = "push") -> httpx.Response:
+def hook(client: httpx.Client, body: bytes, signature: str | None,
+         event: str = "push") -> httpx.Response:
     headers = {"Content-Type": "application/json", "X-GitHub-Event": event}
     if signature is not None:
         headers["X-Hub-Signature-256"] = signature
@@ -69,8 +70,25 @@ def test_a_form_encoded_delivery_works_too(served: Served, upstream: Repo) -> No
     wait_for(lambda: served.mirror().rev("refs/heads/main") == new, timeout=10)
 
 
+def idle_sync_runs(served: Served) -> int:
+    """The scheduler's count of sync runs, once no sync runs or waits."""
+    flight = served.runtime.scheduler.repos["hwlab"].sync
+    wait_for(lambda: not flight.busy, timeout=15)
+    runs: int = flight.runs
+    return runs
+
+
+def assert_no_sync_asked(served: Served, runs_before: int) -> None:
+    """A webhook asks for its sync before it answers: once answered, a sync it asked for is
+    running, queued or counted. None is."""
+    flight = served.runtime.scheduler.repos["hwlab"].sync
+    assert not flight.busy and not flight.again
+    assert flight.runs == runs_before
+
+
 def test_bad_or_missing_signatures_are_refused(served: Served, upstream: Repo) -> None:
     before = served.mirror().rev("refs/heads/main")
+    runs = idle_sync_runs(served)
     upstream.commit("main", "must not arrive")
     body = push_payload(full_name(upstream))
     with served.client() as c:
@@ -78,22 +96,23 @@ def test_bad_or_missing_signatures_are_refused(served: Served, upstream: Repo) -
         assert hook(c, body, sign(body, "wrong-secret")).status_code == 403
         assert hook(c, body, "sha256=" + "0" * 64).status_code == 403
         assert hook(c, body + b" ", sign(body)).status_code == 403
-    time.sleep(0.5)
+    assert_no_sync_asked(served, runs)
     assert served.mirror().rev("refs/heads/main") == before
 
 
 def test_an_unrelated_repository_syncs_nothing(served: Served) -> None:
+    scheduled = idle_sync_runs(served)
     runs = len(sync_runs(served.runtime.cfg.path))
     body = push_payload("example/other-upstream", name="other")
     res = hook(served.client(), body, sign(body))
     assert res.status_code == 202 and res.json()["repositories"] == []
-    time.sleep(0.5)
+    assert_no_sync_asked(served, scheduled)
     assert len(sync_runs(served.runtime.cfg.path)) == runs
 
 
 def test_twenty_webhooks_at_once_cause_at_most_two_syncs(served: Served, upstream: Repo) -> None:
     config = served.runtime.cfg.path
-    wait_for(lambda: not served.runtime.scheduler.repos["hwlab"].sync.busy)
+    scheduled = idle_sync_runs(served)
     before = len(sync_runs(config))
     new = upstream.commit("main", "storm")
     body = push_payload(full_name(upstream))
@@ -107,10 +126,11 @@ def test_twenty_webhooks_at_once_cause_at_most_two_syncs(served: Served, upstrea
         codes = list(pool.map(deliver, range(20)))
     assert codes == [202] * 20
     wait_for(lambda: served.mirror().rev("refs/heads/main") == new, timeout=15)
-    wait_for(lambda: not served.runtime.scheduler.repos["hwlab"].sync.busy, timeout=15)
-    time.sleep(0.3)
-    extra = len(sync_runs(config)) - before
+    # Every delivery asked before it was answered: once the flight is idle, no run follows,
+    # and each run wrote its journal record before it ended.
+    extra = idle_sync_runs(served) - scheduled
     assert 1 <= extra <= 2, extra
+    assert len(sync_runs(config)) - before == extra
     metrics = served.client().get("/metrics").text
     assert 'git_mirror_sync_total{repository="hwlab",result="ok"}' in metrics
 
@@ -146,8 +166,8 @@ def test_queue_depth_falls_back_to_zero_when_the_work_is_done(served: Served) ->
         return None
 
     # nothing runs or waits: the finished first sync no longer counts
-    time.sleep(0.5)
-    assert depth("sync") == 0.0
+    wait_for(lambda: depth("sync") == 0.0, timeout=10)
+    assert not scheduler.repos["hwlab"].sync.busy
 
 
 def test_request_ids_are_returned_and_logged(served: Served) -> None:
@@ -162,7 +182,8 @@ def test_not_ready_until_the_first_sync_or_the_grace(tmp_path: Path) -> None:
     missing = tmp_path / "gone.git"   # upstream cannot be reached: no sync ever succeeds
     config = write_server_config(tmp_path / "srv", f"file://{missing}")
     with serve_in_thread(config) as s, s.client() as c:
-        time.sleep(0.5)
+        failed = 'git_mirror_sync_total{repository="hwlab",result="error"} 1.0'
+        wait_for(lambda: failed in c.get("/metrics").text, timeout=10)  # the first sync failed
         assert c.get("/healthz").status_code == 200
         assert c.get("/readyz").status_code == 503
     config = write_server_config(tmp_path / "srv2", f"file://{missing}", grace=1)
@@ -195,8 +216,18 @@ def _scheduler(config: Path, **ops: Any) -> Any:
     from git_mirror.server.scheduler import Scheduler
 
     sched = Scheduler(load_config(config), Metrics(), **ops)
-    sched._pending = lambda rid: True  # a lane is always ahead, as after a push
+    sched._pending = lambda rid: True  # type: ignore[method-assign]  # a lane is always ahead
     return sched
+
+
+async def until(condition: Any, what: str, timeout: float = 5.0) -> None:
+    """Poll ``condition`` on the event loop (every 10 ms) until it holds; fail after
+    ``timeout`` seconds, saying ``what`` did not happen."""
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{what} within {timeout} s")
 
 
 def _flush_until_idle(config: Path, flush_op: Any, *, requests: int = 1) -> dict[str, Any]:
@@ -206,10 +237,8 @@ def _flush_until_idle(config: Path, flush_op: Any, *, requests: int = 1) -> dict
         sched = _scheduler(config, flush_op=flush_op)
         answers = [sched.request_flush("hwlab", reason="push") for _ in range(requests)]
         assert answers == ["started"] + ["coalesced"] * (requests - 1)
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            if not sched.repos["hwlab"].flush.busy:
-                break
+        await until(lambda: not sched.repos["hwlab"].flush.busy,
+                    "the flush did not come to rest")
         await sched.stop(5)
         data: dict[str, Any] = sched.to_json()["repositories"][0]
         return data
@@ -230,12 +259,9 @@ def test_sync_requests_coalesce_into_one_more_run(tmp_path: Path, upstream: Repo
         sched = _scheduler(config, sync_op=slow_sync, flush_op=lambda cfg, **kw: Result(True),
                            settle=0.1)
         first = sched.request_sync("hwlab", reason="test")
-        await asyncio.sleep(0.1)   # the first run is under way
+        await until(lambda: calls, "the first run did not start")
         answers = [first] + [sched.request_sync("hwlab", reason="test") for _ in range(10)]
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            if not sched.repos["hwlab"].sync.busy:
-                break
+        await until(lambda: not sched.repos["hwlab"].sync.busy, "the sync did not come to rest")
         await sched.stop(5)
         return answers
 
@@ -244,7 +270,8 @@ def test_sync_requests_coalesce_into_one_more_run(tmp_path: Path, upstream: Repo
     assert len(calls) == 2
 
 
-def test_flush_retries_with_back_off_and_records_every_attempt(tmp_path: Path, upstream: Repo) -> None:
+def test_flush_retries_with_back_off_and_records_every_attempt(tmp_path: Path,
+                                                               upstream: Repo) -> None:
     config = write_server_config(tmp_path / "srv", upstream.url, attempts=4)
     attempts: list[float] = []
 
@@ -306,3 +333,19 @@ def test_webhook_matching_rules() -> None:
     assert matches("hwlab", "file:///elsewhere/y.git", "other/thing", "hwlab")
     assert not matches("x", url, "ample/hwlab", None)       # segment boundary
     assert not matches("x", url, "example/hwlab-two", "hwlab")
+
+
+def test_a_flush_that_raises_is_an_internal_error_retried_like_any_other(
+        tmp_path: Path, upstream: Repo) -> None:
+    config = write_server_config(tmp_path / "srv", upstream.url, attempts=2)
+    attempts: list[float] = []
+
+    def broken(cfg: Any, **kw: Any) -> Result:
+        attempts.append(time.monotonic())
+        raise RuntimeError("a bug in flush")
+
+    state = _flush_until_idle(config, broken)
+    assert len(attempts) == 2                      # retried: a bug is not a final error
+    assert state["flushGaveUp"] is True
+    errors = [a["error"] for a in state["flushAttempts"]]
+    assert errors == [{"code": "internal", "message": "a bug in flush", "hint": None}] * 2

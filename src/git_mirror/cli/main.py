@@ -179,7 +179,7 @@ def cli(click_ctx: click.Context, config_path: str | None, node: str | None, lan
     """git-mirror: one git mirror as the single source authority for CI/CD."""
     from git_mirror.cli.output import configure_logging
 
-    configure_logging(verbose)
+    configure_logging(verbose, click_ctx.invoked_subcommand)
     click_ctx.obj = Ctx(config_path, node, lane, as_json, quiet=quiet)
 
 

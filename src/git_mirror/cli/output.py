@@ -8,12 +8,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import logging
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from git_mirror import logs
 from git_mirror.errors import Code, GitMirrorError
 from git_mirror.kube.result import write_result
 from git_mirror.redact import scrub
@@ -26,7 +25,8 @@ def dumps(data: Any) -> str:
     return scrub(json.dumps(data, indent=indent, sort_keys=False, default=str))
 
 
-def emit(data: dict[str, Any], *, as_json: bool, human: Callable[[dict[str, Any]], str] | None = None,
+def emit(data: dict[str, Any], *, as_json: bool,
+         human: Callable[[dict[str, Any]], str] | None = None,
          warnings_to_stderr: bool = False) -> int:
     """Print ``data`` and return the exit code its ``ok`` implies.
 
@@ -85,6 +85,8 @@ def warning_text(warning: dict[str, Any] | str) -> str:
 
 
 def emit_error(exc: GitMirrorError, *, as_json: bool, extra: dict[str, Any] | None = None) -> int:
+    """Print ``exc`` as the failure of the command (with ``extra`` fields in JSON); its exit
+    code (2 for a config or usage error, else 1)."""
     data: dict[str, Any] = {"ok": False, **(extra or {}), "error": exc.to_json()}
     if as_json:
         text = dumps(data)
@@ -96,6 +98,7 @@ def emit_error(exc: GitMirrorError, *, as_json: bool, extra: dict[str, Any] | No
 
 
 def default_human(data: dict[str, Any]) -> str:
+    """``key: value`` lines of a result without a renderer of its own (no ``error``)."""
     lines = []
     for key, value in data.items():
         if key in ("error",):
@@ -107,54 +110,21 @@ def default_human(data: dict[str, Any]) -> str:
 
 
 def short(oid: str | None) -> str:
+    """The first 12 hex digits of an object id, or ``-``."""
     return oid[:12] if oid else "-"
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
+    """``rows`` under ``header`` in left-aligned columns two spaces apart."""
     cols = [header, *rows]
     widths = [max(len(r[i]) for r in cols) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join(fmt.format(*r).rstrip() for r in cols)
 
 
-class _JsonLines(logging.Formatter):
-    """One JSON object per log line, every known secret scrubbed out."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "at": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname.lower(),
-            "logger": record.name, "event": record.getMessage(),
-        }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD:  # fields passed with extra={...}
-                entry[key] = value
-        return scrub(json.dumps(entry, default=str, sort_keys=True))
-
-
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
-
-
-class _CurrentStderr(logging.Handler):
-    """Writes to whatever ``sys.stderr`` is now (tests and embedders swap it)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            sys.stderr.write(self.format(record) + "\n")
-        except Exception:  # a log line must never break the command
-            self.handleError(record)
-
-
-def configure_logging(verbose: bool) -> None:
-    """Logs go to stderr (stdout is for the result): warnings by default, more with -v or
-    ``GIT_MIRROR_LOG_LEVEL`` (debug, info, warning, error)."""
-    level_name = os.environ.get("GIT_MIRROR_LOG_LEVEL", "info" if verbose else "warning")
-    level = getattr(logging, level_name.upper(), logging.WARNING)
-    root = logging.getLogger("git_mirror")
-    if any(isinstance(h.formatter, _JsonLines) for h in root.handlers):
-        root.setLevel(level)
-        return
-    handler = _CurrentStderr()
-    handler.setFormatter(_JsonLines())
-    root.addHandler(handler)
-    root.setLevel(level)
-    root.propagate = False
+def configure_logging(verbose: bool, command: str | None = None) -> None:
+    """The CLI's logs: JSON lines on stderr (stdout is for the result), warnings by default,
+    more with ``-v`` or ``GIT_MIRROR_LOG_LEVEL`` (debug, info, warning, error); every line
+    names the ``command`` as its ``operation``."""
+    logs.configure(logs.level_of(verbose=verbose),
+                   fields={"operation": command} if command else None)

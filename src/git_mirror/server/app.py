@@ -35,19 +35,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from git_mirror import logs
 from git_mirror.errors import GitMirrorError
-from git_mirror.server import logs
 from git_mirror.server.auth import Authenticator
 from git_mirror.server.metrics import CONTENT_TYPE_LATEST, Metrics
+from git_mirror.server.relay import Receive, Scope, Send
 from git_mirror.server.scheduler import Scheduler
-from git_mirror.server.smart_http import Receive, Scope, Send, SmartHttp, header
+from git_mirror.server.smart_http import SmartHttp, header
 from git_mirror.server.webhooks import GitHubWebhook
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-log = logs.get("git-mirror.http")
+log = logs.get("git_mirror.server.http")
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Runtime:
     stop_deadline: float | None = None   # monotonic; set when shutdown begins
 
     def begin_shutdown(self, grace: float) -> None:
+        """Shutdown begins (once): not ready any more; what runs has ``grace`` seconds."""
         if not self.draining:
             self.draining = True
             self.stop_deadline = time.monotonic() + grace
@@ -101,6 +103,7 @@ class RequestContext:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request with its id bound to every line logged while it runs."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -113,7 +116,8 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 status[0] = int(message["status"])
                 message = dict(message)
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-request-id", rid.encode())]
             await send(message)
 
         structlog.contextvars.bind_contextvars(requestId=rid)
@@ -136,6 +140,7 @@ class AsgiEndpoint:
         self.handler = handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Hand the request to the handler as is."""
         await self.handler(scope, receive, send)
 
 
@@ -161,7 +166,7 @@ async def converge(rt: Runtime) -> None:
     operation ``git-mirror apply --confirm`` runs on a local node, not a second code path.
     """
     from git_mirror.mirror.local_apply import apply_local
-    from git_mirror.server.scheduler import in_thread
+    from git_mirror.server.jobs import in_thread
 
     try:
         res = await in_thread(lambda: apply_local(rt.cfg, confirm=True, node=rt.node), "apply")
@@ -174,7 +179,6 @@ async def converge(rt: Runtime) -> None:
 
 def build_app(rt: Runtime) -> Any:
     """The ASGI app: the route table behind the request-context middleware."""
-
     from git_mirror.server.dashboard import Dashboard, read_denied
 
     dashboard = Dashboard(rt)
@@ -196,23 +200,23 @@ def build_app(rt: Runtime) -> Any:
     async def github(request: Request) -> Response:
         return await rt.webhook(request)
 
-    async def metrics(request: Request) -> Response:
+    async def metrics(_request: Request) -> Response:
         return Response(rt.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    async def healthz(request: Request) -> Response:
+    async def healthz(_request: Request) -> Response:
         return JSONResponse({"ok": True, "uptimeSeconds": int(time.monotonic() - rt.started)})
 
-    async def readyz(request: Request) -> Response:
+    async def readyz(_request: Request) -> Response:
         ready = rt.scheduler.ready() and not rt.draining
-        body = {"ok": ready, "ready": ready, "draining": rt.draining,
-                "repositories": {st.id: {"synced": st.synced} for st in rt.scheduler.repos.values()}}
+        synced = {st.id: {"synced": st.synced} for st in rt.scheduler.repos.values()}
+        body = {"ok": ready, "ready": ready, "draining": rt.draining, "repositories": synced}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    async def not_found(request: Request, exc: Exception) -> Response:
+    async def not_found(_request: Request, _exc: Exception) -> Response:
         return PlainTextResponse("not found\n", status_code=404)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await converge(rt)
         await rt.scheduler.start()
         log.info("serving", repositories=sorted(rt.scheduler.repos), node=rt.node)

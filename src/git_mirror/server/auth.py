@@ -35,6 +35,7 @@ class Principal:
 
     @property
     def anonymous(self) -> bool:
+        """No token was given."""
         return self.name is None
 
 

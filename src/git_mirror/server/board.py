@@ -5,8 +5,10 @@ of each repository (``runs.jsonl``), the follower run records and the scheduler'
 Each kind of fact comes from one small function, so that a new journal (a closeout ledger,
 an audit log) is one more function and one more template block, nothing else.
 
-:func:`board` gathers everything once; the front page shows all of it, the page of a
-repository or follower picks its entry.
+:func:`board` gathers everything once, as a :class:`~git_mirror.server.views.Board` handed
+to the templates as it is (:mod:`git_mirror.server.views`); the front page shows all of it,
+the page of a repository or follower picks its entry. A repository's level is
+:mod:`git_mirror.server.health`'s.
 
 Every value here is shown to people as is; nothing may hold a secret. The status object
 holds none (sourceRefs and fingerprints only), the journals hold error messages that were
@@ -17,11 +19,13 @@ page anyway.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from git_mirror.mirror.layout import RepoLayout
+from git_mirror.server.health import FAIL, OK, WARN, repo_health, worst
+from git_mirror.server.views import Board, ErrorView, FollowerView, RepoView
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -30,14 +34,6 @@ RECENT_RUNS = 10       # journal entries shown per repository
 RECENT_EVENTS = 20     # events on the front page
 FOLLOWER_RUNS = 10     # runs shown per follower
 JOURNAL_TAIL = 64 << 10  # bytes read from the end of a journal: recent entries only
-
-OK, WARN, FAIL = "ok", "warning", "failing"
-_RANK = {OK: 0, WARN: 1, FAIL: 2}
-
-
-def _worst(levels: Iterable[str]) -> str:
-    return max(levels, key=lambda level: _RANK[level], default=OK)
-
 
 def tail_jsonl(path: Path, limit: int) -> list[dict[str, Any]]:
     """The last ``limit`` JSON objects of a JSON-lines file, oldest first; [] when absent.
@@ -74,69 +70,28 @@ def repo_runs(cfg: LoadedConfig, rid: str, limit: int = RECENT_RUNS) -> list[dic
     return [{"repository": rid, **r} for r in reversed(runs)]
 
 
-def repo_health(repo: dict[str, Any], sched: dict[str, Any] | None) -> tuple[str, list[str]]:
-    """One repository's level and the reasons for it, worst first."""
-    fails: list[str] = []
-    warns: list[str] = []
-    if not repo["mirror"]["exists"]:
-        fails.append("the mirror does not exist yet")
-    last_sync, last_flush = repo.get("lastSync"), repo.get("lastFlush")
-    if last_sync and last_sync.get("ok") is False:
-        fails.append("the last sync failed")
-    elif last_sync is None and repo["mirror"]["exists"]:
-        warns.append("never synced")
-    if last_flush and last_flush.get("ok") is False:
-        fails.append("the last flush failed")
-    for lane in repo["lanes"]:
-        if lane["diverged"]:
-            fails.append(f"lane {lane['name']} diverged: it needs a person")
-        elif lane["pendingFlush"]:
-            warns.append(f"lane {lane['name']} waits for flush")
-        elif not lane["githubInSync"]:
-            warns.append(f"lane {lane['name']} differs from upstream")
-    for src in repo["sources"]:
-        if not src["githubInSync"]:
-            warns.append(f"source {src['branch']} differs from upstream")
-    for secret in repo.get("secrets", []):
-        if secret.get("error"):
-            fails.append(f"secret {secret['role']}: {secret['error']}")
-    if sched:
-        if sched.get("flushGaveUp"):
-            fails.append("flush gave up retrying")
-        elif sched.get("flushConsecutiveFailures"):
-            warns.append(f"flush failed {sched['flushConsecutiveFailures']} time(s) in a row; "
-                         "retrying")
-    level = FAIL if fails else WARN if warns else OK
-    return level, fails + warns
-
-
-def repo_errors(repo: dict[str, Any], sched: dict[str, Any] | None) -> list[dict[str, Any]]:
+def repo_errors(repo: dict[str, Any], sched: dict[str, Any] | None) -> list[ErrorView]:
     """The errors a person should read now: of the last sync, last flush, last flush attempt."""
-    out: list[dict[str, Any]] = []
+    out: list[ErrorView] = []
     for what, rec in (("sync", repo.get("lastSync")), ("flush", repo.get("lastFlush"))):
         if rec and rec.get("ok") is False and rec.get("error"):
-            out.append({"what": f"last {what}", "at": rec.get("at"), **_error(rec["error"])})
+            out.append(ErrorView.of(rec["error"], what=f"last {what}", at=rec.get("at")))
     attempts = (sched or {}).get("flushAttempts") or []
     if attempts and not attempts[-1].get("ok") and attempts[-1].get("error"):
         last = attempts[-1]
-        if not any(e["message"] == last["error"].get("message") for e in out):
-            out.append({"what": "last flush attempt", "at": last.get("at"),
-                        **_error(last["error"])})
+        if not any(e.message == last["error"].get("message") for e in out):
+            out.append(ErrorView.of(last["error"], what="last flush attempt", at=last.get("at")))
     return out
 
 
-def _error(err: dict[str, Any]) -> dict[str, Any]:
-    return {"code": err.get("code"), "message": err.get("message"), "hint": err.get("hint")}
-
-
 def repo_view(cfg: LoadedConfig, repo: dict[str, Any],
-              sched: dict[str, Any] | None) -> dict[str, Any]:
+              sched: dict[str, Any] | None) -> RepoView:
     """A status entry with what the page adds: level, reasons, errors, scheduler, runs."""
     level, reasons = repo_health(repo, sched)
     followers = sorted(fid for fid, f in cfg.model.followers.items()
                        if f.repository == repo["id"])
-    return {**repo, "level": level, "reasons": reasons, "errors": repo_errors(repo, sched),
-            "scheduler": sched, "runs": repo_runs(cfg, repo["id"]), "followers": followers}
+    return RepoView(repo, level, reasons, repo_errors(repo, sched), sched,
+                    repo_runs(cfg, repo["id"]), followers)
 
 
 # -- followers ----------------------------------------------------------------------------
@@ -159,7 +114,7 @@ def follower_runs(cfg: LoadedConfig, fid: str, limit: int = FOLLOWER_RUNS) -> li
             "pushed": flush_after.get("pushed") or [],
             "createdAt": rec.get("createdAt"), "finishedAt": rec.get("finishedAt"),
             "durationMs": rec.get("durationMs"), "exitCode": rec.get("exitCode"),
-            "error": _error(rec["error"]) if rec.get("error") else None,
+            "error": ErrorView.of(rec["error"]) if rec.get("error") else None,
         })
     return out
 
@@ -192,30 +147,33 @@ def follower_closeouts(cfg: LoadedConfig, fid: str) -> list[dict[str, Any]]:
     for source in CLOSEOUT_SOURCES:
         try:
             out.extend(source(cfg, fid))
-        except Exception:  # a broken ledger must not take the page down
+        # A source is a plug-in reading files of other tools: a broken one must not take
+        # the page down, whatever it raises.
+        except Exception:  # noqa: BLE001
             continue
     return sorted(out, key=lambda c: str(c.get("at") or ""), reverse=True)
 
 
-def follower_view(cfg: LoadedConfig, fid: str, repos: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def follower_view(cfg: LoadedConfig, fid: str, repos: dict[str, RepoView]) -> FollowerView:
+    """A follower's view; ``repos`` gives its repository's lanes and sources."""
     from git_mirror.follower.triggers import trigger_kind
 
     f = cfg.model.followers[fid]
     runs = follower_runs(cfg, fid)
-    repo = repos.get(f.repository) or {}
-    lane = next((ln for ln in repo.get("lanes", []) if ln["name"] == f.lane), None)
-    source = next((s for s in repo.get("sources", []) if s["branch"] == f.branch), None)
-    last = runs[0] if runs else None
-    level = OK
-    reasons: list[str] = []
+    repo = repos.get(f.repository)
+    lanes = repo.status.get("lanes", []) if repo else []
+    sources = repo.status.get("sources", []) if repo else []
+    view = FollowerView(
+        fid, f.repository, f.branch, f.lane, trigger_kind(f), runs,
+        lane_state=next((ln for ln in lanes if ln["name"] == f.lane), None),
+        source=next((s for s in sources if s["branch"] == f.branch), None),
+        closeouts=follower_closeouts(cfg, fid))
+    last = view.last_run
     if last and last["status"] == "failed":
-        level, reasons = FAIL, [f"the last run {last['name']} failed"]
+        view.level, view.reasons = FAIL, [f"the last run {last['name']} failed"]
     elif last and last["status"] == "running":
-        reasons = [f"run {last['name']} is running"]
-    return {"id": fid, "repository": f.repository, "branch": f.branch, "lane": f.lane,
-            "trigger": trigger_kind(f), "runs": runs, "lastRun": last,
-            "laneState": lane, "source": source, "level": level, "reasons": reasons,
-            "closeouts": follower_closeouts(cfg, fid)}
+        view.reasons = [f"run {last['name']} is running"]
+    return view
 
 
 # -- events -------------------------------------------------------------------------------
@@ -237,13 +195,14 @@ EventSource = Callable[["LoadedConfig"], list[dict[str, Any]]]
 EVENT_SOURCES: list[EventSource] = [audit_events]
 
 
-def follower_events(followers: list[dict[str, Any]], per_follower: int = 3) -> list[dict[str, Any]]:
+def follower_events(followers: list[FollowerView],
+                    per_follower: int = 3) -> list[dict[str, Any]]:
     """The newest runs of each follower, as events."""
     out = []
     for f in followers:
-        for run in f["runs"][:per_follower]:
+        for run in f.runs[:per_follower]:
             finished = run["status"] != "running"
-            out.append({"kind": "follower-run", "follower": f["id"], "run": run["name"],
+            out.append({"kind": "follower-run", "follower": f.id, "run": run["name"],
                         "at": run.get("finishedAt") or run.get("createdAt"),
                         "ok": run["status"] != "failed" if finished else None,
                         "status": run["status"], "durationMs": run["durationMs"],
@@ -251,15 +210,15 @@ def follower_events(followers: list[dict[str, Any]], per_follower: int = 3) -> l
     return out
 
 
-def recent_events(cfg: LoadedConfig, repos: list[dict[str, Any]],
-                  followers: list[dict[str, Any]], limit: int = RECENT_EVENTS) -> list[dict[str, Any]]:
+def recent_events(cfg: LoadedConfig, repos: list[RepoView], followers: list[FollowerView],
+                  limit: int = RECENT_EVENTS) -> list[dict[str, Any]]:
     """The newest things that happened, across repositories and other event sources."""
-    events = [e for r in repos for e in r["runs"]]
+    events = [e for r in repos for e in r.runs]
     events += follower_events(followers)
     for source in EVENT_SOURCES:
         try:
             events.extend(source(cfg))
-        except Exception:
+        except Exception:  # noqa: BLE001 - a broken event source (a plug-in) loses its events only
             continue
     events.sort(key=lambda e: str(e.get("at") or ""), reverse=True)
     return events[:limit]
@@ -267,28 +226,22 @@ def recent_events(cfg: LoadedConfig, repos: list[dict[str, Any]],
 
 # -- pages --------------------------------------------------------------------------------
 
-def _status(cfg: LoadedConfig, node: str) -> dict[str, Any]:
+def board(cfg: LoadedConfig, node: str, server: dict[str, Any] | None) -> Board:
+    """Everything the front page shows (and each detail page picks from)."""
     from git_mirror.mirror.status import status
 
-    return status(cfg, node=node).to_json()
-
-
-def board(cfg: LoadedConfig, node: str, server: dict[str, Any] | None) -> dict[str, Any]:
-    """Everything the front page shows (and each detail page picks from)."""
-    data = _status(cfg, node)
+    data = status(cfg, node=node).to_json()
     sched = {r["id"]: r for r in (server or {}).get("repositories", [])}
     repos = [repo_view(cfg, r, sched.get(r["id"])) for r in data["repositories"]]
-    by_id = {r["id"]: r for r in repos}
+    by_id = {r.id: r for r in repos}
     followers = [follower_view(cfg, fid, by_id) for fid in sorted(cfg.model.followers)]
-    level = _worst([r["level"] for r in repos] + [f["level"] for f in followers])
-    reasons = [f"{r['id']}: {why}" for r in repos for why in r["reasons"]]
-    reasons += [f"follower {f['id']}: {why}" for f in followers
-                if f["level"] != OK for why in f["reasons"]]
+    level = worst([r.level for r in repos] + [f.level for f in followers])
+    reasons = [f"{r.id}: {why}" for r in repos for why in r.reasons]
+    reasons += [f"follower {f.id}: {why}" for f in followers
+                if f.level != OK for why in f.reasons]
     if server is not None and not server.get("ready", True):
-        level = _worst([level, WARN])
+        level = worst([level, WARN])
         reasons.append("serve is not ready: not every repository has synced once yet")
-    return {"node": node, "config": data["config"], "level": level, "reasons": reasons,
-            "pendingFlush": data["pendingFlush"], "githubInSync": data["githubInSync"],
-            "diverged": data.get("diverged", False), "repositories": repos,
-            "followers": followers, "server": server,
-            "events": recent_events(cfg, repos, followers)}
+    return Board(node, data["config"], level, reasons, data["pendingFlush"],
+                 data["githubInSync"], data.get("diverged", False), repos, followers, server,
+                 recent_events(cfg, repos, followers))

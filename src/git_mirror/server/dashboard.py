@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import time
 import urllib.parse
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,7 @@ from starlette.routing import Route
 from git_mirror.errors import Code, GitMirrorError
 from git_mirror.redact import scrub
 from git_mirror.server.auth import REALM
+from git_mirror.server.views import Board, ErrorView
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -54,10 +57,12 @@ HEADERS = {
 
 
 def short(oid: Any) -> str:
+    """The ``short`` filter: the first 12 hex digits of an object id, or ``-``."""
     return str(oid)[:12] if isinstance(oid, str) and oid else "-"
 
 
 def duration(ms: Any) -> str:
+    """The ``duration`` filter: milliseconds as people read them (``1.5 s``, ``3 min``)."""
     if not isinstance(ms, int | float):
         return "-"
     seconds = float(ms) / 1000
@@ -69,6 +74,7 @@ def duration(ms: Any) -> str:
 
 
 def environment() -> Environment:
+    """The templates' Jinja2 environment: autoescaped, with the page's filters."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
@@ -82,11 +88,11 @@ def environment() -> Environment:
 LEVELS = {"ok": "Healthy", "warning": "Needs attention", "failing": "Failing"}
 
 
-def page_title(title: str, facts: dict[str, Any] | None) -> str:
+def page_title(title: str, facts: Board | None) -> str:
     """The browser tab's title: the overall state first, so that a tab says it too."""
     if facts is None:
         return "Error · git-mirror"
-    return f"{LEVELS[facts['level']]} · {title} · git-mirror · {facts['node']}"
+    return f"{LEVELS[facts.level]} · {title} · git-mirror · {facts.node}"
 
 
 def read_denied(rt: Runtime, request: Request) -> Response | None:
@@ -100,6 +106,21 @@ def read_denied(rt: Runtime, request: Request) -> Response | None:
                              headers=headers)
 
 
+def unreadable(exc: Exception) -> ErrorView:
+    """What the error page says when the mirror's state cannot be read."""
+    if isinstance(exc, GitMirrorError):
+        said = ErrorView.of(exc.to_json())
+        # Without a hint of its own: the same reading, with its details.
+        return said if said.hint else replace(said, hint="git-mirror status")
+    return ErrorView(Code.INTERNAL, f"cannot read the mirror's state: {exc}",
+                     "git-mirror status")
+
+
+# What a page shows of the board: None for the front page, else (context name, the
+# repository's or follower's view, or None when it is not declared).
+Pick = Callable[["Board"], tuple[str, Any] | None]
+
+
 class Dashboard:
     """The pages, rendered from :mod:`git_mirror.server.board` with Jinja2 templates."""
 
@@ -108,9 +129,9 @@ class Dashboard:
         self.env = environment()
         self.static = {p.name: p.read_bytes() for p in (HERE / "static").iterdir()
                        if p.suffix in STATIC_TYPES}
-        self._cached: tuple[float, dict[str, Any]] | None = None
+        self._cached: tuple[float, Board] | None = None
 
-    def _facts(self, server: dict[str, Any]) -> dict[str, Any]:
+    def _facts(self, server: dict[str, Any]) -> Board:
         from git_mirror.server.board import board
 
         cached = self._cached
@@ -120,38 +141,41 @@ class Dashboard:
         self._cached = (time.monotonic(), facts)
         return facts
 
-    async def _page(self, request: Request, template: str, pick: Any) -> Response:
+    async def _read(self) -> Board | ErrorView:
+        """The board, or why it cannot be read. The scheduler's state is read here, on the
+        event loop that changes it; the cache (refs, journals) in a worker thread."""
+        server = self.rt.scheduler.to_json()
+        try:
+            return await run_in_threadpool(self._facts, server)
+        # The page's last resort: an unreadable cache is said on the page, not a traceback.
+        except Exception as exc:  # noqa: BLE001
+            return unreadable(exc)
+
+    async def _page(self, request: Request, template: str, title: str,
+                    pick: Pick | None = None) -> Response:
         denied = read_denied(self.rt, request)
         if denied is not None:
             return denied
-        # The scheduler's state is read here, on the event loop that changes it; the
-        # cache (refs, journals) in a worker thread.
-        server = self.rt.scheduler.to_json()
-        try:
-            facts = await run_in_threadpool(self._facts, server)
-        except GitMirrorError as exc:
-            facts = None
-            said = exc.to_json()
-            if not said.get("hint"):
-                said["hint"] = "git-mirror status"  # the same reading, with its details
-            error: dict[str, Any] | None = said
-        except Exception as exc:  # an unreadable cache: say so on the page, not a traceback
-            facts = None
-            error = {"code": Code.INTERNAL, "message": f"cannot read the mirror's state: {exc}",
-                     "hint": "git-mirror status"}
-        else:
-            error = None
-        context: dict[str, Any] = {"error": error, "refresh": REFRESH_SECONDS, "title": "Error",
+        read = await self._read()
+        context: dict[str, Any] = {"error": None, "refresh": REFRESH_SECONDS, "title": "Error",
                                    "now": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
-        status = 500 if error else 200
-        if facts is not None:
-            context["b"] = facts
-            found = pick(facts)
-            if found is None:
+        facts = read if isinstance(read, Board) else None
+        if facts is None:
+            context["error"] = read
+        else:
+            context.update(b=facts, title=title)
+            found = pick(facts) if pick else None
+            if found is not None and found[1] is None:
                 return PlainTextResponse("not found\n", status_code=404)
-            context.update(found)
-        context["full_title"] = page_title(str(context.get("title", "")), facts)
-        tmpl = self.env.get_template("error.html" if error else template)
+            if found is not None:
+                context[found[0]] = found[1]
+        context["full_title"] = page_title(str(context["title"]), facts)
+        return self._render("error.html" if facts is None else template, context, request,
+                            status=500 if facts is None else 200)
+
+    def _render(self, template: str, context: dict[str, Any], request: Request, *,
+                status: int) -> Response:
+        tmpl = self.env.get_template(template)
         headers = dict(HEADERS)
         if request.query_params.get("fragment") == "main":
             # Only the <main> element's content: what the script swaps in (and the title).
@@ -162,33 +186,33 @@ class Dashboard:
         return HTMLResponse(scrub(html), status_code=status, headers=headers)
 
     async def index(self, request: Request) -> Response:
-        return await self._page(request, "index.html", lambda b: {"title": "Overview"})
+        """``GET /``: everything at a glance."""
+        return await self._page(request, "index.html", "Overview")
 
     async def repository(self, request: Request) -> Response:
+        """``GET /repos/<id>``: one repository."""
         rid = request.path_params["rid"]
-
-        def pick(b: dict[str, Any]) -> dict[str, Any] | None:
-            repo = next((r for r in b["repositories"] if r["id"] == rid), None)
-            return None if repo is None else {"repo": repo, "title": f"Repository {rid}"}
-        return await self._page(request, "repository.html", pick)
+        return await self._page(request, "repository.html", f"Repository {rid}",
+                                lambda b: ("repo", b.repository(rid)))
 
     async def follower(self, request: Request) -> Response:
+        """``GET /followers/<id>``: one follower."""
         fid = request.path_params["fid"]
-
-        def pick(b: dict[str, Any]) -> dict[str, Any] | None:
-            f = next((f for f in b["followers"] if f["id"] == fid), None)
-            return None if f is None else {"f": f, "title": f"Follower {fid}"}
-        return await self._page(request, "follower.html", pick)
+        return await self._page(request, "follower.html", f"Follower {fid}",
+                                lambda b: ("f", b.follower(fid)))
 
     async def asset(self, request: Request) -> Response:
+        """``GET /static/<file>``: the page's stylesheet and script."""
         name = request.path_params["name"]
         body = self.static.get(name)
         if body is None:
             return PlainTextResponse("not found\n", status_code=404)
         return Response(body, media_type=STATIC_TYPES[Path(name).suffix],
-                        headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"})
+                        headers={"Cache-Control": "max-age=300",
+                                 "X-Content-Type-Options": "nosniff"})
 
     def routes(self) -> list[Route]:
+        """The dashboard's routes, for the app's route table."""
         return [
             Route("/", self.index, methods=["GET"]),
             Route("/repos/{rid}", self.repository, methods=["GET"]),

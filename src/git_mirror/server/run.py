@@ -14,13 +14,14 @@ import socket
 import threading
 import time
 from collections.abc import Generator
+from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from git_mirror import logs
 from git_mirror.errors import Code
-from git_mirror.server import logs
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -30,6 +31,7 @@ HANDLED = (signal.SIGTERM, signal.SIGINT)
 
 
 def split_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:8080`` too) as (host, port)."""
     host, _, port = listen.rpartition(":")
     return host.strip("[]"), int(port)
 
@@ -49,7 +51,9 @@ class GracefulServer(uvicorn.Server):
         super().__init__(config)
         self.runtime = runtime
 
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+    def handle_exit(self, sig: int, _frame: FrameType | None) -> None:
+        """SIGTERM/SIGINT: begin the staged shutdown (a second SIGINT forces the exit).
+        The signal handler's interface; the frame is not needed."""
         if self.should_exit and sig == signal.SIGINT:
             self.force_exit = True
         self.should_exit = True
@@ -57,6 +61,7 @@ class GracefulServer(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
+        """Our handlers for SIGTERM and SIGINT while serving (main thread only)."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -68,9 +73,10 @@ class GracefulServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """The start-up of uvicorn, then one line that says where it listens."""
         await super().startup(sockets=sockets)
         if self.started:
-            logs.get("git-mirror.server").info("listening", host=self.config.host, port=self.port)
+            logs.get("git_mirror.server").info("listening", host=self.config.host, port=self.port)
 
     @property
     def port(self) -> int | None:
@@ -101,11 +107,26 @@ def make_server(cfg: LoadedConfig, *, node: str = "local", host: str | None = No
     return GracefulServer(config, rt)
 
 
-def serve(cfg: LoadedConfig, *, node: str = "local") -> dict[str, Any]:
-    """Run until SIGTERM/SIGINT; return the closing record (the CLI prints it, exit 0)."""
+@dataclass(frozen=True)
+class ServeResult:
+    """How a ``serve`` that stopped cleanly ended."""
+
+    node: str
+    listen: str
+    uptime_seconds: int
+    server: dict[str, Any]     # the scheduler's state at the end (as in ``/api/status``)
+
+    def to_json(self) -> dict[str, Any]:
+        """The closing record the CLI prints."""
+        return {"ok": True, "node": self.node, "listen": self.listen,
+                "uptimeSeconds": self.uptime_seconds, "server": self.server}
+
+
+def serve(cfg: LoadedConfig, *, node: str = "local") -> ServeResult:
+    """Run until SIGTERM/SIGINT; return how it ended (the CLI prints it, exit 0)."""
     from git_mirror.errors import GitMirrorError
 
-    logs.configure()
+    logs.configure(logs.level_of(default="info"))
     server = make_server(cfg, node=node)
     started = time.monotonic()
     try:
@@ -113,10 +134,9 @@ def serve(cfg: LoadedConfig, *, node: str = "local") -> dict[str, Any]:
     except SystemExit as exc:
         # uvicorn exits when it cannot bind or when start-up fails; its log says why.
         raise GitMirrorError(
-            f"serve could not start on {cfg.model.server.listen} (exit {exc.code}); see the log above",
+            f"serve could not start on {cfg.model.server.listen} (exit {exc.code}); "
+            "see the log above",
             code=Code.SERVE, hint=f"free the address or change server.listen in {cfg.path}",
         ) from None
-    rt = server.runtime
-    return {"ok": True, "node": node, "listen": cfg.model.server.listen,
-            "uptimeSeconds": int(time.monotonic() - started),
-            "server": rt.scheduler.to_json()}
+    return ServeResult(node, cfg.model.server.listen, int(time.monotonic() - started),
+                       server.runtime.scheduler.to_json())

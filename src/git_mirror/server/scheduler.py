@@ -25,94 +25,54 @@ A failed flush is retried after ``flushBackoffSeconds``, doubling up to
 ``flushBackoffMaxSeconds``, at most ``flushMaxAttempts`` times in a row; every attempt is
 recorded (journal kind ``flush-attempt``, metrics, log). The next push or a sync that still
 finds the lane ahead starts a new round.
+
+This module decides what runs when. The parts it uses, one job each:
+:mod:`~git_mirror.server.jobs` (single flight, coalescing, threads),
+:mod:`~git_mirror.server.retry` (the back-off policy) and
+:mod:`~git_mirror.server.reporting` (metrics, journal, log lines, status JSON).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import structlog
 
-from git_mirror.errors import Code, GitMirrorError
-from git_mirror.mirror import journal
-from git_mirror.mirror.layout import RepoLayout
-from git_mirror.server import logs
+from git_mirror import logs
+from git_mirror.server.jobs import Answer, Flight, in_thread, queue_depth, spawn
+from git_mirror.server.reporting import OpResult, Outcome, Reporter, RepoState, guarded
+from git_mirror.server.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
     from git_mirror.server.metrics import Metrics
 
+__all__ = ["Scheduler", "in_thread"]
+
 T = TypeVar("T")
+Kind = Literal["sync", "flush"]
+KINDS: tuple[Kind, ...] = ("sync", "flush")
 # Requests that wait SETTLE_SECONDS before their run starts; startup, interval and a
 # webhook do not (a webhook's run is followed by SETTLE_SECONDS of coalescing instead).
 SETTLED_REASONS = frozenset({"coalesced"})
 SETTLE_SECONDS = 1.0
-# Flush errors that no retry can cure: a lane and upstream both moved; a config problem.
-FINAL_CODES = frozenset({Code.DIVERGED, Code.CONFIG, Code.USAGE, Code.DRIFT, Code.NOT_APPLIED})
-log = logs.get("git-mirror.scheduler")
-
-
-async def in_thread(fn: Callable[[], T], name: str) -> T:
-    """Run blocking ``fn`` in a fresh daemon thread and await its result."""
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[T] = loop.create_future()
-
-    def deliver(ok: bool, value: Any) -> None:
-        if fut.done():
-            return
-        if ok:
-            fut.set_result(value)
-        else:
-            fut.set_exception(value)
-
-    def work() -> None:
-        try:
-            value = fn()
-        except BaseException as exc:
-            loop.call_soon_threadsafe(deliver, False, exc)
-        else:
-            loop.call_soon_threadsafe(deliver, True, value)
-
-    threading.Thread(target=work, name=name, daemon=True).start()
-    return await fut
-
-
-@dataclass
-class Flight:
-    """One kind of work for one repository: the running task and the "again" mark."""
-
-    task: asyncio.Task[None] | None = None
-    again: bool = False
-    runs: int = 0
-
-    @property
-    def busy(self) -> bool:
-        return self.task is not None and not self.task.done()
-
-
-@dataclass
-class RepoState:
-    id: str
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    sync: Flight = field(default_factory=Flight)
-    flush: Flight = field(default_factory=Flight)
-    synced: bool = False                 # a sync succeeded in this process
-    last_sync: dict[str, Any] | None = None
-    pending_flush: bool | None = None
-    flush_failures: int = 0
-    flush_next_at: float | None = None   # wall clock of the next retry, while backing off
-    flush_gave_up: bool = False
-    flush_attempts: collections.deque[dict[str, Any]] = field(
-        default_factory=lambda: collections.deque(maxlen=20))
-
+log = logs.get("git_mirror.server.scheduler")
 
 Op = Callable[..., Any]
+
+
+def _mirror_operation(kind: Kind) -> Op:
+    if kind == "sync":
+        from git_mirror.mirror.sync import sync
+
+        return sync
+    from git_mirror.mirror.flush import flush
+
+    return flush
 
 
 class Scheduler:
@@ -127,11 +87,10 @@ class Scheduler:
         s = cfg.model.server
         self.interval = float(s.sync_interval_seconds)
         self.ready_grace = float(s.ready_grace_seconds)
-        self.backoff = float(s.flush_backoff_seconds)
-        self.backoff_max = float(s.flush_backoff_max_seconds)
-        self.max_attempts = int(s.flush_max_attempts)
+        self.retry = RetryPolicy.of(s)
         self.maintenance_interval = float(s.maintenance_interval_seconds)
         self.settle = settle
+        self.report = Reporter(cfg, metrics)
         self._sync_op = sync_op
         self._flush_op = flush_op
         self._maintain_op = maintain_op
@@ -145,23 +104,16 @@ class Scheduler:
         self._jobs: set[asyncio.Task[None]] = set()
 
     # --- operations (late imports: the flush module may be replaced at runtime) ---------
-    def _sync(self, rid: str) -> Any:
-        if self._sync_op is not None:
-            return self._sync_op(self.cfg, repo=rid, confirm=True, wait=True, node=self.node)
-        from git_mirror.mirror.sync import sync
+    def _operate(self, kind: Kind, rid: str) -> OpResult:
+        """Run the sync or flush of ``rid`` (the stand-in given at construction, if any)."""
+        op = (self._sync_op if kind == "sync" else self._flush_op) or _mirror_operation(kind)
+        res: OpResult = op(self.cfg, repo=rid, confirm=True, wait=True, node=self.node)
+        return res
 
-        return sync(self.cfg, repo=rid, confirm=True, wait=True, node=self.node)
-
-    def _flush(self, rid: str) -> Any:
-        if self._flush_op is not None:
-            return self._flush_op(self.cfg, repo=rid, confirm=True, wait=True, node=self.node)
-        from git_mirror.mirror.flush import flush
-
-        return flush(self.cfg, repo=rid, confirm=True, wait=True, node=self.node)
-
-    def _maintain(self, rid: str) -> Any:
+    def _maintain(self, rid: str) -> OpResult:
         if self._maintain_op is not None:
-            return self._maintain_op(self.cfg, rid)
+            res: OpResult = self._maintain_op(self.cfg, rid)
+            return res
         from git_mirror.mirror.maintenance import maintain
 
         return maintain(self.cfg, rid)
@@ -185,7 +137,8 @@ class Scheduler:
         for rid in self.repos:
             self.request_sync(rid, reason="startup")
             if self.interval > 0:
-                self._timers.append(asyncio.create_task(self._every(rid, self.interval, "interval")))
+                every = self._every(rid, self.interval, "interval")
+                self._timers.append(asyncio.create_task(every))
             if self.maintenance_interval > 0:
                 self._timers.append(asyncio.create_task(self._maintenance_loop(rid)))
 
@@ -218,44 +171,46 @@ class Scheduler:
             return not self.stopping
         return False
 
-    def _spawn(self, coro: Any) -> asyncio.Task[None]:
-        # A job outlives the request that asked for it: its log lines carry that request's
-        # id as ``triggeredBy``, not as their own ``requestId``.
-        trigger = structlog.contextvars.get_contextvars().get("requestId")
-
-        async def job() -> None:
-            structlog.contextvars.clear_contextvars()   # the task's own copy of the context
-            if trigger:
-                structlog.contextvars.bind_contextvars(triggeredBy=trigger)
-            await coro
-
-        task: asyncio.Task[None] = asyncio.create_task(job())
-        self._jobs.add(task)
-        task.add_done_callback(self._jobs.discard)
-        # Only once the task is done does its flight stop counting as busy.
-        task.add_done_callback(lambda _task: self._depth())
-        return task
+    # --- the one request path ---------------------------------------------------------
+    @staticmethod
+    def _flight(st: RepoState, kind: Kind) -> Flight:
+        return st.sync if kind == "sync" else st.flush
 
     def _depth(self) -> None:
-        for kind in ("sync", "flush"):
-            n = sum((getattr(st, kind).busy + getattr(st, kind).again) for st in self.repos.values())
-            self.metrics.queue_depth.labels(kind).set(n)
+        for kind in KINDS:
+            flights = (self._flight(st, kind) for st in self.repos.values())
+            self.report.queue_depth(kind, queue_depth(flights))
+
+    def request(self, kind: Kind, rid: str, *, reason: str) -> Answer:
+        """Ask for a run of ``kind``: ``started``, ``coalesced`` (one more run follows the
+        one going on) or ``refused`` (stopping)."""
+        loop: Callable[[str, str], Coroutine[Any, Any, None]] = (
+            self._sync_loop if kind == "sync" else self._flush_loop)
+        answer = self._flight(self.repos[rid], kind).ask(
+            lambda: spawn(loop(rid, reason), self._jobs, self._depth), stopping=self.stopping)
+        if answer != "refused":
+            self._depth()
+        if answer == "coalesced":
+            log.debug(f"{kind} coalesced", repository=rid, reason=reason)
+        return answer
+
+    def request_sync(self, rid: str, *, reason: str) -> Answer:
+        """Ask for a sync (webhook, interval tick, startup)."""
+        return self.request("sync", rid, reason=reason)
+
+    def request_flush(self, rid: str, *, reason: str) -> Answer:
+        """Ask for a flush of ``rid``'s lanes (after a push; after a sync finds a lane ahead)."""
+        return self.request("flush", rid, reason=reason)
+
+    async def _exclusive(self, st: RepoState, kind: Kind, body: Callable[[], Awaitable[T]]) -> T:
+        """One run of ``kind``: the repository's lock and a job slot held, every request so
+        far served by it, its lines logged under the repository, operation and request."""
+        async with st.lock, self._slots:
+            self._flight(st, kind).begin(st.id, kind)
+            self._depth()
+            return await body()
 
     # --- sync ------------------------------------------------------------------------
-    def request_sync(self, rid: str, *, reason: str) -> str:
-        """Ask for a sync: ``started``, ``coalesced`` (one more run follows) or ``refused``."""
-        st = self.repos[rid]
-        if self.stopping:
-            return "refused"
-        if st.sync.busy:
-            st.sync.again = True
-            self._depth()
-            log.debug("sync coalesced", repository=rid, reason=reason)
-            return "coalesced"
-        st.sync.task = self._spawn(self._sync_loop(rid, reason))
-        self._depth()
-        return "started"
-
     async def _sync_loop(self, rid: str, reason: str) -> None:
         st = self.repos[rid]
         waited = False
@@ -266,175 +221,86 @@ class Scheduler:
             settle = reason in SETTLED_REASONS and self.settle > 0 and not waited
             if settle and not await self._sleep(self.settle):
                 break
-            async with st.lock, self._slots:
-                st.sync.again = False   # requests so far are served by this run
-                self._depth()
-                pending = await self._run_sync(rid, reason)
+            pending = await self._exclusive(st, "sync", partial(self._run_sync, st, reason))
             if pending and not st.flush.busy and not self.stopping:
                 self.request_flush(rid, reason="pending-after-sync")
-            waited = False
-            if not st.sync.again and reason == "webhook" and self.settle > 0 and not self.stopping:
-                # The first delivery of a burst was served at once; the rest of the burst,
-                # arriving meanwhile, is served by one more run.
-                if not await self._sleep(self.settle):
-                    break
-                waited = True
+            # The first delivery of a burst was served at once; the rest of the burst,
+            # arriving meanwhile, is served by one more run.
+            waited = (not st.sync.again and reason == "webhook" and self.settle > 0
+                      and not self.stopping)
+            if waited and not await self._sleep(self.settle):
+                break
             if not st.sync.again or self.stopping:
                 break
             reason = "coalesced"
         self._depth()
 
-    async def _run_sync(self, rid: str, reason: str) -> bool:
-        st = self.repos[rid]
-        st.sync.runs += 1
+    async def _run_sync(self, st: RepoState, reason: str) -> bool:
+        """One sync run; True when a lane is ahead after it."""
+        self.report.sync_started(st, reason)
         started = time.monotonic()
-        log.info("sync started", repository=rid, reason=reason)
-
-        def work() -> tuple[bool, dict[str, Any], bool | None]:
-            try:
-                res = self._sync(rid)
-                ok, data = bool(res.ok), res.to_json()
-            except GitMirrorError as exc:
-                ok, data = False, {"ok": False, "error": exc.to_json()}
-            except Exception as exc:  # a bug must not stop the scheduler
-                ok, data = False, {"ok": False, "error": {"code": Code.INTERNAL, "message": str(exc)}}
-            try:
-                pending: bool | None = self._pending(rid)
-            except Exception:
-                pending = None
-            return ok, data, pending
-
-        ok, data, pending = await in_thread(work, f"sync-{rid}")
-        took = time.monotonic() - started
-        m = self.metrics
-        m.sync_total.labels(rid, "ok" if ok else "error").inc()
-        m.sync_duration.labels(rid).observe(took)
-        if ok:
-            m.sync_last_success.labels(rid).set(time.time())
-            st.synced = True
-        if pending is not None:
-            st.pending_flush = pending
-            m.pending_flush.labels(rid).set(1 if pending else 0)
-        st.last_sync = {"at": journal.now_iso(), "ok": ok, "reason": reason,
-                        "durationMs": int(took * 1000)}
-        err = data.get("error")
-        if ok:
-            log.info("sync finished", repository=rid, reason=reason, ok=ok,
-                     durationMs=int(took * 1000), updated=len(data.get("updated", [])),
-                     pendingFlush=pending)
-        else:
-            log.warning("sync failed", repository=rid, reason=reason, error=err,
-                        durationMs=int(took * 1000))
-        return bool(pending)
+        outcome = await in_thread(partial(Outcome.of, partial(self._operate, "sync", st.id),
+                                          partial(self._pending, st.id)), f"sync-{st.id}")
+        self.report.sync_done(st, reason, outcome, time.monotonic() - started)
+        return bool(outcome.pending)
 
     # --- flush -----------------------------------------------------------------------
-    def request_flush(self, rid: str, *, reason: str) -> str:
-        """Ask for a flush of ``rid``'s lanes (coalesced like sync)."""
-        st = self.repos[rid]
-        if self.stopping:
-            return "refused"
-        if st.flush.busy:
-            st.flush.again = True
-            self._depth()
-            return "coalesced"
-        st.flush.task = self._spawn(self._flush_loop(rid, reason))
-        self._depth()
-        return "started"
-
     async def _flush_loop(self, rid: str, reason: str) -> None:
         st = self.repos[rid]
         st.flush_failures = 0
         st.flush_gave_up = False
         while not self.stopping:
-            async with st.lock, self._slots:
-                st.flush.again = False
-                self._depth()
-                outcome = await self._run_flush(rid, reason)
-            if outcome != "failed":
+            outcome = await self._exclusive(st, "flush", partial(self._run_flush, st, reason))
+            if outcome.ok:
                 st.flush_failures = 0
                 st.flush_next_at = None
                 if st.flush.again:
                     reason = "coalesced"
                     continue
                 break
-            st.flush_failures += 1
-            self.metrics.flush_consecutive_failures.labels(rid).set(st.flush_failures)
-            last = st.flush_attempts[-1] if st.flush_attempts else {}
-            if (last.get("error") or {}).get("code") in FINAL_CODES:
-                st.flush_gave_up = True
-                st.flush_next_at = None
-                log.error("flush needs a person; not retrying", repository=rid,
-                          error=last.get("error"))
-                break
-            if st.flush_failures >= self.max_attempts:
-                st.flush_gave_up = True
-                st.flush_next_at = None
-                log.error("flush gave up after consecutive failures", repository=rid,
-                          attempts=st.flush_failures,
-                          hint=f"git-mirror flush --repo {rid} --confirm --wait")
-                break
-            delay = min(self.backoff * 2 ** (st.flush_failures - 1), self.backoff_max)
-            st.flush_next_at = time.time() + delay
-            log.info("flush retry scheduled", repository=rid, inSeconds=delay,
-                     failures=st.flush_failures)
-            if not await self._sleep(delay):
+            delay = self._after_failure(st, outcome)
+            if delay is None or not await self._sleep(delay):
                 break
             reason = "retry"
-        self.metrics.flush_consecutive_failures.labels(rid).set(st.flush_failures)
+        self.report.flush_failures(st)
         self._depth()
 
-    async def _run_flush(self, rid: str, reason: str) -> str:
-        """One attempt: ``ok``, ``nothing`` (no lane ahead) or ``failed``."""
-        st = self.repos[rid]
+    async def _run_flush(self, st: RepoState, reason: str) -> Outcome:
+        """One attempt; an attempt that finds no lane ahead runs nothing (``nothing``)."""
         started = time.monotonic()
-
-        def work() -> tuple[str, dict[str, Any] | None, bool | None]:
-            try:
-                if not self._pending(rid):
-                    return "nothing", None, False
-            except Exception:
-                pass  # cannot tell: let flush decide
-            try:
-                res = self._flush(rid)
-                outcome, data = ("ok" if res.ok else "failed"), res.to_json()
-            except GitMirrorError as exc:
-                outcome, data = "failed", {"ok": False, "error": exc.to_json()}
-            except Exception as exc:
-                outcome, data = "failed", {"ok": False,
-                                           "error": {"code": Code.INTERNAL, "message": str(exc)}}
-            try:
-                pending: bool | None = self._pending(rid)
-            except Exception:
-                pending = None
-            return outcome, data, pending
-
-        outcome, data, pending = await in_thread(work, f"flush-{rid}")
-        if pending is not None:
-            st.pending_flush = pending
-            self.metrics.pending_flush.labels(rid).set(1 if pending else 0)
-        if outcome == "nothing":
-            return outcome
-        st.flush.runs += 1
-        took = time.monotonic() - started
-        m = self.metrics
-        m.flush_total.labels(rid, "ok" if outcome == "ok" else "error").inc()
-        m.flush_duration.labels(rid).observe(took)
-        if outcome == "ok":
-            m.flush_last_success.labels(rid).set(time.time())
-        error = (data or {}).get("error")
-        attempt = {"at": journal.now_iso(), "ok": outcome == "ok", "reason": reason,
-                   "attempt": st.flush_failures + 1, "durationMs": int(took * 1000),
-                   "pendingFlush": pending, "error": error}
-        st.flush_attempts.append(attempt)
-        try:
-            await in_thread(lambda: journal.record(RepoLayout.of(self.cfg, rid).state_dir,
-                                                   "flush-attempt", attempt), f"journal-{rid}")
-        except OSError as exc:
-            log.warning("cannot record flush attempt", repository=rid, error=str(exc))
-        (log.info if outcome == "ok" else log.warning)(
-            "flush attempt", repository=rid, reason=reason, ok=outcome == "ok", error=error,
-            durationMs=attempt["durationMs"], pendingFlush=pending)
+        outcome = await in_thread(partial(self._flush_work, st.id), f"flush-{st.id}")
+        self.report.pending(st, outcome.pending)
+        if not outcome.nothing:
+            await self.report.flush_done(st, reason, outcome, time.monotonic() - started)
         return outcome
+
+    def _flush_work(self, rid: str) -> Outcome:
+        ahead, _ = guarded(partial(self._pending, rid))
+        if ahead is not None and not ahead:
+            return Outcome(True, pending=False, nothing=True)
+        # Pending, or cannot tell: let flush decide.
+        return Outcome.of(partial(self._operate, "flush", rid), partial(self._pending, rid))
+
+    def _after_failure(self, st: RepoState, outcome: Outcome) -> float | None:
+        """Count a failed attempt; the delay before the next one, or None: no more."""
+        st.flush_failures += 1
+        self.report.flush_failures(st)
+        verdict = self.retry.after(st.flush_failures, outcome.error)
+        if not verdict.retry:
+            st.flush_gave_up = True
+            st.flush_next_at = None
+            if verdict.final:
+                log.error("flush needs a person; not retrying", repository=st.id,
+                          error=outcome.error.to_json() if outcome.error else None)
+            else:
+                log.error("flush gave up after consecutive failures", repository=st.id,
+                          attempts=st.flush_failures,
+                          hint=f"git-mirror flush --repo {st.id} --confirm --wait")
+            return None
+        st.flush_next_at = time.time() + verdict.delay
+        log.info("flush retry scheduled", repository=st.id, inSeconds=verdict.delay,
+                 failures=st.flush_failures)
+        return verdict.delay
 
     # --- timers ----------------------------------------------------------------------
     async def _every(self, rid: str, seconds: float, reason: str) -> None:
@@ -443,20 +309,16 @@ class Scheduler:
 
     async def _maintenance_loop(self, rid: str) -> None:
         st = self.repos[rid]
+        structlog.contextvars.bind_contextvars(repository=rid, operation="maintenance")
         while await self._sleep(self.maintenance_interval):
             if not st.synced:
                 continue
             async with st.lock, self._slots:
                 if self.stopping:
                     return
-                try:
-                    res = await in_thread(lambda: self._maintain(rid), f"maintenance-{rid}")
-                    ok = bool(res.ok)
-                    log.info("maintenance", repository=rid, ok=ok, **{"result": res.to_json()})
-                except Exception as exc:
-                    ok = False
-                    log.warning("maintenance failed", repository=rid, error=str(exc))
-                self.metrics.maintenance_total.labels(rid, "ok" if ok else "error").inc()
+                res, error = await in_thread(partial(guarded, partial(self._maintain, rid)),
+                                             f"maintenance-{rid}")
+                self.report.maintenance_done(rid, res, error)
 
     # --- reporting -------------------------------------------------------------------
     def ready(self) -> bool:
@@ -472,14 +334,5 @@ class Scheduler:
         return {
             "ready": self.ready(), "stopping": self.stopping,
             "syncIntervalSeconds": self.interval, "jobs": self.jobs,
-            "repositories": [{
-                "id": st.id, "syncRunning": st.sync.busy, "syncQueued": st.sync.again,
-                "syncRuns": st.sync.runs, "synced": st.synced, "lastSync": st.last_sync,
-                "flushRunning": st.flush.busy, "flushQueued": st.flush.again,
-                "flushRuns": st.flush.runs, "flushConsecutiveFailures": st.flush_failures,
-                "flushGaveUp": st.flush_gave_up,
-                "flushNextRetryAt": (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.flush_next_at))
-                                     if st.flush_next_at else None),
-                "flushAttempts": list(st.flush_attempts),
-            } for st in self.repos.values()],
+            "repositories": [st.to_json() for st in self.repos.values()],
         }

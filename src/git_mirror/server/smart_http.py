@@ -13,7 +13,8 @@ request body goes to git's stdin with ``drain`` after every write, git's stdout 
 client with ``await send`` (which waits while the socket's buffer is full). Memory does not
 grow with the size of a pack. Protocol v2 is chosen by the client's ``Git-Protocol`` header,
 passed to git as ``GIT_PROTOCOL``; ``Content-Encoding: gzip`` request bodies are inflated on the
-way, in bounded steps. When the client goes away, the git process is killed.
+way, in bounded steps. When the client goes away, the git process is killed. The relay
+itself, step by step, is :mod:`git_mirror.server.relay`.
 
 These handlers are plain ASGI callables (no request/response objects) so that nothing buffers
 a body behind our back.
@@ -26,58 +27,30 @@ import contextlib
 import os
 import re
 import time
-import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
-import structlog
-
+from git_mirror import logs
 from git_mirror.git.run import AsyncGit, children_inherit, start_git_async
 from git_mirror.mirror.layout import RepoLayout
 from git_mirror.mirror.protect import PUSH_RECORD_ENV
-from git_mirror.redact import scrub
-from git_mirror.server import logs
 from git_mirror.server.auth import REALM, Authenticator, Principal
+from git_mirror.server.jobs import current_request_id
+from git_mirror.server.relay import Receive, Relay, Scope, Send, pkt_line, plain
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
     from git_mirror.server.metrics import Metrics
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
 SERVICES = ("git-upload-pack", "git-receive-pack")
-CHUNK = 256 << 10          # one read from git's stdout, at most
-INFLATE_STEP = 1 << 18     # inflated bytes per step of a gzip body: a small body cannot explode
-IDLE_TIMEOUT = 600.0       # seconds without a byte from git before the request is cut
-STDERR_KEEP = 16 << 10
 PUSH_LOCK_WAIT = 30.0     # seconds a push waits while sync or flush sweeps stale lock files
 _PROTOCOL_RE = re.compile(r"^[A-Za-z0-9=:._-]{1,256}$")
-NO_CACHE = [(b"cache-control", b"no-cache, max-age=0, must-revalidate"),
-            (b"expires", b"Fri, 01 Jan 1980 00:00:00 GMT"), (b"pragma", b"no-cache")]
+ENCODINGS = ("", "identity", "gzip", "x-gzip")
 
-log = logs.get("git-mirror.http")
-
-
-def pkt_line(text: str) -> bytes:
-    data = text.encode()
-    return f"{len(data) + 4:04x}".encode() + data
-
-
-async def plain(send: Send, status: int, text: str,
-                headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    """A short text/plain answer (errors, refusals): git shows its body to the user."""
-    body = (text.rstrip("\n") + "\n").encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", str(len(body)).encode()), *NO_CACHE,
-                            *(headers or [])]})
-    await send({"type": "http.response.body", "body": body})
+log = logs.get("git_mirror.server.http")
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -123,6 +96,7 @@ class SmartHttp:
         return name if name in self.repos else None
 
     async def info_refs(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``GET /<id>.git/info/refs?service=...``: the refs advertisement."""
         query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
         service = (query.get("service") or [""])[0]
         if service not in SERVICES:
@@ -134,6 +108,7 @@ class SmartHttp:
             await self._run(scope, receive, send, call)
 
     def endpoint(self, service: str) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+        """The ASGI handler of ``POST /<id>.git/<service>``."""
         async def handle(scope: Scope, receive: Receive, send: Send) -> None:
             ctype = header(scope, b"content-type") or ""
             if ctype.split(";")[0].strip() != f"application/x-{service}-request":
@@ -204,37 +179,21 @@ class SmartHttp:
         if push:
             call.record = _record_path(self.cfg, call.rid)
         env = self._env(scope, call)
-        args = [call.service.removeprefix("git-"), "--stateless-rpc"]
-        if call.service == "git-upload-pack":
-            args.append("--strict")
-        if call.advertise:
-            args.append("--advertise-refs")
-        args.append(str(call.git_dir))
-        kind = "advertisement" if call.advertise else "result"
-        content_type = f"application/x-{call.service}-{kind}".encode()
-        prefix = b""
-        v2 = "version=2" in env.get("GIT_PROTOCOL", "").split(":")
-        if call.advertise and not (v2 and call.service == "git-upload-pack"):
-            prefix = pkt_line(f"# service={call.service}\n") + b"0000"
+        args, content_type, prefix = _command(call, env)
         encoding = (header(scope, b"content-encoding") or "").strip().lower()
-        if encoding not in ("", "identity", "gzip", "x-gzip"):
+        if encoding not in ENCODINGS:
             await plain(send, 415, f"Content-Encoding {encoding!r} is not supported (gzip is)")
             return
         started = time.monotonic()
-        writes = call.service == "git-receive-pack" and not call.advertise
-        async with client_push(self.state_dirs[call.rid] if writes else None) as held:
+        async with client_push(self.state_dirs[call.rid] if push else None) as held:
             if not held:
                 await plain(send, 503, f"pushes to {call.rid} are paused for a moment "
                                        "(the mirror is being repaired); push again",
                             [(b"retry-after", b"5")])
                 return
-            self.metrics.http_in_flight.inc()
-            try:
-                rc, sent = await self._relay(receive, send, args, env, content_type, prefix,
-                                             body=not call.advertise,
-                                             gzip=encoding in ("gzip", "x-gzip"), what=call)
-            finally:
-                self.metrics.http_in_flight.dec()
+            rc, sent = await self._relay(receive, send, args, env, content_type, prefix,
+                                         body=not call.advertise,
+                                         gzip=encoding in ("gzip", "x-gzip"), what=call)
         log.info("git request", repository=call.rid, service=call.service,
                  advertise=call.advertise, user=call.principal.name, exitCode=rc, bytes=sent,
                  durationMs=int((time.monotonic() - started) * 1000))
@@ -246,11 +205,13 @@ class SmartHttp:
         flush when a lane is ahead of its stage ref (decided from the refs)."""
         from git_mirror.mirror.pushes import after_receive_pack
 
-        request_id = structlog.contextvars.get_contextvars().get("requestId")
         try:
             due = await asyncio.to_thread(after_receive_pack, self.cfg, call.rid, call.record,
-                                          token=call.principal.name, request_id=request_id)
-        except Exception as exc:  # the push is done either way; the next sync looks again
+                                          token=call.principal.name,
+                                          request_id=current_request_id())
+        # The push is answered and done either way: whatever went wrong in this bookkeeping,
+        # a flush is still asked for, and the next sync looks again.
+        except Exception as exc:  # noqa: BLE001
             log.warning("after-push check failed", repository=call.rid, error=str(exc))
             due = True
         if due and self.on_push is not None:
@@ -259,136 +220,24 @@ class SmartHttp:
     async def _relay(self, receive: Receive, send: Send, args: list[str], env: dict[str, str],
                      content_type: bytes, prefix: bytes, *, body: bool, gzip: bool,
                      what: GitCall) -> tuple[int | None, int]:
-        """Run git, relay both ways; returns (exit code or None when killed, bytes sent).
-
-        A client that goes away ends its git process, except a ``receive-pack`` that has its
-        whole request: it may be updating refs, so it finishes (its answer is read and
-        dropped) and the refs, not the client, tell what happened.
-        """
-        finish = what.service == "git-receive-pack" and body
-        proc = await start_git_async(args, env=env, stdin=body)
-        self._active.add(proc)
-        stderr = bytearray()
-        gone = asyncio.Event()      # the client went away
-        bad_body: list[str] = []
-
-        async def read_stderr() -> None:
-            assert proc.stderr is not None
-            while chunk := await proc.stderr.read(65536):
-                stderr.extend(chunk)
-                del stderr[:-STDERR_KEEP]
-
-        async def pump() -> None:
-            """Request body -> git's stdin; then wait for the client to hang up."""
-            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzip else None
-            more = body
-            try:
-                while more:
-                    msg = await receive()
-                    if msg["type"] == "http.disconnect":
-                        gone.set()
-                        _kill(proc)
-                        return
-                    more = bool(msg.get("more_body", False))
-                    data = bytes(msg.get("body", b""))
-                    if inflater is not None:
-                        try:
-                            await _write_inflated(proc, inflater, data, final=not more)
-                        except zlib.error as exc:
-                            bad_body.append(f"the gzip request body is corrupt: {exc}")
-                            _kill(proc)
-                            return
-                    elif data:
-                        assert proc.stdin is not None
-                        proc.stdin.write(data)
-                        await proc.stdin.drain()
-                if proc.stdin is not None:
-                    proc.stdin.close()
-            except (BrokenPipeError, ConnectionResetError):
-                # git stopped reading: its answer (or exit code) says why.
-                if proc.stdin is not None:
-                    proc.stdin.close()
-            while True:
-                msg = await receive()
-                if msg["type"] == "http.disconnect":
-                    gone.set()
-                    if not finish:
-                        _kill(proc)
-                    return
-
-        err_task = asyncio.create_task(read_stderr())
-        pump_task = asyncio.create_task(pump())
-        sent = 0
-        started = False
+        """Run git and relay both ways (:class:`~git_mirror.server.relay.Relay`); returns
+        (exit code or None when killed, bytes sent). The process counts as in flight until
+        it is reaped."""
+        self.metrics.http_in_flight.inc()
         try:
-            assert proc.stdout is not None
-            while True:
-                try:
-                    chunk = await asyncio.wait_for(proc.stdout.read(CHUNK), IDLE_TIMEOUT)
-                except TimeoutError:
-                    log.warning("git request idle too long; cut", repository=what.rid,
-                                service=what.service, idleSeconds=IDLE_TIMEOUT)
-                    _kill(proc)
-                    break
-                if not chunk:
-                    break
-                if gone.is_set():
-                    if finish:
-                        continue  # drained, so that git never blocks on a full pipe
-                    break
-                if not started:
-                    await self._start(send, content_type, prefix)
-                    started = True
-                    sent += len(prefix)
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                sent += len(chunk)
+            proc = await start_git_async(args, env=env, stdin=body)
+            self._active.add(proc)
             try:
-                rc: int | None = await asyncio.wait_for(proc.wait(), IDLE_TIMEOUT)
-            except TimeoutError:
-                _kill(proc)
-                rc = None
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(err_task, 5)
-            if rc is not None and rc < 0:
-                rc = None
-            if gone.is_set():
-                return (rc if finish else None), sent
-            if not started:
-                if bad_body:
-                    await plain(send, 400, bad_body[0])
-                    return rc, sent
-                if rc != 0:
-                    msg = scrub(bytes(stderr).decode("utf-8", "replace")).strip().splitlines()
-                    await plain(send, 500, f"git {what.service} failed"
-                                + (f": {msg[-1]}" if msg else ""))
-                    return rc, sent
-                await self._start(send, content_type, prefix)
-                sent += len(prefix)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            if rc != 0 and stderr:
-                log.warning("git exited badly", repository=what.rid, service=what.service,
-                            exitCode=rc, stderr=scrub(bytes(stderr[-2000:]).decode("utf-8", "replace")))
-            return rc, sent
+                return await Relay(proc, receive, send, call=what, content_type=content_type,
+                                   prefix=prefix, body=body, gzip=gzip).run()
+            finally:
+                self._active.discard(proc)
         finally:
-            _kill(proc)
-            pump_task.cancel()
-            err_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.gather(pump_task, err_task, return_exceptions=True)
-            if proc.returncode is None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(proc.wait(), 10)
-            self._active.discard(proc)
-
-    @staticmethod
-    async def _start(send: Send, content_type: bytes, prefix: bytes) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", content_type), *NO_CACHE]})
-        if prefix:
-            await send({"type": "http.response.body", "body": prefix, "more_body": True})
+            self.metrics.http_in_flight.dec()
 
     @property
     def in_flight(self) -> int:
+        """The number of git processes running for requests now."""
         return len(self._active)
 
 
@@ -426,6 +275,24 @@ async def client_push(state_dir: Path | None, *,
         os.close(fd)
 
 
+def _command(call: GitCall, env: dict[str, str]) -> tuple[list[str], bytes, bytes]:
+    """The arguments of git for ``call``, the answer's content type, and the prefix an info/refs
+    answer starts with (none for a protocol v2 upload-pack advertisement)."""
+    args = [call.service.removeprefix("git-"), "--stateless-rpc"]
+    if call.service == "git-upload-pack":
+        args.append("--strict")
+    if call.advertise:
+        args.append("--advertise-refs")
+    args.append(str(call.git_dir))
+    kind = "advertisement" if call.advertise else "result"
+    content_type = f"application/x-{call.service}-{kind}".encode()
+    v2 = "version=2" in env.get("GIT_PROTOCOL", "").split(":")
+    prefix = b""
+    if call.advertise and not (v2 and call.service == "git-upload-pack"):
+        prefix = pkt_line(f"# service={call.service}\n") + b"0000"
+    return args, content_type, prefix
+
+
 def _record_path(cfg: LoadedConfig, rid: str) -> Path | None:
     """A fresh file name for the updates the hook accepts in one push request."""
     import uuid
@@ -436,32 +303,6 @@ def _record_path(cfg: LoadedConfig, rid: str) -> Path | None:
     except OSError:
         return None
     return directory / uuid.uuid4().hex
-
-
-def _kill(proc: AsyncGit) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-
-
-async def _write_inflated(proc: AsyncGit, inflater: Any, data: bytes, *,
-                          final: bool) -> None:
-    """Inflate ``data`` in bounded steps, writing each step before inflating more."""
-    assert proc.stdin is not None
-    buf = data
-    while True:
-        out = inflater.decompress(buf, INFLATE_STEP)
-        if out:
-            proc.stdin.write(out)
-            await proc.stdin.drain()
-        buf = inflater.unconsumed_tail
-        if not buf:
-            break
-    if final:
-        rest = inflater.flush()
-        if rest:
-            proc.stdin.write(rest)
-            await proc.stdin.drain()
 
 
 __all__ = ["SERVICES", "SmartHttp"]

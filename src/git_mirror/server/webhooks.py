@@ -13,16 +13,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from git_mirror import logs
 from git_mirror.config.secrets import resolve_secret
 from git_mirror.config.urls import url_path
 from git_mirror.errors import Code
-from git_mirror.server import logs
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
@@ -34,7 +35,7 @@ MAX_BODY = 25 << 20   # GitHub caps payloads at 25 MB
 # Metric labels are one of these or "other": an unsigned sender cannot grow the label set.
 KNOWN_EVENTS = frozenset({"push", "ping", "create", "delete", "pull_request", "release",
                           "repository", "workflow_run", "check_suite", "status"})
-log = logs.get("git-mirror.webhook")
+log = logs.get("git_mirror.server.webhook")
 
 
 def upstream_path(url: str) -> str:
@@ -66,8 +67,8 @@ def matches(rid: str, upstream: str, full_name: str | None, name: str | None) ->
 
 # A refused delivery's error object (CONTRACT section 3: every failure carries one).
 _REFUSALS: dict[int, tuple[Code, str]] = {
-    401: (Code.UNAUTHORIZED, "sign each delivery: X-Hub-Signature-256: sha256=<HMAC-SHA256 of the "
-                          "body keyed by server.webhookSecret>"),
+    401: (Code.UNAUTHORIZED, "sign each delivery: X-Hub-Signature-256: sha256=<HMAC-SHA256 "
+                             "of the body keyed by server.webhookSecret>"),
     403: (Code.FORBIDDEN, "give the forge the secret server.webhookSecret names, then redeliver"),
     400: (Code.BAD_REQUEST, "send a GitHub push event (application/json, or a form with payload)"),
     413: (Code.TOO_LARGE, "GitHub payloads are at most 25 MB; send a push event"),
@@ -86,7 +87,60 @@ def _json_of(content_type: str, body: bytes) -> bytes:
     return body
 
 
+class _Refused(Exception):
+    """A delivery refused: the metric's ``result`` label, the HTTP status, what to say."""
+
+    def __init__(self, result: str, status: int, message: str,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, at most MAX_BODY bytes (413 beyond), read as it streams in."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_BODY:
+        raise _Refused("too-large", 413, "payload too large")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_BODY:
+            raise _Refused("too-large", 413, "payload too large")
+    return bytes(body)
+
+
+@dataclass(frozen=True)
+class PushedRepository:
+    """What a delivery says of the repository it is about."""
+
+    full_name: str | None   # "owner/name"
+    name: str | None
+
+
+def _repository_of(content_type: str, body: bytes) -> PushedRepository:
+    """The payload's ``repository`` object, its names strings or absent; else 400."""
+    try:
+        payload = json.loads(_json_of(content_type, body))
+    except ValueError:
+        raise _Refused("bad-payload", 400, "body is not JSON") from None
+    except RecursionError:
+        raise _Refused("bad-payload", 400, "body nests JSON too deeply") from None
+    repository = payload.get("repository") if isinstance(payload, dict) else None
+    if not isinstance(repository, dict):
+        raise _Refused("bad-payload", 400, "payload has no repository object")
+    wrong = [key for key in ("full_name", "name")
+             if repository.get(key) is not None and not isinstance(repository[key], str)]
+    if wrong:
+        raise _Refused("bad-payload", 400, f"repository.{wrong[0]} must be a string")
+    return PushedRepository(repository.get("full_name"), repository.get("name"))
+
+
 def signature_ok(secret: bytes, body: bytes, header: str) -> bool:
+    """``header`` is ``sha256=`` and the HMAC-SHA256 of ``body`` keyed by ``secret``
+    (compared in constant time)."""
     expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected.encode(), header.strip().encode())
 
@@ -103,62 +157,49 @@ class GitHubWebhook:
                                                      key=("server", "webhookSecret"))
                                       if ref is not None else None)
 
-    def targets(self, repository: dict[str, Any]) -> list[str]:
-        full_name = repository.get("full_name")
-        name = repository.get("name")
+    def targets(self, repository: PushedRepository) -> list[str]:
+        """The declared repositories a push of ``repository`` concerns (:func:`matches`)."""
         return [rid for rid, repo in self.cfg.model.repositories.items()
-                if matches(rid, repo.upstream, full_name if isinstance(full_name, str) else None,
-                           name if isinstance(name, str) else None)]
+                if matches(rid, repo.upstream, repository.full_name, repository.name)]
 
     async def __call__(self, request: Request) -> Response:
+        """Answer one delivery: 202 and a sync request per matching repository, 200 for a
+        ping, or a refusal with its error object."""
         event = request.headers.get("x-github-event", "push")
-        delivery = request.headers.get("x-github-delivery")
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY:
-            return self._answer(event, "too-large", 413, {"ok": False, "message": "payload too large"})
-        body = bytearray()
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > MAX_BODY:
-                return self._answer(event, "too-large", 413,
-                                    {"ok": False, "message": "payload too large"})
-        sig = request.headers.get("x-hub-signature-256")
-        if not sig:
-            return self._answer(event, "unsigned", 401, {
-                "ok": False, "message": "X-Hub-Signature-256 is missing"},
-                headers={"WWW-Authenticate": 'HMAC realm="git-mirror"'})
-        if self.secret is None:
-            return self._answer(event, "no-secret", 403, {
-                "ok": False, "message": "server.webhookSecret is not declared: no signature can be verified"})
-        if not signature_ok(self.secret.reveal().encode(), bytes(body), sig):
-            return self._answer(event, "bad-signature", 403, {
-                "ok": False, "message": "X-Hub-Signature-256 does not match the body"})
-        if event == "ping":
-            return self._answer(event, "ok", 200, {"ok": True, "event": "ping"})
         try:
-            payload = json.loads(_json_of(request.headers.get("content-type", ""), bytes(body)))
-        except ValueError:
-            return self._answer(event, "bad-payload", 400, {"ok": False, "message": "body is not JSON"})
-        except RecursionError:
-            return self._answer(event, "bad-payload", 400,
-                                {"ok": False, "message": "body nests JSON too deeply"})
-        repository = payload.get("repository") if isinstance(payload, dict) else None
-        if not isinstance(repository, dict):
-            return self._answer(event, "bad-payload", 400,
-                                {"ok": False, "message": "payload has no repository object"})
-        wrong = [key for key in ("full_name", "name")
-                 if repository.get(key) is not None and not isinstance(repository[key], str)]
-        if wrong:
-            return self._answer(event, "bad-payload", 400, {
-                "ok": False, "message": f"repository.{wrong[0]} must be a string"})
+            body = await _read_body(request)
+            self._verify(request.headers.get("x-hub-signature-256"), body)
+            if event == "ping":
+                return self._answer(event, "ok", 200, {"ok": True, "event": "ping"})
+            repository = _repository_of(request.headers.get("content-type", ""), body)
+        except _Refused as refused:
+            return self._answer(event, refused.result, refused.status,
+                                {"ok": False, "message": refused.message},
+                                headers=refused.headers)
         if event != "push":
             return self._answer(event, "ignored", 202, {"ok": True, "event": event,
                                                         "repositories": [], "ignored": True})
+        return self._accept(event, request.headers.get("x-github-delivery"), repository)
+
+    def _verify(self, signature: str | None, body: bytes) -> None:
+        """The delivery is signed with ``server.webhookSecret``; else :class:`_Refused`."""
+        if not signature:
+            raise _Refused("unsigned", 401, "X-Hub-Signature-256 is missing",
+                           {"WWW-Authenticate": 'HMAC realm="git-mirror"'})
+        if self.secret is None:
+            raise _Refused("no-secret", 403, "server.webhookSecret is not declared: "
+                                             "no signature can be verified")
+        if not signature_ok(self.secret.reveal().encode(), body, signature):
+            raise _Refused("bad-signature", 403, "X-Hub-Signature-256 does not match the body")
+
+    def _accept(self, event: str, delivery: str | None,
+                repository: PushedRepository) -> Response:
+        """A push event: a sync request for every repository it names."""
         targets = self.targets(repository)
         results = {rid: self.scheduler.request_sync(rid, reason="webhook") for rid in targets}
-        full_name = repository.get("full_name")
+        full_name = repository.full_name
         log.info("webhook accepted", githubEvent=event, delivery=delivery,
-                 fullName=full_name[:300] if isinstance(full_name, str) else None,
+                 fullName=full_name[:300] if full_name is not None else None,
                  repositories=targets, requests=results)
         return self._answer(event, "accepted", 202, {
             "ok": True, "event": event, "repositories": targets,
