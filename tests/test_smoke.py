@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
-from tests.support.cli import run_cli
+import git_mirror
+from tests.support.cli import CHECKOUT, checkout_env, console_script, run_cli
 
 
 def test_version_prints_the_package_version() -> None:
@@ -13,26 +16,33 @@ def test_version_prints_the_package_version() -> None:
     assert __version__ in res.stdout
 
 
+def test_the_tests_run_this_checkouts_code(tmp_path: Path) -> None:
+    """In-process and as a process, the code under test is this checkout's src/, whatever
+    ``git-mirror`` another clone put on PATH."""
+    assert Path(git_mirror.__file__).resolve().is_relative_to(CHECKOUT / "src")
+    script = console_script()
+    # the script's own interpreter and sys.path, running the script itself
+    interpreter = script.read_text(encoding="utf-8").splitlines()[0].removeprefix("#!").strip()
+    probe = ("import runpy, sys, git_mirror; print(git_mirror.__file__, file=sys.stderr); "
+             f"sys.argv = [{str(script)!r}, '--version']; "
+             f"runpy.run_path({str(script)!r}, run_name='__main__')")
+    res = subprocess.run([interpreter, "-c", probe], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=60, check=False)
+    assert res.returncode == 0, res.stderr
+    assert Path(res.stderr.strip()).resolve().is_relative_to(CHECKOUT / "src"), res.stderr
+    assert f"git-mirror, version {git_mirror.__version__}" in res.stdout
+
+
 def test_git_mirror_is_a_git_subcommand(tmp_path: Path) -> None:
     """`git mirror ...` finds the console script on PATH (git runs git-<name>)."""
-    import os
-    import shutil
-    import subprocess
-    import sys
-
-    script = shutil.which("git-mirror") or str(Path(sys.executable).parent / "git-mirror")
-    assert Path(script).exists()
-    env = {**os.environ, "PATH": f"{Path(script).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    res = subprocess.run(["git", "mirror", "--version"], capture_output=True, text=True, env=env,
-                         cwd=tmp_path, timeout=60, check=False)
+    res = subprocess.run(["git", "mirror", "--version"], capture_output=True, text=True,
+                         env=checkout_env(), cwd=tmp_path, timeout=60, check=False)
     assert res.returncode == 0, res.stderr
     assert "git-mirror, version" in res.stdout
 
 
 def test_verbose_logs_json_lines_to_stderr_and_keeps_stdout_one_object(
         tmp_path: Path, upstream: object, config: Path) -> None:
-    import json
-
     res = run_cli("--config", config, "-v", "--json", "sync", "--confirm")
     assert res.code == 0
     assert json.loads(res.stdout)["ok"] is True  # stdout: exactly one JSON object
@@ -43,9 +53,8 @@ def test_verbose_logs_json_lines_to_stderr_and_keeps_stdout_one_object(
     assert quiet.stderr == ""
 
 
-def test_global_options_may_follow_the_command(tmp_path: Path, upstream: object, config: Path) -> None:
-    import json
-
+def test_global_options_may_follow_the_command(tmp_path: Path, upstream: object,
+                                               config: Path) -> None:
     before = run_cli("--config", config, "--json", "status")
     after = run_cli("status", "--config", config, "--json")
     assert before.code == after.code == 0
@@ -65,19 +74,14 @@ def test_hoisting_keeps_order_values_and_the_double_dash() -> None:
         "--config", "a.yaml", "--lane", "v03", "flush", "--confirm"]
     # one given after the command comes later, so it wins
     assert hoist(["--node", "a", "sync", "--node=b"]) == ["--node", "a", "--node=b", "sync"]
-    assert hoist(["snapshots", "list", "--repo", "x", "-v"]) == ["-v", "snapshots", "list", "--repo", "x"]
+    assert hoist(["snapshots", "list", "--repo", "x", "-v"]) == [
+        "-v", "snapshots", "list", "--repo", "x"]
     assert hoist(["follower", "trigger", "--", "--json"]) == ["follower", "trigger", "--", "--json"]
     assert hoist(["--json"]) == ["--json"] and hoist([]) == []
 
 
 def test_json_to_a_pipe_is_one_line(tmp_path: Path, upstream: object, config: Path) -> None:
-    import json
-    import shutil
-    import subprocess
-    import sys
-
-    script = shutil.which("git-mirror") or str(Path(sys.executable).parent / "git-mirror")
-    res = subprocess.run([script, "--config", str(config), "status", "--json"], capture_output=True,
-                         text=True, timeout=60, check=False)
+    res = subprocess.run([console_script(), "--config", str(config), "status", "--json"],
+                         capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("\n") == 1 and json.loads(res.stdout)["source"] == "yaml"
