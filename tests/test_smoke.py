@@ -85,3 +85,49 @@ def test_json_to_a_pipe_is_one_line(tmp_path: Path, upstream: object, config: Pa
                          capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("\n") == 1 and json.loads(res.stdout)["source"] == "yaml"
+
+
+def _stubbed_install(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run scripts/install.sh with dpkg-query, apt-get, uv and ln replaced by stubs that only
+    record their arguments: what it would change, without changing the machine."""
+    import os
+
+    bin_dir, calls = tmp_path / "stubs", tmp_path / "calls"
+    bin_dir.mkdir()
+    stubs = {"dpkg-query": 'echo "install ok installed"',  # every package is there
+             "apt-get": 'echo "apt-get $*" >> "$CALLS"', "sudo": 'echo "sudo $*" >> "$CALLS"',
+             "uv": 'echo "uv $*" >> "$CALLS"', "ln": 'echo "ln $*" >> "$CALLS"'}
+    for name, body in stubs.items():
+        stub = bin_dir / name
+        stub.write_text(f"#!/bin/sh\n{body}\n")
+        stub.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+           "CALLS": str(calls)}
+    res = subprocess.run(["bash", str(CHECKOUT / "scripts" / "install.sh"), *args],
+                         capture_output=True, text=True, env=env, timeout=60, check=False)
+    return res, calls.read_text() if calls.exists() else ""
+
+
+def test_install_links_nothing_outside_the_clone_unless_asked(tmp_path: Path) -> None:
+    res, calls = _stubbed_install(tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert calls == "uv sync --frozen --quiet\n"  # the clone's .venv, nothing else
+
+
+def test_install_links_the_global_command_with_link_global(tmp_path: Path) -> None:
+    import os
+
+    res, calls = _stubbed_install(tmp_path, "--link-global")
+    if not os.access("/usr/local/bin", os.W_OK):
+        assert res.returncode == 1 and "--link-global needs write access" in res.stderr
+        return
+    assert res.returncode == 0, res.stderr
+    assert calls.splitlines() == [
+        "uv sync --frozen --quiet",
+        f"ln -sf {CHECKOUT}/.venv/bin/git-mirror /usr/local/bin/git-mirror"]
+
+
+def test_install_refuses_an_unknown_option(tmp_path: Path) -> None:
+    res, calls = _stubbed_install(tmp_path, "--link-globally")
+    assert res.returncode == 2 and "unknown option --link-globally" in res.stderr
+    assert calls == ""
