@@ -1,4 +1,4 @@
-"""The config file's models (CONTRACT section 2): frozen dataclasses, validated by pydantic.
+"""The config file's models (docs/config.md): frozen dataclasses, validated by pydantic.
 
 YAML keys are camelCase (``snapshotGroup``); attributes are snake_case. Unknown keys are
 errors. The classes are plain frozen dataclasses so that a config validated once can be
