@@ -122,9 +122,11 @@ def test_install_links_the_global_command_with_link_global(tmp_path: Path) -> No
         assert res.returncode == 1 and "--link-global needs write access" in res.stderr
         return
     assert res.returncode == 0, res.stderr
-    assert calls.splitlines() == [
-        "uv sync --frozen --quiet",
-        f"ln -sf {CHECKOUT}/.venv/bin/git-mirror /usr/local/bin/git-mirror"]
+    sync, link = calls.splitlines()
+    assert sync == "uv sync --frozen --quiet"
+    ln, flags, target, name = link.split()
+    assert (ln, flags, name) == ("ln", "-sf", "/usr/local/bin/git-mirror")
+    assert Path(target).resolve() == (CHECKOUT / ".venv" / "bin" / "git-mirror").resolve()
 
 
 def test_install_refuses_an_unknown_option(tmp_path: Path) -> None:
