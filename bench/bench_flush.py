@@ -46,7 +46,8 @@ def build(root: Path, lanes: int) -> tuple[Path, Path, Path]:
     subprocess.run(["git", "init", "--bare", "--quiet", str(upstream)], env=ENV, check=True)
     tree = g(upstream, "mktree", input=b"")
     base = g(upstream, "commit-tree", tree, "-m", "base")
-    lines = [f"create refs/heads/main {base}"] + [f"create {lane_ref(i)} {base}" for i in range(lanes)]
+    lines = [f"create refs/heads/main {base}"]
+    lines += [f"create {lane_ref(i)} {base}" for i in range(lanes)]
     g(upstream, "update-ref", "--stdin", input=("\n".join(lines) + "\n").encode())
     cfg_text = ["version: 1", "repositories:", "  app:", f"    upstream: file://{upstream}",
                 "    transport: {mode: file}", "    sources: [{branch: main}]", "    lanes:"]
@@ -64,7 +65,8 @@ def advance(mirror: Path, lanes: int, tag: str) -> dict[str, str]:
     """One new commit on every lane of the mirror (setup, not timed)."""
     tree = g(mirror, "mktree", input=b"")
     tips = dict(line.split(" ", 1)[::-1] for line in
-                g(mirror, "for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/gitops/").splitlines())
+                g(mirror, "for-each-ref", "--format=%(objectname) %(refname)",
+                  "refs/heads/gitops/").splitlines())
     new: dict[str, str] = {}
     for i in range(lanes):
         ref = lane_ref(i)
@@ -78,11 +80,13 @@ def raw_flush(mirror: Path, url: str, new: dict[str, str]) -> None:
     """The same refs pushed and fetched back with plain git: the floor flush is held to."""
     env = {**ENV, "GIT_ALLOW_PROTOCOL": "file"}
     subprocess.run(["git", f"--git-dir={mirror}", "-c", "protocol.version=2", "push", "--atomic",
-                    "--porcelain", "--no-verify", url, *(f"{oid}:{ref}" for ref, oid in new.items())],
+                    "--porcelain", "--no-verify", url,
+                    *(f"{oid}:{ref}" for ref, oid in new.items())],
                    capture_output=True, env=env, check=True)
     subprocess.run(["git", f"--git-dir={mirror}", "-c", "protocol.version=2", "fetch", "--atomic",
                     "--no-tags", "--no-write-fetch-head", "--quiet", url,
-                    *(f"+{ref}:refs/mirror-stage/heads/{ref.removeprefix('refs/heads/')}" for ref in new)],
+                    *(f"+{ref}:refs/mirror-stage/heads/{ref.removeprefix('refs/heads/')}"
+                      for ref in new)],
                    capture_output=True, env=env, check=True)
 
 
@@ -113,7 +117,8 @@ def measure(lanes: int, rounds: int) -> tuple[float, float, int]:
                 elapsed = time.perf_counter() - t0
                 procs = run.spawned() - before
                 data = res.to_json()
-                assert data["ok"] and len(data["pushed"]) == lanes, data
+                assert data["ok"], data
+                assert len(data["pushed"]) == lanes, data
                 assert data["pendingFlush"] is False, data
                 assert g(upstream, "rev-parse", lane_ref(0)) == new[lane_ref(0)]
                 if r:
@@ -129,9 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     for lanes in (1, 100):
         ours, raw, procs = measure(lanes, args.rounds)
         rows.append((f"{lanes} lane ref{'s' if lanes > 1 else ''}", ours, raw, procs))
-    print(f"{'flush of':<14} {'git-mirror':>12} {'raw push+fetch':>15} {'ratio':>7} {'git procs':>10}")
+    print(f"{'flush of':<14} {'git-mirror':>12} {'raw push+fetch':>15} {'ratio':>7} "
+          f"{'git procs':>10}")
     for name, ours, raw, procs in rows:
-        print(f"{name:<14} {ours * 1000:>10.1f}ms {raw * 1000:>13.1f}ms {ours / raw:>6.2f}x {procs:>10}")
+        print(f"{name:<14} {ours * 1000:>10.1f}ms {raw * 1000:>13.1f}ms {ours / raw:>6.2f}x "
+              f"{procs:>10}")
     print("target: ratio <= 1.30 (medians; in-process flush vs two raw git commands)")
     return 0
 

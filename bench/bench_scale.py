@@ -76,9 +76,11 @@ def build_template(path: Path) -> None:
     git("init", "--bare", "--quiet", str(path))
     data = ("commit refs/heads/main\nmark :1\ncommitter b <b@x> 1700000000 +0000\ndata 2\nc1\n"
             "M 644 inline a.txt\ndata 2\na\n\n"
-            "commit refs/heads/main\nmark :2\ncommitter b <b@x> 1700000001 +0000\ndata 2\nc2\nfrom :1\n"
+            "commit refs/heads/main\nmark :2\ncommitter b <b@x> 1700000001 +0000\n"
+            "data 2\nc2\nfrom :1\n"
             "M 644 inline b.txt\ndata 2\nb\n\n"
-            "commit refs/heads/main\nmark :3\ncommitter b <b@x> 1700000002 +0000\ndata 2\nc3\nfrom :2\n"
+            "commit refs/heads/main\nmark :3\ncommitter b <b@x> 1700000002 +0000\n"
+            "data 2\nc3\nfrom :2\n"
             "M 644 inline c.txt\ndata 2\nc\n\n"
             "reset refs/heads/release/1\nfrom :1\n\nreset refs/heads/release/2\nfrom :2\n\n"
             "reset refs/tags/v1\nfrom :1\n\n"
@@ -92,7 +94,8 @@ def new_commit(path: Path) -> str:
     """A new commit on main (made and written before the clock starts where it matters)."""
     parent = git(f"--git-dir={path}", "rev-parse", "refs/heads/main")
     tree = git(f"--git-dir={path}", "rev-parse", f"{parent}^{{tree}}")
-    oid = git(f"--git-dir={path}", "commit-tree", tree, "-p", parent, "-m", f"bench {time.time_ns()}")
+    oid = git(f"--git-dir={path}", "commit-tree", tree, "-p", parent,
+              "-m", f"bench {time.time_ns()}")
     git(f"--git-dir={path}", "update-ref", "refs/heads/main", oid)
     return oid
 
@@ -135,7 +138,8 @@ class Rig:
         return self.base / "up" / f"up-{i:03d}.git"
 
     def raw_ssh(self, control: Path | None) -> str:
-        proxy = (f"{sys.executable} -I {tunnel.__file__} --fdpass --config {self.tunnel_conf} %h %p")
+        proxy = (f"{sys.executable} -I {tunnel.__file__} --fdpass "
+                 f"--config {self.tunnel_conf} %h %p")
         opts = (f"ssh -F none -i {self.sshd.client_key} -o IdentitiesOnly=yes -o BatchMode=yes "
                 f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={self.kh} "
                 f"-o 'ProxyCommand={proxy}' -o ProxyUseFdpass=yes ")
@@ -161,7 +165,8 @@ class Rig:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([GIT_MIRROR, "--config", str(self.config), *args],
-                              capture_output=True, text=True, env={**ENV, "GIT_MIRROR_LOG_LEVEL": "error"})
+                              capture_output=True, text=True,
+                              env={**ENV, "GIT_MIRROR_LOG_LEVEL": "error"})
 
     def close(self) -> None:
         cfg = load_config(self.config)
@@ -179,7 +184,8 @@ def noop_phase(rig: Rig, args: argparse.Namespace, out: dict[str, float]) -> Non
         t = time.perf_counter()
         res = sync(cfg, confirm=True, jobs=args.jobs)
         times.append(time.perf_counter() - t)
-        assert res.ok and not any(r.updated for r in res.repositories), res.to_json()["repositories"][0]
+        assert res.ok, res.to_json()["repositories"][0]
+        assert not any(r.updated for r in res.repositories), res.to_json()["repositories"][0]
     out["noop"] = median(times)
     t = time.perf_counter()
     res_cli = rig.cli("--json", "sync", "--confirm")
@@ -226,7 +232,8 @@ def incremental_phase(rig: Rig, args: argparse.Namespace, out: dict[str, float])
         t = time.perf_counter()
         res = sync(cfg, repo="app000", confirm=True)
         product.append(time.perf_counter() - t)
-        assert res.ok and res.repositories[0].snapshots, res.to_json()
+        assert res.ok, res.to_json()
+        assert res.repositories[0].snapshots, res.to_json()
         new_commit(rig.upstream(0))
         t = time.perf_counter()
         rig.raw_fetch(0, clone, reuse)
@@ -245,7 +252,8 @@ def status_phase(rig: Rig, args: argparse.Namespace, out: dict[str, float]) -> N
         t = time.perf_counter()
         res = rig.cli("--json", "status")
         status.append(time.perf_counter() - t)
-        assert res.returncode == 0 and len(json.loads(res.stdout)["repositories"]) == rig.n
+        assert res.returncode == 0
+        assert len(json.loads(res.stdout)["repositories"]) == rig.n
     out["status"] = median(status)
     out["floor"] = median(floor)
 
@@ -294,7 +302,8 @@ def serve_phase(rig: Rig, args: argparse.Namespace, out: dict[str, float]) -> No
             time.sleep(max(0.0, due - time.perf_counter()))
             oid = new_commit(rig.upstream(i))
             rid = f"app{i:03d}"
-            ref_file = rig.base / "c" / "repos" / f"{rid}.git" / "refs" / ns / "snapshots" / rid / "main" / oid
+            ref_file = (rig.base / "c" / "repos" / f"{rid}.git" / "refs" / ns / "snapshots"
+                        / rid / "main" / oid)
             body = json.dumps({"ref": "refs/heads/main",
                                "repository": {"full_name": f"bench/{rid}", "name": rid}}).encode()
             sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()

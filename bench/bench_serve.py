@@ -245,7 +245,8 @@ def bench_size(files: int, reps: int, base: Path
 
     maintain(load_config(cfg), "bench", full=True)   # bitmaps, as serve's maintenance leaves it
     repos = root / ".git-mirror" / "repos"
-    pack_mb = sum(p.stat().st_size for p in (repos / "bench.git" / "objects" / "pack").glob("*.pack")) / 1e6
+    packs = (repos / "bench.git" / "objects" / "pack").glob("*.pack")
+    pack_mb = sum(p.stat().st_size for p in packs) / 1e6
     print(f"# {files} files, pack {pack_mb:.1f} MB (built in {time.monotonic() - t0:.1f}s)",
           flush=True)
     work = root / "work"

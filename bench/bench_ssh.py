@@ -62,7 +62,8 @@ def time_sync(config: Path, runs: int) -> list[float]:
         t = time.perf_counter()
         res = sync(cfg, confirm=True)
         out.append(time.perf_counter() - t)
-        assert res.ok and not res.repositories[0].updated, res.to_json()
+        assert res.ok, res.to_json()
+        assert not res.repositories[0].updated, res.to_json()
     close_shared(cfg, "app")
     return out
 
@@ -121,7 +122,8 @@ def main() -> None:
         results["raw git fetch (fresh SSH connection)"] = raw
 
         raw_ms = median_ms(raw)
-        print(f"no-op, {args.refs + 1} branches, {args.runs} runs, medians (cpus: {os.cpu_count()})")
+        print(f"no-op, {args.refs + 1} branches, {args.runs} runs, medians "
+              f"(cpus: {os.cpu_count()})")
         for label, samples in results.items():
             ms = median_ms(samples)
             print(f"  {label:48s} {ms:8.1f} ms   {ms / raw_ms:5.2f}x raw")

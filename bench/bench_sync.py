@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
 from bench.common import ENV, add_commit, build_upstream, git, median_of, run_ms, table
@@ -42,7 +41,8 @@ repositories:
 """
 
 
-def bench_case(root: Path, name: str, commits: int, branches: int, tags: int, reps: int) -> list[list[str]]:
+def bench_case(root: Path, name: str, commits: int, branches: int, tags: int,
+               reps: int) -> list[list[str]]:
     from git_mirror.config import load_config
     from git_mirror.git import run as gitrun
     from git_mirror.mirror.sync import sync
@@ -52,8 +52,8 @@ def bench_case(root: Path, name: str, commits: int, branches: int, tags: int, re
     nrefs = len(git(f"--git-dir={up}", "for-each-ref").splitlines())
     raw = root / f"{name}-raw.git"
     git("init", "--bare", "--quiet", str(raw))
-    fetch = ["git", f"--git-dir={raw}", "-c", "protocol.version=2", "fetch", "--atomic", "--no-tags",
-             "--quiet", "--no-write-fetch-head", f"file://{up}", *REFSPECS]
+    fetch = ["git", f"--git-dir={raw}", "-c", "protocol.version=2", "fetch", "--atomic",
+             "--no-tags", "--quiet", "--no-write-fetch-head", f"file://{up}", *REFSPECS]
     cfg_path = root / name / "git-mirror.yaml"
     cfg_path.parent.mkdir()
     cfg_path.write_text(CONFIG.format(up=up))
@@ -88,7 +88,8 @@ def bench_case(root: Path, name: str, commits: int, branches: int, tags: int, re
     cli = [sys.executable, "-m", "git_mirror.cli.main"]
     floor = run_ms([*cli, "--version"], reps)
     status = run_ms([*cli, "--config", str(cfg_path), "--json", "status"], reps)
-    fer = run_ms(["git", f"--git-dir={mirror}", "for-each-ref", "refs/heads/", "refs/mirror-stage/heads/"], reps)
+    fer = run_ms(["git", f"--git-dir={mirror}", "for-each-ref", "refs/heads/",
+                  "refs/mirror-stage/heads/"], reps)
     py = run_ms([sys.executable, "-c", "pass"], reps)
 
     def ms(t: float) -> str:
@@ -96,9 +97,12 @@ def bench_case(root: Path, name: str, commits: int, branches: int, tags: int, re
 
     label = f"{name} ({commits} commits, {nrefs} refs)"
     return [
-        [label, "initial sync", ms(t_ours_initial), ms(t_raw_initial), f"{t_ours_initial / t_raw_initial:.2f}x", "-"],
-        [label, "no-op sync", ms(t_ours_noop), ms(t_raw_noop), f"{t_ours_noop / t_raw_noop:.2f}x", str(procs_noop)],
-        [label, "1 new commit", ms(t_ours_inc), ms(t_raw_inc), f"{t_ours_inc / t_raw_inc:.2f}x", str(procs_inc)],
+        [label, "initial sync", ms(t_ours_initial), ms(t_raw_initial),
+         f"{t_ours_initial / t_raw_initial:.2f}x", "-"],
+        [label, "no-op sync", ms(t_ours_noop), ms(t_raw_noop),
+         f"{t_ours_noop / t_raw_noop:.2f}x", str(procs_noop)],
+        [label, "1 new commit", ms(t_ours_inc), ms(t_raw_inc),
+         f"{t_ours_inc / t_raw_inc:.2f}x", str(procs_inc)],
         [label, "status (CLI)", f"{status:.0f} ms", f"floor {floor:.0f} + 2x{fer:.0f} ms",
          f"{status / (floor + 2 * fer):.2f}x", "-"],
         [label, "CLI floor", f"{floor:.0f} ms", f"python {py:.0f} ms", f"{floor / py:.2f}x", "-"],
@@ -115,10 +119,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         for name, commits, branches, tags in cases:
             rows += bench_case(Path(tmp), name, commits, branches, tags, reps)
-    print(textwrap.dedent(f"""\
-        git-mirror sync/status vs raw git (medians of {reps}; in-process for sync, whole process for the CLI)
-        targets: sync <= 1.3x raw git fetch; status <= floor + 2x for-each-ref; git processes per sync flat
-        """))
+    print(f"git-mirror sync/status vs raw git (medians of {reps}; in-process for sync, "
+          "whole process for the CLI)\n"
+          "targets: sync <= 1.3x raw git fetch; status <= floor + 2x for-each-ref; "
+          "git processes per sync flat\n")
     print(table(rows, ["upstream", "operation", "git-mirror", "raw git", "ratio", "git procs"]))
     _ = ENV
 

@@ -31,14 +31,16 @@ def build_upstream(path: Path, *, commits: int, branches: int, tags: int) -> Non
     out: list[str] = []
     for i in range(1, commits + 1):
         body = f"line {i}\n"
-        out.append(f"commit refs/heads/main\nmark :{i}\ncommitter bench <b@x> {1700000000 + i} +0000\n"
+        out.append(f"commit refs/heads/main\nmark :{i}\n"
+                   f"committer bench <b@x> {1700000000 + i} +0000\n"
                    f"data {len(f'c{i}')}\nc{i}\n" + (f"from :{i - 1}\n" if i > 1 else "") +
                    f"M 644 inline f{i % 50}.txt\ndata {len(body)}\n{body}\n")
     for b in range(branches):
         out.append(f"reset refs/heads/release/{b}\nfrom :{max(1, commits - (b % commits))}\n\n")
     for t in range(tags):
         out.append(f"reset refs/tags/t{t}\nfrom :{1 + (t % commits)}\n\n")
-    out.append("commit refs/heads/gitops/v03\ncommitter bench <b@x> 1700000000 +0000\ndata 4\nlane\n"
+    out.append("commit refs/heads/gitops/v03\ncommitter bench <b@x> 1700000000 +0000\n"
+               "data 4\nlane\n"
                "M 644 inline deploy.yaml\ndata 6\nimage\n\n")
     git(f"--git-dir={path}", "fast-import", "--quiet", input="".join(out).encode())
     git(f"--git-dir={path}", "pack-refs", "--all")
@@ -47,7 +49,8 @@ def build_upstream(path: Path, *, commits: int, branches: int, tags: int) -> Non
 def add_commit(path: Path, branch: str = "main") -> str:
     parent = git(f"--git-dir={path}", "rev-parse", f"refs/heads/{branch}")
     tree = git(f"--git-dir={path}", "rev-parse", f"{parent}^{{tree}}")
-    oid = git(f"--git-dir={path}", "commit-tree", tree, "-p", parent, "-m", f"bench {time.time_ns()}")
+    oid = git(f"--git-dir={path}", "commit-tree", tree, "-p", parent,
+              "-m", f"bench {time.time_ns()}")
     git(f"--git-dir={path}", "update-ref", f"refs/heads/{branch}", oid)
     return oid
 
@@ -70,6 +73,7 @@ def run_ms(argv: list[str], reps: int, env: dict[str, str] | None = None) -> flo
 def table(rows: list[list[str]], header: list[str]) -> str:
     all_rows = [header, *rows]
     widths = [max(len(r[i]) for r in all_rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in all_rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in all_rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -76,7 +76,8 @@ def test_config_is_found_by_flag_then_environment_then_working_directory(
     assert one_object(run_cli("--json", "validate"))["config"]["path"] == str(
         tmp_path / "env" / "git-mirror.yaml")
     flag = tmp_path / "flag" / "git-mirror.yaml"
-    assert one_object(run_cli("--json", "--config", flag, "validate"))["config"]["path"] == str(flag)
+    validated = one_object(run_cli("--json", "--config", flag, "validate"))
+    assert validated["config"]["path"] == str(flag)
     # the default cache is beside the file that was found, wherever the command runs
     assert run_cli("--json", "apply", "--confirm").code == 0
     assert (tmp_path / "env" / ".git-mirror" / "repos" / "hwlab.git" / "HEAD").exists()
@@ -291,7 +292,8 @@ def test_usage_errors_exit_2_with_the_error_object(cli: Cli, synced: Repo, args:
 def test_lane_selects_the_repositories_that_declare_it_in_status_too(
         write_config: Callable[..., Path], upstream: Repo) -> None:
     path = write_config("version: 1\n" + HWLAB_REPOSITORY.format(url=upstream.url)
-                        + f"  plain:\n    upstream: {upstream.url}\n    transport: {{mode: file}}\n")
+                        + f"  plain:\n    upstream: {upstream.url}\n"
+                        + "    transport: {mode: file}\n")
     every = one_object(run_cli("--config", path, "--json", "status"))
     assert [r["id"] for r in every["repositories"]] == ["hwlab", "plain"]
     for args in (["--lane", "v03", "status"], ["status", "--lane", "v03"]):
@@ -510,7 +512,8 @@ def test_status_json_has_the_contract_fields_and_needs_no_network(
     assert (data["pendingFlush"], data["githubInSync"]) == (False, True)
     (repo,) = data["repositories"]
     assert repo["id"] == "hwlab"
-    assert {"mode": "file", "url": upstream.url, "source": "yaml"}.items() <= repo["transport"].items()
+    assert ({"mode": "file", "url": upstream.url, "source": "yaml"}.items()
+            <= repo["transport"].items())
     assert {"mode": "none", "source": "yaml"}.items() <= repo["proxy"].items()
     assert repo["secrets"] == []
     assert repo["refSources"] == {"githubFieldsAreMirrorStageCache": True,
@@ -547,7 +550,8 @@ def test_status_names_the_declared_proxy_and_secrets_without_their_values(
     data = one_object(res)
     assert res.code == 0
     (repo,) = data["repositories"]
-    assert {"mode": "http-connect", "name": "corp", "source": "yaml"}.items() <= repo["proxy"].items()
+    assert ({"mode": "http-connect", "name": "corp", "source": "yaml"}.items()
+            <= repo["proxy"].items())
     assert repo["transport"]["mode"] == "https"
     (secret,) = repo["secrets"]
     assert secret["role"] == "token" and secret["sourceRef"] == "env:GM_TOKEN"

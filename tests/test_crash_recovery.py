@@ -115,7 +115,8 @@ def test_sync_killed_before_and_after_every_git_call_then_sync_succeeds(
     for n in range(1, calls + 1):
         for when in ("before", "after"):
             upstream.commit("main", f"{when} {n}")
-            upstream.commit(f"release/k{n}{when}", "new branch", parent=upstream.rev("refs/heads/main"))
+            upstream.commit(f"release/k{n}{when}", "new branch",
+                            parent=upstream.rev("refs/heads/main"))
             killer.reset(f"{when} {n}")
             rc, _, err = killer.run(config, "sync", "--confirm")
             if killer.killed:

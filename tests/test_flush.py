@@ -22,7 +22,8 @@ def lane_status(cli: Cli) -> dict[str, object]:
     data = cli("--json", "status").json
     lane = data["repositories"][0]["lanes"][0]
     assert isinstance(lane, dict)
-    return {**lane, "top.pendingFlush": data["pendingFlush"], "top.githubInSync": data["githubInSync"]}
+    return {**lane, "top.pendingFlush": data["pendingFlush"],
+            "top.githubInSync": data["githubInSync"]}
 
 
 def test_ci_lane_commit_is_flushed_once_and_reported(cli: Cli, upstream: Repo, synced: Repo,
@@ -38,7 +39,8 @@ def test_ci_lane_commit_is_flushed_once_and_reported(cli: Cli, upstream: Repo, s
     assert dry.code == 0, dry.stdout
     assert dry.json["dryRun"] is True
     assert dry.json["pushed"] == []
-    assert dry.json["wouldPush"] == [{"repository": "hwlab", "ref": LANE, "from": before, "to": new}]
+    assert dry.json["wouldPush"] == [{"repository": "hwlab", "ref": LANE, "from": before,
+                                      "to": new}]
     assert upstream.rev(LANE) == before
     assert synced.rev(STAGE_LANE) == before
 
@@ -200,8 +202,8 @@ def test_concurrent_upstream_change_is_refused_by_the_lease(cli: Cli, upstream: 
     assert synced.rev(LANE) == ours
 
 
-def test_new_lane_is_created_upstream_and_lane_option_limits(write_config: Callable[..., Path],
-                                                             upstream: Repo, tmp_path: Path) -> None:
+def test_new_lane_is_created_upstream_and_lane_option_limits(
+        write_config: Callable[..., Path], upstream: Repo, tmp_path: Path) -> None:
     cfg = write_config(f"""\
         version: 1
         repositories:

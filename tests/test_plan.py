@@ -41,7 +41,9 @@ def test_lane_never_rewinds_and_follows_the_rules(mirror: str | None, upstream: 
                      {"refs/heads/gitops/v03": m} if m else {}, ancestry)
     lane_updates = [x for x in plan.updates if x.ref == "refs/heads/gitops/v03"]
     if m is None and u is not None:
-        assert state.action == "created" and lane_updates[0].new == u and lane_updates[0].old is None
+        assert state.action == "created"
+        assert lane_updates[0].new == u
+        assert lane_updates[0].old is None
     elif m is not None and u is not None and m != u and ancestry(m, u):
         assert state.action == "fast-forward" and lane_updates[0].new == u
     else:
@@ -56,7 +58,8 @@ def test_lane_never_rewinds_and_follows_the_rules(mirror: str | None, upstream: 
 
 
 @settings(max_examples=60)
-@given(ups=st.dictionaries(st.sampled_from(["main", "release/1", "release/2", "feature/x", "gitops/v03"]),
+@given(ups=st.dictionaries(st.sampled_from(["main", "release/1", "release/2", "feature/x",
+                                           "gitops/v03"]),
                            st.sampled_from(["c0", "c1", "c2", "x1"]), max_size=5),
        snaps=st.sets(st.sampled_from(["c0", "c1", "c2", "x1"])))
 def test_snapshots_only_for_sources_and_never_twice(ups: dict[str, str], snaps: set[str]) -> None:

@@ -131,7 +131,7 @@ def test_a_failure_on_a_terminal_says_why_once_per_repository(config: Path, upst
     upstream.path.rename(tmp_path / "away.git")
     code, _, term = run_on_pty(config, "sync", "--confirm")
     assert code == 1
-    assert re.search(r"hwlab: sync FAILED after [\d.]+s \[[a-z-]+\] ", term), term
+    assert re.search(r"hwlab: sync FAILED after [\d.]+s \[upstream-unreachable\] ", term), term
     assert term.count("hwlab: sync FAILED") == 1
     assert re.search(r"hint: .*git-mirror sync --repo hwlab --confirm --wait", term), term
 

@@ -140,7 +140,7 @@ def test_isolate_plans_deletions_first_and_refuses_collisions_one_by_one() -> No
         f"refs/s/g/r/{A}"]
 
 
-@pytest.mark.parametrize("setup,payload", [
+@pytest.mark.parametrize(("setup", "payload"), [
     ("refs/heads/x", "create refs/heads/x/y {oid}\n"),
     ("refs/heads/x/y", "create refs/heads/x {oid}\n"),
 ])

@@ -31,7 +31,8 @@ def test_old_commits_synced_now_are_new_snapshots(write_config: Callable[..., Pa
     from tests.conftest import BASE_CONFIG
 
     cfg = write_config(BASE_CONFIG.format(url=upstream.url).replace(
-        "  namespace: unidesk\n", "  namespace: unidesk\n  retention: {keepLast: 2, maxAgeDays: 1}\n"))
+        "  namespace: unidesk\n",
+        "  namespace: unidesk\n  retention: {keepLast: 2, maxAgeDays: 1}\n"))
     tips = []
     for i in range(5):
         tips.append(old_commit(upstream, i))

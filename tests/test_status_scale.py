@@ -36,7 +36,8 @@ def test_status_reads_refs_once_per_repository_and_still_sees_a_missing_snapshot
     main = next(s for s in res.json["repositories"][0]["sources"] if s["branch"] == "main")
     tip = upstream.rev("refs/heads/main")
     assert main["snapshotRef"] == f"refs/unidesk/snapshots/hwlab-node-runtime/main/{tip}"
-    release = next(s for s in res.json["repositories"][0]["sources"] if s["branch"] == "release/1.0")
+    release = next(s for s in res.json["repositories"][0]["sources"]
+                   if s["branch"] == "release/1.0")
     assert release["snapshotRef"] is not None
     # A snapshot that is not there is reported as such, not assumed from its name.
     synced.git("update-ref", "-d", main["snapshotRef"])

@@ -83,13 +83,15 @@ def test_sync_is_idempotent_and_snapshots_are_created_once(cli: Cli, mirror: Rep
     assert mirror.refs() == before
 
 
-def test_sync_creates_the_mirror_when_apply_was_not_run(cli: Cli, mirror: Repo, upstream: Repo) -> None:
+def test_sync_creates_the_mirror_when_apply_was_not_run(cli: Cli, mirror: Repo,
+                                                       upstream: Repo) -> None:
     data = synced(cli)
     assert data["repositories"][0]["createdMirror"] is True  # type: ignore[index]
     assert mirror.rev("refs/heads/main") == upstream.rev("refs/heads/main")
 
 
-def test_force_push_upstream_moves_branch_and_keeps_old_snapshot(cli: Cli, upstream: Repo, mirror: Repo) -> None:
+def test_force_push_upstream_moves_branch_and_keeps_old_snapshot(cli: Cli, upstream: Repo,
+                                                                mirror: Repo) -> None:
     synced(cli)
     old = upstream.rev("refs/heads/main")
     assert old
@@ -115,7 +117,8 @@ def test_new_upstream_commit_incremental(cli: Cli, upstream: Repo, mirror: Repo)
         f"{NS}hwlab-node-runtime/main/{new}", f"{NS}hwlab/release/3.0/{new_rel}"}
 
 
-def test_upstream_deleting_a_source_branch_deletes_it_but_keeps_snapshots(cli: Cli, upstream: Repo, mirror: Repo) -> None:
+def test_upstream_deleting_a_source_branch_deletes_it_but_keeps_snapshots(
+        cli: Cli, upstream: Repo, mirror: Repo) -> None:
     synced(cli)
     r2 = upstream.rev("refs/heads/release/2.0")
     upstream.delete_ref("refs/heads/release/2.0")
@@ -186,7 +189,8 @@ def test_status_json_contract(cli: Cli, upstream: Repo, config: Path) -> None:
     assert repo["transport"] == {"mode": "file", "url": upstream.url, "source": "yaml",
                                  "at": f"{config}:7"}
     assert repo["proxy"]["mode"] == "none" and repo["proxy"]["source"] == "yaml"
-    assert repo["refSources"] == {"githubFieldsAreMirrorStageCache": True, "stagePrefix": "refs/mirror-stage/"}
+    assert repo["refSources"] == {"githubFieldsAreMirrorStageCache": True,
+                                  "stagePrefix": "refs/mirror-stage/"}
     assert repo["lastSync"]["ok"] is True and repo["lastSync"]["at"].endswith("Z")
     main = next(s for s in repo["sources"] if s["branch"] == "main")
     tip = upstream.rev("refs/heads/main")
@@ -270,7 +274,8 @@ def test_snapshots_list_filters(cli: Cli, upstream: Repo) -> None:
 @pytest.mark.parametrize("how", ["include.path", "includeIf", "worktreeConfig"])
 def test_settings_brought_in_from_another_file_are_drift_and_apply_removes_them(
         cli: Cli, upstream: Repo, mirror: Repo, tmp_path: Path, how: str) -> None:
-    """An include (or a per-worktree config) must not rewrite the upstream behind the drift check."""
+    """An include (or a per-worktree config) must not rewrite the upstream behind the drift
+    check."""
     assert cli("sync", "--confirm").code == 0
     elsewhere = Repo(tmp_path / "elsewhere.git")
     evil = elsewhere.commit("main", "not upstream's", parent=None)

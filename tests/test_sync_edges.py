@@ -55,7 +55,8 @@ def test_lane_created_in_mirror_before_upstream_is_pending(cli: Cli, upstream: R
     assert st["repositories"][0]["lanes"][0]["githubCommit"] is None
 
 
-def test_config_source_removed_leaves_refs_but_stops_following(cli: Cli, upstream: Repo, config: Path) -> None:
+def test_config_source_removed_leaves_refs_but_stops_following(cli: Cli, upstream: Repo,
+                                                               config: Path) -> None:
     assert cli("sync", "--confirm").code == 0
     config.write_text(config.read_text().replace("      - branch: release/*\n", ""))
     before = upstream.commit("release/1.0", "later")
@@ -71,8 +72,9 @@ def test_a_lane_added_to_the_yaml_is_followed_and_protected_after_sync(cli: Cli,
     assert cli("apply", "--confirm").code == 0
     assert cli("sync", "--confirm").code == 0
     lane = upstream.commit("gitops/v04", "new lane", parent=None)
-    config.write_text(config.read_text().replace("      v03: {ref: gitops/v03}\n",
-                                                 "      v03: {ref: gitops/v03}\n      v04: {ref: gitops/v04}\n"))
+    config.write_text(config.read_text().replace(
+        "      v03: {ref: gitops/v03}\n",
+        "      v03: {ref: gitops/v03}\n      v04: {ref: gitops/v04}\n"))
     assert run_cli("--config", config, "sync", "--confirm").code == 0
     mirror = mirror_repo(config)
     assert mirror.rev("refs/heads/gitops/v04") == lane

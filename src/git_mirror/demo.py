@@ -7,13 +7,20 @@ and runs the main job on the local node. Run it again to see an idempotent sync.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from git_mirror.git.run import git
 
+if TYPE_CHECKING:
+    from git_mirror.mirror.local_apply import ApplyResult
+    from git_mirror.mirror.status import StatusResult
+    from git_mirror.mirror.sync import SyncResult
+
 COMMIT_ENV = {"GIT_AUTHOR_NAME": "git-mirror demo", "GIT_AUTHOR_EMAIL": "demo@example.invalid",
-              "GIT_COMMITTER_NAME": "git-mirror demo", "GIT_COMMITTER_EMAIL": "demo@example.invalid"}
+              "GIT_COMMITTER_NAME": "git-mirror demo",
+              "GIT_COMMITTER_EMAIL": "demo@example.invalid"}
 
 CONFIG = """\
 # Written by `git-mirror demo`: a local node mirroring a local upstream.
@@ -38,7 +45,8 @@ def commit(git_dir: Path, message: str, files: dict[str, str], parent: str | Non
     """Create a commit holding ``files`` (flat) on top of ``parent``; return its id."""
     entries = []
     for name, content in sorted(files.items()):
-        blob = git(["hash-object", "-w", "--stdin"], git_dir=git_dir, input=content.encode()).text.strip()
+        blob = git(["hash-object", "-w", "--stdin"], git_dir=git_dir,
+                   input=content.encode()).text.strip()
         entries.append(f"100644 blob {blob}\t{name}")
     tree = git(["mktree"], git_dir=git_dir, input=("\n".join(entries) + "\n").encode()).text.strip()
     args = ["commit-tree", tree, "-m", message]
@@ -48,6 +56,7 @@ def commit(git_dir: Path, message: str, files: dict[str, str], parent: str | Non
 
 
 def build_upstream(path: Path) -> None:
+    """A bare upstream with ``main``, ``release/1.0``, a tag, a lane and an undeclared branch."""
     git(["init", "--bare", "--quiet", str(path)])
     c1 = commit(path, "initial", {"README": "demo app\n"})
     c2 = commit(path, "feature", {"README": "demo app\n", "app.txt": "v1\n"}, c1)
@@ -60,7 +69,33 @@ def build_upstream(path: Path) -> None:
     git(["symbolic-ref", "HEAD", "refs/heads/main"], git_dir=path)
 
 
-def run_demo(directory: str) -> dict[str, Any]:
+@dataclass
+class DemoResult:
+    """The demo's apply, sync and status, and where its config is."""
+
+    config: Path
+    applied: ApplyResult
+    synced: SyncResult
+    status: StatusResult
+
+    def text(self) -> str:
+        """What a person sees: the three results as the commands print them, and what next."""
+        from git_mirror.cli.human import apply_text, status_text, sync_text
+
+        return "\n\n".join([apply_text(self.applied.to_json()), sync_text(self.synced.to_json()),
+                             status_text(self.status.to_json()),
+                             f"config: {self.config}\n"
+                             f"next: git-mirror --config {self.config} status --json"])
+
+    def to_json(self) -> dict[str, Any]:
+        """``ok`` (the sync's), the config path, the three results and the text."""
+        return {"ok": self.synced.ok, "config": str(self.config),
+                "apply": self.applied.to_json(), "sync": self.synced.to_json(),
+                "status": self.status.to_json(), "text": self.text()}
+
+
+def run_demo(directory: str) -> DemoResult:
+    """Build the demo in ``directory`` (once), then apply, sync and read the status."""
     from git_mirror.config import load_config
     from git_mirror.mirror.local_apply import apply_local
     from git_mirror.mirror.status import status
@@ -77,10 +112,4 @@ def run_demo(directory: str) -> dict[str, Any]:
     cfg = load_config(cfg_path)
     applied = apply_local(cfg, confirm=True)
     synced = sync(cfg, confirm=True, wait=True)
-    st = status(cfg).to_json()
-    from git_mirror.cli.human import apply_text, status_text, sync_text
-
-    text = "\n\n".join([apply_text(applied.to_json()), sync_text(synced.to_json()), status_text(st),
-                        f"config: {cfg_path}\nnext: git-mirror --config {cfg_path} status --json"])
-    return {"ok": synced.ok, "config": str(cfg_path), "apply": applied.to_json(),
-            "sync": synced.to_json(), "status": st, "text": text}
+    return DemoResult(cfg_path, applied, synced, status(cfg))

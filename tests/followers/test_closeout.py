@@ -130,7 +130,8 @@ def test_no_run_or_an_unknown_run_fails_closeout(cli: Cli, upstream: Repo) -> No
     no_run = ["runSucceeded", "runContainsMergeCommit", "deployedContainsRun"]
     assert res.code == 1 and failed_checks(res) == no_run
     assert res.json["pipelineRun"]["status"] is None
-    assert res.json["error"]["hint"] == "git-mirror follower trigger --follower hwlab-runtime --confirm --wait"
+    assert res.json["error"]["hint"] == ("git-mirror follower trigger --follower hwlab-runtime "
+                                         "--confirm --wait")
     named = closeout(cli, tip, "--pipeline-run", "hwlab-runtime-20260101T000000Z-0000000")
     assert named.code == 1 and failed_checks(named) == no_run
 
@@ -179,7 +180,8 @@ def test_a_merge_no_run_built_never_closes_out(cli: Cli, upstream: Repo, mirror:
     assert data["tipContainsMergeCommit"] is True
     assert data["pipelineRun"]["name"] == run1 and data["pipelineRun"]["status"] == "succeeded"
     assert failed_checks(res) == ["runContainsMergeCommit"]
-    assert data["error"]["hint"] == f"git-mirror follower trigger --follower {FOLLOWER} --confirm --wait"
+    assert data["error"]["hint"] == (f"git-mirror follower trigger --follower {FOLLOWER} "
+                                     "--confirm --wait")
     # naming the run that built the older commit does not prove the newer merge either
     named = closeout(cli, pr2, "--pipeline-run", run1)
     assert named.code == 1 and failed_checks(named) == ["runContainsMergeCommit"]

@@ -58,7 +58,9 @@ def test_a_failed_closeout_exits_1_with_the_error_object(cli: Cli, upstream: Rep
     err = data["error"]
     assert isinstance(err, dict) and err["code"] == "closeout-failed"
     assert err["message"] and str(err["hint"]).startswith("git-mirror follower trigger")
-    failed = [c["name"] for c in data["checks"] if not c["ok"]]  # type: ignore[union-attr]
+    checks = data["checks"]
+    assert isinstance(checks, list)
+    failed = [c["name"] for c in checks if not c["ok"]]
     assert "runContainsMergeCommit" in failed
 
 

@@ -192,6 +192,7 @@ def test_dry_run_changes_nothing_and_runs_nothing(
     assert cli("--json", "sync", "--confirm").code == 0
     refs_before = mirror.refs()
     old_tip = upstream.rev("refs/heads/main")
+    assert old_tip
     new_tip = upstream.commit("main", "new work")
     for extra in ((), ("--wait",), ("--dry-run", "--wait")):
         res = trigger(cli, *extra)
@@ -327,8 +328,8 @@ def test_a_run_whose_process_died_reads_as_failed(cli: Cli, build: Build, config
 def test_cleanup_runs_dry_run_then_confirm(cli: Cli, build: Build, config: Path) -> None:
     build.mode("fail")
     failed = trigger(cli, "--confirm", "--wait").json["run"]["name"]
-    files = [state_dir(config) / "runs" / f"{failed}.json", state_dir(config) / "runs" / f"{failed}.log",
-             state_dir(config) / "work" / failed]
+    runs = state_dir(config) / "runs"
+    files = [runs / f"{failed}.json", runs / f"{failed}.log", state_dir(config) / "work" / failed]
     assert all(p.exists() for p in files)
 
     dry = cli("--json", "cleanup-runs", "--pipeline-run", failed)
@@ -353,7 +354,8 @@ def test_cleanup_runs_dry_run_then_confirm(cli: Cli, build: Build, config: Path)
     assert trigger(cli, "--confirm", "--wait").code == 0
 
 
-def test_cleanup_state_dry_run_then_confirm(cli: Cli, mirror: Repo, build: Build, config: Path) -> None:
+def test_cleanup_state_dry_run_then_confirm(cli: Cli, mirror: Repo, build: Build,
+                                            config: Path) -> None:
     assert trigger(cli, "--confirm", "--wait").code == 0
     build.mode("fail")
     assert trigger(cli, "--confirm", "--wait").code == 1
@@ -409,6 +411,7 @@ def test_follower_list_and_status(cli: Cli, upstream: Repo, build: Build) -> Non
     assert status.code == 0, status.stdout
     data = status.json
     tip = upstream.rev("refs/heads/main")
+    assert tip
     assert data["branchTip"] == tip and data["snapshotRef"] == SNAP_PREFIX + tip
     assert data["lane"]["ref"] == LANE and data["lane"]["mirrorCommit"] == upstream.rev(LANE)
     assert data["pendingFlush"] is False and data["githubInSync"] is True
@@ -511,7 +514,8 @@ def test_a_trigger_right_after_a_finished_run_waits_for_its_worker_to_exit(
         res = trigger(cli, "--confirm")
         assert res.code == 0, res.stdout
         assert res.json["run"]["status"] == "running"
-        assert wait_for_status(cli, "succeeded", timeout=60)["run"]["name"] == res.json["run"]["name"]
+        finished = wait_for_status(cli, "succeeded", timeout=60)
+        assert finished["run"] == {"name": res.json["run"]["name"], "status": "succeeded"}
     finally:
         holder.kill()
         holder.wait(timeout=10)

@@ -66,7 +66,8 @@ def test_the_rendered_pods_run_this_image_as_its_user(
     cfg = load_config(write_config(KUBE_CONFIG.format(url=upstream.url)))
     data = render_node(cfg, node="D601")
     deploy = next(m for m in data["manifests"] if m["kind"] == "Deployment")
-    for pod in (deploy["spec"]["template"]["spec"], data["jobTemplate"]["spec"]["template"]["spec"]):
+    job_pod = data["jobTemplate"]["spec"]["template"]["spec"]
+    for pod in (deploy["spec"]["template"]["spec"], job_pod):
         assert pod["securityContext"]["runAsUser"] == image.spec["process"]["user"]["uid"]
         assert pod["securityContext"]["runAsGroup"] == image.spec["process"]["user"]["gid"]
         for c in [*(pod.get("initContainers") or []), *pod["containers"]]:
@@ -141,7 +142,8 @@ repositories:
       knownHosts: {{file: /etc/git-mirror/keys/known_hosts}}
       proxy: corp
 """ + SOURCES)
-    container.mounts = [Mount(cache_dir, "/var/lib/git-mirror"), Mount(etc, "/etc/git-mirror", True)]
+    container.mounts = [Mount(cache_dir, "/var/lib/git-mirror"),
+                        Mount(etc, "/etc/git-mirror", True)]
     container.host_network = True
     config = ("--config", "/etc/git-mirror/git-mirror.yaml")
     res = container.run(*config, "--json", "apply", "--confirm")
@@ -190,8 +192,8 @@ repositories:
     upstream: file:///srv/upstream.git
     transport: {{mode: file}}
 """ + SOURCES)
-    container.mounts = [Mount(cache_dir, "/var/lib/git-mirror"), Mount(etc, "/etc/git-mirror", True),
-                        Mount(srv, "/srv", True)]
+    container.mounts = [Mount(cache_dir, "/var/lib/git-mirror"),
+                        Mount(etc, "/etc/git-mirror", True), Mount(srv, "/srv", True)]
     container.host_network = True
     config = ("--config", "/etc/git-mirror/git-mirror.yaml")
     for step in (("apply", "--confirm"), ("sync", "--confirm")):

@@ -21,7 +21,8 @@ from tests.support.fakekube import FakeKube
 NS = "devops-infra"
 
 
-def test_dry_run_on_an_empty_cluster_creates_nothing(fake: FakeKube, kcli: Callable[..., CliResult]) -> None:
+def test_dry_run_on_an_empty_cluster_creates_nothing(fake: FakeKube,
+                                                     kcli: Callable[..., CliResult]) -> None:
     r = kcli("--node", "D601", "--json", "apply")
     assert r.code == 0, r.stdout
     d = r.json
@@ -76,7 +77,8 @@ def test_config_change_is_an_update_of_configmap_and_deployment(
     assert actions["PersistentVolumeClaim"]["changes"] == ["spec.resources.requests.storage"]
     assert actions["Service"]["action"] == "unchanged"
     cm_before = fake.get("v1", "ConfigMap", "git-mirror-d601-config", NS)
-    assert cm_before is not None and "unidesk2" not in cm_before["data"]["git-mirror.yaml"]  # dry run wrote nothing
+    # the dry run wrote nothing
+    assert cm_before is not None and "unidesk2" not in cm_before["data"]["git-mirror.yaml"]
 
     done = kcli("--node", "D601", "--json", "apply", "--confirm").json
     assert {m["kind"] for m in done["manifests"] if m["action"] == "update"} == {
@@ -125,7 +127,8 @@ def test_prune_removes_what_is_no_longer_rendered_but_keeps_pvcs(
                 "metadata": {"name": "someone-elses", "namespace": NS}})
     fake.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                 "metadata": {"name": "git-mirror-d601-oldcache", "namespace": NS, "labels": labels},
-                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+                "spec": {"accessModes": ["ReadWriteOnce"],
+                         "resources": {"requests": {"storage": "1Gi"}}}})
     dry = kcli("--node", "D601", "--json", "apply").json
     assert dry["pruned"] == [{"kind": "ConfigMap", "name": "git-mirror-d601-old"}]
     assert fake.get("v1", "ConfigMap", "git-mirror-d601-old", NS) is not None
@@ -196,15 +199,18 @@ def test_real_client_reports_an_unreachable_cluster(tmp_path: Path, monkeypatch:
 
 def test_fake_rejects_what_the_server_would(fake: FakeKube) -> None:
     with pytest.raises(KubeError) as e404:
-        fake.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "nope"}})
+        fake.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "x", "namespace": "nope"}})
     assert e404.value.status == 404
     with pytest.raises(KubeError) as e422:
-        fake.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "other"},
-                    "data": {"k": 1}})
+        fake.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "x", "namespace": "other"}, "data": {"k": 1}})
     assert e422.value.status == 422
-    fake.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "other"}})
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap",
+                  "metadata": {"name": "x", "namespace": "other"}}
+    fake.create(config_map)
     with pytest.raises(KubeError) as e409:
-        fake.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "other"}})
+        fake.create(config_map)
     assert e409.value.status == 409
     assert FIELD_MANAGER == "git-mirror"
 

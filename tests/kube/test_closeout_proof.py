@@ -34,7 +34,7 @@ def failed(res: CliResult) -> list[str]:
     return [c["name"] for c in res.json["checks"] if not c["ok"]]
 
 
-def annotations(rig: Rig, name: str) -> dict[str, str]:
+def run_annotations(rig: Rig, name: str) -> dict[str, str]:
     run = rig.fake.get("tekton.dev/v1", "PipelineRun", name, NS)
     assert run is not None
     notes: dict[str, str] = run["metadata"].get("annotations") or {}
@@ -45,7 +45,7 @@ def test_pr1_pr2_story_on_a_kubernetes_node(rig: Rig) -> None:
     pr1 = rig.upstream.commit("main", "Merge pull request #1")
     run1 = trigger(rig).json["run"]["name"]
     deployed1 = rig.fake.argo_sync("argocd", APP)
-    assert annotations(rig, run1)["git-mirror/published-lane-commit"] == deployed1
+    assert run_annotations(rig, run1)["git-mirror/published-lane-commit"] == deployed1
     assert closeout(rig, pr1).code == 0
 
     pr2 = rig.upstream.commit("main", "Merge pull request #2")
@@ -97,7 +97,7 @@ def test_a_run_without_wait_is_proven_after_the_flush_and_recorded_by_the_next(r
     assert r.code == 0, r.stdout
     name = r.json["run"]["name"]
     wait_finished(rig, name)
-    notes = annotations(rig, name)
+    notes = run_annotations(rig, name)
     assert "git-mirror/lane-tip-before" in notes and "git-mirror/published-lane-commit" not in notes
     pending = closeout(rig, merge)
     assert pending.code == 1 and "pendingFlush" in failed(pending)
@@ -111,7 +111,7 @@ def test_a_run_without_wait_is_proven_after_the_flush_and_recorded_by_the_next(r
     assert "recorded none" in ok.json["pipelineRun"]["publishedLaneCommitSource"]
     # the next trigger records what the earlier run published on that run
     trigger(rig)
-    assert annotations(rig, name)["git-mirror/published-lane-commit"] == pushed
+    assert run_annotations(rig, name)["git-mirror/published-lane-commit"] == pushed
 
 
 def test_follower_status_of_one_pipeline_run(rig: Rig) -> None:
@@ -161,7 +161,8 @@ def test_prune_on_a_kubernetes_node_keeps_what_pipeline_runs_use(
     from tests.support.gitutil import run_git
 
     text = (KUBE_CONFIG.format(url=upstream.url) + base.FOLLOWERS.format(app=APP)).replace(
-        "  namespace: unidesk\n", "  namespace: unidesk\n  retention: {keepLast: 1, maxAgeDays: null}\n")
+        "  namespace: unidesk\n",
+        "  namespace: unidesk\n  retention: {keepLast: 1, maxAgeDays: null}\n")
     r = Rig(fake, write_config(text), upstream, tmp_path)
     assert r("apply", "--confirm").code == 0
     fake.add_secret(NS, "git-mirror-tokens", {"ci": "s3cr3t-token-value"})

@@ -21,9 +21,11 @@ def patterns(paths: list[Path]) -> set[str]:
                 continue
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            args = list(node.args[:1]) if name in ("compile", "match", "fullmatch", "search") else []
+            regex_call = name in ("compile", "match", "fullmatch", "search")
+            args = list(node.args[:1]) if regex_call else []
             args += [k.value for k in node.keywords if k.arg == "pattern"]
-            out |= {a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)}
+            out |= {a.value for a in args
+                    if isinstance(a, ast.Constant) and isinstance(a.value, str)}
     return out
 
 

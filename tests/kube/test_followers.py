@@ -59,7 +59,8 @@ echo "$(params.image-registry)" > "{obs}/registry"
 if [ "$mode" = fail ]; then echo "build broke on purpose" >&2; exit 3; fi
 git fetch -q "$(params.push-url)" "$(params.lane-ref)"
 git checkout -q --detach FETCH_HEAD
-echo "image: $(params.image-registry)@$(params.commit) run $(context.pipelineRun.name)" > deploy.yaml
+image="$(params.image-registry)@$(params.commit)"
+echo "image: $image run $(context.pipelineRun.name)" > deploy.yaml
 git add deploy.yaml
 git -c user.name=ci -c user.email=ci@example.invalid commit -q -m "deploy $(params.commit)"
 git push -q "$(params.push-url)" "HEAD:$(params.lane-ref)"
@@ -277,7 +278,8 @@ def test_closeout_fails_when_the_tip_lacks_the_merge_commit(rig: Rig) -> None:
     assert d["ok"] is False and d["tipContainsMergeCommit"] is False
     assert d["error"]["code"] == "closeout-failed"
     assert d["error"]["failedChecks"] == ["tipContainsMergeCommit", "runContainsMergeCommit"]
-    assert d["error"]["hint"] == f"git-mirror --node D601 follower trigger --follower {FID} --confirm --wait"
+    assert d["error"]["hint"] == (f"git-mirror --node D601 follower trigger --follower {FID} "
+                                  "--confirm --wait")
 
 
 def test_closeout_fails_on_a_failed_run_and_pending_flush(rig: Rig) -> None:
@@ -390,7 +392,8 @@ def test_a_build_cannot_move_a_source_branch(rig: Rig) -> None:
     r = rig("--json", "follower", "trigger", "--follower", FID, "--confirm", "--wait")
     assert r.code == 1 and r.json["run"]["status"] == "failed"
     tip = rig.upstream.rev("refs/heads/main")
-    assert run_git("--git-dir", str(rig.mirror()), "rev-parse", "refs/heads/main").stdout.decode().strip() == tip
+    main = run_git("--git-dir", str(rig.mirror()), "rev-parse", "refs/heads/main")
+    assert main.stdout.decode().strip() == tip
 
 
 def test_exec_follower_on_a_kubernetes_node_is_not_supported(
@@ -422,7 +425,8 @@ def test_tekton_config_errors(write_config: Callable[..., Path], upstream: Repo,
     assert key in r.json["error"]["message"]
 
 
-def test_a_tekton_follower_id_is_a_label_value(write_config: Callable[..., Path], upstream: Repo) -> None:
+def test_a_tekton_follower_id_is_a_label_value(write_config: Callable[..., Path],
+                                               upstream: Repo) -> None:
     """PipelineRuns carry the follower id as a label value: one an API server refuses is a
     config error, at its line."""
     extra = ("followers:\n  build-:\n    repository: hwlab\n    branch: main\n    lane: v03\n"
@@ -432,7 +436,8 @@ def test_a_tekton_follower_id_is_a_label_value(write_config: Callable[..., Path]
     r = run_cli("--config", config, "--json", "validate")
     assert r.code == 2, r.stdout
     err = r.json["error"]
-    assert err["key"] == "followers.build-" and err["line"] == text.splitlines().index("  build-:") + 1
+    assert err["code"] == "config" and err["key"] == "followers.build-"
+    assert err["line"] == text.splitlines().index("  build-:") + 1
     assert "label value" in err["message"] and "'build'" in err["hint"]
     ok = write_config(text.replace("  build-:", "  build-1:"), name="ok.yaml")
     assert run_cli("--config", ok, "--json", "validate").code == 0

@@ -102,9 +102,9 @@ def test_a_field_another_manager_owns_is_a_conflict_unless_forced(
 def test_resource_version_is_a_precondition(applied: KubeHttp) -> None:
     live = client().get("v1", "ConfigMap", "git-mirror-d601-config", NS)
     assert live is not None
-    patch = {"apiVersion": "v1", "kind": "ConfigMap",
-             "metadata": {"name": "git-mirror-d601-config", "namespace": NS,
-                          "labels": {"team": "infra"}, "resourceVersion": "1"}}
+    patch: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap",
+                             "metadata": {"name": "git-mirror-d601-config", "namespace": NS,
+                                          "labels": {"team": "infra"}, "resourceVersion": "1"}}
     with pytest.raises(KubeError) as err:
         client().apply(patch)
     assert err.value.status == 409 and "has been modified" in err.value.message
@@ -157,7 +157,8 @@ def test_404_and_422_are_status_bodies(applied: KubeHttp) -> None:
     assert resp.status_code == 422
     body = resp.json()
     assert body["kind"] == "Status" and body["reason"] == "Invalid" and body["code"] == 422
-    assert "spec.replicas" in body["message"] and "'two' is not of type 'integer'" in body["message"]
+    assert "spec.replicas" in body["message"]
+    assert "'two' is not of type 'integer'" in body["message"]
     with pytest.raises(KubeError) as err:
         c.apply({"apiVersion": "v1", "kind": "ConfigMap",
                  "metadata": {"name": "y", "namespace": "no-such-namespace"}})
@@ -203,7 +204,8 @@ def test_sync_job_result_and_status_from_serve(applied: KubeHttp, kcli: Callable
     assert "warnings" not in s.json or not s.json["warnings"]
     assert s.json["repositories"][0]["sources"][0]["mirrorCommit"] == main
     assert len(fake.list("batch/v1", "Job", NS, {})) == jobs_before + 1  # no new Job
-    assert any("/services/git-mirror-d601:http/proxy/api/status" in p for _, p, _ in applied.requests)
+    proxied = "/services/git-mirror-d601:http/proxy/api/status"
+    assert any(proxied in p for _, p, _ in applied.requests)
     shutil.rmtree(pod)
 
 

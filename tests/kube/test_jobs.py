@@ -17,7 +17,7 @@ import pytest
 
 from git_mirror.config import load_config
 from git_mirror.errors import GitMirrorError
-from git_mirror.kube import jobs
+from git_mirror.kube import jobs, render
 from git_mirror.kube.jobs import run_job
 from git_mirror.kube.result import MESSAGE_LIMIT, compact
 from tests.support.cli import CliResult
@@ -58,7 +58,8 @@ def test_sync_dry_run_creates_no_job(fake: FakeKube, kcli: Callable[..., CliResu
     assert "would create Job devops-infra/git-mirror-d601-sync-" in human.stdout
 
 
-def test_sync_confirm_wait_really_syncs_in_the_pvc(applied: FakeKube, kcli: Callable[..., CliResult],
+def test_sync_confirm_wait_really_syncs_in_the_pvc(applied: FakeKube,
+                                                   kcli: Callable[..., CliResult],
                                                    upstream: Repo, kube_config: Path) -> None:
     r = kcli("--node", "D601", "--json", "sync", "--confirm", "--wait")
     assert r.code == 0, r.stdout + r.stderr
@@ -70,7 +71,8 @@ def test_sync_confirm_wait_really_syncs_in_the_pvc(applied: FakeKube, kcli: Call
             "repository": "hwlab"} in d["snapshots"]
     assert any(u["ref"] == "refs/heads/main" for u in d["updated"])
     # the refs are in the cache the PVC holds, and nowhere near the operator's own cache
-    out = run_git("--git-dir", str(cache_repo(applied)), "rev-parse", "refs/heads/main").stdout.decode().strip()
+    out = run_git("--git-dir", str(cache_repo(applied)), "rev-parse",
+                  "refs/heads/main").stdout.decode().strip()
     assert out == main
     assert not (kube_config.parent / ".git-mirror" / "repos").exists()
     # the pod ran the CLI with the ConfigMap's file, at the path the manifests give it
@@ -97,7 +99,9 @@ def test_flush_confirm_wait_pushes_a_lane(applied: FakeKube, kcli: Callable[...,
     assert kcli("--node", "D601", "sync", "--confirm", "--wait").code == 0
     mirror = cache_repo(applied)
     lane = upstream.rev("refs/heads/gitops/v03")
-    tree = run_git("--git-dir", str(mirror), "rev-parse", f"{lane}^{{tree}}").stdout.decode().strip()
+    assert lane
+    tree = run_git("--git-dir", str(mirror), "rev-parse",
+                   f"{lane}^{{tree}}").stdout.decode().strip()
     new = run_git("--git-dir", str(mirror), "commit-tree", tree, "-p", lane, "-m", "deploy",
                   env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
                        "GIT_COMMITTER_EMAIL": "t@x"}).stdout.decode().strip()
@@ -107,7 +111,8 @@ def test_flush_confirm_wait_pushes_a_lane(applied: FakeKube, kcli: Callable[...,
     assert r.json["pendingFlush"] is False
     assert r.json["pushed"][0]["to"] == new
     assert upstream.rev("refs/heads/gitops/v03") == new
-    cmd = applied.list("v1", "Pod", NS, {"git-mirror/operation": "flush"})[0]["spec"]["containers"][0]["command"]
+    pod = applied.list("v1", "Pod", NS, {"git-mirror/operation": "flush"})[0]
+    cmd = pod["spec"]["containers"][0]["command"]
     assert cmd[cmd.index("--lane") + 1] == "v03"
 
 
@@ -145,7 +150,8 @@ def test_wait_is_bounded(fake: FakeKube, kube_config: Path) -> None:
     assert "kubectl --context d601 -n devops-infra logs job/" in (err.value.hint or "")
 
 
-def test_not_applied_and_drift(fake: FakeKube, kcli: Callable[..., CliResult], kube_config: Path) -> None:
+def test_not_applied_and_drift(fake: FakeKube, kcli: Callable[..., CliResult],
+                               kube_config: Path) -> None:
     r = kcli("--node", "D601", "--json", "sync", "--confirm", "--wait")
     assert r.code == 1 and r.json["error"]["code"] == "not-applied"
     assert r.json["error"]["hint"] == "git-mirror --node D601 apply --confirm"
@@ -172,7 +178,8 @@ def test_missing_secret_leaves_the_pod_pending(fake: FakeKube, kube_config: Path
     assert pods and pods[0]["status"]["phase"] == "Pending"
 
 
-def test_no_secret_value_in_job_or_output(applied: FakeKube, kcli: Callable[..., CliResult]) -> None:
+def test_no_secret_value_in_job_or_output(applied: FakeKube,
+                                          kcli: Callable[..., CliResult]) -> None:
     r = kcli("--node", "D601", "--json", "sync", "--confirm", "--wait")
     assert r.code == 0
     job = applied.list("batch/v1", "Job", NS, {})[0]
@@ -187,11 +194,13 @@ def test_undeclared_repo_is_a_usage_error_before_any_job(applied: FakeKube,
     assert not applied.list("batch/v1", "Job", NS, {})
 
 
-def test_sync_one_repo_passes_repo_to_the_job(applied: FakeKube, kcli: Callable[..., CliResult]) -> None:
+def test_sync_one_repo_passes_repo_to_the_job(applied: FakeKube,
+                                              kcli: Callable[..., CliResult]) -> None:
     r = kcli("--node", "D601", "--json", "sync", "--repo", "hwlab", "--confirm", "--wait")
     assert r.code == 0, r.stdout
     assert [x["id"] for x in r.json["repositories"]] == ["hwlab"]
-    cmd = applied.list("batch/v1", "Job", NS, {})[0]["spec"]["template"]["spec"]["containers"][0]["command"]
+    job = applied.list("batch/v1", "Job", NS, {})[0]
+    cmd = job["spec"]["template"]["spec"]["containers"][0]["command"]
     assert cmd[-2:] == ["--repo", "hwlab"]
 
 
@@ -218,7 +227,7 @@ def test_a_log_line_that_looks_like_a_result_is_not_one(applied: FakeKube,
                                                         kcli: Callable[..., CliResult],
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A pod that prints ``{"ok": true}`` and dies without writing a result fails the command."""
-    real = jobs.job_manifest
+    real = render.job_manifest  # what run_job calls, through jobs' own name for it
 
     def decoy(*args: Any, **kwargs: Any) -> dict[str, Any]:
         job = real(*args, **kwargs)
@@ -250,9 +259,11 @@ def test_a_sync_result_over_4096_bytes_comes_back_shortened(applied: FakeKube,
 
 
 def test_a_large_result_fits_the_termination_message() -> None:
-    big = {"ok": True, "node": "D601", "pendingFlush": False,
-           "updated": [{"ref": f"refs/heads/b{i}", "from": "0" * 40, "to": "1" * 40} for i in range(200)],
-           "snapshots": [{"ref": "refs/x", "commit": "2" * 40}]}
+    big: dict[str, Any] = {
+        "ok": True, "node": "D601", "pendingFlush": False,
+        "updated": [{"ref": f"refs/heads/b{i}", "from": "0" * 40, "to": "1" * 40}
+                    for i in range(200)],
+        "snapshots": [{"ref": "refs/x", "commit": "2" * 40}]}
     text = compact(big)
     assert len(text.encode()) <= MESSAGE_LIMIT
     out = json.loads(text)
@@ -280,7 +291,8 @@ def test_status_runs_despite_file_secrets_that_sync_refuses(applied: FakeKube, k
     assert fallback["code"] == "serve-not-running"
     human = kcli("--node", "D601", "status")
     assert human.code == 0
-    assert "warning [secret-not-mountable]: " in human.stderr and "server.webhookSecret" in human.stderr
+    assert "warning [secret-not-mountable]: " in human.stderr
+    assert "server.webhookSecret" in human.stderr
     assert "warning [" not in human.stdout
 
     dry = kcli("--node", "D601", "--json", "sync")
@@ -290,17 +302,20 @@ def test_status_runs_despite_file_secrets_that_sync_refuses(applied: FakeKube, k
         assert r.code == 2 and r.json["error"]["code"] == "config"
         message = r.json["error"]["message"]
         assert message.count("server.webhookSecret") == 1, message
-        assert message == (f"{kube_config}:10: server.webhookSecret: file:/etc/git-mirror/webhook-secret "
-                           "is a file on this machine and cannot be mounted into a pod")
+        assert message == (f"{kube_config}:10: server.webhookSecret: "
+                           "file:/etc/git-mirror/webhook-secret is a file on this machine and "
+                           "cannot be mounted into a pod")
     assert [p["metadata"]["labels"]["git-mirror/operation"]
             for p in applied.list("v1", "Pod", NS, {})] == ["status", "status"]
 
 
 @pytest.mark.parametrize("node", ["D601", "local"])
-def test_undeclared_lane_is_a_usage_error_before_anything(fake: FakeKube, kcli: Callable[..., CliResult],
+def test_undeclared_lane_is_a_usage_error_before_anything(fake: FakeKube,
+                                                          kcli: Callable[..., CliResult],
                                                           node: str) -> None:
-    for command, extra in [(c, e) for c in ("flush", "sync")
-                           for e in ([], ["--confirm", "--wait"], ["--repo", "hwlab", "--confirm"])]:
+    variants: tuple[list[str], ...] = ([], ["--confirm", "--wait"],
+                                       ["--repo", "hwlab", "--confirm"])
+    for command, extra in [(c, e) for c in ("flush", "sync") for e in variants]:
         r = kcli("--node", node, "--lane", "nope", "--json", command, *extra)
         assert r.code == 2, r.stdout
         err = r.json["error"]
@@ -320,10 +335,12 @@ def test_dry_run_hint_keeps_the_scope_and_does_it_confirmed(applied: FakeKube, k
 
     dry = kcli("--node", "D601", "--json", "sync", "--repo", "hwlab")
     assert dry.code == 0
-    assert dry.json["hint"] == f"git-mirror --config {kube_config} --node D601 sync --repo hwlab --confirm --wait"
+    assert dry.json["hint"] == (f"git-mirror --config {kube_config} --node D601 sync --repo hwlab "
+                                "--confirm --wait")
     done = run_cli(*shlex.split(dry.json["hint"])[1:], "--json")
     assert done.code == 0, done.stdout
-    assert done.json["dryRun"] is False and [x["id"] for x in done.json["repositories"]] == ["hwlab"]
+    assert done.json["dryRun"] is False
+    assert [x["id"] for x in done.json["repositories"]] == ["hwlab"]
 
     dry = kcli("--node", "D601", "--lane", "v03", "--json", "flush", "--repo", "hwlab")
     assert dry.code == 0
@@ -332,7 +349,8 @@ def test_dry_run_hint_keeps_the_scope_and_does_it_confirmed(applied: FakeKube, k
     done = run_cli(*shlex.split(dry.json["hint"])[1:], "--json")
     assert done.code == 0, done.stdout
     assert done.json["dryRun"] is False and done.json["lane"] == "v03"
-    cmd = applied.list("v1", "Pod", NS, {"git-mirror/operation": "flush"})[0]["spec"]["containers"][0]["command"]
+    pod = applied.list("v1", "Pod", NS, {"git-mirror/operation": "flush"})[0]
+    cmd = pod["spec"]["containers"][0]["command"]
     assert cmd[cmd.index("--lane") + 1] == "v03" and cmd[-2:] == ["--repo", "hwlab"]
 
 

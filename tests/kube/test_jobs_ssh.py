@@ -69,7 +69,8 @@ def test_sync_over_ssh_through_the_node_proxy_with_mounted_secrets(
     assert r.json["job"]["status"] == "succeeded"
     main = upstream.rev("refs/heads/main")
     mirror = fake.volume_dir(NS, "git-mirror-d601-cache") / "repos" / "hwlab.git"
-    assert run_git("--git-dir", str(mirror), "rev-parse", "refs/heads/main").stdout.decode().strip() == main
+    tip = run_git("--git-dir", str(mirror), "rev-parse", "refs/heads/main")
+    assert tip.stdout.decode().strip() == main
     assert proxy.tunnels and all(t == f"127.0.0.1:{sshd.port}" for t in proxy.tunnels)
     key_line = next(ln for ln in key.splitlines() if len(ln) > 40)
     assert key_line not in r.stdout + r.stderr

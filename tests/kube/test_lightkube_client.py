@@ -73,7 +73,8 @@ def endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[d
     kubeconfig.write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: other\n"
         f"clusters: [{{name: c, cluster: {{server: 'http://127.0.0.1:{server.server_port}'}}}}]\n"
-        "contexts: [{name: d601, context: {cluster: c, user: u}}, {name: other, context: {cluster: x, user: u}}]\n"
+        "contexts: [{name: d601, context: {cluster: c, user: u}},\n"
+        "           {name: other, context: {cluster: x, user: u}}]\n"
         "users: [{name: u, user: {token: t}}]\n")
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     yield seen
@@ -96,14 +97,16 @@ def test_server_side_apply_request(endpoint: list[dict[str, Any]], kube_config: 
     assert req["query"]["dryRun"] == ["All"]
     assert req["body"] == deploy
     ns = client.apply(docs[0])
-    assert endpoint[-1]["path"] == "/api/v1/namespaces/devops-infra" and "dryRun" not in endpoint[-1]["query"]
+    assert endpoint[-1]["path"] == "/api/v1/namespaces/devops-infra"
+    assert "dryRun" not in endpoint[-1]["query"]
     assert ns["kind"] == "Namespace"
 
 
 def test_get_404_is_none(endpoint: list[dict[str, Any]]) -> None:
     client = LightkubeClient(context="d601", namespace="devops-infra")
     assert client.get("v1", "ConfigMap", "git-mirror-d601-config", "devops-infra") is None
-    assert endpoint[-1]["path"] == "/api/v1/namespaces/devops-infra/configmaps/git-mirror-d601-config"
+    assert endpoint[-1]["path"] == ("/api/v1/namespaces/devops-infra/configmaps/"
+                                    "git-mirror-d601-config")
     with pytest.raises(KubeError) as err:
         client.create({"apiVersion": "v1", "kind": "ConfigMap",
                        "metadata": {"name": "x", "namespace": "devops-infra"}})
@@ -125,7 +128,8 @@ def test_custom_resources_paths(endpoint: list[dict[str, Any]]) -> None:
     assert endpoint[-1]["path"] == "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/app"
     client.delete("tekton.dev/v1", "TaskRun", "run-1-build", "devops-infra")
     assert endpoint[-1]["method"] == "DELETE"
-    assert endpoint[-1]["path"] == "/apis/tekton.dev/v1/namespaces/devops-infra/taskruns/run-1-build"
+    assert endpoint[-1]["path"] == ("/apis/tekton.dev/v1/namespaces/devops-infra/taskruns/"
+                                    "run-1-build")
     run = {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
            "metadata": {"name": "run-1", "namespace": "devops-infra"},
            "spec": {"pipelineRef": {"name": "p"}, "params": [{"name": "commit", "value": "abc"}]}}

@@ -104,7 +104,8 @@ def test_configmap_holds_the_file_and_its_sha(kube_config: Path) -> None:
 
 def test_pods_roll_when_the_config_changes(kube_config: Path) -> None:
     before = by_kind(manifests(load_config(kube_config), "D601"), "Deployment")
-    kube_config.write_text(kube_config.read_text().replace("namespace: unidesk", "namespace: other"))
+    text = kube_config.read_text()
+    kube_config.write_text(text.replace("namespace: unidesk", "namespace: other"))
     after = by_kind(manifests(load_config(kube_config), "D601"), "Deployment")
     a1 = before["spec"]["template"]["metadata"]["annotations"][SHA_ANNOTATION]
     a2 = after["spec"]["template"]["metadata"]["annotations"][SHA_ANNOTATION]
@@ -135,7 +136,8 @@ def test_deployment_serves_with_probes_grace_and_secret_mounts(kube_config: Path
     cache = next(m for m in c["volumeMounts"] if m["name"] == "cache")
     assert cache["mountPath"] == "/etc/git-mirror/.git-mirror"
     assert by_kind(docs, "PersistentVolumeClaim")["spec"]["storageClassName"] == "fast"
-    assert by_kind(docs, "PersistentVolumeClaim")["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    pvc = by_kind(docs, "PersistentVolumeClaim")["spec"]
+    assert pvc["resources"]["requests"]["storage"] == "20Gi"
     svc = by_kind(docs, "Service")["spec"]
     assert svc["ports"][0]["port"] == 8080
     assert svc["selector"] == by_kind(docs, "Deployment")["spec"]["selector"]["matchLabels"]
@@ -168,7 +170,8 @@ def test_no_proxy_no_network_policy(write_config: Callable[..., Path], ssh_confi
     assert "NetworkPolicy" not in [m["kind"] for m in manifests(cfg, "D601")]
 
 
-def test_secret_refs_file_warns_env_from_secret(write_config: Callable[..., Path], kube_config: Path) -> None:
+def test_secret_refs_file_warns_env_from_secret(write_config: Callable[..., Path],
+                                                kube_config: Path) -> None:
     text = kube_config.read_text().replace(
         "    ci: {secretRef: {kubernetes: {name: git-mirror-tokens, key: ci}}, push: true}",
         "    ci: {secretRef: {file: /etc/git-mirror/ci-token}, push: true}\n"
@@ -222,9 +225,11 @@ def test_cli_render_yaml_and_json(ssh_config: Path) -> None:
     assert "yaml" not in d
 
 
-def test_cli_render_prints_warnings_on_stderr(write_config: Callable[..., Path], kube_config: Path) -> None:
+def test_cli_render_prints_warnings_on_stderr(write_config: Callable[..., Path],
+                                              kube_config: Path) -> None:
     """Human mode: stdout is the manifests only, each warning goes to stderr with where it is."""
-    text = kube_config.read_text().replace("listen: 0.0.0.0:8080", "listen: 127.0.0.1:8080").replace(
+    text = kube_config.read_text().replace(
+        "listen: 0.0.0.0:8080", "listen: 127.0.0.1:8080").replace(
         "{kubernetes: {name: git-mirror-tokens, key: ci}}", "{file: /etc/git-mirror/ci-token}")
     path = write_config(text, name="w/git-mirror.yaml")
     r = run_cli("--config", path, "--node", "D601", "render")
@@ -236,7 +241,8 @@ def test_cli_render_prints_warnings_on_stderr(write_config: Callable[..., Path],
     assert "  hint: server: {listen: 0.0.0.0:8080}" in r.stderr
     assert "warning [" not in r.stdout
     as_json = run_cli("--config", path, "--node", "D601", "--json", "render")
-    assert [w["code"] for w in as_json.json["warnings"]] == ["secret-not-mountable", "listen-loopback"]
+    codes = [w["code"] for w in as_json.json["warnings"]]
+    assert codes == ["secret-not-mountable", "listen-loopback"]
     assert as_json.stderr == ""
 
 
@@ -256,7 +262,8 @@ def test_cli_render_no_secret_values(kube_config: Path) -> None:
 @pytest.mark.parametrize("name", ["D601_", "D601-", "d601."])
 def test_kubernetes_node_name_must_be_a_label_value(write_config: Callable[..., Path],
                                                     kube_config: Path, name: str) -> None:
-    """The name is app.kubernetes.io/instance as is; a value an API server refuses is a config error."""
+    """The name is app.kubernetes.io/instance as is; a value an API server refuses is a config
+    error."""
     text = kube_config.read_text().replace("  D601:\n", f"  {name}:\n")
     path = write_config(text, name="bad/git-mirror.yaml")
     line = text.splitlines().index(f"  {name}:") + 1
@@ -270,7 +277,8 @@ def test_kubernetes_node_name_must_be_a_label_value(write_config: Callable[..., 
         assert "'D601'" in err["hint"] or "'d601'" in err["hint"]
 
 
-def test_node_names_that_are_label_values_render(write_config: Callable[..., Path], kube_config: Path) -> None:
+def test_node_names_that_are_label_values_render(write_config: Callable[..., Path],
+                                                 kube_config: Path) -> None:
     text = kube_config.read_text().replace("  D601:\n", "  d.601_x-Y:\n").replace(
         "  local: {executor: local}\n", "  local_: {executor: local}\n")
     cfg = load_config(write_config(text, name="ok/git-mirror.yaml"))

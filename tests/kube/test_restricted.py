@@ -126,7 +126,8 @@ def test_egress_is_the_proxy_and_nothing_else(ssh_config: Path) -> None:
     policy = next(m for m in data["manifests"] if m["kind"] == "NetworkPolicy")
     assert policy["spec"]["policyTypes"] == ["Egress"]
     assert policy["spec"]["egress"] == [
-        {"to": [{"ipBlock": {"cidr": "10.20.30.40/32"}}], "ports": [{"protocol": "TCP", "port": 3128}]}]
+        {"to": [{"ipBlock": {"cidr": "10.20.30.40/32"}}],
+         "ports": [{"protocol": "TCP", "port": 3128}]}]
     # the Jobs' pods are selected too
     selector = policy["spec"]["podSelector"]["matchLabels"]
     job_labels = data["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
@@ -151,7 +152,8 @@ def test_optional_ingress_exposes_the_webhook_only(ingress_config: Path,
     assert rule["host"] == "git-mirror.example.com"
     assert rule["http"]["paths"] == [{"path": "/hooks/github", "pathType": "Exact", "backend": {
         "service": {"name": "git-mirror-d601", "port": {"name": "http"}}}}]
-    assert ing["spec"]["tls"] == [{"hosts": ["git-mirror.example.com"], "secretName": "git-mirror-tls"}]
+    assert ing["spec"]["tls"] == [{"hosts": ["git-mirror.example.com"],
+                                   "secretName": "git-mirror-tls"}]
     assert [w["code"] for w in data["warnings"]] == ["ingress-without-webhook-secret"]
     bad = ingress_config.read_text().replace("host: git-mirror.example.com", "host: Not_A_Host")
     ingress_config.write_text(bad)
@@ -177,7 +179,8 @@ def test_readme_names_the_supported_versions() -> None:
 def test_image_pinned_by_digest(write_config: Callable[..., Path], kube_config: Path) -> None:
     """``kubernetes.image`` may name the built image by the digest build-image.sh prints."""
     image = "registry.example/git-mirror:0.1.0@sha256:" + "ab" * 32
-    text = kube_config.read_text().replace("storageSize: 20Gi}", f"storageSize: 20Gi, image: '{image}'}}")
+    text = kube_config.read_text().replace("storageSize: 20Gi}",
+                                           f"storageSize: 20Gi, image: '{image}'}}")
     data = render_node(load_config(write_config(text, name="pinned/git-mirror.yaml")), node="D601")
     for kind, pod in pod_specs(data).items():
         for c in [*(pod.get("initContainers") or []), *pod["containers"]]:

@@ -37,7 +37,7 @@ def as_error(exc: Exception) -> GitMirrorError:
 
 
 def output_failed(exc: OSError) -> int:
-    """stdout itself could not take the result: one line on stderr (no traceback), exit 1,
+    """Stdout itself could not take the result: one line on stderr (no traceback), exit 1,
     and nothing more written to stdout when the process exits."""
     code = Code.DISK_FULL if exc.errno in _DISK_FULL else Code.IO
     with contextlib.suppress(OSError, ValueError):

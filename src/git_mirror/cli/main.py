@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import click
 
@@ -21,8 +21,23 @@ if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
 
 
+class Rendered(Protocol):
+    """A result object: an operation's outcome, serialised only here, at the edge."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The command's JSON object."""
+
+
+# What a command's body hands to :func:`finish`: a result object, or the JSON object itself
+# where there is nothing to type (a command that only assembles what it says, and the
+# results of a node's Jobs and of the kube layer, which arrive as JSON).
+Outcome = Rendered | dict[str, Any]
+
+
 @dataclass
 class Ctx:
+    """The global options, and the config and node they select (loaded once, on demand)."""
+
     config_path: str | None
     node: str | None
     lane: str | None
@@ -31,6 +46,7 @@ class Ctx:
     quiet: bool = False
 
     def cfg(self) -> LoadedConfig:
+        """The config of ``--config`` (else its default places), loaded on first use."""
         if self._cfg is None:
             from git_mirror.config import find_config_path, load_config
 
@@ -38,6 +54,8 @@ class Ctx:
         return self._cfg
 
     def node_name(self) -> str:
+        """The node of ``--node``, else ``local`` (or the first declared); a usage error when
+        it is not declared."""
         from git_mirror.errors import UsageError
 
         cfg = self.cfg()
@@ -47,8 +65,8 @@ class Ctx:
             raise UsageError(f"node {name!r} is not declared under nodes: in {cfg.path} "
                              f"(declared: {', '.join(nodes)})", hint="git-mirror status")
         if not nodes and name != "local":
-            raise UsageError(f"node {name!r} is not declared; without nodes: there is one node, local",
-                             hint="git-mirror status")
+            raise UsageError(f"node {name!r} is not declared; without nodes: there is one node, "
+                             "local", hint="git-mirror status")
         return name
 
     def executor(self) -> str:
@@ -63,9 +81,12 @@ class Ctx:
             return "local"
         return nodes[name].executor if name in nodes else "local"
 
-    def node_job(self, operation: str, args: list[str], *, confirm: bool, wait: bool) -> dict[str, Any]:
-        """Run an operation as a Job on this (kubernetes) node; ``--lane`` goes along, and a
-        dry run's hint keeps ``--config`` as given."""
+    def node_job(self, operation: str, args: list[str], *, confirm: bool,
+                 wait: bool) -> dict[str, Any]:
+        """Run an operation as a Job on this (kubernetes) node; its result, as the Job's JSON.
+
+        ``--lane`` goes along, and a dry run's hint keeps ``--config`` as given.
+        """
         from git_mirror.kube.jobs import run_job
 
         return run_job(self.cfg(), node=self.node_name(), operation=operation, args=args,
@@ -74,16 +95,21 @@ class Ctx:
                        confirm=confirm, wait=wait)
 
 
-def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
+def finish(ctx: Ctx, op: Callable[[], Outcome],
            human: Callable[[dict[str, Any]], str] | None = None, *,
            warnings_to_stderr: bool = False) -> NoReturn:
-    """Run ``op`` and exit with the code its result (or error) implies; with
-    ``warnings_to_stderr``, human mode prints the result's warnings on stderr."""
+    """Run ``op`` and exit with the code its result (or error) implies.
+
+    The result becomes JSON here, once; ``human`` renders that JSON for people (the same
+    renderer serves a local result and a node Job's). With ``warnings_to_stderr``, human mode
+    prints the result's warnings on stderr.
+    """
     from git_mirror.cli.output import emit, emit_error
     from git_mirror.errors import GitMirrorError, from_os_error
 
     try:
-        data = op()
+        outcome = op()
+        data = outcome if isinstance(outcome, dict) else outcome.to_json()
     except GitMirrorError as exc:
         sys.exit(emit_error(exc, as_json=ctx.json))
     except OSError as exc:
@@ -101,7 +127,7 @@ def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
             "then run: git-mirror validate"), as_json=ctx.json))
     except (click.ClickException, click.exceptions.Exit):
         raise  # usage errors and exits keep click's handling in main()
-    except Exception as exc:  # never a traceback (CONTRACT section 5)
+    except Exception as exc:  # noqa: BLE001 - the last resort: never a traceback (CONTRACT 5)
         from git_mirror.cli.failures import as_error
 
         sys.exit(emit_error(as_error(exc), as_json=ctx.json))
@@ -109,21 +135,26 @@ def finish(ctx: Ctx, op: Callable[[], dict[str, Any]],
 
 
 def confirm_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--confirm`` and ``--dry-run``, for a command that changes something."""
     f = click.option("--confirm", is_flag=True, help="Make the change (default is a dry run).")(f)
-    f = click.option("--dry-run", "dry_run", is_flag=True, help="Only show the plan (the default).")(f)
+    f = click.option("--dry-run", "dry_run", is_flag=True,
+                     help="Only show the plan (the default).")(f)
     return f
 
 
 def jobs_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--jobs N``: how many repositories are worked on at once."""
     return click.option("--jobs", type=click.IntRange(min=1, max=64), metavar="N",
                         help="Repositories worked on at once (default: the config's jobs, 8).")(f)
 
 
 def jobs_args(jobs: int | None) -> list[str]:
+    """``--jobs N`` as passed on to a node's Job (nothing when not given)."""
     return ["--jobs", str(jobs)] if jobs is not None else []
 
 
 def want_confirm(dry_run: bool, confirm: bool) -> bool:
+    """Whether to make the change; ``--dry-run`` with ``--confirm`` is a usage error."""
     from git_mirror.errors import UsageError
 
     if dry_run and confirm:
@@ -160,7 +191,7 @@ pass_ctx = click.make_pass_decorator(Ctx)
 @pass_ctx
 def init(ctx: Ctx, force: bool) -> None:
     """Write a commented starter config."""
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         from git_mirror.config import find_config_path
         from git_mirror.config.starter import write_starter
 
@@ -173,12 +204,14 @@ def init(ctx: Ctx, force: bool) -> None:
 @pass_ctx
 def validate(ctx: Ctx) -> None:
     """Check the config; nothing else."""
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         cfg = ctx.cfg()
         return {"ok": True, "config": {"path": str(cfg.path), "sha256": cfg.sha256},
-                "repositories": sorted(cfg.model.repositories), "nodes": sorted(cfg.model.nodes) or ["local"],
+                "repositories": sorted(cfg.model.repositories),
+                "nodes": sorted(cfg.model.nodes) or ["local"],
                 "followers": sorted(cfg.model.followers)}
-    finish(ctx, op, lambda d: f"{d['config']['path']}: valid ({len(d['repositories'])} repositories)")
+    finish(ctx, op,
+           lambda d: f"{d['config']['path']}: valid ({len(d['repositories'])} repositories)")
 
 
 @cli.command()
@@ -199,7 +232,7 @@ def status(ctx: Ctx, repo: str | None, jobs: int | None) -> None:
     """Report from the cache only: no network (R14)."""
     from git_mirror.cli.human import status_text
 
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         if ctx.executor() == "kubernetes":
             from git_mirror.kube.nodestatus import node_status
 
@@ -208,8 +241,7 @@ def status(ctx: Ctx, repo: str | None, jobs: int | None) -> None:
                                hint_args=["--config", ctx.config_path] if ctx.config_path else [])
         from git_mirror.mirror.status import status as run
 
-        return run(ctx.cfg(), repo=repo, node=ctx.node_name(), lane=ctx.lane,
-                   jobs=jobs).to_json()
+        return run(ctx.cfg(), repo=repo, node=ctx.node_name(), lane=ctx.lane, jobs=jobs)
     finish(ctx, op, status_text, warnings_to_stderr=True)
 
 
@@ -221,17 +253,17 @@ def apply(ctx: Ctx, dry_run: bool, confirm: bool, jobs: int | None) -> None:
     """Converge the node to the YAML (dry run unless --confirm)."""
     from git_mirror.cli.human import apply_text
 
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         do = want_confirm(dry_run, confirm)
         if ctx.executor() == "kubernetes":
             from git_mirror.kube.apply import apply_kubernetes
 
-            return apply_kubernetes(ctx.cfg(), node=ctx.node_name(), confirm=do).to_json()
+            return apply_kubernetes(ctx.cfg(), node=ctx.node_name(), confirm=do)
         from git_mirror.cli.progress import watching
         from git_mirror.mirror.local_apply import apply_local
 
         with watching(ctx, do):
-            return apply_local(ctx.cfg(), confirm=do, node=ctx.node_name(), jobs=jobs).to_json()
+            return apply_local(ctx.cfg(), confirm=do, node=ctx.node_name(), jobs=jobs)
     finish(ctx, op, apply_text)
 
 
@@ -239,7 +271,7 @@ def apply(ctx: Ctx, dry_run: bool, confirm: bool, jobs: int | None) -> None:
 @pass_ctx
 def render(ctx: Ctx) -> None:
     """Print the manifests apply would apply for a kubernetes node."""
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         from git_mirror.kube.render import render_node
 
         data = render_node(ctx.cfg(), node=ctx.node_name())
@@ -250,69 +282,70 @@ def render(ctx: Ctx) -> None:
     finish(ctx, op, lambda d: d.get("yaml", ""), warnings_to_stderr=True)
 
 
+def repo_operation(ctx: Ctx, command: str, run: Callable[[bool], Rendered], *,
+                   repo: str | None, wait: bool, dry_run: bool, confirm: bool,
+                   jobs: int | None) -> NoReturn:
+    """The body of ``sync`` and ``flush``: on a kubernetes node a Job of the node runs the
+    command; on a local one ``run(confirm)`` does, with progress on a terminal."""
+    from git_mirror.cli.human import flush_text, sync_text
+
+    def op() -> Outcome:
+        do = want_confirm(dry_run, confirm)
+        if ctx.executor() == "kubernetes":
+            return ctx.node_job(command, ["--confirm", "--wait",
+                                          *(["--repo", repo] if repo else []), *jobs_args(jobs)],
+                                confirm=do, wait=wait)
+        from git_mirror.cli.progress import watching
+
+        with watching(ctx, do):
+            return run(do)
+    finish(ctx, op, sync_text if command == "sync" else flush_text, warnings_to_stderr=True)
+
+
+def repo_operation_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of ``sync`` and ``flush``: ``--repo``, ``--wait``, ``--confirm``/``--dry-run``
+    and ``--jobs``, then the context."""
+    f = pass_ctx(f)
+    f = jobs_option(f)
+    f = confirm_options(f)
+    f = click.option("--wait", is_flag=True,
+                     help="Wait for a busy repository instead of failing.")(f)
+    return click.option("--repo", metavar="ID", help="Only this repository.")(f)
+
+
 @cli.command()
-@click.option("--repo", metavar="ID", help="Only this repository.")
-@click.option("--wait", is_flag=True, help="Wait for a busy repository instead of failing.")
-@confirm_options
-@jobs_option
-@pass_ctx
+@repo_operation_options
 def sync(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool,
          jobs: int | None) -> None:
     """Fetch the declared refs from upstream and snapshot every source tip (R4)."""
-    from git_mirror.cli.human import sync_text
+    def run(do: bool) -> Rendered:
+        from git_mirror.mirror.sync import sync as run_sync
 
-    def op() -> dict[str, Any]:
-        from git_mirror.mirror.sync import sync as run
-
-        do = want_confirm(dry_run, confirm)
-        if ctx.executor() == "kubernetes":
-            return ctx.node_job("sync", ["--confirm", "--wait", *(["--repo", repo] if repo else []),
-                                         *jobs_args(jobs)],
-                                confirm=do, wait=wait)
-        from git_mirror.cli.progress import watching
-
-        with watching(ctx, do):
-            return run(ctx.cfg(), repo=repo, confirm=do, wait=wait, node=ctx.node_name(),
-                       lane=ctx.lane, jobs=jobs).to_json()
-    finish(ctx, op, sync_text, warnings_to_stderr=True)
+        return run_sync(ctx.cfg(), repo=repo, confirm=do, wait=wait, node=ctx.node_name(),
+                        lane=ctx.lane, jobs=jobs)
+    repo_operation(ctx, "sync", run, repo=repo, wait=wait, dry_run=dry_run, confirm=confirm,
+                   jobs=jobs)
 
 
 @cli.command()
-@click.option("--repo", metavar="ID", help="Only this repository.")
-@click.option("--wait", is_flag=True, help="Wait for a busy repository instead of failing.")
-@confirm_options
-@jobs_option
-@pass_ctx
+@repo_operation_options
 def flush(ctx: Ctx, repo: str | None, wait: bool, dry_run: bool, confirm: bool,
           jobs: int | None) -> None:
     """Push lane refs back upstream, fast-forward only (R5, R15)."""
-    def op() -> dict[str, Any]:
-        from git_mirror.mirror.flush import flush as run
+    def run(do: bool) -> Rendered:
+        from git_mirror.mirror.flush import flush as run_flush
 
-        do = want_confirm(dry_run, confirm)
-        if ctx.executor() == "kubernetes":
-            return ctx.node_job("flush", ["--confirm", "--wait", *(["--repo", repo] if repo else []),
-                                          *jobs_args(jobs)],
-                                confirm=do, wait=wait)
-        from git_mirror.cli.progress import watching
-
-        with watching(ctx, do):
-            return run(ctx.cfg(), repo=repo, lane=ctx.lane, confirm=do, wait=wait,
-                       node=ctx.node_name(), jobs=jobs).to_json()
-    finish(ctx, op, _flush_text, warnings_to_stderr=True)
-
-
-def _flush_text(data: dict[str, Any]) -> str:
-    from git_mirror.cli.human import flush_text
-
-    return flush_text(data)
+        return run_flush(ctx.cfg(), repo=repo, lane=ctx.lane, confirm=do, wait=wait,
+                         node=ctx.node_name(), jobs=jobs)
+    repo_operation(ctx, "flush", run, repo=repo, wait=wait, dry_run=dry_run, confirm=confirm,
+                   jobs=jobs)
 
 
 @cli.command()
 @pass_ctx
 def serve(ctx: Ctx) -> None:
     """Serve the mirror to CI over smart HTTP, with scheduled sync, webhooks and metrics."""
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         from git_mirror.server.run import serve as run
 
         return run(ctx.cfg(), node=ctx.node_name())
@@ -331,12 +364,13 @@ def snapshots() -> None:
 @pass_ctx
 def snapshots_list(ctx: Ctx, repo: str | None, group: str | None, branch: str | None) -> None:
     """List snapshot refs."""
-    def op() -> dict[str, Any]:
+    from git_mirror.cli.human import snapshots_text
+
+    def op() -> Outcome:
         from git_mirror.mirror.snapshots import list_snapshots
 
-        snaps = list_snapshots(ctx.cfg(), repo=repo, group=group, branch=branch)
-        return {"ok": True, "snapshots": [s.to_json() for s in snaps]}
-    finish(ctx, op, lambda d: "\n".join(f"{s['repository']}  {s['ref']}" for s in d["snapshots"]))
+        return list_snapshots(ctx.cfg(), repo=repo, group=group, branch=branch)
+    finish(ctx, op, snapshots_text)
 
 
 @snapshots.command("prune")
@@ -351,7 +385,9 @@ def snapshots_prune(ctx: Ctx, repo: str | None, wait: bool, protect_json: str | 
                     dry_run: bool, confirm: bool) -> None:
     """Prune snapshots by the declared retention (--confirm to delete); never the ones runs
     use."""
-    def op() -> dict[str, Any]:
+    from git_mirror.cli.human import prune_text
+
+    def op() -> Outcome:
         import json
 
         from git_mirror.errors import UsageError
@@ -369,9 +405,8 @@ def snapshots_prune(ctx: Ctx, repo: str | None, wait: bool, protect_json: str | 
             except (ValueError, TypeError) as exc:
                 raise UsageError(f"--protect-json is not a JSON object: {exc}",
                                  hint="git-mirror snapshots prune --help") from exc
-        return prune_snapshots(ctx.cfg(), repo=repo, confirm=do, wait=wait,
-                               protected=extra).to_json()
-    finish(ctx, op, lambda d: f"{'would prune' if d['dryRun'] else 'pruned'} {len(d['pruned'])}, kept {d['kept']}")
+        return prune_snapshots(ctx.cfg(), repo=repo, confirm=do, wait=wait, protected=extra)
+    finish(ctx, op, prune_text)
 
 
 @cli.command()
@@ -380,7 +415,7 @@ def snapshots_prune(ctx: Ctx, repo: str | None, wait: bool, protect_json: str | 
 @pass_ctx
 def demo(ctx: Ctx, directory: str) -> None:
     """Run the main job on an embedded default: a local upstream, apply, sync, status."""
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         from git_mirror.demo import run_demo
 
         return run_demo(directory)
@@ -388,16 +423,18 @@ def demo(ctx: Ctx, directory: str) -> None:
 
 
 def _register_later_commands() -> None:
-    """Commands whose operations live in the follower and kube packages."""
-    import importlib
+    """Commands whose operations live in the follower and kube packages.
 
-    importlib.import_module("git_mirror.cli.trust").register(cli)
-    try:
-        extra = importlib.import_module("git_mirror.cli.extra")
-    except ImportError:
-        return
-    extra.register(cli)
-    importlib.import_module("git_mirror.cli.completion").register(cli)
+    Imported here, after this module's group and helpers exist (they import them); a module
+    that fails to import fails the CLI, it never drops its commands.
+    """
+    import git_mirror.cli.completion as completion
+    import git_mirror.cli.followers as followers
+    import git_mirror.cli.trust as trust
+
+    trust.register(cli)
+    followers.register(cli)
+    completion.register(cli)
 
 
 # The global options: those that take a value, and the flags. They may also follow the command
@@ -459,7 +496,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from git_mirror.cli.output import emit_error
             from git_mirror.errors import UsageError
 
-            return emit_error(UsageError(exc.format_message(), hint="git-mirror --help"), as_json=True)
+            return emit_error(UsageError(exc.format_message(), hint="git-mirror --help"),
+                              as_json=True)
         exc.show()
         return 2
     return 0

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 
 def wanted(ctx: Ctx, confirm: bool) -> bool:
+    """Progress is shown: a confirmed run, stderr a terminal, no ``--json``, no ``-q``."""
     try:
         tty = sys.stderr.isatty()
     except (AttributeError, ValueError):

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 from git_mirror.errors import Code, GitMirrorError
 from git_mirror.follower import state as st
 from git_mirror.follower.follower import get_follower
+from git_mirror.follower.results import CleanupResult, KeptRun
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
 
 
 def cleanup_runs(cfg: LoadedConfig, name: str, *, confirm: bool = False,
-                 node: str = "local") -> dict[str, Any]:
+                 node: str = "local") -> CleanupResult:
     """Remove run ``name``'s record, log and checkout, so that a retry starts clean."""
     found = st.find_run(cfg, name)
     if found is None:
@@ -35,32 +36,47 @@ def cleanup_runs(cfg: LoadedConfig, name: str, *, confirm: bool = False,
                              "its files are in use", code=Code.RUN_RUNNING,
                              hint=f"git-mirror follower status --follower {state.id}")
     paths = [str(p) for p in state.files_of(name)]
-    out: dict[str, Any] = {"ok": True, "node": node, "dryRun": not confirm,
-                           "follower": state.id,
-                           "pipelineRun": {"name": name, "status": status},
-                           "wouldRemove": paths if not confirm else [], "removed": []}
+    out = CleanupResult(node=node, follower=state.id, dry_run=not confirm,
+                        pipeline_run={"name": name, "status": status},
+                        would_remove=paths if not confirm else [])
     if confirm:
-        out["removed"] = state.remove_run(name)
-        out["next"] = f"git-mirror follower trigger --follower {state.id} --confirm --wait"
+        out.removed = state.remove_run(name)
+        out.next = f"git-mirror follower trigger --follower {state.id} --confirm --wait"
     return out
 
 
 def cleanup_state(cfg: LoadedConfig, fid: str, *, confirm: bool = False,
-                  node: str = "local") -> dict[str, Any]:
+                  node: str = "local") -> CleanupResult:
     """Remove follower ``fid``'s stale state: every run that is not running, its log and
     checkout, and stray files; a live run and the lock file stay."""
     get_follower(cfg, fid)
     state = st.FollowerState.of(cfg, fid)
-    kept: list[dict[str, Any]] = []
+    runs = state.runs()
+    kept = [KeptRun(str(rec["name"]), "running") for rec in runs
+            if rec.get("status") == st.RUNNING]
+    doomed = _stale_paths(state, runs, {k.run for k in kept})
+    out = CleanupResult(node=node, follower=fid, dry_run=not confirm,
+                        would_remove=[str(p) for p in doomed] if not confirm else [], kept=kept)
+    if confirm:
+        for p in doomed:
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+        out.removed = [str(p) for p in doomed]
+    return out
+
+
+def _stale_paths(state: st.FollowerState, runs: list[dict[str, Any]],
+                 live: set[str]) -> list[Path]:
+    """What cleanup-state removes: the files of every run of ``runs`` not in ``live``, stray
+    files of the runs and work directories, and everything else at the follower's top level
+    but the lock."""
     doomed: list[Path] = []
-    live: set[str] = set()
-    for rec in state.runs():
+    for rec in runs:
         name = str(rec["name"])
-        if rec.get("status") == st.RUNNING:
-            live.add(name)
-            kept.append({"run": name, "reason": "running"})
-            continue
-        doomed.extend(state.files_of(name))
+        if name not in live:
+            doomed.extend(state.files_of(name))
     for directory in (state.runs_dir, state.work_root):
         try:
             entries = sorted(directory.iterdir())
@@ -74,19 +90,7 @@ def cleanup_state(cfg: LoadedConfig, fid: str, *, confirm: bool = False,
     ours = {state.runs_dir, state.work_root, state.lock_path}
     if state.root.is_dir():
         doomed.extend(p for p in sorted(state.root.iterdir()) if p not in ours)
-    out: dict[str, Any] = {"ok": True, "node": node, "dryRun": not confirm, "follower": fid,
-                           "wouldRemove": [str(p) for p in doomed] if not confirm else [],
-                           "removed": [], "kept": kept}
-    if confirm:
-        removed = []
-        for p in doomed:
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
-            removed.append(str(p))
-        out["removed"] = removed
-    return out
+    return doomed
 
 
 def _owner(filename: str) -> str:

@@ -17,7 +17,8 @@ from git_mirror.errors import Code, GitMirrorError, UsageError
 from git_mirror.follower import ledger
 from git_mirror.follower import state as st
 from git_mirror.follower.follower import get_follower, lane_ref
-from git_mirror.follower.proof import SHA, Check, hint, judge, resolve_commit
+from git_mirror.follower.proof import SHA, Check, RunView, hint, judge, resolve_commit
+from git_mirror.follower.results import CloseoutHistory, CloseoutResult
 from git_mirror.mirror.layout import RepoLayout
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def check_merge_commit(merge_commit: str) -> None:
 def closeout(cfg: LoadedConfig, fid: str, merge_commit: str, *, pipeline_run: str | None = None,
              node: str = "local", runs: list[dict[str, Any]] | None = None,
              deployed: str | None = None, deployed_source: str | None = None,
-             record: bool = True, run_label: str = "run") -> dict[str, Any]:
+             record: bool = True, run_label: str = "run") -> CloseoutResult:
     """The closeout object of CONTRACT section 4; ``ok`` only when every check passes.
 
     ``runs`` (oldest first) replaces the local run records: a kubernetes node passes its
@@ -52,7 +53,7 @@ def closeout(cfg: LoadedConfig, fid: str, merge_commit: str, *, pipeline_run: st
     layout = RepoLayout.of(cfg, rid)
     if runs is None:
         runs = st.FollowerState.of(cfg, fid).runs()
-    rstatus = repo_status(cfg, rid, node, check_snapshots=False)
+    rstatus = repo_status(cfg, rid, node, check_snapshots=False).to_json()
     exists = bool(rstatus["mirror"]["exists"])
     pending, in_sync = bool(rstatus["pendingFlush"]), bool(rstatus["githubInSync"])
     lane = next((ln for ln in rstatus["lanes"] if ln["name"] == follower.lane), None)
@@ -60,63 +61,65 @@ def closeout(cfg: LoadedConfig, fid: str, merge_commit: str, *, pipeline_run: st
     tip = source["mirrorCommit"] if source else None
     if deployed is None and deployed_source is None:
         deployed = lane["githubCommit"] if lane else None
+        branch = lane_ref(cfg, follower)[len("refs/heads/"):]
         deployed_source = ("the lane commit upstream holds as last observed "
-                           f"(refs/mirror-stage/heads/{lane_ref(cfg, follower)[len('refs/heads/'):]})")
+                           f"(refs/mirror-stage/heads/{branch})")
     deployed_source = deployed_source or "deployed revision"
     runs = [*proven_runs(cfg, fid, runs), *infer_publication(list(runs), lane)]
     j = judge(layout.git_dir, fid=fid, branch=follower.branch, merge_commit=merge_commit,
               tip=tip, runs=runs, pipeline_run=pipeline_run, deployed=deployed,
               deployed_source=deployed_source, pending=pending if exists else None,
               in_sync=in_sync, run_label=run_label)
-    run = j.run
-    data: dict[str, Any] = {
-        "ok": j.ok, "node": node, "follower": fid, "repository": rid, "branch": follower.branch,
-        "mergeCommit": j.merge or merge_commit,
-        "pipelineRun": {"name": run.get("name") if run else pipeline_run,
-                        "status": run.get("status") if run else None,
-                        "commit": run.get("commit") if run else None,
-                        "snapshotRef": run.get("snapshotRef") if run else None,
-                        "publishedLaneCommit": run.get("publishedLaneCommit") if run else None,
-                        "publishedLaneCommitSource": run.get("publishedLaneCommitSource")
-                        if run else None,
-                        "evidence": run.get("evidence", "run") if run else None,
-                        "chosenBy": j.chosen_by},
-        "syncRevision": deployed, "syncRevisionSource": deployed_source,
-        "branchTip": tip, "branchTipNote": "the branch as the mirror holds it now, not the run's "
-                                           "source (that is pipelineRun.commit)",
-        "tipContainsMergeCommit": bool(j.checks[0].ok),
-        "runContainsMergeCommit": j.run_contains,
-        "deployedContainsRun": j.deployed_contains,
-        "pendingFlush": pending if exists else None, "githubInSync": in_sync,
-        "lane": lane or {"name": follower.lane, "ref": lane_ref(cfg, follower)},
-        "checks": [c.to_json() for c in j.checks],
-        "refSources": rstatus["refSources"],
-    }
+    res = CloseoutResult(
+        ok=j.ok, node=node, follower=fid, repository=rid, branch=follower.branch,
+        merge_commit=j.merge or merge_commit,
+        pipeline_run=_judged_run(j.run, pipeline_run, j.chosen_by),
+        sync_revision=deployed, sync_revision_source=deployed_source, branch_tip=tip,
+        tip_contains=bool(j.checks[0].ok), run_contains=j.run_contains,
+        deployed_contains=j.deployed_contains, pending_flush=pending if exists else None,
+        github_in_sync=in_sync,
+        lane=lane or {"name": follower.lane, "ref": lane_ref(cfg, follower)},
+        checks=[c.to_json() for c in j.checks], ref_sources=rstatus["refSources"])
     if not j.ok:
         failed = [c for c in j.checks if not c.ok]
         cli = "git-mirror" if node == "local" else f"git-mirror --node {node}"
-        data["error"] = GitMirrorError(
+        res.error = GitMirrorError(
             f"closeout of {fid} failed: " + "; ".join(f"{c.name}: {c.message}" for c in failed),
             code=Code.CLOSEOUT_FAILED, hint=hint(j, cli=cli, fid=fid, rid=rid),
             details={"failedChecks": [c.name for c in failed]}).to_json()
     if record and exists:
-        data["ledger"] = {"path": str(ledger.ledger_path(cfg)),
-                          "entry": ledger.append(cfg, data)}
-    return data
+        res.ledger = {"path": str(ledger.ledger_path(cfg)),
+                      "entry": ledger.append(cfg, res.to_json())}
+    return res
+
+
+def _judged_run(run: RunView | None, pipeline_run: str | None,
+                chosen_by: str) -> dict[str, Any]:
+    """The closeout's ``pipelineRun``: the judged run's name, status, built commit and
+    published lane commit, and why it was chosen (the name asked for, without one)."""
+    if run is None:
+        return {"name": pipeline_run, "status": None, "commit": None, "snapshotRef": None,
+                "publishedLaneCommit": None, "publishedLaneCommitSource": None,
+                "evidence": None, "chosenBy": chosen_by}
+    return {"name": run.name, "status": run.status, "commit": run.commit,
+            "snapshotRef": run.snapshot_ref, "publishedLaneCommit": run.published_lane_commit,
+            "publishedLaneCommitSource": run.published_lane_commit_source,
+            "evidence": run.evidence, "chosenBy": chosen_by}
 
 
 def closeout_history(cfg: LoadedConfig, fid: str, merge_commit: str | None = None, *,
-                     node: str = "local") -> dict[str, Any]:
+                     node: str = "local") -> CloseoutHistory:
     """``closeout --history``: the ledger lines of a follower (of one merge commit)."""
     get_follower(cfg, fid)
     if merge_commit is not None:
         check_merge_commit(merge_commit)
     entries = ledger.history(cfg, fid, merge_commit)
-    return {"ok": True, "node": node, "follower": fid, "mergeCommit": merge_commit,
-            "ledger": str(ledger.ledger_path(cfg)), "closeouts": entries}
+    return CloseoutHistory(node=node, follower=fid, merge_commit=merge_commit,
+                           ledger=str(ledger.ledger_path(cfg)), closeouts=entries)
 
 
-def infer_publication(runs: list[dict[str, Any]], lane: dict[str, Any] | None) -> list[dict[str, Any]]:
+def infer_publication(runs: list[dict[str, Any]],
+                      lane: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The follower's latest run, finished but with no published lane commit on record (a
     PipelineRun started without ``--wait``): the lane commit it published is the lane's tip in
     the mirror now, when that moved since the run started (one run of a follower at a time).

@@ -22,12 +22,12 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from git_mirror.errors import Code, GitMirrorError, UsageError
 from git_mirror.follower import state as st
+from git_mirror.follower.results import FlushSummary, SyncSummary, TriggerResult
 from git_mirror.follower.triggers import (
     EXEC_TIMEOUT_SECONDS,
     Outcome,
@@ -41,11 +41,10 @@ from git_mirror.mirror.layout import HEADS, RepoLayout
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
     from git_mirror.config.models import Follower
-    from git_mirror.mirror.flush import FlushResult
-    from git_mirror.mirror.sync import SyncResult
 
 # Failures whose own hint (fix the YAML, the checkout...) comes before any retry.
-FIX_FIRST_CODES = ("exec-failed", "exec-not-in-snapshot", "checkout-failed", "config-changed")
+FIX_FIRST_CODES = (Code.EXEC_FAILED, Code.EXEC_NOT_IN_SNAPSHOT, Code.CHECKOUT_FAILED,
+                   Code.CONFIG_CHANGED)
 STEPS = ["flush lane", "sync", "snapshot of the branch tip", "trigger", "flush lane"]
 # A run record's ``phase`` while it is ``running``: its command runs, then the flush after it.
 PHASE_TRIGGER, PHASE_FLUSH, PHASE_DONE = "trigger", "flush after", "done"
@@ -70,12 +69,14 @@ def mirror_url(layout: RepoLayout) -> str:
 
 
 def lane_ref(cfg: LoadedConfig, follower: Follower) -> str:
+    """The full ref of the follower's lane (``refs/heads/...``), as the mirror holds it."""
     lane = RepoLayout.of(cfg, follower.repository).lane(follower.lane)
     assert lane is not None  # the config checks make every follower's lane a declared one
     return lane.ref
 
 
 def describe_trigger(follower: Follower) -> dict[str, Any]:
+    """The follower's declared trigger as plans and status show it (no secrets)."""
     from git_mirror.config.models import ExecTrigger
 
     if isinstance(follower.trigger, ExecTrigger):
@@ -86,18 +87,6 @@ def describe_trigger(follower: Follower) -> dict[str, Any]:
         "serviceAccountName": t.service_account_name, "params": dict(t.params),
         "workspaces": [ws.binding(name) for name, ws in sorted(t.workspaces.items())],
         "timeout": t.timeout}}
-
-
-def flush_summary(res: FlushResult) -> dict[str, Any]:
-    data = res.to_json()
-    keys = ("ok", "pushed", "partialSuccess", "partialSuccessRecovered", "postPushRecovery",
-            "pendingFlush", "githubInSync", "error")
-    return {k: data.get(k) for k in keys}
-
-
-def sync_summary(res: SyncResult) -> dict[str, Any]:
-    data = res.to_json()
-    return {k: data.get(k) for k in ("ok", "updated", "snapshots", "error")}
 
 
 def _tip(layout: RepoLayout, branch: str) -> str | None:
@@ -111,55 +100,6 @@ def _snapshot_of(layout: RepoLayout, branch: str, tip: str | None) -> str | None
     if tip is None or spec is None:
         return None
     return layout.snapshot_ref(spec.group, branch, tip)
-
-
-@dataclass
-class TriggerResult:
-    """What ``follower trigger`` did (or, as a dry run, would do)."""
-
-    node: str
-    follower: str
-    repository: str
-    branch: str
-    lane: str
-    lane_ref: str
-    trigger: dict[str, Any]
-    dry_run: bool
-    push_url: str
-    snapshot_ref: str | None = None
-    commit: str | None = None
-    run: dict[str, Any] | None = None
-    flush_before: dict[str, Any] | None = None
-    sync: dict[str, Any] | None = None
-    lane_tip: str | None = None
-    pending_flush: bool | None = None
-    github_in_sync: bool | None = None
-    error: GitMirrorError | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_json(self) -> dict[str, Any]:
-        run = self.run or {}
-        out: dict[str, Any] = {
-            "ok": self.ok, "node": self.node, "dryRun": self.dry_run, "follower": self.follower,
-            "repository": self.repository, "branch": self.branch,
-            "lane": {"name": self.lane, "ref": self.lane_ref},
-            "trigger": self.trigger, "pushUrl": self.push_url,
-            "run": {"name": run.get("name"), "status": run.get("status", "not-started"),
-                    "exitCode": run.get("exitCode"), "log": run.get("log"),
-                    "startedAt": run.get("startedAt"), "finishedAt": run.get("finishedAt")},
-            "snapshotRef": self.snapshot_ref, "commit": self.commit,
-            "flushBefore": self.flush_before, "sync": self.sync,
-            "flushAfter": run.get("flushAfter"),
-            "laneTip": self.lane_tip, "pendingFlush": self.pending_flush,
-            "githubInSync": self.github_in_sync, **self.extra,
-        }
-        if self.error is not None:
-            out["error"] = self.error.to_json()
-        return out
 
 
 def trigger(cfg: LoadedConfig, fid: str, *, confirm: bool = False, wait: bool = False,
@@ -176,7 +116,7 @@ def trigger(cfg: LoadedConfig, fid: str, *, confirm: bool = False, wait: bool = 
         # The plan, from the cache: the confirmed trigger syncs first and may find a newer tip.
         res.commit = _tip(layout, follower.branch)
         res.snapshot_ref = _snapshot_of(layout, follower.branch, res.commit)
-        res.extra = {"steps": STEPS, "wait": wait,
+        res.details = {"steps": STEPS, "wait": wait,
                      "note": "dry run: nothing synced, run or flushed; the snapshot shown is the "
                              "cached tip's, a confirmed trigger syncs first"}
         _lane_flags(cfg, res)
@@ -189,7 +129,7 @@ def trigger(cfg: LoadedConfig, fid: str, *, confirm: bool = False, wait: bool = 
                 record = complete_run(cfg, state, record, trig)
             else:
                 record = _spawn_worker(cfg, state, record, lock_fd)
-                res.extra["hint"] = f"git-mirror follower status --follower {fid}"
+                res.details["hint"] = f"git-mirror follower status --follower {fid}"
             res.run = record
     except GitMirrorError as exc:
         res.error = exc
@@ -208,12 +148,12 @@ def _prepare(cfg: LoadedConfig, fid: str, follower: Follower, trig: Trigger,
     rid = follower.repository
     if (layout.git_dir / "HEAD").exists():
         before = flush(cfg, repo=rid, lane=follower.lane, confirm=True, wait=True, node=res.node)
-        res.flush_before = flush_summary(before)
+        res.flush_before = FlushSummary.of(before)
         if not before.ok:
             assert before.error is not None
             raise before.error
     synced = sync(cfg, repo=rid, confirm=True, wait=True, node=res.node)
-    res.sync = sync_summary(synced)
+    res.sync = SyncSummary.of(synced)
     if not synced.ok:
         assert synced.error is not None
         raise synced.error
@@ -239,7 +179,8 @@ def _prepare(cfg: LoadedConfig, fid: str, follower: Follower, trig: Trigger,
         "createdAt": st.now_iso(), "startedAt": None, "finishedAt": None,
         "laneTipBefore": list_refs(layout.git_dir, [res.lane_ref]).get(res.lane_ref),
         "laneTipAfter": None, "publishedLaneCommit": None,
-        "flushBefore": res.flush_before, "flushAfter": None,
+        "flushBefore": res.flush_before.to_json() if res.flush_before else None,
+        "flushAfter": None,
         "configSha256": cfg.sha256, "error": None, **st.owner_fields(),
     }
     state.save(record)
@@ -247,6 +188,7 @@ def _prepare(cfg: LoadedConfig, fid: str, follower: Follower, trig: Trigger,
 
 
 def spec_of(record: dict[str, Any], state: st.FollowerState) -> RunSpec:
+    """What the trigger needs to run the run of ``record``: its snapshot, lane and paths."""
     name = str(record["name"])
     return RunSpec(follower=record["follower"], repository=record["repository"],
                    branch=record["branch"], lane=record["lane"], lane_ref=record["laneRef"],
@@ -264,7 +206,8 @@ def complete_run(cfg: LoadedConfig, state: st.FollowerState, record: dict[str, A
     started = time.monotonic()
     record.update(st.owner_fields(), startedAt=st.now_iso())
     state.save(record)
-    outcome = Outcome("failed", None, GitMirrorError("the run was interrupted", code=Code.INTERRUPTED))
+    outcome = Outcome("failed", None,
+                      GitMirrorError("the run was interrupted", code=Code.INTERRUPTED))
     completed = False
     record["phase"] = PHASE_TRIGGER
     try:
@@ -286,7 +229,7 @@ def complete_run(cfg: LoadedConfig, state: st.FollowerState, record: dict[str, A
             state.save(record)
             after = flush(cfg, repo=spec.repository, lane=spec.lane, confirm=True, wait=True,
                           node=spec.node)
-            record["flushAfter"] = flush_summary(after)
+            record["flushAfter"] = FlushSummary.of(after).to_json()
             # The checkout served its one run; a failed run keeps it for inspection.
             _remove_tree(spec.work_dir)
         completed = True
@@ -303,7 +246,8 @@ def complete_run(cfg: LoadedConfig, state: st.FollowerState, record: dict[str, A
                     "the flush after the run was interrupted", code=Code.INTERRUPTED,
                     hint=f"git-mirror flush --repo {spec.repository} --confirm --wait").to_json()})
         else:  # an exception got here: never leave "running"
-            record.update(status=st.FAILED, error=outcome.error.to_json() if outcome.error else None)
+            record.update(status=st.FAILED,
+                          error=outcome.error.to_json() if outcome.error else None)
         record.update(phase=PHASE_DONE, finishedAt=st.now_iso(),
                       durationMs=int((time.monotonic() - started) * 1000))
         state.save(record)
@@ -386,9 +330,9 @@ def _lane_flags(cfg: LoadedConfig, res: TriggerResult) -> None:
     layout = RepoLayout.of(cfg, res.repository)
     if not (layout.git_dir / "HEAD").exists():
         return
-    status = repo_status(cfg, res.repository, res.node, check_snapshots=False)
+    status = repo_status(cfg, res.repository, res.node, check_snapshots=False).to_json()
     lane = next((ln for ln in status["lanes"] if ln["name"] == res.lane), None)
     res.lane_tip = lane["mirrorCommit"] if lane else None
     res.pending_flush = bool(status["pendingFlush"])
     res.github_in_sync = bool(status["githubInSync"])
-    res.extra["laneState"] = lane
+    res.details["laneState"] = lane

@@ -26,6 +26,7 @@ ENTRY_KEYS = ("mergeCommit", "branch", "repository", "branchTip", "syncRevision"
 
 
 def ledger_path(cfg: LoadedConfig) -> Path:
+    """The closeout ledger of the cache (one JSON object a line)."""
     return cfg.cache_dir / "state" / "ledger" / "closeout.jsonl"
 
 

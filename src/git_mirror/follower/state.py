@@ -55,27 +55,34 @@ class FollowerState:
 
     @classmethod
     def of(cls, cfg: LoadedConfig, fid: str) -> FollowerState:
+        """The state of follower ``fid`` in the cache of ``cfg``."""
         return cls(fid, followers_root(cfg) / fid)
 
     @property
     def runs_dir(self) -> Path:
+        """Where the run records and logs are."""
         return self.root / "runs"
 
     @property
     def work_root(self) -> Path:
+        """Where the runs' checkouts (with their HOME and TMPDIR) are."""
         return self.root / "work"
 
     @property
     def lock_path(self) -> Path:
+        """The follower lock's file: held while a run executes."""
         return self.root / "lock"
 
     def record_path(self, name: str) -> Path:
+        """The record file of run ``name``."""
         return self.runs_dir / f"{name}.json"
 
     def log_path(self, name: str) -> Path:
+        """The log file of run ``name`` (the trigger's output)."""
         return self.runs_dir / f"{name}.log"
 
     def work_dir(self, name: str) -> Path:
+        """The work directory of run ``name``."""
         return self.work_root / name
 
     def new_run_name(self, commit: str, now: datetime | None = None) -> str:
@@ -116,9 +123,11 @@ class FollowerState:
         return with_liveness(data)
 
     def save(self, record: dict[str, Any]) -> None:
+        """Write ``record`` to its file atomically (a reader sees the old or the new one)."""
         write_json_atomic(self.record_path(str(record["name"])), record)
 
     def runs(self) -> list[dict[str, Any]]:
+        """Every readable run record, oldest first, liveness applied."""
         out = []
         for name in self.run_names():
             rec = self.load(name)
@@ -127,6 +136,7 @@ class FollowerState:
         return out
 
     def last_run(self) -> dict[str, Any] | None:
+        """The newest readable run record; None when there is none."""
         for name in reversed(self.run_names()):
             rec = self.load(name)
             if rec is not None:
@@ -187,6 +197,7 @@ def find_run(cfg: LoadedConfig, name: str) -> tuple[FollowerState, dict[str, Any
 
 
 def check_run_name(name: str) -> None:
+    """Refuse (usage error) a run name that could not be one: it also names files."""
     if not RUN_NAME.match(name) or ".." in name:
         raise UsageError(f"{name!r} is not a run name (letters, digits, '.', '_', '-')",
                          hint="git-mirror follower list")
@@ -211,6 +222,7 @@ def process_start(pid: int) -> str | None:
 
 
 def alive(pid: int | None, start: str | None) -> bool:
+    """True when process ``pid`` runs and is the one that started at ``start``."""
     if not pid:
         return False
     if Path("/proc").is_dir():
@@ -238,6 +250,7 @@ def with_liveness(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def owner_fields() -> dict[str, Any]:
+    """The record fields that name this process as a run's owner (pid and start time)."""
     pid = os.getpid()
     return {"pid": pid, "pidStart": process_start(pid)}
 

@@ -13,6 +13,14 @@ from typing import TYPE_CHECKING, Any
 from git_mirror.errors import Code
 from git_mirror.follower import state as st
 from git_mirror.follower.follower import describe_trigger, get_follower, lane_ref, run_error
+from git_mirror.follower.results import (
+    BranchView,
+    FlushState,
+    FollowerItem,
+    FollowerList,
+    FollowerStatus,
+    RunStatus,
+)
 from git_mirror.follower.triggers import EXEC_TIMEOUT_SECONDS, trigger_kind
 
 if TYPE_CHECKING:
@@ -20,7 +28,7 @@ if TYPE_CHECKING:
 
 
 def follower_list(cfg: LoadedConfig, *, node: str = "local",
-                  only: str | None = None) -> dict[str, Any]:
+                  only: str | None = None) -> FollowerList:
     """Every declared follower (or only one) with its last run."""
     if only is not None:
         get_follower(cfg, only)
@@ -29,9 +37,9 @@ def follower_list(cfg: LoadedConfig, *, node: str = "local",
         if only is not None and fid != only:
             continue
         last = st.FollowerState.of(cfg, fid).last_run()
-        items.append({"id": fid, "repository": f.repository, "branch": f.branch, "lane": f.lane,
-                      "trigger": trigger_kind(f), "lastRun": st.summary(last)})
-    return {"ok": True, "node": node, "followers": items}
+        items.append(FollowerItem(fid, f.repository, f.branch, f.lane, trigger_kind(f),
+                                  st.summary(last)))
+    return FollowerList(node, items)
 
 
 def wait_for_last_run(state: st.FollowerState, timeout: float = EXEC_TIMEOUT_SECONDS + 600,
@@ -46,7 +54,7 @@ def wait_for_last_run(state: st.FollowerState, timeout: float = EXEC_TIMEOUT_SEC
 
 
 def follower_status(cfg: LoadedConfig, fid: str, *, node: str = "local",
-                    wait: bool = False) -> dict[str, Any]:
+                    wait: bool = False) -> FollowerStatus:
     """A follower's last run, its branch tip and snapshot, and its lane, from the cache.
 
     With ``wait``, first wait (bounded) until the last run has finished.
@@ -56,30 +64,23 @@ def follower_status(cfg: LoadedConfig, fid: str, *, node: str = "local",
     follower = get_follower(cfg, fid)
     state = st.FollowerState.of(cfg, fid)
     last = wait_for_last_run(state) if wait else state.last_run()
-    rstatus = repo_status(cfg, follower.repository, node)
-    source = next((s for s in rstatus["sources"] if s["branch"] == follower.branch), None)
-    lane = next((ln for ln in rstatus["lanes"] if ln["name"] == follower.lane), None)
+    rstatus = repo_status(cfg, follower.repository, node).to_json()
+    view = BranchView.of(rstatus, follower.branch, follower.lane)
     running = [r["name"] for r in state.runs() if r.get("status") == st.RUNNING]
     # A finished run that failed, or succeeded but whose flush after it failed: what
     # `trigger --wait` would have said (the delivery is not done).
     failure = run_error(last) if last and last.get("status") != st.RUNNING else None
-    return {
-        "ok": True, "node": node, "follower": fid, "repository": follower.repository,
-        "branch": follower.branch, "trigger": describe_trigger(follower),
-        "mirror": rstatus["mirror"],
-        "branchTip": source["mirrorCommit"] if source else None,
-        "githubCommit": source["githubCommit"] if source else None,
-        "snapshotRef": source["snapshotRef"] if source else None,
-        "lane": lane or {"name": follower.lane, "ref": lane_ref(cfg, follower)},
-        "run": {"name": last.get("name"), "status": last.get("status")} if last else None,
-        "lastRun": last, "running": running, "runs": len(state.run_names()),
-        "lastRunError": failure.to_json() if failure else None,
-        "pendingFlush": rstatus["pendingFlush"], "githubInSync": rstatus["githubInSync"],
-        "refSources": rstatus["refSources"],
-    }
+    return FollowerStatus(
+        node=node, follower=fid, repository=follower.repository, branch=follower.branch,
+        trigger=describe_trigger(follower), view=view,
+        lane=view.lane or {"name": follower.lane, "ref": lane_ref(cfg, follower)},
+        last_run=last, running=running, runs=len(state.run_names()),
+        mirror=rstatus["mirror"], last_run_error=failure.to_json() if failure else None)
 
 
-def flush_state(git_dir: Path, published: str | None, lane: dict[str, Any] | None) -> dict[str, Any]:
+def flush_state(git_dir: Path, published: str | None, lane: dict[str, Any] | None, *,
+                flush_after: dict[str, Any] | None = None,
+                pending_flush: bool | None = None) -> FlushState:
     """Where a run's published lane commit is now: ``flushed`` (upstream's lane, as last
     observed, is it or descends from it), ``pending`` (only the mirror has it), ``superseded``
     (neither lane contains it any more), or ``not-published``."""
@@ -87,20 +88,40 @@ def flush_state(git_dir: Path, published: str | None, lane: dict[str, Any] | Non
 
     upstream = (lane or {}).get("githubCommit")
     mirror = (lane or {}).get("mirrorCommit")
-    out: dict[str, Any] = {"upstreamLaneCommit": upstream, "mirrorLaneCommit": mirror,
-                           "upstreamHasPublished": None}
+
+    def said(state: str, up: bool | None = None) -> FlushState:
+        return FlushState(state, upstream, mirror, up, pending_flush, flush_after)
+
     if not published:
-        return {**out, "state": "not-published"}
+        return said("not-published")
     up = contains(git_dir, published, upstream) if upstream else False
-    out["upstreamHasPublished"] = up
     if up:
-        return {**out, "state": "flushed"}
+        return said("flushed", up)
     in_mirror = contains(git_dir, published, mirror) if mirror else False
-    return {**out, "state": "pending" if in_mirror else "superseded"}
+    return said("pending" if in_mirror else "superseded", up)
+
+
+def _wait_for_run(state: st.FollowerState, fid: str, name: str,
+                  record: dict[str, Any]) -> dict[str, Any]:
+    """Poll run ``name`` (bounded) until it is no longer ``running``; ``not-found`` when its
+    record goes away meanwhile."""
+    from git_mirror.errors import GitMirrorError
+
+    deadline = time.monotonic() + EXEC_TIMEOUT_SECONDS + 600
+    current: dict[str, Any] | None = record
+    while current is not None and current.get("status") == st.RUNNING \
+            and time.monotonic() < deadline:
+        time.sleep(0.5)
+        current = state.load(name)
+    if current is None:
+        raise GitMirrorError(f"run {name} of follower {fid} was removed while it was watched",
+                             code=Code.NOT_FOUND,
+                             hint=f"git-mirror follower list --follower {fid}")
+    return current
 
 
 def run_status(cfg: LoadedConfig, fid: str, name: str, *, node: str = "local",
-               wait: bool = False) -> dict[str, Any]:
+               wait: bool = False) -> RunStatus:
     """``follower status --pipeline-run NAME``: one run as observed now, from its record and
     the cache. The branch's current tip is labelled as such: it is not the run's source."""
     from git_mirror.errors import GitMirrorError
@@ -115,33 +136,20 @@ def run_status(cfg: LoadedConfig, fid: str, name: str, *, node: str = "local",
         raise GitMirrorError(f"no run {name!r} of follower {fid} on node {node}",
                              code=Code.NOT_FOUND, hint=f"git-mirror follower list --follower {fid}")
     if wait and record.get("status") == st.RUNNING:
-        deadline = time.monotonic() + EXEC_TIMEOUT_SECONDS + 600
-        while record is not None and record.get("status") == st.RUNNING \
-                and time.monotonic() < deadline:
-            time.sleep(0.5)
-            record = state.load(name)
-        if record is None:
-            raise GitMirrorError(f"run {name} of follower {fid} was removed while it was watched",
-                                 code=Code.NOT_FOUND, hint=f"git-mirror follower list --follower {fid}")
-    rstatus = repo_status(cfg, follower.repository, node, check_snapshots=False)
-    lane = next((ln for ln in rstatus["lanes"] if ln["name"] == follower.lane), None)
-    source = next((s for s in rstatus["sources"] if s["branch"] == follower.branch), None)
+        record = _wait_for_run(state, fid, name, record)
+    rstatus = repo_status(cfg, follower.repository, node, check_snapshots=False).to_json()
+    view = BranchView.of(rstatus, follower.branch, follower.lane)
     layout = RepoLayout.of(cfg, follower.repository)
-    flush = flush_state(layout.git_dir, record.get("publishedLaneCommit"), lane)
-    flush.update(flushAfter=record.get("flushAfter"), pendingFlush=rstatus["pendingFlush"])
+    flush = flush_state(layout.git_dir, record.get("publishedLaneCommit"), view.lane,
+                        flush_after=record.get("flushAfter"),
+                        pending_flush=rstatus["pendingFlush"])
     failure = run_error(record) if record.get("status") != st.RUNNING else None
     keys = ("name", "status", "phase", "exitCode", "snapshotRef", "commit", "publishedLaneCommit",
             "laneTipBefore", "createdAt", "startedAt", "finishedAt", "log", "stale", "error")
-    return {
-        "ok": True, "node": node, "follower": fid, "repository": follower.repository,
-        "branch": follower.branch, "lane": lane or {"name": follower.lane,
-                                                    "ref": lane_ref(cfg, follower)},
-        "pipelineRun": {k: record.get(k) for k in keys},
-        "run": {"name": record.get("name"), "status": record.get("status")},
-        "flush": flush,
-        "currentBranchTip": source["mirrorCommit"] if source else None,
-        "currentBranchTipNote": "the branch as the mirror holds it now, not this run's source "
-                                "(that is pipelineRun.commit, from pipelineRun.snapshotRef)",
-        "runError": failure.to_json() if failure else None,
-        "pendingFlush": rstatus["pendingFlush"], "githubInSync": rstatus["githubInSync"],
-    }
+    return RunStatus(
+        node=node, follower=fid, repository=follower.repository, branch=follower.branch,
+        lane=view.lane or {"name": follower.lane, "ref": lane_ref(cfg, follower)},
+        pipeline_run={k: record.get(k) for k in keys}, flush=flush,
+        current_branch_tip=view.source_field("mirrorCommit"),
+        pending_flush=rstatus["pendingFlush"], github_in_sync=rstatus["githubInSync"],
+        run_error=failure.to_json() if failure else None)

@@ -44,6 +44,8 @@ class TriggerError(GitMirrorError):
 
 
 class NotSupported(GitMirrorError):
+    """A command or trigger this kind of node does not run; the hint names what does."""
+
     code = Code.NOT_SUPPORTED
 
 
@@ -84,6 +86,8 @@ class RunHandle:
 
 @dataclass(frozen=True)
 class Outcome:
+    """How a run ended: ``succeeded`` or ``failed``, its exit code, and the error."""
+
     status: str  # succeeded | failed
     exit_code: int | None = None
     error: GitMirrorError | None = None
@@ -121,6 +125,7 @@ def register_trigger(executor: str, kind: str, factory: TriggerFactory) -> None:
 
 
 def trigger_kind(follower: Follower) -> str:
+    """``exec`` or ``tekton``: the kind of the follower's declared trigger."""
     from git_mirror.config.models import ExecTrigger
 
     return "exec" if isinstance(follower.trigger, ExecTrigger) else "tekton"
@@ -188,9 +193,11 @@ class ExecTrigger:
         self.where = where  # the YAML location of the command, for errors
 
     def describe(self) -> dict[str, Any]:
+        """``{kind: exec, exec: ARGV}``."""
         return {"kind": self.kind, "exec": self.argv}
 
     def start(self, spec: RunSpec) -> RunHandle:
+        """Check out the snapshot and start the command in it, in a process group of its own."""
         checkout = checkout_snapshot(spec)
         home, tmp = spec.work_dir / "home", spec.work_dir / "tmp"
         for d in (home, tmp):
@@ -208,8 +215,8 @@ class ExecTrigger:
             raise
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(spec.log_path, "ab") as log:
-            log.write(f"git-mirror: {spec.run}: exec {argv!r} in a checkout of {spec.snapshot_ref}\n"
-                      .encode())
+            log.write(f"git-mirror: {spec.run}: exec {argv!r} in a checkout of "
+                      f"{spec.snapshot_ref}\n".encode())
             log.flush()
             writers = _hold_ref_writers(spec)
             try:
@@ -234,11 +241,13 @@ class ExecTrigger:
                                       "argv": argv})
 
     def status(self, handle: RunHandle) -> str:
+        """``running``, ``succeeded`` or ``failed``, from the process's exit code."""
         proc: subprocess.Popen[bytes] = handle.native
         rc = proc.poll()
         return "running" if rc is None else "succeeded" if rc == 0 else "failed"
 
     def wait(self, handle: RunHandle, timeout: float) -> Outcome:
+        """Wait for the command (bounded by its own timeout too); stop it when it runs over."""
         proc: subprocess.Popen[bytes] = handle.native
         limit = min(timeout, self.timeout or EXEC_TIMEOUT_SECONDS)
         try:

@@ -18,7 +18,8 @@ from git_mirror.errors import Code
 GO_TIMEOUT_SECONDS = 60.0
 
 
-def _terminate(signum: int, frame: object) -> None:
+def _terminate(signum: int, _frame: object) -> None:
+    """The SIGTERM handler (signal's handler signature): exit as 128 + the signal."""
     raise SystemExit(128 + signum)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from git_mirror.errors import ConfigError, GitMirrorError, WarningCode
+from git_mirror.errors import Code, ConfigError, GitMirrorError, WarningCode
 from git_mirror.kube.render import L_INSTANCE, L_MANAGED, kube_node, manifests
 
 if TYPE_CHECKING:
@@ -60,6 +60,8 @@ def diff_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 @dataclass
 class ManifestChange:
+    """What ``apply`` does (or would do) to one object: create, update, unchanged."""
+
     kind: str
     name: str
     namespace: str | None
@@ -67,12 +69,15 @@ class ManifestChange:
     changes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """The object's entry in ``manifests``."""
         return {"kind": self.kind, "name": self.name, "namespace": self.namespace,
                 "action": self.action, "changes": self.changes}
 
 
 @dataclass
 class KubeApplyResult:
+    """``apply`` on a kubernetes node: every object's change, what was pruned, warnings."""
+
     node: str
     context: str | None
     namespace: str
@@ -86,9 +91,11 @@ class KubeApplyResult:
 
     @property
     def changed(self) -> bool:
+        """True when an object was (or would be) created, updated or pruned."""
         return bool(self.pruned) or any(m.action != "unchanged" for m in self.manifests)
 
     def to_json(self) -> dict[str, Any]:
+        """The ``apply`` object of a kubernetes node."""
         return {"ok": True, "node": self.node, "executor": "kubernetes", "dryRun": self.dry_run,
                 "changed": self.changed, "context": self.context, "namespace": self.namespace,
                 "config": {"sha256": self.config_sha256},
@@ -100,7 +107,7 @@ class KubeApplyResult:
 
 def refuse_unmountable(cfg: LoadedConfig, warnings: list[dict[str, str]]) -> None:
     """A pod that cannot read a declared secret is not converged; say which key and where."""
-    bad = [w for w in warnings if w["code"] == "secret-not-mountable"]
+    bad = [w for w in warnings if w["code"] == WarningCode.SECRET_NOT_MOUNTABLE]
     if bad:
         first = bad[0]
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
@@ -115,6 +122,7 @@ def _ident(m: Manifest) -> tuple[str, str, str]:
 
 
 def plan_one(client: KubeClient, m: Manifest) -> ManifestChange:
+    """What applying ``m`` would change, asked of the API server (a server-side dry run)."""
     meta = m["metadata"]
     live = client.get(m["apiVersion"], m["kind"], meta["name"], meta.get("namespace"))
     if live is None:
@@ -126,6 +134,7 @@ def plan_one(client: KubeClient, m: Manifest) -> ManifestChange:
 
 
 def apply_one(client: KubeClient, m: Manifest) -> ManifestChange:
+    """Apply ``m`` (server-side apply) and say whether it was created, updated or unchanged."""
     meta = m["metadata"]
     live = client.get(m["apiVersion"], m["kind"], meta["name"], meta.get("namespace"))
     result = client.apply(m)
@@ -168,7 +177,7 @@ def apply_kubernetes(cfg: LoadedConfig, *, node: str, confirm: bool,
         client = client or client_for(cfg, node)
         return converge(client, cfg, node, docs, warnings, confirm=confirm)
     except GitMirrorError as exc:
-        if confirm or exc.code != "kube-unreachable":
+        if confirm or exc.code != Code.KUBE_UNREACHABLE:
             raise
         # A dry run changes nothing and exits 0 (CONTRACT 3): without a cluster to compare
         # with, the plan is the rendered objects, each to be applied, and says why.

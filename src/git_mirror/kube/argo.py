@@ -7,6 +7,7 @@ namespace}`` (namespace default ``argocd``), in the node's cluster.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from git_mirror.kube.client import KubeError
@@ -18,29 +19,55 @@ if TYPE_CHECKING:
 API = "argoproj.io/v1alpha1"
 
 
-def application_state(client: KubeClient, app: ArgoCD) -> dict[str, Any]:
-    """``{"application", "namespace", "found", "revision", "syncStatus", "health", ...}``.
+@dataclass(frozen=True)
+class ArgoApplication:
+    """A follower's Argo CD Application as last read: whether it exists, the revision it
+    synced, its sync and health status and source. ``error`` is an API error other than 404
+    (reported, not raised: the revision is a record of the closeout, not one of its
+    checks)."""
 
-    ``revision`` is ``status.sync.revision`` (a multi-source Application's first
-    ``revisions`` entry); None when the Application is missing or has not synced. An API
-    error other than 404 is reported in ``error`` rather than raised: the revision is a
-    record of the closeout, not one of its checks.
-    """
-    out: dict[str, Any] = {"application": app.application, "namespace": app.namespace,
-                           "found": False, "revision": None, "syncStatus": None, "health": None,
-                           "repoURL": None, "targetRevision": None}
+    application: str
+    namespace: str
+    found: bool = False
+    revision: str | None = None  # status.sync.revision (a multi-source one's first)
+    sync_status: str | None = None
+    health: str | None = None
+    repo_url: str | None = None
+    target_revision: str | None = None
+    error: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        """``<namespace>/<application>``."""
+        return f"{self.namespace}/{self.application}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The closeout's ``argocd`` object."""
+        out: dict[str, Any] = {
+            "application": self.application, "namespace": self.namespace, "found": self.found,
+            "revision": self.revision, "syncStatus": self.sync_status, "health": self.health,
+            "repoURL": self.repo_url, "targetRevision": self.target_revision}
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+def application_state(client: KubeClient, app: ArgoCD) -> ArgoApplication:
+    """The Application ``app`` names, read from the cluster; not found when it is missing,
+    its revision None when it has not synced."""
     try:
         obj = client.get(API, "Application", app.application, app.namespace)
     except KubeError as exc:
-        out["error"] = exc.to_json()
-        return out
+        return ArgoApplication(app.application, app.namespace, error=exc.to_json())
     if obj is None:
-        return out
+        return ArgoApplication(app.application, app.namespace)
     spec = obj.get("spec") or {}
     source: dict[str, Any] = spec.get("source") or next(iter(spec.get("sources") or []), {})
-    sync = (obj.get("status") or {}).get("sync") or {}
+    status = obj.get("status") or {}
+    sync = status.get("sync") or {}
     revision = sync.get("revision") or next(iter(sync.get("revisions") or []), None)
-    out.update(found=True, revision=revision, syncStatus=sync.get("status"),
-               health=((obj.get("status") or {}).get("health") or {}).get("status"),
-               repoURL=source.get("repoURL"), targetRevision=source.get("targetRevision"))
-    return out
+    return ArgoApplication(app.application, app.namespace, found=True, revision=revision,
+                           sync_status=sync.get("status"),
+                           health=(status.get("health") or {}).get("status"),
+                           repo_url=source.get("repoURL"),
+                           target_revision=source.get("targetRevision"))

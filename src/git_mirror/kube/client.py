@@ -93,6 +93,7 @@ def client_for(cfg: LoadedConfig, node: str) -> KubeClient:
 
 
 def unreachable(message: str, context: str | None) -> GitMirrorError:
+    """Error ``kube-unreachable``, whose hint checks the kubeconfig context."""
     ctx = f" --context {context}" if context else ""
     return GitMirrorError(message, code=Code.KUBE_UNREACHABLE,
                           hint=f"kubectl{ctx} version  # check the kubeconfig and the cluster")
@@ -139,6 +140,7 @@ class LightkubeClient:
         return resource_registry.load(api_version, kind)
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> Manifest | None:
+        """The object, or None when the API server has no such object."""
         try:
             obj = self._call(lambda: self._client.get(self._res(api_version, kind), name,
                                                       namespace=namespace))
@@ -150,9 +152,11 @@ class LightkubeClient:
 
     def list(self, api_version: str, kind: str, namespace: str | None,
              labels: dict[str, str]) -> list[Manifest]:
+        """The objects of ``kind`` in ``namespace`` whose labels match ``labels``."""
         res = self._res(api_version, kind)
         selector: dict[str, Any] = dict(labels)
-        items = self._call(lambda: list(self._client.list(res, namespace=namespace, labels=selector)))
+        items = self._call(
+            lambda: list(self._client.list(res, namespace=namespace, labels=selector)))
         out = []
         for item in items:
             d = dict(item.to_dict())
@@ -163,6 +167,7 @@ class LightkubeClient:
         return out
 
     def apply(self, manifest: Manifest, *, dry_run: bool = False, force: bool = True) -> Manifest:
+        """Server-side apply as git-mirror's field manager; the object as the server has it."""
         from lightkube.codecs import from_dict
 
         register_custom(manifest["apiVersion"], manifest["kind"])
@@ -172,6 +177,7 @@ class LightkubeClient:
         return dict(result.to_dict())
 
     def create(self, manifest: Manifest) -> Manifest:
+        """Create the object (409 when it exists); the object as the server has it."""
         from lightkube.codecs import from_dict
 
         register_custom(manifest["apiVersion"], manifest["kind"])
@@ -179,6 +185,7 @@ class LightkubeClient:
         return dict(self._call(lambda: self._client.create(obj)).to_dict())
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None) -> None:
+        """Delete the object; one that is already gone is not an error."""
         try:
             self._call(lambda: self._client.delete(self._res(api_version, kind), name,
                                                    namespace=namespace))
@@ -187,9 +194,11 @@ class LightkubeClient:
                 raise
 
     def logs(self, pod: str, namespace: str) -> str:
+        """The pod's log."""
         return "".join(self._call(lambda: list(self._client.log(pod, namespace=namespace))))
 
     def service_proxy_get(self, namespace: str, service: str, port: str, path: str) -> Any:
+        """GET ``path`` of a Service through the API server's service proxy; its JSON."""
         from urllib.parse import quote
 
         # lightkube has no call for the service proxy: its own HTTP client (the kubeconfig's

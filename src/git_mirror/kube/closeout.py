@@ -10,11 +10,12 @@ on a local node (:mod:`git_mirror.follower.proof`), and the same ledger, in the 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from git_mirror.errors import Code, GitMirrorError, WarningCode
+from git_mirror.follower.results import CloseoutResult
 from git_mirror.kube import tekton
-from git_mirror.kube.argo import application_state
+from git_mirror.kube.argo import ArgoApplication, application_state
 from git_mirror.kube.jobs import run_job
 from git_mirror.kube.node import kube_node
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
     from git_mirror.config.models import Follower, TektonSpec
     from git_mirror.kube.client import KubeClient, Manifest
+    from git_mirror.kube.tekton import PipelineRunSummary
 
 def run_namespaces(cfg: LoadedConfig, node: str) -> list[str]:
     """Where the node's PipelineRuns may be: the node's namespace and every tekton one."""
@@ -56,7 +58,7 @@ def find_run(cfg: LoadedConfig, client: KubeClient, name: str, node: str) -> Man
 
 def closeout(cfg: LoadedConfig, fid: str, follower: Follower, spec: TektonSpec,
              merge_commit: str, *, pipeline_run: str | None, node: str,
-             client: KubeClient, record: bool = True) -> dict[str, Any]:
+             client: KubeClient, record: bool = True) -> CloseoutResult:
     """The closeout object of CONTRACT section 4 for a kubernetes node.
 
     The follower's PipelineRuns (and ``--pipeline-run``'s, whoever's it is) and Argo CD's
@@ -64,29 +66,9 @@ def closeout(cfg: LoadedConfig, fid: str, follower: Follower, spec: TektonSpec,
     (``closeout --mirror-only``), by the same code as on a local node, and the Job appends it
     to the node's ledger.
     """
-    import json
-
-    ns = tekton.run_namespace(cfg, node, spec)
-    runs = [tekton.run_summary(r) for r in tekton.follower_runs(client, ns, node, fid)]
-    if pipeline_run is not None and pipeline_run not in {r["name"] for r in runs}:
-        try:
-            runs.append(tekton.run_summary(find_run(cfg, client, pipeline_run, node)))
-        except GitMirrorError as exc:
-            if exc.code != "not-found":
-                raise
+    runs = _runs_to_judge(cfg, client, node, fid, spec, pipeline_run)
     argo = application_state(client, follower.argocd) if follower.argocd is not None else None
-    args = ["--follower", fid, "--merge-commit", merge_commit, "--mirror-only",
-            "--runs-json", json.dumps([_for_job(r) for r in runs], separators=(",", ":"))]
-    if pipeline_run is not None:
-        args += ["--pipeline-run", pipeline_run]
-    if argo is not None:
-        source = (f"Argo CD Application {argo['namespace']}/{argo['application']} "
-                  "status.sync.revision")
-        args += ["--deployed-source", source]
-        if argo["revision"]:
-            args += ["--deployed", str(argo["revision"])]
-    if not record:
-        args.append("--no-record")
+    args = _job_args(fid, merge_commit, runs, pipeline_run, argo, record=record)
     data = run_job(cfg, node=node, operation="closeout", args=args, confirm=True, wait=True,
                    client=client)
     if "checks" not in data:
@@ -96,35 +78,70 @@ def closeout(cfg: LoadedConfig, fid: str, follower: Follower, spec: TektonSpec,
                              code=Code.parse(err.get("code"), Code.JOB_FAILED),
                              hint=err.get("hint") or f"git-mirror --node {node} status",
                              details={"job": data.get("job")})
-    by_name = {r["name"]: r for r in runs}
-    judged = by_name.get((data.get("pipelineRun") or {}).get("name"))
+    res = CloseoutResult.from_json(data)
+    judged = {r.name: r for r in runs}.get(res.pipeline_run.get("name"))
     if judged is not None:
-        data["pipelineRun"] = {**data["pipelineRun"], "namespace": judged.get("namespace"),
-                               "reason": judged.get("reason"), "message": judged.get("message")}
-    lane = data.get("lane") or {}
-    data["argocd"] = argo
-    data["syncRevisionIsLaneTip"] = (data.get("syncRevision") == lane.get("mirrorCommit")
-                                     if data.get("syncRevision") and lane.get("mirrorCommit")
-                                     else None)
-    err = data.get("error") or {}
-    if argo is not None and argo["found"] and err.get("failedChecks") == ["deployedContainsRun"] \
-            and data.get("syncRevision") and (data.get("pipelineRun") or {}).get(
-                "publishedLaneCommit"):
+        res.pipeline_run = {**res.pipeline_run, "namespace": judged.namespace,
+                            "reason": judged.reason, "message": judged.message}
+    mirror_lane = res.lane.get("mirrorCommit")
+    res.details["argocd"] = argo.to_json() if argo is not None else None
+    res.details["syncRevisionIsLaneTip"] = (res.sync_revision == mirror_lane
+                                            if res.sync_revision and mirror_lane else None)
+    if argo is not None:
+        _argo_says(res, argo, node=node, fid=fid, merge_commit=merge_commit)
+    return res
+
+
+def _runs_to_judge(cfg: LoadedConfig, client: KubeClient, node: str, fid: str,
+                   spec: TektonSpec, pipeline_run: str | None) -> list[PipelineRunSummary]:
+    """The summaries of the follower's PipelineRuns, and ``--pipeline-run``'s when it is
+    another follower's (the judgement then says whose it is); a run that is gone is left
+    for the judgement to report."""
+    ns = tekton.run_namespace(cfg, node, spec)
+    runs = [tekton.run_summary(r) for r in tekton.follower_runs(client, ns, node, fid)]
+    if pipeline_run is not None and pipeline_run not in {r.name for r in runs}:
+        try:
+            runs.append(tekton.run_summary(find_run(cfg, client, pipeline_run, node)))
+        except GitMirrorError as exc:
+            if exc.code != Code.NOT_FOUND:
+                raise
+    return runs
+
+
+def _job_args(fid: str, merge_commit: str, runs: list[PipelineRunSummary],
+              pipeline_run: str | None, argo: ArgoApplication | None, *,
+              record: bool) -> list[str]:
+    """The arguments of the closeout Job: the facts read from the cluster, as options."""
+    import json
+
+    args = ["--follower", fid, "--merge-commit", merge_commit, "--mirror-only",
+            "--runs-json", json.dumps([r.for_job() for r in runs], separators=(",", ":"))]
+    if pipeline_run is not None:
+        args += ["--pipeline-run", pipeline_run]
+    if argo is not None:
+        args += ["--deployed-source", f"Argo CD Application {argo.name} status.sync.revision"]
+        if argo.revision:
+            args += ["--deployed", str(argo.revision)]
+    if not record:
+        args.append("--no-record")
+    return args
+
+
+def _argo_says(res: CloseoutResult, argo: ArgoApplication, *, node: str, fid: str,
+               merge_commit: str) -> None:
+    """What Argo CD adds to the closeout: the next step when only the deployment is
+    missing, and a warning when its Application was not found."""
+    if argo.found and res.error is not None \
+            and res.error.get("failedChecks") == ["deployedContainsRun"] \
+            and res.sync_revision and res.pipeline_run.get("publishedLaneCommit"):
         # Built, flushed, in the mirror: Argo CD has not deployed the run's lane commit yet.
-        err["hint"] = (f"let Argo CD sync Application {argo['namespace']}/{argo['application']} "
-                       f"(argocd app sync {argo['application']}), then: git-mirror --node {node} "
-                       f"closeout --follower {fid} --merge-commit {merge_commit}")
-    if argo is not None and not argo["found"]:
-        data["warnings"] = [*(data.get("warnings") or []), {
+        res.error = {**res.error, "hint": (
+            f"let Argo CD sync Application {argo.name} "
+            f"(argocd app sync {argo.application}), then: git-mirror --node {node} "
+            f"closeout --follower {fid} --merge-commit {merge_commit}")}
+    if not argo.found:
+        res.details["warnings"] = [*(res.details.get("warnings") or []), {
             "code": WarningCode.ARGOCD_NOT_FOUND, "message":
-            f"Argo CD Application {argo['namespace']}/{argo['application']} was not found; "
+            f"Argo CD Application {argo.name} was not found; "
             "the deployed revision is unknown",
             "hint": f"fix followers.{fid}.argocd in the YAML"}]
-    return data
-
-
-def _for_job(summary: dict[str, Any]) -> dict[str, Any]:
-    """What the closeout Job needs of a PipelineRun (nothing else goes into its argv)."""
-    keys = ("name", "status", "reason", "commit", "snapshotRef", "follower", "finishedAt",
-            "laneTipBefore", "publishedLaneCommit")
-    return {k: summary[k] for k in keys if k in summary}

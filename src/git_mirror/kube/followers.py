@@ -1,7 +1,7 @@
 """Followers on a kubernetes node: Tekton trigger, Argo CD closeout, run cleanup (R7-R12).
 
-Registered with :func:`git_mirror.follower.nodes.register_backend` for executor
-``kubernetes`` when this module is imported (the CLI imports it). The mirror's refs live in
+:class:`KubeBackend` serves executor ``kubernetes`` (the CLI registers it with
+:func:`git_mirror.follower.backends.register_backend`). The mirror's refs live in
 the node's PVC, so everything that reads or writes them runs as a Job
 (:func:`git_mirror.kube.jobs.run_job`); the PipelineRuns and the Argo CD Application are read
 and written through the client seam by this process.
@@ -26,11 +26,27 @@ Without ``--confirm`` nothing is created: the output shows the PipelineRun and t
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from git_mirror.errors import BusyError, Code, GitMirrorError, UsageError
 from git_mirror.follower.follower import describe_trigger, get_follower, lane_ref
-from git_mirror.follower.nodes import register_backend
+from git_mirror.follower.results import (
+    BranchView,
+    CleanupResult,
+    CloseoutHistory,
+    CloseoutResult,
+    FlushState,
+    FlushSummary,
+    FollowerItem,
+    FollowerList,
+    FollowerStatus,
+    KeptRun,
+    LaneFlags,
+    RunStatus,
+    SyncSummary,
+    TriggerResult,
+)
 from git_mirror.follower.triggers import NotSupported
 from git_mirror.kube import tekton
 from git_mirror.kube.jobs import SCHEDULING_SLACK_SECONDS, job_name, run_job
@@ -41,7 +57,7 @@ from git_mirror.kube.render import job_manifest
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
     from git_mirror.config.models import Follower, TektonSpec
-    from git_mirror.kube.client import KubeClient
+    from git_mirror.kube.client import KubeClient, Manifest
 
 POLL_SECONDS = 2.0
 KEEP_RUNS = 30  # finished PipelineRuns kept per follower; older ones go when a run starts
@@ -81,21 +97,9 @@ def _error_of(result: dict[str, Any], what: str, hint: str) -> GitMirrorError:
 
 
 def _job_ref(result: dict[str, Any]) -> dict[str, Any] | None:
+    """The Job that produced ``result`` (name, namespace, context, status), if one did."""
     job = result.get("job")
     return dict(job) if isinstance(job, dict) else None
-
-
-def _flush_summary(res: dict[str, Any]) -> dict[str, Any]:
-    keys = ("ok", "pushed", "partialSuccess", "partialSuccessRecovered", "postPushRecovery",
-            "pendingFlush", "githubInSync", "error", "job")
-    return {k: res.get(k) for k in keys}
-
-
-def _lane_of(result: dict[str, Any], rid: str, lane: str) -> dict[str, Any] | None:
-    for repo in result.get("repositories") or []:
-        if repo.get("id") == rid:
-            return next((ln for ln in repo.get("lanes") or [] if ln.get("name") == lane), None)
-    return None
 
 
 def _logs_command(cfg: LoadedConfig, node: str, namespace: str, run: str) -> str:
@@ -106,39 +110,196 @@ def _logs_command(cfg: LoadedConfig, node: str, namespace: str, run: str) -> str
             "--all-containers --prefix")
 
 
+def _tip_of(synced: dict[str, Any], rid: str, branch: str) -> tuple[str, str] | None:
+    """The branch tip and its snapshot ref, as a sync Job's result names them."""
+    for repo in synced.get("repositories") or []:
+        if repo.get("id") == rid:
+            for src in repo.get("sources") or []:
+                if src.get("branch") == branch:
+                    return str(src["commit"]), str(src["snapshotRef"])
+    return None
+
+
+def _prune(client: KubeClient, ns: str, node: str, fid: str) -> list[str]:
+    """Delete the follower's finished PipelineRuns beyond the newest :data:`KEEP_RUNS`."""
+    runs = tekton.follower_runs(client, ns, node, fid)
+    finished = [r for r in runs if tekton.run_state(r) != tekton.RUNNING]
+    gone = []
+    for run in finished[:-KEEP_RUNS] if KEEP_RUNS > 0 else finished:
+        for api, kind, rns, name in tekton.run_objects(client, run):
+            client.delete(api, kind, name, rns)
+        gone.append(run["metadata"]["name"])
+    return gone
+
+
+@dataclass
+class _Trigger:
+    """One confirmed ``follower trigger`` on a kubernetes node: its steps, each filling
+    ``res`` as it goes (a failed step raises; what was done so far stays in ``res``)."""
+
+    cfg: LoadedConfig
+    client: KubeClient
+    node: str
+    fid: str
+    follower: Follower
+    spec: TektonSpec
+    ns: str
+    res: TriggerResult
+
+    def run(self, *, wait: bool) -> None:
+        """Sync, flush the lane, start the PipelineRun; with ``wait``, watch it and flush."""
+        earlier = self._check_idle()
+        commit, snapshot = self._sync()
+        self._flush_lane(after=False)
+        lane_before = self.res.lane_tip
+        if earlier:
+            # The previous run went on without --wait: what it published is in the lane now.
+            tekton.record_published(self.client, earlier[-1], lane_before)
+        self.res.details["pruned"] = _prune(self.client, self.ns, self.node, self.fid)
+        name = self._start(commit, snapshot, lane_before)
+        if not wait:
+            cli = _cli(self.node)
+            self.res.details["hint"] = f"{cli} follower status --follower {self.fid} --wait"
+            self.res.details["note"] = (
+                "the run goes on in the cluster; after it succeeded, "
+                f"`{cli} flush --confirm --wait` sends its lane commits upstream (closeout "
+                "reports pendingFlush until then)")
+            return
+        run = self._watch(name)
+        try:
+            self._flush_lane(after=True)
+        finally:
+            # The flush does not move the mirror's lane: its tip is what the run published.
+            self._record_published(run)
+
+    def _check_idle(self) -> list[Manifest]:
+        """The follower's PipelineRuns; ``busy`` while one of them is running."""
+        earlier = tekton.follower_runs(self.client, self.ns, self.node, self.fid)
+        live = [r for r in earlier if tekton.run_state(r) == tekton.RUNNING]
+        if live:
+            name = live[-1]["metadata"]["name"]
+            raise BusyError(f"follower {self.fid} has a run in progress (PipelineRun "
+                            f"{self.ns}/{name})",
+                            hint=f"{_cli(self.node)} follower status --follower {self.fid} --wait")
+        return earlier
+
+    def _sync(self) -> tuple[str, str]:
+        """The sync Job; the branch tip and its snapshot ref it made."""
+        rid = self.follower.repository
+        synced = run_job(self.cfg, node=self.node, operation="sync",
+                         args=["--repo", rid, "--confirm", "--wait"], confirm=True, wait=True,
+                         client=self.client)
+        self.res.details["jobs"].append(_job_ref(synced))
+        self.res.sync = SyncSummary.from_job(synced)
+        if not synced.get("ok"):
+            raise _error_of(synced, "the sync before the run failed",
+                            f"{_cli(self.node)} sync --repo {rid} --confirm --wait")
+        tip = _tip_of(synced, rid, self.follower.branch)
+        if tip is None:
+            raise GitMirrorError(f"branch {self.follower.branch} of {rid} does not exist "
+                                 "upstream: there is nothing to build", code=Code.NO_BRANCH,
+                                 hint=f"{_cli(self.node)} status --repo {rid}")
+        self.res.commit, self.res.snapshot_ref = tip
+        return tip
+
+    def _flush_lane(self, *, after: bool) -> None:
+        """One flush Job of the follower's lane, before the run or after it succeeded."""
+        rid, lane = self.follower.repository, self.follower.lane
+        result = run_job(self.cfg, node=self.node, operation="flush",
+                         args=["--repo", rid, "--confirm", "--wait"], confirm=True,
+                         wait=True, global_args=["--lane", lane], client=self.client)
+        self.res.details["jobs"].append(_job_ref(result))
+        summary = FlushSummary.from_job(result)
+        if after:
+            self.res.flush_after = summary
+        else:
+            self.res.flush_before = summary
+        self.res.take_flags(LaneFlags.from_result(result, rid, lane))
+        if not result.get("ok"):
+            failed = (f"run {self.res.details['pipelineRun']['name']} succeeded, but the flush "
+                      "after it failed" if after else "the flush before the run failed")
+            raise _error_of(result, failed, f"{_cli(self.node)} --lane {lane} flush --repo "
+                                            f"{rid} --confirm --wait")
+
+    def _start(self, commit: str, snapshot: str, lane_before: str | None) -> str:
+        """Create the PipelineRun whose only source is ``snapshot``; its name."""
+        name = tekton.run_name(self.fid, commit)
+        manifest = tekton.pipeline_run_manifest(
+            self.cfg, self.node, self.fid, self.follower, self.spec, name=name,
+            snapshot_ref=snapshot, commit=commit, lane_ref=self.res.lane_ref,
+            lane_before=lane_before)
+        created = self.client.create(manifest)
+        self.res.run = tekton.run_summary(created).to_json()
+        self.res.details["pipelineRun"] = {"name": name, "namespace": self.ns,
+                                           "params": manifest["spec"]["params"]}
+        return name
+
+    def _watch(self, name: str) -> Manifest:
+        """Wait for the PipelineRun; ``timeout`` when it runs on, ``run-failed`` when it
+        failed (with the lane flags read by a status, and what it published)."""
+        limit = tekton.timeout_seconds(self.spec.timeout) + SCHEDULING_SLACK_SECONDS
+        run = tekton.wait_for_run(self.client, name, self.ns, timeout=limit, poll=POLL_SECONDS)
+        summary = tekton.run_summary(run)
+        self.res.run = summary.to_json()
+        cli = _cli(self.node)
+        if summary.status == tekton.RUNNING:
+            raise GitMirrorError(f"PipelineRun {self.ns}/{name} did not finish within "
+                                 f"{int(limit)} s", code=Code.TIMEOUT,
+                                 hint=f"{cli} follower status --follower {self.fid} --wait")
+        if summary.status == tekton.FAILED:
+            rid = self.follower.repository
+            status = node_status(self.cfg, self.node, repo=rid, client=self.client)
+            if _job_ref(status) is not None:  # read from serve: no Job ran
+                self.res.details["jobs"].append(_job_ref(status))
+            self.res.take_flags(LaneFlags.from_result(status, rid, self.follower.lane))
+            self._record_published(run)
+            reason = summary.reason or "Failed"
+            raise GitMirrorError(
+                f"PipelineRun {self.ns}/{name} failed ({reason}): {summary.message or ''}"
+                .rstrip(": "), code=Code.RUN_FAILED,
+                hint=f"{cli} cleanup-runs --pipeline-run {name} --confirm && "
+                     f"{cli} follower trigger --follower {self.fid} --confirm --wait",
+                details={"run": name, "logs": _logs_command(self.cfg, self.node, self.ns, name)})
+        return run
+
+    def _record_published(self, run: Manifest) -> None:
+        """Record on the PipelineRun, and show, the lane commit it published."""
+        assert self.res.run is not None
+        self.res.run["publishedLaneCommit"] = tekton.record_published(self.client, run,
+                                                                      self.res.lane_tip)
+
+
 class KubeBackend:
     """The follower commands on a kubernetes node."""
 
     # -- trigger ----------------------------------------------------------------------------
     def trigger(self, cfg: LoadedConfig, fid: str, *, confirm: bool, wait: bool,
-                node: str) -> dict[str, Any]:
+                node: str) -> TriggerResult:
+        """``follower trigger`` (see the module docstring); a plan without ``confirm``."""
         follower = get_follower(cfg, fid)
         spec = _tekton(cfg, fid, follower, node)
-        rid, lref = follower.repository, lane_ref(cfg, follower)
         ns = tekton.run_namespace(cfg, node, spec)
-        url = tekton.service_url(cfg, node, rid)
-        out: dict[str, Any] = {
-            "ok": True, "node": node, "executor": "kubernetes", "dryRun": not confirm,
-            "follower": fid, "repository": rid, "branch": follower.branch,
-            "lane": {"name": follower.lane, "ref": lref}, "trigger": describe_trigger(follower),
-            "pushUrl": url, "repoUrl": url,
-            "run": {"name": None, "namespace": ns, "status": "not-started"},
-            "snapshotRef": None, "commit": None, "sync": None, "flushBefore": None,
-            "flushAfter": None, "laneTip": None, "pendingFlush": None, "githubInSync": None,
-            "jobs": [], "steps": STEPS, "wait": wait,
-        }
+        url = tekton.service_url(cfg, node, follower.repository)
+        res = TriggerResult(
+            node=node, follower=fid, repository=follower.repository, branch=follower.branch,
+            lane=follower.lane, lane_ref=lane_ref(cfg, follower),
+            trigger=describe_trigger(follower), dry_run=not confirm, push_url=url,
+            executor="kubernetes", repo_url=url,
+            run={"name": None, "namespace": ns, "status": "not-started"},
+            details={"jobs": [], "steps": STEPS, "wait": wait})
         if not confirm:
-            return self._plan(cfg, fid, follower, spec, node, out)
+            self._plan(cfg, fid, follower, spec, node, res)
+            return res
         client = _client(cfg, node)
         try:
-            self._run(cfg, client, fid, follower, spec, node, ns, out, wait=wait)
+            _Trigger(cfg, client, node, fid, follower, spec, ns, res).run(wait=wait)
         except GitMirrorError as exc:
-            out["ok"] = False
-            out["error"] = exc.to_json()
-        return out
+            res.error = exc
+        return res
 
-    def _plan(self, cfg: LoadedConfig, fid: str, follower: Follower, spec: TektonSpec,
-              node: str, out: dict[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def _plan(cfg: LoadedConfig, fid: str, follower: Follower, spec: TektonSpec,
+              node: str, res: TriggerResult) -> None:
         """The dry run: no API call at all; the commit is known only after the sync."""
         from git_mirror.mirror.layout import RepoLayout
 
@@ -149,139 +310,24 @@ class KubeBackend:
         snap = layout.snapshot_ref(group, follower.branch, placeholder)
         manifest = tekton.pipeline_run_manifest(
             cfg, node, fid, follower, spec, name=tekton.run_name(fid, "0000000"),
-            snapshot_ref=snap, commit=placeholder, lane_ref=out["lane"]["ref"])
+            snapshot_ref=snap, commit=placeholder, lane_ref=res.lane_ref)
         manifest["metadata"]["labels"][tekton.L_COMMIT] = placeholder
         target = kube_node(cfg, node)
         rid = follower.repository
         lane_args = ["--lane", follower.lane]
-        out["wouldCreate"] = manifest
-        out["wouldRunJobs"] = [
+        res.details["wouldCreate"] = manifest
+        res.details["wouldRunJobs"] = [
             job_manifest(cfg, node, "sync", ["--repo", rid, "--confirm", "--wait"],
                          job_name(node, target.namespace, "sync")),
             job_manifest(cfg, node, "flush", ["--repo", rid, "--confirm", "--wait"],
                          job_name(node, target.namespace, "flush"), global_args=lane_args)]
-        out["note"] = ("dry run: nothing created; the sync Job finds the branch tip, and "
-                       f"{placeholder} stands for it")
-        out["hint"] = f"{_cli(node)} follower trigger --follower {fid} --confirm --wait"
-        return out
-
-    def _run(self, cfg: LoadedConfig, client: KubeClient, fid: str, follower: Follower,
-             spec: TektonSpec, node: str, ns: str, out: dict[str, Any], *, wait: bool) -> None:
-        rid, lane = follower.repository, follower.lane
-        earlier = tekton.follower_runs(client, ns, node, fid)
-        live = [r for r in earlier if tekton.run_state(r) == tekton.RUNNING]
-        if live:
-            name = live[-1]["metadata"]["name"]
-            raise BusyError(f"follower {fid} has a run in progress (PipelineRun {ns}/{name})",
-                            hint=f"{_cli(node)} follower status --follower {fid} --wait")
-        synced = run_job(cfg, node=node, operation="sync", args=["--repo", rid, "--confirm", "--wait"],
-                         confirm=True, wait=True, client=client)
-        out["jobs"].append(_job_ref(synced))
-        out["sync"] = {k: synced.get(k) for k in ("ok", "updated", "snapshots", "error", "job")}
-        if not synced.get("ok"):
-            raise _error_of(synced, "the sync before the run failed",
-                            f"{_cli(node)} sync --repo {rid} --confirm --wait")
-        tip = self._tip(synced, rid, follower.branch)
-        if tip is None:
-            raise GitMirrorError(f"branch {follower.branch} of {rid} does not exist upstream: "
-                                 "there is nothing to build", code=Code.NO_BRANCH,
-                                 hint=f"{_cli(node)} status --repo {rid}")
-        out["commit"], out["snapshotRef"] = tip["commit"], tip["snapshotRef"]
-        def flush_lane(key: str, failed: str) -> None:
-            """One flush Job of the follower's lane; its summary goes under ``key``."""
-            result = run_job(cfg, node=node, operation="flush",
-                             args=["--repo", rid, "--confirm", "--wait"], confirm=True,
-                             wait=True, global_args=["--lane", lane], client=client)
-            out["jobs"].append(_job_ref(result))
-            out[key] = _flush_summary(result)
-            self._flags(out, result, rid, lane)
-            if not result.get("ok"):
-                raise _error_of(result, failed,
-                                f"{_cli(node)} --lane {lane} flush --repo {rid} --confirm --wait")
-
-        flush_lane("flushBefore", "the flush before the run failed")
-        lane_before = out["laneTip"]
-        if earlier:
-            # The previous run went on without --wait: what it published is in the lane now.
-            tekton.record_published(client, earlier[-1], lane_before)
-        out["pruned"] = self._prune(client, ns, node, fid)
-        name = tekton.run_name(fid, tip["commit"])
-        manifest = tekton.pipeline_run_manifest(cfg, node, fid, follower, spec, name=name,
-                                                snapshot_ref=tip["snapshotRef"],
-                                                commit=tip["commit"], lane_ref=out["lane"]["ref"],
-                                                lane_before=lane_before)
-        created = client.create(manifest)
-        out["run"] = tekton.run_summary(created)
-        out["pipelineRun"] = {"name": name, "namespace": ns, "params": manifest["spec"]["params"]}
-        if not wait:
-            out["hint"] = f"{_cli(node)} follower status --follower {fid} --wait"
-            out["note"] = ("the run goes on in the cluster; after it succeeded, "
-                           f"`{_cli(node)} flush --confirm --wait` sends its lane commits "
-                           "upstream (closeout reports pendingFlush until then)")
-            return
-        limit = tekton.timeout_seconds(spec.timeout) + SCHEDULING_SLACK_SECONDS
-        run = tekton.wait_for_run(client, name, ns, timeout=limit, poll=POLL_SECONDS)
-        out["run"] = tekton.run_summary(run)
-        state = out["run"]["status"]
-        if state == tekton.RUNNING:
-            raise GitMirrorError(f"PipelineRun {ns}/{name} did not finish within {int(limit)} s",
-                                 code=Code.TIMEOUT,
-                                 hint=f"{_cli(node)} follower status --follower {fid} --wait")
-        if state == tekton.FAILED:
-            status = node_status(cfg, node, repo=rid, client=client)
-            if _job_ref(status) is not None:  # read from serve: no Job ran
-                out["jobs"].append(_job_ref(status))
-            self._flags(out, status, rid, lane)
-            out["run"]["publishedLaneCommit"] = tekton.record_published(client, run,
-                                                                        out["laneTip"])
-            reason = out["run"].get("reason") or "Failed"
-            raise GitMirrorError(
-                f"PipelineRun {ns}/{name} failed ({reason}): {out['run'].get('message') or ''}"
-                .rstrip(": "), code=Code.RUN_FAILED,
-                hint=f"{_cli(node)} cleanup-runs --pipeline-run {name} --confirm && "
-                     f"{_cli(node)} follower trigger --follower {fid} --confirm --wait",
-                details={"run": name, "logs": _logs_command(cfg, node, ns, name)})
-        try:
-            flush_lane("flushAfter", f"run {name} succeeded, but the flush after it failed")
-        finally:
-            # The flush does not move the mirror's lane: its tip is what the run published.
-            out["run"]["publishedLaneCommit"] = tekton.record_published(client, run,
-                                                                        out["laneTip"])
-
-    @staticmethod
-    def _tip(synced: dict[str, Any], rid: str, branch: str) -> dict[str, str] | None:
-        for repo in synced.get("repositories") or []:
-            if repo.get("id") == rid:
-                for src in repo.get("sources") or []:
-                    if src.get("branch") == branch:
-                        return {"commit": str(src["commit"]), "snapshotRef": str(src["snapshotRef"])}
-        return None
-
-    @staticmethod
-    def _flags(out: dict[str, Any], result: dict[str, Any], rid: str, lane: str) -> None:
-        """pendingFlush, githubInSync and the lane tip, from a flush or status Job's result."""
-        if result.get("pendingFlush") is not None:
-            out["pendingFlush"] = bool(result["pendingFlush"])
-        if result.get("githubInSync") is not None:
-            out["githubInSync"] = bool(result["githubInSync"])
-        state = _lane_of(result, rid, lane)
-        if state is not None:
-            out["laneTip"] = state.get("mirrorCommit")
-            out["laneState"] = state
-
-    @staticmethod
-    def _prune(client: KubeClient, ns: str, node: str, fid: str) -> list[str]:
-        runs = tekton.follower_runs(client, ns, node, fid)
-        finished = [r for r in runs if tekton.run_state(r) != tekton.RUNNING]
-        gone = []
-        for run in finished[:-KEEP_RUNS] if KEEP_RUNS > 0 else finished:
-            for api, kind, rns, name in tekton.run_objects(client, run):
-                client.delete(api, kind, name, rns)
-            gone.append(run["metadata"]["name"])
-        return gone
+        res.details["note"] = ("dry run: nothing created; the sync Job finds the branch tip, "
+                               f"and {placeholder} stands for it")
+        res.details["hint"] = f"{_cli(node)} follower trigger --follower {fid} --confirm --wait"
 
     # -- list and status ----------------------------------------------------------------------
-    def follower_list(self, cfg: LoadedConfig, *, node: str, only: str | None) -> dict[str, Any]:
+    def follower_list(self, cfg: LoadedConfig, *, node: str, only: str | None) -> FollowerList:
+        """The declared followers with the last PipelineRun of each tekton one."""
         from git_mirror.follower.triggers import trigger_kind
 
         if only is not None:
@@ -295,12 +341,13 @@ class KubeBackend:
             if trigger_kind(f) == "tekton":
                 ns = tekton.run_namespace(cfg, node, _tekton(cfg, fid, f, node))
                 runs = tekton.follower_runs(client, ns, node, fid)
-                last = tekton.run_summary(runs[-1]) if runs else None
-            items.append({"id": fid, "repository": f.repository, "branch": f.branch,
-                          "lane": f.lane, "trigger": trigger_kind(f), "lastRun": last})
-        return {"ok": True, "node": node, "executor": "kubernetes", "followers": items}
+                last = tekton.run_summary(runs[-1]).to_json() if runs else None
+            items.append(FollowerItem(fid, f.repository, f.branch, f.lane, trigger_kind(f), last))
+        return FollowerList(node, items, executor="kubernetes")
 
-    def status(self, cfg: LoadedConfig, fid: str, *, node: str, wait: bool) -> dict[str, Any]:
+    def status(self, cfg: LoadedConfig, fid: str, *, node: str, wait: bool) -> FollowerStatus:
+        """The follower's PipelineRuns (waiting for the last one with ``wait``), and its
+        branch and lane as the node's status says."""
         follower = get_follower(cfg, fid)
         spec = _tekton(cfg, fid, follower, node)
         ns = tekton.run_namespace(cfg, node, spec)
@@ -318,31 +365,21 @@ class KubeBackend:
             raise _error_of(status, f"status of node {node}", f"{_cli(node)} status")
         repo: dict[str, Any] = next(
             (r for r in status.get("repositories") or [] if r.get("id") == rid), {})
-        source = next((s for s in repo.get("sources") or [] if s.get("branch") == follower.branch),
-                      None)
-        lane = next((ln for ln in repo.get("lanes") or [] if ln.get("name") == follower.lane), None)
-        summary = tekton.run_summary(last) if last is not None else None
-        return {
-            "ok": True, "node": node, "executor": "kubernetes", "follower": fid,
-            "repository": rid, "branch": follower.branch, "trigger": describe_trigger(follower),
-            "branchTip": source.get("mirrorCommit") if source else None,
-            "githubCommit": source.get("githubCommit") if source else None,
-            "snapshotRef": source.get("snapshotRef") if source else None,
-            "lane": lane or {"name": follower.lane, "ref": lane_ref(cfg, follower)},
-            "run": {"name": summary["name"], "status": summary["status"]} if summary else None,
-            "lastRun": summary,
-            "running": [r["metadata"]["name"] for r in runs
-                        if tekton.run_state(r) == tekton.RUNNING],
-            "runs": len(runs),
-            "pendingFlush": repo.get("pendingFlush", status.get("pendingFlush")),
-            "githubInSync": repo.get("githubInSync", status.get("githubInSync")),
-            "refSources": repo.get("refSources"), "job": status.get("job"),
-            "statusVia": status.get("via"), "configApplied": status.get("configApplied"),
-        }
+        view = BranchView.of(repo, follower.branch, follower.lane, flags=status)
+        return FollowerStatus(
+            node=node, executor="kubernetes", follower=fid, repository=rid,
+            branch=follower.branch, trigger=describe_trigger(follower), view=view,
+            lane=view.lane or {"name": follower.lane, "ref": lane_ref(cfg, follower)},
+            last_run=tekton.run_summary(last).to_json() if last is not None else None,
+            running=[r["metadata"]["name"] for r in runs
+                     if tekton.run_state(r) == tekton.RUNNING],
+            runs=len(runs), job=status.get("job"), status_via=status.get("via"),
+            config_applied=status.get("configApplied"))
 
     # -- closeout -----------------------------------------------------------------------------
     def closeout(self, cfg: LoadedConfig, fid: str, merge_commit: str, *,
-                 pipeline_run: str | None, node: str) -> dict[str, Any]:
+                 pipeline_run: str | None, node: str) -> CloseoutResult:
+        """See :func:`git_mirror.kube.closeout.closeout`."""
         from git_mirror.kube.closeout import closeout
 
         follower = get_follower(cfg, fid)
@@ -354,7 +391,7 @@ class KubeBackend:
                         node=node, client=_client(cfg, node))
 
     def closeout_history(self, cfg: LoadedConfig, fid: str, merge_commit: str | None, *,
-                         node: str) -> dict[str, Any]:
+                         node: str) -> CloseoutHistory:
         """The node's closeout ledger (in its PVC), read by a short Job."""
         follower = get_follower(cfg, fid)
         _tekton(cfg, fid, follower, node)
@@ -366,35 +403,35 @@ class KubeBackend:
         if "closeouts" not in result:
             raise _error_of(result, f"the closeout ledger of node {node}",
                             f"{_cli(node)} status")
-        return result
+        return CloseoutHistory.from_json(result)
 
     def run_status(self, cfg: LoadedConfig, fid: str, name: str, *, node: str,
-                   wait: bool) -> dict[str, Any]:
+                   wait: bool) -> RunStatus:
         """One PipelineRun as observed now: the run, and what the mirror says of its commits
         (a closeout Job that judges it alone and records nothing)."""
         import json
 
-        from git_mirror.kube.closeout import _for_job, find_run
+        from git_mirror.kube.closeout import find_run
 
         follower = get_follower(cfg, fid)
         spec = _tekton(cfg, fid, follower, node)
         client = _client(cfg, node)
         run = find_run(cfg, client, name, node)
         summary = tekton.run_summary(run)
-        if summary.get("follower") != fid:
-            raise GitMirrorError(f"PipelineRun {summary['namespace']}/{name} belongs to follower "
-                                 f"{summary.get('follower')}, not {fid}", code=Code.NOT_FOUND,
+        if summary.follower != fid:
+            raise GitMirrorError(f"PipelineRun {summary.namespace}/{name} belongs to follower "
+                                 f"{summary.follower}, not {fid}", code=Code.NOT_FOUND,
                                  hint=f"{_cli(node)} follower list")
-        if wait and summary["status"] == tekton.RUNNING:
+        if wait and summary.status == tekton.RUNNING:
             limit = tekton.timeout_seconds(spec.timeout) + SCHEDULING_SLACK_SECONDS
             summary = tekton.run_summary(tekton.wait_for_run(
-                client, name, summary["namespace"], timeout=limit, poll=POLL_SECONDS))
-        commit = summary.get("commit") or "0000000"
+                client, name, str(summary.namespace), timeout=limit, poll=POLL_SECONDS))
+        commit = summary.commit or "0000000"
         mirror = run_job(cfg, node=node, operation="closeout",
                          args=["--follower", fid, "--merge-commit", commit, "--mirror-only",
                                "--no-record", "--pipeline-run", name, "--runs-json",
-                               json.dumps([_for_job(tekton.run_summary(r)) for r in
-                                           tekton.follower_runs(client, summary["namespace"],
+                               json.dumps([tekton.run_summary(r).for_job() for r in
+                                           tekton.follower_runs(client, str(summary.namespace),
                                                                 node, fid)],
                                           separators=(",", ":"))],
                          confirm=True, wait=True, client=client)
@@ -410,55 +447,50 @@ class KubeBackend:
             state = "flushed"
         else:
             state = "pending" if mirror.get("pendingFlush") else "superseded"
-        return {
-            "ok": True, "node": node, "executor": "kubernetes", "follower": fid,
-            "repository": follower.repository, "branch": follower.branch, "lane": lane,
-            "pipelineRun": {**summary, "publishedLaneCommit": published,
-                            "publishedLaneCommitSource": judged.get("publishedLaneCommitSource")},
-            "run": {"name": name, "status": summary["status"]},
-            "flush": {"state": state, "upstreamLaneCommit": lane.get("githubCommit"),
-                      "mirrorLaneCommit": lane.get("mirrorCommit"),
-                      "upstreamHasPublished": mirror.get("deployedContainsRun")
-                      if published else None,
-                      "pendingFlush": mirror.get("pendingFlush")},
-            "currentBranchTip": mirror.get("branchTip"),
-            "currentBranchTipNote": "the branch as the mirror holds it now, not this run's "
-                                    "source (that is pipelineRun.commit, from "
-                                    "pipelineRun.snapshotRef)",
-            "pendingFlush": mirror.get("pendingFlush"), "githubInSync": mirror.get("githubInSync"),
-            "job": mirror.get("job"),
-        }
+        return RunStatus(
+            node=node, executor="kubernetes", follower=fid, repository=follower.repository,
+            branch=follower.branch, lane=lane,
+            pipeline_run={**summary.to_json(), "publishedLaneCommit": published,
+                          "publishedLaneCommitSource": judged.get("publishedLaneCommitSource")},
+            flush=FlushState(state, lane.get("githubCommit"), lane.get("mirrorCommit"),
+                             mirror.get("deployedContainsRun") if published else None,
+                             mirror.get("pendingFlush"), local=False),
+            current_branch_tip=mirror.get("branchTip"),
+            pending_flush=mirror.get("pendingFlush"), github_in_sync=mirror.get("githubInSync"),
+            job=mirror.get("job"))
 
     # -- cleanup ------------------------------------------------------------------------------
     def cleanup_runs(self, cfg: LoadedConfig, name: str, *, confirm: bool,
-                     node: str) -> dict[str, Any]:
+                     node: str) -> CleanupResult:
+        """Delete a finished PipelineRun and what Tekton made for it (TaskRuns, pods)."""
         from git_mirror.kube.closeout import find_run
 
         client = _client(cfg, node)
         run = find_run(cfg, client, name, node)
         summary = tekton.run_summary(run)
-        if summary["status"] == tekton.RUNNING:
-            raise GitMirrorError(f"PipelineRun {summary['namespace']}/{name} is still running",
+        if summary.status == tekton.RUNNING:
+            raise GitMirrorError(f"PipelineRun {summary.namespace}/{name} is still running",
                                  code=Code.RUN_RUNNING,
                                  hint=f"{_cli(node)} follower status --follower "
-                                      f"{summary['follower']} --wait")
+                                      f"{summary.follower} --wait")
         objects = tekton.run_objects(client, run)
         listed = [f"{api} {kind} {ns}/{n}" for api, kind, ns, n in objects]
-        out: dict[str, Any] = {"ok": True, "node": node, "executor": "kubernetes",
-                               "dryRun": not confirm, "follower": summary["follower"],
-                               "pipelineRun": {"name": name, "status": summary["status"],
-                                               "namespace": summary["namespace"]},
-                               "wouldRemove": [] if confirm else listed, "removed": []}
+        out = CleanupResult(node=node, executor="kubernetes", dry_run=not confirm,
+                            follower=summary.follower,
+                            pipeline_run={"name": name, "status": summary.status,
+                                          "namespace": summary.namespace},
+                            would_remove=[] if confirm else listed)
         if confirm:
             for api, kind, ns, n in objects:
                 client.delete(api, kind, n, ns)
-            out["removed"] = listed
-            out["next"] = (f"{_cli(node)} follower trigger --follower {summary['follower']} "
-                           "--confirm --wait")
+            out.removed = listed
+            out.next = (f"{_cli(node)} follower trigger --follower {summary.follower} "
+                        "--confirm --wait")
         return out
 
     def cleanup_state(self, cfg: LoadedConfig, fid: str, *, confirm: bool,
-                      node: str) -> dict[str, Any]:
+                      node: str) -> CleanupResult:
+        """Delete the follower's finished PipelineRuns; a running one stays."""
         follower = get_follower(cfg, fid)
         spec = _tekton(cfg, fid, follower, node)
         ns = tekton.run_namespace(cfg, node, spec)
@@ -466,19 +498,14 @@ class KubeBackend:
         kept, doomed = [], []
         for run in tekton.follower_runs(client, ns, node, fid):
             if tekton.run_state(run) == tekton.RUNNING:
-                kept.append({"run": run["metadata"]["name"], "reason": "running"})
+                kept.append(KeptRun(run["metadata"]["name"], "running"))
             else:
                 doomed.extend(tekton.run_objects(client, run))
         listed = [f"{api} {kind} {rns}/{n}" for api, kind, rns, n in doomed]
-        out: dict[str, Any] = {"ok": True, "node": node, "executor": "kubernetes",
-                               "dryRun": not confirm, "follower": fid,
-                               "wouldRemove": [] if confirm else listed, "removed": [],
-                               "kept": kept}
+        out = CleanupResult(node=node, executor="kubernetes", dry_run=not confirm,
+                            follower=fid, would_remove=[] if confirm else listed, kept=kept)
         if confirm:
             for api, kind, rns, n in doomed:
                 client.delete(api, kind, n, rns)
-            out["removed"] = listed
+            out.removed = listed
         return out
-
-
-register_backend("kubernetes", KubeBackend())

@@ -90,7 +90,8 @@ def job_state(job: Manifest) -> str:
     return "running"
 
 
-def wait_for_job(client: KubeClient, name: str, namespace: str, *, timeout: float) -> tuple[str, Manifest]:
+def wait_for_job(client: KubeClient, name: str, namespace: str, *,
+                 timeout: float) -> tuple[str, Manifest]:
     """Poll the Job until it ends or ``timeout`` seconds pass; (state, job)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -57,6 +57,7 @@ class Names:
 
     @property
     def base(self) -> str:
+        """``git-mirror-<node>``: the Deployment, Service and ServiceAccount's name."""
         # "git-mirror-" starts with a letter, as Service names (DNS-1035) need.
         return "git-mirror-" + dns_label(self.node, 32)
 
@@ -66,6 +67,7 @@ class Names:
 
 
 def labels(node: str, component: str | None = None) -> dict[str, str]:
+    """The ``app.kubernetes.io/*`` labels of the node's objects (of one component)."""
     out = {L_NAME: "git-mirror", L_INSTANCE: node, L_MANAGED: "git-mirror"}
     if component:
         out[L_COMPONENT] = component
@@ -78,7 +80,8 @@ def kube_node(cfg: LoadedConfig, node: str) -> KubernetesTarget:
     if n is None or n.executor != "kubernetes" or n.kubernetes is None:
         raise UsageError(f"node {node!r} is not a kubernetes node (executor: "
                          f"{n.executor if n else 'local'})",
-                         hint="git-mirror validate  # nodes: with executor: kubernetes are rendered")
+                         hint="git-mirror validate  "
+                              "# nodes: with executor: kubernetes are rendered")
     return n.kubernetes
 
 
@@ -100,7 +103,8 @@ def used_secret_refs(cfg: LoadedConfig, node: str) -> list[tuple[tuple[str, ...]
     proxies: set[str] = set()
     for rid, repo in m.repositories.items():
         t = repo.transport
-        for key, ref in (("identity", t.identity), ("knownHosts", t.known_hosts), ("token", t.token)):
+        refs = (("identity", t.identity), ("knownHosts", t.known_hosts), ("token", t.token))
+        for key, ref in refs:
             if ref is not None:
                 out.append((("repositories", rid, "transport", key), ref))
         name = effective_proxy_name(cfg, rid, node)
@@ -118,6 +122,8 @@ def used_secret_refs(cfg: LoadedConfig, node: str) -> list[tuple[tuple[str, ...]
 
 
 def node_secrets(cfg: LoadedConfig, node: str) -> NodeSecrets:
+    """The secrets the node's pods need: Secret keys to mount, env names, and the ``{file:}``
+    ones that cannot be mounted (as warnings)."""
     from git_mirror.config.loader import dotted
 
     found = NodeSecrets()
@@ -128,7 +134,8 @@ def node_secrets(cfg: LoadedConfig, node: str) -> NodeSecrets:
             found.env.add(ref.env)
         else:
             found.unmountable.append({
-                "code": WarningCode.SECRET_NOT_MOUNTABLE, "key": dotted(path), "at": cfg.where(*path),
+                "code": WarningCode.SECRET_NOT_MOUNTABLE, "key": dotted(path),
+                "at": cfg.where(*path),
                 "line": str(cfg.line_of(*path) or ""),
                 "message": f"{dotted(path)}: {ref.describe()} is a file on this machine and "
                            "cannot be mounted into a pod",
@@ -149,6 +156,7 @@ def pod_cache_dir(cfg: LoadedConfig) -> str:
 
 
 def listen_port(cfg: LoadedConfig) -> tuple[str, int]:
+    """``server.listen`` as (host, port); a config error when it is not HOST:PORT."""
     host, _, port = cfg.model.server.listen.rpartition(":")
     try:
         return host.strip("[]"), int(port)
@@ -157,7 +165,8 @@ def listen_port(cfg: LoadedConfig) -> tuple[str, int]:
                           line=cfg.line_of("server", "listen"), key="server.listen") from None
 
 
-def egress_rules(cfg: LoadedConfig, node: str, warnings: list[dict[str, str]]) -> list[dict[str, Any]] | None:
+def egress_rules(cfg: LoadedConfig, node: str,
+                 warnings: list[dict[str, str]]) -> list[dict[str, Any]] | None:
     """NetworkPolicy egress rules, or None when no proxy is in use (nothing declared to hold to).
 
     Each repository reaches upstream through its effective proxy, else directly (R8); an IP
@@ -202,7 +211,8 @@ def egress_rules(cfg: LoadedConfig, node: str, warnings: list[dict[str, str]]) -
                              "hint": "proxies: {NAME: {mode: http-connect, url: http://IP:PORT}}"})
             continue
         cidr = f"{ip}/{32 if ip.version == 4 else 128}"
-        rules.append({"to": [{"ipBlock": {"cidr": cidr}}], "ports": [{"protocol": "TCP", "port": port}]})
+        rules.append({"to": [{"ipBlock": {"cidr": cidr}}],
+                      "ports": [{"protocol": "TCP", "port": port}]})
     if need_dns:
         rules.append({"to": [{"namespaceSelector": {},
                               "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
@@ -220,7 +230,8 @@ def _is_loopback(host: str) -> bool:
 def _proxy_loopback(cfg: LoadedConfig, name: str, host: str) -> dict[str, str]:
     """A proxy on loopback is this machine's; in a pod, that address is the pod itself."""
     url = cfg.model.proxies[name].url
-    return {"code": WarningCode.PROXY_LOOPBACK, "key": f"proxies.{name}.url", "at": cfg.where("proxies", name, "url"),
+    return {"code": WarningCode.PROXY_LOOPBACK, "key": f"proxies.{name}.url",
+            "at": cfg.where("proxies", name, "url"),
             "message": f"proxies.{name}.url is {url}: in a pod, {host} is the pod itself, so the "
                        "NetworkPolicy allows egress only to the pod and upstream cannot be reached",
             "hint": f"proxies: {{{name}: {{mode: http-connect, url: http://IP:PORT}}}} with an "

@@ -125,7 +125,8 @@ def namespace_meta(ns: str, node: str) -> dict[str, Any]:
     return out
 
 
-def ingress(cfg: LoadedConfig, node: str, names: Names, warnings: list[dict[str, str]]) -> dict[str, Any] | None:
+def ingress(cfg: LoadedConfig, node: str, names: Names,
+            warnings: list[dict[str, str]]) -> dict[str, Any] | None:
     """The optional Ingress (``kubernetes.ingress``): ``/hooks/github`` and nothing else."""
     spec_in = kube_node(cfg, node).ingress
     if spec_in is None:
@@ -181,7 +182,8 @@ def config_text(cfg: LoadedConfig) -> str:
     return raw.decode("utf-8")
 
 
-def manifests(cfg: LoadedConfig, node: str, warnings: list[dict[str, str]] | None = None) -> list[dict[str, Any]]:
+def manifests(cfg: LoadedConfig, node: str,
+              warnings: list[dict[str, str]] | None = None) -> list[dict[str, Any]]:
     """The node's manifests, in apply order."""
     target = kube_node(cfg, node)
     warnings = warnings if warnings is not None else []
@@ -191,7 +193,8 @@ def manifests(cfg: LoadedConfig, node: str, warnings: list[dict[str, str]] | Non
     warnings.extend(secrets.unmountable)
     host, port = listen_port(cfg)
     if host in ("127.0.0.1", "localhost", "::1"):
-        warnings.append({"code": WarningCode.LISTEN_LOOPBACK, "at": cfg.where("server", "listen"), "message":
+        warnings.append({"code": WarningCode.LISTEN_LOOPBACK,
+                         "at": cfg.where("server", "listen"), "message":
                          f"server.listen is {cfg.model.server.listen}: in a pod, the Service and "
                          "the probes cannot reach a loopback address",
                          "hint": f"server: {{listen: 0.0.0.0:{port}}}"})
@@ -208,7 +211,8 @@ def manifests(cfg: LoadedConfig, node: str, warnings: list[dict[str, str]] | Non
          "metadata": meta(names.base, ns, node),
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": names.base},
          "subjects": [{"kind": "ServiceAccount", "name": names.base, "namespace": ns}]},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(names.config, ns, node, annotations=sha),
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": meta(names.config, ns, node, annotations=sha),
          "data": {CONFIG_FILE: config_text(cfg)}},
     ]
     pvc_spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"],
@@ -225,7 +229,8 @@ def manifests(cfg: LoadedConfig, node: str, warnings: list[dict[str, str]] | Non
     if rules is not None:
         out.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
                     "metadata": meta(names.base, ns, node),
-                    "spec": {"podSelector": {"matchLabels": {L_NAME: "git-mirror", L_INSTANCE: node}},
+                    "spec": {"podSelector": {"matchLabels": {L_NAME: "git-mirror",
+                                                             L_INSTANCE: node}},
                              "policyTypes": ["Egress"], "egress": rules}})
     hooks = ingress(cfg, node, names, warnings)
     if hooks is not None:
@@ -239,7 +244,8 @@ def manifests(cfg: LoadedConfig, node: str, warnings: list[dict[str, str]] | Non
         "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
         "env": parts.env, "volumeMounts": parts.mounts,
         "livenessProbe": probe,
-        "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"}, "failureThreshold": 3},
+        "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "http"},
+                           "failureThreshold": 3},
         "resources": resources(),
         "securityContext": _container_security(),
     }
@@ -248,7 +254,8 @@ def manifests(cfg: LoadedConfig, node: str, warnings: list[dict[str, str]] | Non
             "command": cli_args(node, "--json", "apply", "--confirm"),
             "env": parts.env, "volumeMounts": parts.mounts, "resources": resources(),
             "securityContext": _container_security()}
-    out.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(names.base, ns, node),
+    out.append({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": meta(names.base, ns, node),
                 "spec": {
                     "replicas": 1,
                     # One writer of a ReadWriteOnce cache: the old pod goes before the new one.
@@ -282,7 +289,8 @@ def job_manifest(cfg: LoadedConfig, node: str, operation: str, args: list[str], 
                             {SHA_ANNOTATION: cfg.sha256}),
                      "labels": pod_labels},
         "spec": {
-            "backoffLimit": 0,  # a failed sync or flush is reported, not retried behind a person's back
+            # a failed sync or flush is reported, not retried behind a person's back
+            "backoffLimit": 0,
             "activeDeadlineSeconds": JOB_DEADLINE_SECONDS,
             # sync and flush Jobs are run records (a day); a read-only one only carries its
             # result back to the CLI that waits for it.

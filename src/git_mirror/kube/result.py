@@ -58,7 +58,8 @@ def compact(data: dict[str, Any], limit: int = MESSAGE_LIMIT) -> str:
                 # One entry (one repository): shorten inside it rather than losing it whole.
                 out[key] = [inner]
             else:
-                out[key] = [] if isinstance(value, list) else {} if isinstance(value, dict) else None
+                out[key] = ([] if isinstance(value, list) else {} if isinstance(value, dict)
+                            else None)
             if key not in truncated:
                 truncated.append(key)
         out["truncated"] = truncated

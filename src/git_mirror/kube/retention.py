@@ -32,12 +32,12 @@ def protected_snapshots(cfg: LoadedConfig, node: str, client: KubeClient,
         ns = tekton.run_namespace(cfg, node, follower.trigger.tekton)
         runs = [tekton.run_summary(r) for r in tekton.follower_runs(client, ns, node, fid)]
         for run in runs:
-            if run["snapshotRef"] and run["status"] == tekton.RUNNING:
-                out[run["snapshotRef"]] = f"PipelineRun {run['name']} of follower {fid} is running"
-        for run in [r for r in runs if r["status"] == tekton.SUCCEEDED][-keep:]:
-            if run["snapshotRef"]:
-                out.setdefault(run["snapshotRef"],
-                               f"built by PipelineRun {run['name']}, one of the last {keep} "
+            if run.snapshot_ref and run.status == tekton.RUNNING:
+                out[run.snapshot_ref] = f"PipelineRun {run.name} of follower {fid} is running"
+        for run in [r for r in runs if r.status == tekton.SUCCEEDED][-keep:]:
+            if run.snapshot_ref:
+                out.setdefault(run.snapshot_ref,
+                               f"built by PipelineRun {run.name}, one of the last {keep} "
                                f"succeeded runs of follower {fid}")
     return out
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from git_mirror.errors import Code, GitMirrorError
@@ -65,6 +66,7 @@ def service_url(cfg: LoadedConfig, node: str, rid: str) -> str:
 
 
 def run_namespace(cfg: LoadedConfig, node: str, spec: TektonSpec) -> str:
+    """Where the follower's PipelineRuns go: its tekton namespace, else the node's."""
     from git_mirror.kube.node import kube_node
 
     return spec.namespace or kube_node(cfg, node).namespace
@@ -78,6 +80,7 @@ def run_name(fid: str, commit: str) -> str:
 
 def run_labels(node: str, fid: str, lane: str | None = None,
                commit: str | None = None) -> dict[str, str]:
+    """The labels of a follower's PipelineRun: the node's, the follower, its lane and commit."""
     out = {**labels(node, COMPONENT), L_FOLLOWER: fid}
     if lane is not None:
         out[L_LANE] = lane
@@ -110,6 +113,7 @@ def pipeline_run_manifest(cfg: LoadedConfig, node: str, fid: str, follower: Foll
 
 
 def succeeded_condition(run: Manifest) -> dict[str, Any]:
+    """The PipelineRun's ``Succeeded`` condition; empty while Tekton has set none."""
     for cond in (run.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Succeeded":
             return dict(cond)
@@ -122,25 +126,70 @@ def run_state(run: Manifest) -> str:
     return SUCCEEDED if status == "True" else FAILED if status == "False" else RUNNING
 
 
-def run_summary(run: Manifest) -> dict[str, Any]:
-    """The short form of a PipelineRun shown by trigger, status, closeout and cleanup."""
+@dataclass(frozen=True)
+class PipelineRunSummary:
+    """The short form of a PipelineRun that trigger, status, closeout and cleanup show and
+    judge: its state from the ``Succeeded`` condition, and git-mirror's labels and
+    annotations. ``lane_tip_before`` and ``published_lane_commit`` are shown only when the
+    run's annotations record them (``recorded``): closeout infers the latest run's when
+    they are not."""
+
+    name: str | None
+    namespace: str | None
+    status: str  # running | succeeded | failed
+    reason: str | None
+    message: str | None
+    commit: str | None
+    snapshot_ref: str | None
+    follower: str | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    lane_tip_before: str | None = None
+    published_lane_commit: str | None = None
+    recorded: frozenset[str] = frozenset()  # laneTipBefore, publishedLaneCommit
+
+    def _recorded(self) -> dict[str, Any]:
+        values = {"laneTipBefore": self.lane_tip_before,
+                  "publishedLaneCommit": self.published_lane_commit}
+        return {k: v for k, v in values.items() if k in self.recorded}
+
+    def to_json(self) -> dict[str, Any]:
+        """The run as trigger, list, status and cleanup show it."""
+        return {"name": self.name, "namespace": self.namespace, "status": self.status,
+                "reason": self.reason, "message": self.message, "commit": self.commit,
+                "snapshotRef": self.snapshot_ref, "follower": self.follower,
+                "createdAt": self.created_at, "startedAt": self.started_at,
+                "finishedAt": self.finished_at, **self._recorded()}
+
+    def for_job(self) -> dict[str, Any]:
+        """What the closeout Job needs of the run (nothing else goes into its argv)."""
+        return {"name": self.name, "status": self.status, "reason": self.reason,
+                "commit": self.commit, "snapshotRef": self.snapshot_ref,
+                "follower": self.follower, "finishedAt": self.finished_at, **self._recorded()}
+
+
+def run_summary(run: Manifest) -> PipelineRunSummary:
+    """The summary of PipelineRun ``run`` (see :class:`PipelineRunSummary`)."""
     meta = run.get("metadata") or {}
     status = run.get("status") or {}
     cond = succeeded_condition(run)
     notes = meta.get("annotations") or {}
-    out = {"name": meta.get("name"), "namespace": meta.get("namespace"), "status": run_state(run),
-           "reason": cond.get("reason"), "message": cond.get("message"),
-           "commit": (meta.get("labels") or {}).get(L_COMMIT),
-           "snapshotRef": notes.get(A_SNAPSHOT),
-           "follower": (meta.get("labels") or {}).get(L_FOLLOWER),
-           "createdAt": meta.get("creationTimestamp"), "startedAt": status.get("startTime"),
-           "finishedAt": status.get("completionTime")}
-    # Present only when recorded (closeout infers the latest run's when it is not).
-    if A_LANE_BEFORE in notes:
-        out["laneTipBefore"] = None if notes[A_LANE_BEFORE] == NOTHING else notes[A_LANE_BEFORE]
-    if A_PUBLISHED in notes:
-        out["publishedLaneCommit"] = None if notes[A_PUBLISHED] == NOTHING else notes[A_PUBLISHED]
-    return out
+    labels_ = meta.get("labels") or {}
+
+    def noted(key: str) -> str | None:
+        return None if notes[key] == NOTHING else notes[key]
+
+    recorded = {"laneTipBefore": A_LANE_BEFORE, "publishedLaneCommit": A_PUBLISHED}
+    return PipelineRunSummary(
+        name=meta.get("name"), namespace=meta.get("namespace"), status=run_state(run),
+        reason=cond.get("reason"), message=cond.get("message"), commit=labels_.get(L_COMMIT),
+        snapshot_ref=notes.get(A_SNAPSHOT), follower=labels_.get(L_FOLLOWER),
+        created_at=meta.get("creationTimestamp"), started_at=status.get("startTime"),
+        finished_at=status.get("completionTime"),
+        lane_tip_before=noted(A_LANE_BEFORE) if A_LANE_BEFORE in notes else None,
+        published_lane_commit=noted(A_PUBLISHED) if A_PUBLISHED in notes else None,
+        recorded=frozenset(k for k, a in recorded.items() if a in notes))
 
 
 def record_published(client: KubeClient, run: Manifest, lane_tip: str | None) -> str | None:
@@ -161,6 +210,7 @@ def record_published(client: KubeClient, run: Manifest, lane_tip: str | None) ->
 
 
 def is_managed(run: Manifest, node: str) -> bool:
+    """True when git-mirror created the PipelineRun for ``node`` (its labels say so)."""
     have = (run.get("metadata") or {}).get("labels") or {}
     return have.get(L_MANAGED) == "git-mirror" and have.get(L_INSTANCE) == node \
         and have.get(L_COMPONENT) == COMPONENT
@@ -206,6 +256,7 @@ def run_objects(client: KubeClient, run: Manifest) -> list[tuple[str, str, str, 
     ns, name = meta["namespace"], meta["name"]
     sel = {L_TEKTON_RUN: name}
     out = [("v1", "Pod", ns, p["metadata"]["name"]) for p in client.list("v1", "Pod", ns, sel)]
-    out += [(API, "TaskRun", ns, t["metadata"]["name"]) for t in client.list(API, "TaskRun", ns, sel)]
+    out += [(API, "TaskRun", ns, t["metadata"]["name"])
+            for t in client.list(API, "TaskRun", ns, sel)]
     out.append((API, "PipelineRun", ns, name))
     return out

@@ -33,24 +33,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from git_mirror.errors import (
-    BusyError,
-    Code,
-    DivergedError,
-    GitMirrorError,
-    NotAppliedError,
-    from_os_error,
-)
-from git_mirror.git import progress
+from git_mirror.errors import Code, DivergedError, GitMirrorError, NotAppliedError
 from git_mirror.git.ancestry import ancestors, refs_with_parents
 from git_mirror.git.refs import RefTransaction, RefUpdate, has_commits
 from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote, push
 from git_mirror.mirror import audit, journal
 from git_mirror.mirror.layout import LaneSpec, RepoLayout, selected_repositories
-from git_mirror.mirror.lock import repo_lock
 from git_mirror.mirror.outcome import PerRepository
-from git_mirror.mirror.recovery import clear_stale_locks, kept_locks_notes, record_safely
+from git_mirror.mirror.recovery import record_safely
 from git_mirror.mirror.report import flush_line
+from git_mirror.mirror.runner import RepoOperation, run_repositories, sweep_stale_locks
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -78,16 +70,20 @@ class LanePlan:
     lease: str | None = None  # the upstream value the push expects (None: must not exist)
 
     def to_json(self) -> dict[str, Any]:
+        """The lane's entry in a repository's ``lanes`` of ``flush --json``."""
         return {"name": self.name, "ref": self.ref, "mirrorCommit": self.mirror,
                 "githubCommit": self.stage, "upstreamCommit": self.upstream,
                 "action": self.action, "diverged": self.action == "diverged"}
 
     def push_json(self) -> dict[str, Any]:
+        """``{"ref", "from", "to"}``: the lane's push (``pushed``, ``wouldPush``)."""
         return {"ref": self.ref, "from": self.lease, "to": self.mirror}
 
 
 @dataclass
 class RepoFlush:
+    """One repository's flush: its lanes, what was pushed or refused, and how it ended."""
+
     id: str
     dry_run: bool
     ok: bool = True
@@ -104,7 +100,12 @@ class RepoFlush:
     warnings: list[str] = field(default_factory=list)
     cleared_locks: list[str] = field(default_factory=list)  # stale git lock files removed
 
+    def add_warning(self, text: str) -> None:
+        """Say ``text`` among the result's warnings."""
+        self.warnings.append(text)
+
     def to_json(self) -> dict[str, Any]:
+        """The repository's entry in ``flush --json`` (and in a flush Job's result)."""
         return {
             "id": self.id, "ok": self.ok, "dryRun": self.dry_run, "warnings": self.warnings,
             "recovered": self.cleared_locks,
@@ -121,6 +122,8 @@ class RepoFlush:
 
 @dataclass
 class FlushResult(PerRepository):
+    """A flush of the selected repositories, and the flags read back after it."""
+
     node: str
     dry_run: bool
     lane: str | None
@@ -129,6 +132,7 @@ class FlushResult(PerRepository):
     github_in_sync: bool = False
 
     def to_json(self) -> dict[str, Any]:
+        """The ``flush --json`` object (CONTRACT section 4)."""
         partial = [r for r in self.repositories if r.partial_success]
         recovery: dict[str, Any] | None = None
         if partial:
@@ -140,14 +144,16 @@ class FlushResult(PerRepository):
         out: dict[str, Any] = {
             "ok": self.ok, "node": self.node, "dryRun": self.dry_run, "lane": self.lane,
             "pushed": [{"repository": r.id, **p} for r in self.repositories for p in r.pushed],
-            "wouldPush": [{"repository": r.id, **p} for r in self.repositories for p in r.would_push],
+            "wouldPush": [{"repository": r.id, **p}
+                          for r in self.repositories for p in r.would_push],
             "partialSuccess": PARTIAL if partial else None,
             "partialSuccessRecovered": bool(partial) and all(r.recovered for r in partial),
             "postPushRecovery": recovery,
             "pendingFlush": self.pending_flush, "githubInSync": self.github_in_sync,
             "recovered": [{"repository": r.id, "file": f}
                           for r in self.repositories for f in r.cleared_locks],
-            "diverged": any(lane.action == "diverged" for r in self.repositories for lane in r.lanes),
+            "diverged": any(lane.action == "diverged"
+                            for r in self.repositories for lane in r.lanes),
             "repositories": [r.to_json() for r in self.repositories],
         }
         if self.error:
@@ -307,7 +313,8 @@ def _recover(cfg: LoadedConfig, rid: str, remote: RemoteEnv, res: RepoFlush,
         code=Code.DISK_FULL if full else Code.PARTIAL_SUCCESS,
         hint=(f"free space on the cache's file system, then: {RECOVERY_HINT}" if full
               else RECOVERY_HINT),
-        details={"partialSuccess": PARTIAL, "cause": cause.to_json(), "recovery": rec.error.to_json()},
+        details={"partialSuccess": PARTIAL, "cause": cause.to_json(),
+                 "recovery": rec.error.to_json()},
     )
 
 
@@ -371,7 +378,8 @@ def flush_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, lane: s
         raise GitMirrorError(
             f"{rid}: upstream refused the push, nothing was pushed: {why}",
             code=Code.PUSH_REJECTED,
-            hint=f"git-mirror sync --repo {rid} --confirm --wait && git-mirror flush --repo {rid} --confirm",
+            hint=f"git-mirror sync --repo {rid} --confirm --wait && "
+                 f"git-mirror flush --repo {rid} --confirm",
             details={"rejected": refused})
     result.pushed = [p.push_json() for p in pushed]
     try:
@@ -380,83 +388,99 @@ def flush_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, lane: s
         _recover(cfg, rid, remote, result, exc, backoff)
 
 
+class FlushOperation(RepoOperation[RepoFlush]):
+    """Flush's step in the per-repository runner (:mod:`git_mirror.mirror.runner`)."""
+
+    command = "flush"
+
+    def __init__(self, cfg: LoadedConfig, *, confirm: bool, wait: bool, node: str,
+                 lane: str | None, backoff: float) -> None:
+        super().__init__(cfg, confirm=confirm, wait=wait)
+        self.node = node
+        self.lane = lane
+        self.backoff = backoff
+
+    def new_result(self, rid: str) -> RepoFlush:
+        """An empty flush result (a dry run unless confirmed)."""
+        return RepoFlush(rid, dry_run=not self.confirm)
+
+    def step(self, layout: RepoLayout, result: RepoFlush) -> None:
+        """Confirmed: under the lock, sweep, check drift, flush. Dry run: the plan only."""
+        from git_mirror.mirror.sync import converge_declared
+        from git_mirror.transport import remote_for
+
+        rid = layout.id
+        if not (layout.git_dir / "HEAD").exists():
+            raise NotAppliedError(f"mirror {rid} does not exist yet: nothing to flush",
+                                  hint="git-mirror apply --confirm && git-mirror sync --confirm")
+        remote = remote_for(self.cfg, rid, self.node)
+        if not self.confirm:
+            flush_repo_locked(self.cfg, rid, remote, lane=self.lane, confirm=False, result=result)
+            return
+        with self.locked(layout):
+            sweep_stale_locks(layout, result)
+            # Nothing goes upstream from a mirror that reaches it otherwise than the YAML
+            # declares (R13): the same check as sync's.
+            converge_declared(self.cfg, rid, self.node)
+            flush_repo_locked(self.cfg, rid, remote, lane=self.lane, confirm=True,
+                              result=result, backoff=self.backoff)
+
+    def journal_entry(self, result: RepoFlush) -> dict[str, Any]:
+        """The lane flushed, what was pushed, and how a partial success ended."""
+        return {"lane": self.lane, "pushed": result.pushed,
+                "partialSuccess": result.partial_success,
+                "partialSuccessRecovered": result.recovered}
+
+    def audit(self, layout: RepoLayout, result: RepoFlush) -> None:
+        """The refs a confirmed flush moved upstream and here."""
+        audit.record_flush(layout.state_dir, layout.id, result)
+
+    def log(self, result: RepoFlush) -> None:
+        """One info line: how it went and how many refs were pushed."""
+        self.log_outcome(log, result, f"{len(result.pushed)} ref(s) pushed",
+                         partialSuccess=result.partial_success)
+
+    def summary(self, result: RepoFlush) -> str:
+        """The progress line (:func:`git_mirror.mirror.report.flush_line`)."""
+        return flush_line(result)
+
+
 def flush(cfg: LoadedConfig, *, repo: str | None = None, lane: str | None = None,
           confirm: bool = False, wait: bool = False, node: str = "local",
           backoff: float = RECOVERY_BACKOFF_SECONDS, jobs: int | None = None) -> FlushResult:
     """Flush every declared repository (or one; or one lane), dry run unless ``confirm``.
 
     Up to ``jobs`` repositories (default: the config's ``jobs``) at once; results in
-    declaration order."""
-    from git_mirror.mirror.parallel import each, jobs_for
-    from git_mirror.mirror.status import repo_status
-    from git_mirror.mirror.sync import check_drift
-    from git_mirror.transport import remote_for
+    declaration order.
+    """
+    from git_mirror.mirror.parallel import jobs_for
 
     ids = selected_repositories(cfg, repo, lane)
     workers = jobs_for(cfg, jobs)
-
-    def one(rid: str) -> RepoFlush:
-        res = RepoFlush(rid, dry_run=not confirm)
-        layout = RepoLayout.of(cfg, rid)
-        started = time.monotonic()
-        progress.begin(rid)
-        try:
-            if not (layout.git_dir / "HEAD").exists():
-                raise NotAppliedError(f"mirror {rid} does not exist yet: nothing to flush",
-                                      hint="git-mirror apply --confirm && git-mirror sync --confirm")
-            remote = remote_for(cfg, rid, node)
-            if confirm:
-                with repo_lock(layout.state_dir, rid, wait=wait, command="flush"):
-                    res.cleared_locks, kept = clear_stale_locks(layout.git_dir, layout.state_dir)
-                    res.warnings += kept_locks_notes(kept)
-                    # Nothing goes upstream from a mirror that reaches it otherwise than the
-                    # YAML declares (R13): the same check as sync's.
-                    check_drift(cfg, rid, layout.git_dir, node)
-                    flush_repo_locked(cfg, rid, remote, lane=lane, confirm=True, result=res,
-                                      backoff=backoff)
-            else:
-                flush_repo_locked(cfg, rid, remote, lane=lane, confirm=False, result=res)
-        except GitMirrorError as exc:
-            res.ok = False
-            res.error = exc
-            if exc.hint is None:
-                exc.hint = f"git-mirror flush --repo {rid} --confirm --wait"
-        except OSError as exc:
-            res.ok = False
-            res.error = from_os_error(exc, doing=f"flush of {rid} failed")
-        res.duration_ms = int((time.monotonic() - started) * 1000)
-        if confirm and not isinstance(res.error, BusyError | NotAppliedError):
-            note = record_safely(layout.state_dir, "flush", {
-                "at": journal.now_iso(), "ok": res.ok, "durationMs": res.duration_ms,
-                "lane": lane, "pushed": res.pushed,
-                "partialSuccess": res.partial_success, "partialSuccessRecovered": res.recovered,
-                "recovered": res.cleared_locks,
-                "error": res.error.to_json() if res.error else None,
-            })
-            if note:
-                res.warnings.append(note)
-        audit.record_flush(layout.state_dir, rid, res)
-        log.info("flush %s: %s, %d ref(s) pushed%s", rid,
-                 "ok" if res.ok else f"failed [{res.error.code if res.error else ''}]",
-                 len(res.pushed), " (dry run)" if not confirm else "",
-                 extra={"repository": rid, "ok": res.ok, "dryRun": not confirm,
-                        "partialSuccess": res.partial_success, "durationMs": res.duration_ms})
-        progress.done(flush_line(res))
-        return res
-
-    results = each(ids, one, workers)
+    op = FlushOperation(cfg, confirm=confirm, wait=wait, node=node, lane=lane, backoff=backoff)
+    results = run_repositories(op, ids, workers)
     out = FlushResult(node=node, dry_run=not confirm, lane=lane, repositories=results)
-    # The resulting flags, read back from the refs (a client may have pushed meanwhile).
+    read_back_flags(cfg, out, ids, node, workers)
+    return out
+
+
+def read_back_flags(cfg: LoadedConfig, out: FlushResult, ids: Sequence[str], node: str,
+                    workers: int) -> None:
+    """The resulting pendingFlush and githubInSync, read back from the refs (a client may
+    have pushed meanwhile); pessimistic, with a warning, when they cannot be read."""
+    from git_mirror.mirror.parallel import each
+    from git_mirror.mirror.status import repo_status
+
     try:
         states = each(ids, lambda rid: repo_status(cfg, rid, node, check_snapshots=False),
                       workers)
     except (GitMirrorError, OSError) as exc:
         # What was pushed is reported whatever happens here; the flags stay pessimistic.
         out.pending_flush, out.github_in_sync = True, False
-        if results:
-            results[-1].warnings.append(f"the resulting pendingFlush/githubInSync could not be "
-                                        f"read back: {getattr(exc, 'message', None) or exc}")
-        return out
-    out.pending_flush = any(s["pendingFlush"] for s in states)
-    out.github_in_sync = bool(states) and all(s["githubInSync"] for s in states)
-    return out
+        if out.repositories:
+            out.repositories[-1].warnings.append(
+                "the resulting pendingFlush/githubInSync could not be read back: "
+                f"{getattr(exc, 'message', None) or exc}")
+        return
+    out.pending_flush = any(s.pending_flush for s in states)
+    out.github_in_sync = bool(states) and all(s.github_in_sync for s in states)

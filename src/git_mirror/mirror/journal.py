@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,12 @@ MAX_RUNS = 500
 
 
 def now_iso() -> str:
+    """Now, in UTC, as the journal and the run records write it (``...Z``, to the second)."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` by an atomic rename: readers see old or new."""
     path.parent.mkdir(parents=True, exist_ok=True)
     import tempfile  # only writers need it: status reads
 
@@ -51,9 +54,29 @@ def record(state_dir: Path, kind: str, entry: dict[str, Any]) -> None:
         pass
 
 
-def last(state_dir: Path, kind: str) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class LastRun:
+    """The last run of a kind, as its record says (fields as written; absent ones None)."""
+
+    at: Any
+    ok: Any
+    duration_ms: Any
+    error: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"at", "ok", "durationMs"}``, and ``error`` when the run failed."""
+        out = {"at": self.at, "ok": self.ok, "durationMs": self.duration_ms}
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+def last(state_dir: Path, kind: str) -> LastRun | None:
+    """The last ``kind`` run recorded (None: none yet, or a record that cannot be read)."""
     try:
         data = json.loads((state_dir / f"last-{kind}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    return LastRun(data.get("at"), data.get("ok"), data.get("durationMs"), data.get("error"))

@@ -54,6 +54,7 @@ BASE_SETTINGS: dict[str, str] = {
 
 
 def desired_settings(cfg: LoadedConfig, rid: str, node: str | None = None) -> dict[str, str]:
+    """Every git config setting the YAML declares for ``rid``'s mirror (values as git's)."""
     repo = cfg.model.repositories[rid]
     settings = dict(BASE_SETTINGS)
     layout = RepoLayout.of(cfg, rid)
@@ -103,6 +104,7 @@ def is_transport_key(key: str) -> bool:
 
 
 def default_head(layout: RepoLayout) -> str | None:
+    """The mirror's HEAD: the first source branch that is not a glob (None: all are)."""
     for spec in layout.sources:
         if not spec.is_glob:
             return HEADS + spec.pattern
@@ -170,21 +172,40 @@ def _git_settings(git_dir: Path) -> dict[str, str]:
     return settings
 
 
+@dataclass(frozen=True)
+class SettingChange:
+    """One difference between a mirror and the YAML: a git config key (``repository``: the
+    mirror itself, ``HEAD``: its default branch), its value now and the declared one."""
+
+    key: str
+    old: str | None
+    new: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"key", "from", "to"}``."""
+        return {"key": self.key, "from": self.old, "to": self.new}
+
+
 @dataclass
 class RepoApply:
+    """What apply does (or would do) to one mirror: create it, update settings, or nothing."""
+
     id: str
     path: str
     action: str  # create | update | unchanged
-    changes: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[SettingChange] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)  # stale git lock files removed
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "path": self.path, "action": self.action, "changes": self.changes,
-                "recovered": self.recovered}
+        """The repository's entry in ``apply --json``."""
+        return {"id": self.id, "path": self.path, "action": self.action,
+                "changes": [c.to_json() for c in self.changes], "recovered": self.recovered}
 
 
 @dataclass
 class ApplyResult:
+    """``apply`` on a local node: the hook, every mirror, the orphans, what is still wrong."""
+
     node: str
     dry_run: bool
     repositories: list[RepoApply]
@@ -195,11 +216,14 @@ class ApplyResult:
 
     @property
     def changed(self) -> bool:
+        """Apply changed (or, dry run, would change) something."""
         hooks = self.hooks or {}
         return (any(r.action != "unchanged" for r in self.repositories)
-                or hooks.get("action", "unchanged") != "unchanged" or bool(hooks.get("strayHooks")))
+                or hooks.get("action", "unchanged") != "unchanged"
+                or bool(hooks.get("strayHooks")))
 
     def to_json(self) -> dict[str, Any]:
+        """The ``apply --json`` object of a local node."""
         out = {"ok": True, "node": self.node, "executor": self.executor, "dryRun": self.dry_run,
                "changed": self.changed,
                "repositories": [r.to_json() for r in self.repositories],
@@ -221,17 +245,17 @@ def plan_repo(cfg: LoadedConfig, rid: str, node: str | None = None, *,
     desired = desired_settings(cfg, rid, node)
     head = default_head(layout)
     if not (layout.git_dir / "HEAD").exists():
-        changes: list[dict[str, Any]] = [{"key": "repository", "from": None, "to": str(layout.git_dir)}]
-        changes += [{"key": k, "from": None, "to": v} for k, v in sorted(desired.items())]
+        changes = [SettingChange("repository", None, str(layout.git_dir))]
+        changes += [SettingChange(k, None, v) for k, v in sorted(desired.items())]
         if head:
-            changes.append({"key": "HEAD", "from": None, "to": head})
+            changes.append(SettingChange("HEAD", None, head))
         return RepoApply(rid, str(layout.git_dir), "create", changes)
     current = read_settings(layout.git_dir, layout.state_dir / SETTINGS_CACHE if cached else None)
-    changes = [{"key": k, "from": current.get(k), "to": v}
+    changes = [SettingChange(k, current.get(k), v)
                for k, v in sorted(desired.items()) if current.get(k) != v]
     if "core.hookspath" in current and "core.hookspath" not in desired:
-        changes.append({"key": "core.hookspath", "from": current["core.hookspath"], "to": None})
-    changes += [{"key": k, "from": v, "to": None} for k, v in sorted(current.items())
+        changes.append(SettingChange("core.hookspath", current["core.hookspath"], None))
+    changes += [SettingChange(k, v, None) for k, v in sorted(current.items())
                 if is_transport_key(k) and k not in desired]
     if head:
         try:
@@ -239,11 +263,12 @@ def plan_repo(cfg: LoadedConfig, rid: str, node: str | None = None, *,
         except OSError:
             cur_head = None
         if cur_head != head:
-            changes.append({"key": "HEAD", "from": cur_head, "to": head})
+            changes.append(SettingChange("HEAD", cur_head, head))
     return RepoApply(rid, str(layout.git_dir), "update" if changes else "unchanged", changes)
 
 
-def execute(cfg: LoadedConfig, plan: RepoApply) -> None:
+def execute(plan: RepoApply) -> None:
+    """Carry out ``plan``: create the mirror, or write the settings that differ."""
     git_dir = Path(plan.path)
     if plan.action == "create":
         _create(git_dir, plan)
@@ -281,10 +306,11 @@ def _create(git_dir: Path, plan: RepoApply) -> None:
 
 def _configure(git_dir: Path, plan: RepoApply) -> None:
     for change in plan.changes:
-        key, value = change["key"], change["to"]
+        key, value = change.key, change.new
         if key == "repository":
             continue
         if key == "HEAD":
+            assert value is not None  # HEAD is always set to a declared branch
             git(["symbolic-ref", "HEAD", value], git_dir=git_dir, what="git symbolic-ref")
         elif value is None:
             git(["config", "--local", "--unset-all", key], git_dir=git_dir, ok_codes=(0, 5),
@@ -295,10 +321,12 @@ def _configure(git_dir: Path, plan: RepoApply) -> None:
             for item in value.split("\n"):
                 git(["config", "--local", "--add", key, item], git_dir=git_dir, what="git config")
         else:
-            git(["config", "--local", "--replace-all", key, value], git_dir=git_dir, what="git config")
+            git(["config", "--local", "--replace-all", key, value], git_dir=git_dir,
+                what="git config")
 
 
 def orphaned_repos(cfg: LoadedConfig) -> list[str]:
+    """Mirrors in the cache that the YAML no longer declares (reported, never deleted)."""
     root = cfg.cache_dir / "repos"
     if not root.is_dir():
         return []
@@ -315,7 +343,7 @@ def ensure_repo(cfg: LoadedConfig, rid: str, node: str | None = None) -> RepoApp
     install_hooks(cfg)
     plan = plan_repo(cfg, rid, node)
     if plan.action != "unchanged":
-        execute(cfg, plan)
+        execute(plan)
     return plan
 
 
@@ -345,10 +373,10 @@ def apply_local(cfg: LoadedConfig, *, confirm: bool, node: str = "local",
                 with repo_lock(layout.state_dir, plan.id, wait=True, command="apply"):
                     if plan.action != "create":  # an apply killed in a git config write
                         plan.recovered = clear_stale_locks(layout.git_dir, layout.state_dir)[0]
-                    execute(cfg, plan)
+                    execute(plan)
                 audit.record(layout.state_dir, plan.id, "apply",
-                             [RefUpdate("HEAD", c["to"], c["from"]) for c in plan.changes
-                              if c["key"] == "HEAD"], request_id=request_id)
+                             [RefUpdate("HEAD", c.new, c.old) for c in plan.changes
+                              if c.key == "HEAD"], request_id=request_id)
             progress.done(apply_line(plan))
 
         by_id = {plan.id: plan for plan in plans}

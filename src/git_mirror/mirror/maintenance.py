@@ -33,6 +33,8 @@ REPACK_AT_PACKS = 8
 
 @dataclass
 class MaintenanceResult:
+    """One maintenance round of a repository: the steps done, and how it ended."""
+
     id: str
     ok: bool = True
     steps: list[str] = field(default_factory=list)
@@ -41,6 +43,7 @@ class MaintenanceResult:
     error: GitMirrorError | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The round as the server logs it and ``/api/status`` shows it."""
         return {"id": self.id, "ok": self.ok, "steps": self.steps,
                 "packsBefore": self.packs_before, "durationMs": self.duration_ms,
                 "error": self.error.to_json() if self.error else None}

@@ -9,11 +9,15 @@ from git_mirror.errors import GitMirrorError
 
 
 class RepoOutcome(Protocol):
-    @property
-    def ok(self) -> bool: ...
+    """One repository's outcome: whether it went well, and its error if not."""
 
     @property
-    def error(self) -> GitMirrorError | None: ...
+    def ok(self) -> bool:
+        """The repository's run went well."""
+
+    @property
+    def error(self) -> GitMirrorError | None:
+        """Why it did not (None when it did)."""
 
 
 class PerRepository:
@@ -23,8 +27,10 @@ class PerRepository:
 
     @property
     def ok(self) -> bool:
+        """Every repository went well."""
         return all(r.ok for r in self.repositories)
 
     @property
     def error(self) -> GitMirrorError | None:
+        """The first repository's error, in declaration order (None: no error)."""
         return next((r.error for r in self.repositories if r.error), None)

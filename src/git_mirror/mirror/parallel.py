@@ -1,4 +1,4 @@
-"""Bounded parallelism across repositories: results in declaration order, no one waits on a slow one.
+"""Bounded parallelism across repositories: results in declaration order, none waits on a slow one.
 
 Sync, flush, apply and status each do one repository's work in a function that never raises
 for that repository's own failure (it records the error in its result). :func:`each` runs

@@ -62,6 +62,7 @@ def find_lock_files(git_dir: Path) -> list[str]:
 
 
 def writers_path(state_dir: Path) -> Path:
+    """The ``ref-writers`` file: the flock client pushes share and the sweep takes alone."""
     return state_dir / WRITERS
 
 

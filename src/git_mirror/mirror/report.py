@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 
 def seconds(ms: int) -> str:
+    """A duration in milliseconds as seconds, to a tenth (``1.2s``)."""
     return f"{ms / 1000:.1f}s"
 
 
@@ -26,6 +27,7 @@ def _failed(what: str, ms: int, error: GitMirrorError | None) -> str:
 
 
 def sync_line(res: RepoSync) -> str:
+    """How a repository's sync went: refs moved, snapshots made, tips fetched, and why not."""
     if not res.ok:
         return _failed("sync", res.duration_ms, res.error)
     parts = [f"{len(res.updated)} ref update(s)", f"{len(res.snapshots)} new snapshot(s)",
@@ -40,6 +42,7 @@ def sync_line(res: RepoSync) -> str:
 
 
 def flush_line(res: RepoFlush) -> str:
+    """How a repository's flush went: the lanes pushed, a partial success, or why not."""
     if not res.ok:
         return _failed("flush", res.duration_ms, res.error)
     if not res.pushed:
@@ -53,9 +56,10 @@ def flush_line(res: RepoFlush) -> str:
 
 
 def apply_line(plan: RepoApply) -> str:
+    """What apply did to a mirror: created it, updated settings (named), or nothing."""
     if plan.action == "create":
         return f"created {plan.path}"
     if plan.action == "update":
         return f"updated {len(plan.changes)} setting(s): " + ", ".join(
-            str(c["key"]) for c in plan.changes)
+            c.key for c in plan.changes)
     return "unchanged"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,7 @@ from git_mirror.mirror.lock import repo_lock
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
+    from git_mirror.config.models import Retention
 
 
 def _iso(stamp: int | None) -> str | None:
@@ -39,6 +40,8 @@ def _iso(stamp: int | None) -> str | None:
 
 @dataclass(frozen=True)
 class Snapshot:
+    """One snapshot ref: where it sits (repository, group, branch), its commit and times."""
+
     repository: str
     group: str
     branch: str
@@ -49,16 +52,30 @@ class Snapshot:
     created_ns: int = 0  # orders snapshots created within the same second
 
     def to_json(self) -> dict[str, Any]:
+        """The snapshot's entry in ``snapshots list`` and in a prune's ``pruned``."""
         return {"repository": self.repository, "group": self.group, "branch": self.branch,
                 "commit": self.commit, "ref": self.ref, "createdAt": _iso(self.created_at),
                 "committedAt": _iso(self.committed_at)}
 
 
+@dataclass
+class SnapshotList:
+    """``snapshots list``: the snapshot refs of the selected repositories."""
+
+    snapshots: list[Snapshot]
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"ok": true, "snapshots": [...]}``."""
+        return {"ok": True, "snapshots": [s.to_json() for s in self.snapshots]}
+
+
 def created_at(git_dir: Path, ref: str) -> tuple[int | None, int]:
-    """When ``ref`` was created: the time of the first entry of its reflog file
-    (``<old> <new> <name> <email> <time> <zone>\t<message>``), None without one; and the
-    file's modification time in nanoseconds, which orders snapshots created within one
-    second (a snapshot's reflog is written once: snapshots never move)."""
+    r"""When ``ref`` was created, from the first entry of its reflog file.
+
+    That entry reads ``<old> <new> <name> <email> <time> <zone>\t<message>``; None without
+    one. Also the file's modification time in nanoseconds, which orders snapshots created
+    within one second (a snapshot's reflog is written once: snapshots never move).
+    """
     try:
         with open(git_dir / "logs" / ref, "rb") as fh:
             first = fh.readline(4096).decode("utf-8", "replace")
@@ -72,81 +89,114 @@ def created_at(git_dir: Path, ref: str) -> tuple[int | None, int]:
         return None, fine
 
 
-def list_snapshots(cfg: LoadedConfig, *, repo: str | None = None, group: str | None = None,
-                   branch: str | None = None) -> list[Snapshot]:
-    out: list[Snapshot] = []
+def _mirrors(cfg: LoadedConfig, repo: str | None) -> Iterator[RepoLayout]:
+    """The selected repositories whose mirror exists, selected as by every command: an
+    undeclared ``repo`` is the usage error (exit 2) that names the declared ones."""
     for rid in selected_repositories(cfg, repo):
         layout = RepoLayout.of(cfg, rid)
-        if not (layout.git_dir / "HEAD").exists():
+        if (layout.git_dir / "HEAD").exists():
+            yield layout
+
+
+def _snapshots_of(layout: RepoLayout, group: str | None, branch: str | None) -> list[Snapshot]:
+    """The snapshot refs of one mirror (of ``group`` and ``branch`` when given)."""
+    prefix = layout.snapshot_prefix + (f"{group}/" if group else "")
+    text = git(["for-each-ref", "--format=%(objectname) %(committerdate:unix) %(refname)",
+                prefix], git_dir=layout.git_dir, what="git for-each-ref").text
+    out: list[Snapshot] = []
+    for line in text.splitlines():
+        _oid, date, ref = line.split(" ", 2)
+        rest = ref[len(layout.snapshot_prefix):]
+        grp, _, tail = rest.partition("/")
+        br, _, commit = tail.rpartition("/")
+        if branch is not None and br != branch:
             continue
-        prefix = layout.snapshot_prefix + (f"{group}/" if group else "")
-        text = git(["for-each-ref", "--format=%(objectname) %(committerdate:unix) %(refname)", prefix],
-                   git_dir=layout.git_dir, what="git for-each-ref").text
-        for line in text.splitlines():
-            _oid, date, ref = line.split(" ", 2)
-            rest = ref[len(layout.snapshot_prefix):]
-            grp, _, tail = rest.partition("/")
-            br, _, commit = tail.rpartition("/")
-            if branch is not None and br != branch:
-                continue
-            out.append(Snapshot(rid, grp, br, commit, ref, int(date or 0),
-                                *created_at(layout.git_dir, ref)))
+        out.append(Snapshot(layout.id, grp, br, commit, ref, int(date or 0),
+                            *created_at(layout.git_dir, ref)))
     return out
+
+
+def list_snapshots(cfg: LoadedConfig, *, repo: str | None = None, group: str | None = None,
+                   branch: str | None = None) -> SnapshotList:
+    """The snapshot refs of every selected mirror (one ``for-each-ref`` each)."""
+    return SnapshotList([s for layout in _mirrors(cfg, repo)
+                         for s in _snapshots_of(layout, group, branch)])
+
+
+@dataclass(frozen=True)
+class Protected:
+    """A snapshot the retention would prune, kept because a run uses it."""
+
+    ref: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        """``{"ref", "reason"}``."""
+        return {"ref": self.ref, "reason": self.reason}
 
 
 @dataclass
 class PruneResult:
+    """``snapshots prune``: what was (or, dry run, would be) deleted, kept and protected."""
+
     dry_run: bool
     deleted: list[Snapshot] = field(default_factory=list)
     kept: int = 0
-    protected: list[dict[str, Any]] = field(default_factory=list)
+    protected: list[Protected] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)  # stale git lock files removed
 
     def to_json(self) -> dict[str, Any]:
+        """The ``snapshots prune --json`` object."""
         return {"ok": True, "dryRun": self.dry_run, "kept": self.kept,
                 "pruned": [s.to_json() for s in self.deleted],
-                "protected": self.protected, "recovered": self.recovered}
+                "protected": [p.to_json() for p in self.protected],
+                "recovered": self.recovered}
+
+
+def _doomed(snaps: Sequence[Snapshot], tips: Mapping[str, str], retention: Retention,
+            now: float, protected: Mapping[str, str], result: PruneResult) -> list[Snapshot]:
+    """The snapshots the retention prunes; those a run uses go to ``result.protected``."""
+    by_branch: dict[tuple[str, str], list[Snapshot]] = {}
+    for s in snaps:
+        by_branch.setdefault((s.group, s.branch), []).append(s)
+    doomed: list[Snapshot] = []
+    for (_, br), items in by_branch.items():
+        items.sort(key=lambda s: (s.created_at or 0, s.created_ns, s.commit), reverse=True)
+        for s in items[retention.keep_last:]:
+            young = s.created_at is None or (
+                retention.max_age_days is not None
+                and now - s.created_at < retention.max_age_days * 86400)
+            if young or tips.get(HEADS + br) == s.commit:
+                continue
+            if s.ref in protected:
+                result.protected.append(Protected(s.ref, protected[s.ref]))
+                continue
+            doomed.append(s)
+    return doomed
 
 
 def prune(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
           wait: bool = False, now: float | None = None,
           protected: Mapping[str, str] | None = None) -> PruneResult:
-    """Prune by the declared retention (see the module docstring). ``protected`` maps
-    snapshot refs that must stay to the reason, shown in the result."""
+    """Prune by the declared retention (see the module docstring).
+
+    ``protected`` maps snapshot refs that must stay to the reason, shown in the result.
+    """
+    from git_mirror.git.refs import list_refs
+    from git_mirror.mirror.recovery import clear_stale_locks
+
     retention = cfg.model.snapshots.retention
     now = time.time() if now is None else now
     protected = protected or {}
     result = PruneResult(dry_run=not confirm)
-    for rid in selected_repositories(cfg, repo):
-        layout = RepoLayout.of(cfg, rid)
-        if not (layout.git_dir / "HEAD").exists():
-            continue
+    for layout in _mirrors(cfg, repo):
+        rid = layout.id
         with repo_lock(layout.state_dir, rid, wait=wait, command="snapshots prune"):
             if confirm:  # a prune killed in its transaction left lock files: see recovery
-                from git_mirror.mirror.recovery import clear_stale_locks
-
                 result.recovered += clear_stale_locks(layout.git_dir, layout.state_dir)[0]
-            snaps = list_snapshots(cfg, repo=rid)
-            from git_mirror.git.refs import list_refs
-
+            snaps = _snapshots_of(layout, None, None)
             tips = list_refs(layout.git_dir, [HEADS])
-            by_branch: dict[tuple[str, str], list[Snapshot]] = {}
-            for s in snaps:
-                by_branch.setdefault((s.group, s.branch), []).append(s)
-            doomed: list[Snapshot] = []
-            for (_, br), items in by_branch.items():
-                items.sort(key=lambda s: (s.created_at or 0, s.created_ns, s.commit),
-                           reverse=True)
-                for s in items[retention.keep_last:]:
-                    young = s.created_at is None or (
-                        retention.max_age_days is not None
-                        and now - s.created_at < retention.max_age_days * 86400)
-                    if young or tips.get(HEADS + br) == s.commit:
-                        continue
-                    if s.ref in protected:
-                        result.protected.append({"ref": s.ref, "reason": protected[s.ref]})
-                        continue
-                    doomed.append(s)
+            doomed = _doomed(snaps, tips, retention, now, protected, result)
             result.kept += len(snaps) - len(doomed)
             result.deleted.extend(doomed)
             if confirm and doomed:

@@ -10,30 +10,59 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from git_mirror.config.egress import effective_proxy_name
 from git_mirror.config.secrets import secret_path
 from git_mirror.git.refs import has_commits, is_ancestor, list_refs
 from git_mirror.mirror import journal
+from git_mirror.mirror.journal import LastRun
 from git_mirror.mirror.layout import HEADS, STAGE, STAGE_HEADS, RepoLayout, selected_repositories
 from git_mirror.mirror.plan import lane_state
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
     from git_mirror.config.models import SecretRef
+    from git_mirror.errors import GitMirrorError
     from git_mirror.mirror.integrity import Problem
+    from git_mirror.mirror.layout import LaneSpec
 
 
-def secret_entries(cfg: LoadedConfig, rid: str, node: str | None = None) -> list[dict[str, Any]]:
-    """role, sourceRef and redacted fingerprint of every secret a repository uses."""
-    from git_mirror.transport.fingerprint import file_fingerprint, text_fingerprint
+@dataclass(frozen=True)
+class SecretEntry:
+    """A secret a repository uses: where it comes from, and its redacted fingerprint or why
+    there is none. Never its value."""
 
-    repo = cfg.model.repositories[rid]
-    t = repo.transport
+    role: str
+    source_ref: str
+    at: str  # where the YAML declares it (file:line)
+    fingerprint: str | None = None
+    error: str | None = None  # "not set", or "unreadable: ..."
+
+    def to_json(self) -> dict[str, Any]:
+        """The secret's entry in a repository's ``secrets``."""
+        out = {"role": self.role, "sourceRef": self.source_ref, "source": "yaml",
+               "at": self.at, "fingerprint": self.fingerprint}
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+def secret_entries(cfg: LoadedConfig, rid: str, node: str | None = None) -> list[SecretEntry]:
+    """Role, sourceRef and redacted fingerprint of every secret a repository uses."""
+    return [_secret_entry(cfg, role, ref, path)
+            for role, ref, path in _secret_refs(cfg, rid, node)]
+
+
+def _secret_refs(cfg: LoadedConfig, rid: str,
+                 node: str | None) -> list[tuple[str, SecretRef, tuple[str, ...]]]:
+    """(role, secret reference, its key path in the YAML) of every secret ``rid`` uses."""
+    t = cfg.model.repositories[rid].transport
     refs: list[tuple[str, SecretRef, tuple[str, ...]]] = []
-    for role, ref, key in (("identity", t.identity, "identity"), ("knownHosts", t.known_hosts, "knownHosts"),
+    for role, ref, key in (("identity", t.identity, "identity"),
+                           ("knownHosts", t.known_hosts, "knownHosts"),
                            ("token", t.token, "token")):
         if ref is not None:
             refs.append((role, ref, ("repositories", rid, "transport", key)))
@@ -42,51 +71,194 @@ def secret_entries(cfg: LoadedConfig, rid: str, node: str | None = None) -> list
         auth = cfg.model.proxies[proxy_name].auth
         assert auth is not None
         refs.append(("proxyAuth", auth, ("proxies", proxy_name, "auth")))
-    out = []
-    for role, ref, path in refs:
-        entry: dict[str, Any] = {"role": role, "sourceRef": ref.describe(), "source": "yaml",
-                                 "at": cfg.where(*path), "fingerprint": None}
-        try:
-            file = secret_path(ref, cfg.base_dir)
-            if file is not None:
-                entry["fingerprint"] = file_fingerprint(file, role)
-            elif ref.env is not None and ref.env in os.environ:
-                # Same fingerprint whatever the source: an identity from the environment
-                # is still an SSH key (SHA256: of its public half).
-                entry["fingerprint"] = text_fingerprint(os.environ[ref.env], role)
-            else:
-                entry["error"] = "not set"
-        except OSError as exc:
-            entry["error"] = f"unreadable: {exc.strerror}"
-        out.append(entry)
-    return out
+    return refs
 
 
-def transport_entry(cfg: LoadedConfig, rid: str, node: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+def _secret_entry(cfg: LoadedConfig, role: str, ref: SecretRef,
+                  path: tuple[str, ...]) -> SecretEntry:
+    """One secret's entry: where it comes from and its fingerprint, or why there is none."""
+    from git_mirror.transport.fingerprint import file_fingerprint, text_fingerprint
+
+    entry = partial(SecretEntry, role, ref.describe(), cfg.where(*path))
+    try:
+        file = secret_path(ref, cfg.base_dir)
+        if file is not None:
+            return entry(fingerprint=file_fingerprint(file, role))
+        if ref.env is not None and ref.env in os.environ:
+            # Same fingerprint whatever the source: an identity from the environment
+            # is still an SSH key (SHA256: of its public half).
+            return entry(fingerprint=text_fingerprint(os.environ[ref.env], role))
+        return entry(error="not set")
+    except OSError as exc:
+        return entry(error=f"unreadable: {exc.strerror}")
+
+
+@dataclass(frozen=True)
+class Egress:
+    """How a repository reaches upstream, as the YAML declares it: its transport (mode, URL)
+    and its proxy (none, or a named one), each with where the YAML says so."""
+
+    mode: str
+    url: str
+    at: str
+    proxy_mode: str
+    proxy_name: str | None
+    proxy_url: str | None
+    proxy_at: str
+
+    def transport_json(self) -> dict[str, Any]:
+        """The ``transport`` object of a repository's status."""
+        return {"mode": self.mode, "url": self.url, "source": "yaml", "at": self.at}
+
+    def proxy_json(self) -> dict[str, Any]:
+        """The ``proxy`` object of a repository's status (no ``url`` without a proxy)."""
+        if self.proxy_name is None:
+            return {"mode": self.proxy_mode, "name": None, "source": "yaml", "at": self.proxy_at}
+        return {"mode": self.proxy_mode, "name": self.proxy_name, "url": self.proxy_url,
+                "source": "yaml", "at": self.proxy_at}
+
+
+def egress(cfg: LoadedConfig, rid: str, node: str | None) -> Egress:
+    """The declared transport and proxy of ``rid`` on ``node`` (a repository's own proxy wins
+    over the node's ``egressProxy``)."""
     repo = cfg.model.repositories[rid]
-    transport = {"mode": repo.transport.mode, "url": repo.upstream, "source": "yaml",
-                 "at": cfg.where("repositories", rid, "transport", "mode")}
+    declared = partial(Egress, repo.transport.mode, repo.upstream,
+                       cfg.where("repositories", rid, "transport", "mode"))
     name = effective_proxy_name(cfg, rid, node)
     if name is None:
-        proxy: dict[str, Any] = {"mode": "none", "name": None, "source": "yaml",
-                                 "at": cfg.where("repositories", rid, "transport")}
-    else:
-        p = cfg.model.proxies[name]
-        where = ("repositories", rid, "transport", "proxy") if repo.transport.proxy else ("nodes", node or "local", "egressProxy")
-        proxy = {"mode": p.mode, "name": name, "url": p.url, "source": "yaml", "at": cfg.where(*where)}
-    return transport, proxy
+        return declared("none", None, None, cfg.where("repositories", rid, "transport"))
+    p = cfg.model.proxies[name]
+    where = (("repositories", rid, "transport", "proxy") if repo.transport.proxy
+             else ("nodes", node or "local", "egressProxy"))
+    return declared(p.mode, name, p.url, cfg.where(*where))
+
+
+@dataclass
+class SourceStatus:
+    """A source branch: the mirror's tip, upstream's as last observed, its snapshot ref."""
+
+    branch: str
+    pattern: str
+    snapshot_group: str
+    mirror_commit: str | None
+    github_commit: str | None
+    snapshot_ref: str | None
+    github_in_sync: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """The source's entry in a repository's ``sources``."""
+        return {"branch": self.branch, "pattern": self.pattern,
+                "snapshotGroup": self.snapshot_group, "mirrorCommit": self.mirror_commit,
+                "githubCommit": self.github_commit, "snapshotRef": self.snapshot_ref,
+                "githubInSync": self.github_in_sync}
+
+
+@dataclass(frozen=True)
+class LaneStatus:
+    """A lane: the mirror's commit against its stage ref, and what that means for flush."""
+
+    name: str
+    ref: str
+    mirror_commit: str | None
+    github_commit: str | None
+    pending_flush: bool
+    github_in_sync: bool
+    diverged: bool
+    state: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The lane's entry in a repository's ``lanes``."""
+        return {"name": self.name, "ref": self.ref, "mirrorCommit": self.mirror_commit,
+                "githubCommit": self.github_commit, "pendingFlush": self.pending_flush,
+                "githubInSync": self.github_in_sync, "diverged": self.diverged,
+                "state": self.state}
+
+
+@dataclass
+class RepoStatus:
+    """One repository's status entry (CONTRACT section 4), from the cache only."""
+
+    id: str
+    path: str
+    exists: bool
+    egress: Egress
+    secrets: list[SecretEntry]
+    last_sync: LastRun | None
+    last_flush: LastRun | None
+    sources: list[SourceStatus] = field(default_factory=list)
+    lanes: list[LaneStatus] = field(default_factory=list)
+    pending_flush: bool = False
+    github_in_sync: bool = False
+    hint: str | None = None  # the next command, for a mirror that does not exist yet
+    integrity: dict[str, Any] | None = None  # the checks of verify, when status ran them
+
+    @property
+    def diverged(self) -> bool:
+        """A lane diverged: the mirror and upstream both moved."""
+        return any(lane.diverged for lane in self.lanes)
+
+    def lane(self, name: str) -> LaneStatus | None:
+        """The lane called ``name``, if the repository declares it."""
+        return next((ln for ln in self.lanes if ln.name == name), None)
+
+    def source(self, branch: str) -> SourceStatus | None:
+        """The source branch ``branch``, if the mirror or upstream has it."""
+        return next((s for s in self.sources if s.branch == branch), None)
+
+    def to_json(self) -> dict[str, Any]:
+        """The repository's entry in ``status --json``."""
+        out: dict[str, Any] = {
+            "id": self.id, "mirror": {"path": self.path, "exists": self.exists},
+            "transport": self.egress.transport_json(), "proxy": self.egress.proxy_json(),
+            "secrets": [e.to_json() for e in self.secrets],
+            "refSources": {"githubFieldsAreMirrorStageCache": True, "stagePrefix": STAGE},
+            "lastSync": self.last_sync.to_json() if self.last_sync else None,
+            "lastFlush": self.last_flush.to_json() if self.last_flush else None,
+            "sources": [s.to_json() for s in self.sources],
+            "lanes": [lane.to_json() for lane in self.lanes],
+            "pendingFlush": self.pending_flush, "githubInSync": self.github_in_sync,
+            "diverged": self.diverged,
+        }
+        if self.hint is not None:
+            out["hint"] = self.hint
+        if self.integrity is not None:
+            out["integrity"] = self.integrity
+        return out
 
 
 @dataclass
 class StatusResult:
-    data: dict[str, Any]
+    """The status of the selected repositories, and the integrity of the node."""
+
+    node: str
+    config_path: str
+    config_sha256: str
+    cache: str
+    repositories: list[RepoStatus]
+    integrity: dict[str, Any]
+    error: GitMirrorError | None = None  # the integrity error, when a check failed
 
     @property
     def ok(self) -> bool:
-        return bool(self.data.get("ok"))
+        """No integrity problem was found."""
+        return self.error is None
 
     def to_json(self) -> dict[str, Any]:
-        return self.data
+        """The ``status --json`` object (CONTRACT section 4)."""
+        repos = self.repositories
+        out: dict[str, Any] = {
+            "ok": self.ok, "node": self.node, "source": "yaml",
+            "config": {"path": self.config_path, "sha256": self.config_sha256},
+            "cache": self.cache,
+            "pendingFlush": any(r.pending_flush for r in repos),
+            "diverged": any(r.diverged for r in repos),
+            "githubInSync": all(r.github_in_sync for r in repos),
+            "repositories": [r.to_json() for r in repos],
+            "integrity": self.integrity,
+        }
+        if self.error is not None:
+            out["error"] = self.error.to_json()
+        return out
 
 
 def snapshot_prefixes(layout: RepoLayout) -> list[str]:
@@ -101,24 +273,20 @@ def snapshot_prefixes(layout: RepoLayout) -> list[str]:
 
 def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None, *,
                 check_snapshots: bool = True,
-                all_refs: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """One repository's status entry. ``check_snapshots=False`` skips the lookup of the
-    snapshot refs (their names are then unchecked): enough for pendingFlush/githubInSync.
-    ``all_refs``: every ref of the mirror, just read by the caller (no ``for-each-ref`` then)."""
+                all_refs: Mapping[str, str] | None = None) -> RepoStatus:
+    """One repository's status entry.
+
+    ``check_snapshots=False`` skips the lookup of the snapshot refs (their names are then
+    unchecked): enough for pendingFlush/githubInSync. ``all_refs``: every ref of the mirror,
+    just read by the caller (no ``for-each-ref`` then).
+    """
     layout = RepoLayout.of(cfg, rid)
-    transport, proxy = transport_entry(cfg, rid, node)
-    exists = (layout.git_dir / "HEAD").exists()
     last_sync = journal.last(layout.state_dir, "sync")
-    last_flush = journal.last(layout.state_dir, "flush")
-    entry: dict[str, Any] = {
-        "id": rid, "mirror": {"path": str(layout.git_dir), "exists": exists},
-        "transport": transport, "proxy": proxy, "secrets": secret_entries(cfg, rid, node),
-        "refSources": {"githubFieldsAreMirrorStageCache": True, "stagePrefix": STAGE},
-        "lastSync": _run_summary(last_sync), "lastFlush": _run_summary(last_flush),
-        "sources": [], "lanes": [], "pendingFlush": False, "githubInSync": False, "diverged": False,
-    }
-    if not exists:
-        entry["hint"] = "git-mirror apply --confirm && git-mirror sync --confirm"
+    entry = RepoStatus(
+        rid, str(layout.git_dir), (layout.git_dir / "HEAD").exists(), egress(cfg, rid, node),
+        secret_entries(cfg, rid, node), last_sync, journal.last(layout.state_dir, "flush"))
+    if not entry.exists:
+        entry.hint = "git-mirror apply --confirm && git-mirror sync --confirm"
         return entry
     # One for-each-ref: heads, stage heads and, when they are checked, the snapshots of the
     # declared sources (by their group and branch prefix), so that status of many
@@ -130,98 +298,84 @@ def repo_status(cfg: LoadedConfig, rid: str, node: str | None = None, *,
         refs = {ref: oid for ref, oid in all_refs.items() if ref.startswith(tuple(prefixes))}
     # Upstream has been observed once a sync succeeded (a later failed one leaves the stage
     # refs as they were, still upstream as last observed).
-    synced = last_sync is not None and (bool(last_sync.get("ok"))
+    synced = last_sync is not None and (bool(last_sync.ok)
                                         or any(r.startswith(STAGE_HEADS) for r in refs))
-    sources = []
-    for ref in sorted(set(refs) | {HEADS + r[len(STAGE_HEADS):] for r in refs if r.startswith(STAGE_HEADS)}):
-        if not ref.startswith(HEADS):
-            continue
-        branch = ref[len(HEADS):]
-        spec = layout.source_for(branch)
-        if spec is None:
-            continue
-        mirror, stage = refs.get(ref), refs.get(STAGE_HEADS + branch)
-        sources.append({"branch": branch, "pattern": spec.pattern, "snapshotGroup": spec.group,
-                        "mirrorCommit": mirror, "githubCommit": stage,
-                        "snapshotRef": layout.snapshot_ref(spec.group, branch, mirror) if mirror else None,
-                        "githubInSync": mirror == stage and synced})
-    snaps = [str(s["snapshotRef"]) for s in sources if s["snapshotRef"]]
-    if check_snapshots:
-        existing = {name for name in snaps if name in refs}
-        for s in sources:
-            if s["snapshotRef"] not in existing:
-                s["snapshotRef"] = None
-    in_sync = all(s["githubInSync"] for s in sources)
-    pending = False
-    lanes = []
-    for lane in layout.lanes:
-        mirror, stage = refs.get(lane.ref), refs.get(lane.stage_ref)
-
-        def ancestry(a: str, b: str) -> bool | None:
-            if len(has_commits(layout.git_dir, (a, b))) < 2:
-                return None
-            return is_ancestor(layout.git_dir, a, b)
-
-        st = lane_state(lane.name, lane.ref, mirror, stage, ancestry)
-        # pendingFlush: the lane holds commits its stage ref lacks (ahead or diverged).
-        lane_pending = st.action in ("ahead", "diverged", "unknown") and mirror is not None
-        # Before the first sync nothing of upstream has been observed: no row is in sync,
-        # as the repository and the top level say.
-        lane_sync = mirror == stage and synced
-        pending = pending or lane_pending
-        in_sync = in_sync and lane_sync
-        lanes.append({"name": lane.name, "ref": lane.ref, "mirrorCommit": mirror, "githubCommit": stage,
-                      "pendingFlush": lane_pending, "githubInSync": lane_sync,
-                      "diverged": st.action == "diverged", "state": st.action if st.action != "created" else "behind"})
-    entry.update(sources=sources, lanes=lanes, pendingFlush=pending,
-                 diverged=any(lane["diverged"] for lane in lanes),
-                 githubInSync=in_sync and synced)
+    entry.sources = _sources(layout, refs, synced, check_snapshots=check_snapshots)
+    entry.lanes = [_lane(layout, lane, refs, synced) for lane in layout.lanes]
+    entry.pending_flush = any(lane.pending_flush for lane in entry.lanes)
+    entry.github_in_sync = (all(s.github_in_sync for s in entry.sources)
+                            and all(lane.github_in_sync for lane in entry.lanes) and synced)
     return entry
 
 
-def _run_summary(rec: dict[str, Any] | None) -> dict[str, Any] | None:
-    if rec is None:
-        return None
-    out = {"at": rec.get("at"), "ok": rec.get("ok"), "durationMs": rec.get("durationMs")}
-    if rec.get("error"):
-        out["error"] = rec["error"]
-    return out
+def _sources(layout: RepoLayout, refs: Mapping[str, str], synced: bool, *,
+             check_snapshots: bool) -> list[SourceStatus]:
+    """Every source branch the mirror or its stage has; a snapshot ref that does not exist is
+    said as None when the snapshots were read."""
+    branches = ({r[len(HEADS):] for r in refs if r.startswith(HEADS)}
+                | {r[len(STAGE_HEADS):] for r in refs if r.startswith(STAGE_HEADS)})
+    sources = []
+    for branch in sorted(branches):
+        spec = layout.source_for(branch)
+        if spec is None:
+            continue
+        mirror, stage = refs.get(HEADS + branch), refs.get(STAGE_HEADS + branch)
+        snapshot = layout.snapshot_ref(spec.group, branch, mirror) if mirror else None
+        if check_snapshots and snapshot not in refs:
+            snapshot = None
+        sources.append(SourceStatus(branch, spec.pattern, spec.group, mirror, stage, snapshot,
+                                    mirror == stage and synced))
+    return sources
+
+
+def _lane(layout: RepoLayout, lane: LaneSpec, refs: Mapping[str, str],
+          synced: bool) -> LaneStatus:
+    """A lane's row: pendingFlush when it holds commits its stage ref lacks (ahead or
+    diverged); before the first sync nothing of upstream has been observed, so no row is in
+    sync, as the repository and the top level say."""
+    mirror, stage = refs.get(lane.ref), refs.get(lane.stage_ref)
+
+    def ancestry(a: str, b: str) -> bool | None:
+        if len(has_commits(layout.git_dir, (a, b))) < 2:
+            return None
+        return is_ancestor(layout.git_dir, a, b)
+
+    st = lane_state(lane.name, lane.ref, mirror, stage, ancestry)
+    return LaneStatus(
+        lane.name, lane.ref, mirror, stage,
+        pending_flush=st.action in ("ahead", "diverged", "unknown") and mirror is not None,
+        github_in_sync=mirror == stage and synced, diverged=st.action == "diverged",
+        state=st.action if st.action != "created" else "behind")
 
 
 def status(cfg: LoadedConfig, *, repo: str | None = None, node: str = "local",
            lane: str | None = None, jobs: int | None = None) -> StatusResult:
-    """The status object of CONTRACT section 4, from the cache only (``jobs`` at once); with
-    ``lane`` (the global ``--lane``), the repositories that declare it, as for sync and flush."""
-    from git_mirror.mirror.integrity import node_problems
+    """The status object of CONTRACT section 4, from the cache only (``jobs`` at once).
+
+    With ``lane`` (the global ``--lane``), the repositories that declare it, as for sync and
+    flush.
+    """
+    from git_mirror.mirror.integrity import integrity_error, node_problems, summary
     from git_mirror.mirror.parallel import each, jobs_for
 
     ids = selected_repositories(cfg, repo, lane)
     done = each(ids, lambda rid: _checked_status(cfg, rid, node), jobs_for(cfg, jobs))
-    repos = [entry for entry, _ in done]
     problems = node_problems(cfg) + [p for _, mine in done for p in mine]
-    data = {
-        "ok": True, "node": node, "source": "yaml",
-        "config": {"path": str(cfg.path), "sha256": cfg.sha256},
-        "cache": str(cfg.cache_dir),
-        "pendingFlush": any(r["pendingFlush"] for r in repos),
-        "diverged": any(r["diverged"] for r in repos),
-        "githubInSync": all(r["githubInSync"] for r in repos),
-        "repositories": repos,
-    }
+    result = StatusResult(node, str(cfg.path), cfg.sha256, str(cfg.cache_dir),
+                          [entry for entry, _ in done],
+                          {"ok": True, "problems": [], "hint": None})
     if problems:
-        from git_mirror.mirror.integrity import integrity_error, summary
-
-        data.update(ok=False, integrity=summary(problems),
-                    error=integrity_error(problems).to_json())
-    else:
-        data["integrity"] = {"ok": True, "problems": [], "hint": None}
-    return StatusResult(data)
+        result.integrity = summary(problems)
+        result.error = integrity_error(problems)
+    return result
 
 
-def _checked_status(cfg: LoadedConfig, rid: str, node: str) -> tuple[dict[str, Any], list[Problem]]:
-    """One repository's status entry with, under ``integrity``, the checks of ``verify``
-    (offline; the mirror's git config from its cached reading), and the problems found.
-    Every ref is read once, by one ``for-each-ref``, for the entry and the checks alike."""
+def _checked_status(cfg: LoadedConfig, rid: str, node: str) -> tuple[RepoStatus, list[Problem]]:
+    """One repository's status entry with, under ``integrity``, the checks of ``verify``.
+
+    Offline (the mirror's git config from its cached reading); returns the problems found too.
+    Every ref is read once, by one ``for-each-ref``, for the entry and the checks alike.
+    """
     from git_mirror.mirror import integrity
     from git_mirror.mirror.local_apply import SETTINGS_CACHE, read_settings
 
@@ -230,9 +384,9 @@ def _checked_status(cfg: LoadedConfig, rid: str, node: str) -> tuple[dict[str, A
         return repo_status(cfg, rid, node), []
     refs = list_refs(layout.git_dir, ["refs/"])
     entry = repo_status(cfg, rid, node, all_refs=refs)
-    if not entry["mirror"]["exists"]:
+    if not entry.exists:
         return entry, []
     settings = read_settings(layout.git_dir, layout.state_dir / SETTINGS_CACHE)
     mine = integrity.repository_problems(cfg, rid, settings=settings, refs=refs)
-    entry["integrity"] = integrity.summary(mine)
+    entry.integrity = integrity.summary(mine)
     return entry, mine

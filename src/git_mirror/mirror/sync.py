@@ -18,15 +18,13 @@ for-each-ref with the candidate snapshots), fetches nothing and reports.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from git_mirror.errors import BusyError, Code, DriftError, GitError, GitMirrorError, from_os_error
-from git_mirror.git import progress
+from git_mirror.errors import Code, DriftError, GitError, GitMirrorError
 from git_mirror.git.refs import (
     EXACT_NAMES_LIMIT,
     RefUpdate,
@@ -37,12 +35,10 @@ from git_mirror.git.refs import (
     pack_refs,
 )
 from git_mirror.git.remote import RemoteEnv, fetch_objects, ls_remote
-from git_mirror.mirror import audit, journal
+from git_mirror.mirror import audit
 from git_mirror.mirror.layout import HEADS, STAGE_HEADS, RepoLayout, selected_repositories
-from git_mirror.mirror.lock import repo_lock
 from git_mirror.mirror.outcome import PerRepository
 from git_mirror.mirror.plan import Ancestry, LaneState, SyncPlan, candidate_snapshots, plan_sync
-from git_mirror.mirror.recovery import clear_stale_locks, kept_locks_notes, record_safely
 from git_mirror.mirror.refcheck import (
     Applied,
     Refusal,
@@ -51,10 +47,12 @@ from git_mirror.mirror.refcheck import (
     snapshot_probes,
 )
 from git_mirror.mirror.report import sync_line
+from git_mirror.mirror.runner import RepoOperation, run_repositories, sweep_stale_locks
 from git_mirror.mirror.upstream_view import fetch_upstream, settle
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
+    from git_mirror.mirror.local_apply import RepoApply
 
 log = logging.getLogger("git_mirror.sync")
 T = TypeVar("T")
@@ -65,8 +63,23 @@ PACK_REFS_AFTER = 256  # a transaction this large is followed by one git pack-re
 DRIFT_KEYS = ("remote.upstream.url", "gitmirror.transport", "gitmirror.proxy")
 
 
+@dataclass(frozen=True)
+class SourceTip:
+    """A declared source branch upstream has: its tip and that tip's snapshot ref."""
+
+    branch: str
+    commit: str
+    snapshot_ref: str
+
+    def to_json(self) -> dict[str, str]:
+        """``{"branch", "commit", "snapshotRef"}``."""
+        return {"branch": self.branch, "commit": self.commit, "snapshotRef": self.snapshot_ref}
+
+
 @dataclass
 class RepoSync:
+    """One repository's sync: what moved, what was made, what was refused or went wrong."""
+
     id: str
     dry_run: bool
     ok: bool = True
@@ -76,7 +89,7 @@ class RepoSync:
     lanes: list[LaneState] = field(default_factory=list)
     # Every declared source branch's tip upstream and its snapshot ref (new or not): what a
     # follower on a kubernetes node reads from a sync Job's result.
-    sources: list[dict[str, str]] = field(default_factory=list)
+    sources: list[SourceTip] = field(default_factory=list)
     fetched: int = 0
     duration_ms: int = 0
     error: GitMirrorError | None = None
@@ -87,17 +100,24 @@ class RepoSync:
 
     @property
     def diverged(self) -> bool:
+        """A lane of the repository diverged (the mirror and upstream both moved)."""
         return any(lane.diverged for lane in self.lanes)
 
+    def add_warning(self, text: str) -> None:
+        """Say ``text`` among the result's warnings, after the diverged lanes and refusals."""
+        self.notes.append(text)
+
     def warnings(self) -> list[str]:
-        """A diverged lane is left exactly as it is, and said."""
+        """A diverged lane is left exactly as it is, and said; so is a refused ref."""
+        see = f"see: git-mirror status --repo {self.id}"
         return [f"lane {lane.name} ({lane.ref}) diverged: the mirror has {lane.mirror}, upstream "
-                f"has {lane.upstream}; sync left it as it is (see: git-mirror status --repo {self.id})"
+                f"has {lane.upstream}; sync left it as it is ({see})"
                 for lane in self.lanes if lane.diverged] + [
             f"{r.ref} was not written: {r.reason}; every other ref of {self.id} was (see: "
             f"git-mirror status --repo {self.id})" for r in self.refused] + self.notes
 
     def to_json(self) -> dict[str, Any]:
+        """The repository's entry in ``sync --json`` (and in a sync Job's result)."""
         return {
             "id": self.id, "ok": self.ok, "dryRun": self.dry_run,
             "createdMirror": self.created_mirror, "diverged": self.diverged,
@@ -105,7 +125,7 @@ class RepoSync:
             "updated": [u.to_json() for u in self.updated],
             "snapshots": [{"ref": r, "commit": c} for r, c in self.snapshots],
             "lanes": [lane.to_json() for lane in self.lanes],
-            "sources": self.sources,
+            "sources": [s.to_json() for s in self.sources],
             "refused": [r.to_json() for r in self.refused],
             "recovered": self.cleared_locks,
             "fetchedCommits": self.fetched, "durationMs": self.duration_ms,
@@ -115,15 +135,19 @@ class RepoSync:
 
 @dataclass
 class SyncResult(PerRepository):
+    """A sync of the selected repositories, in declaration order."""
+
     node: str
     dry_run: bool
     repositories: list[RepoSync]
 
     def to_json(self) -> dict[str, Any]:
+        """The ``sync --json`` object (CONTRACT section 4)."""
         out: dict[str, Any] = {
             "ok": self.ok, "node": self.node, "dryRun": self.dry_run,
             "diverged": any(r.diverged for r in self.repositories),
-            "updated": [{"repository": r.id, **u.to_json()} for r in self.repositories for u in r.updated],
+            "updated": [{"repository": r.id, **u.to_json()}
+                        for r in self.repositories for u in r.updated],
             "snapshots": [{"repository": r.id, "ref": ref, "commit": c}
                           for r in self.repositories for ref, c in r.snapshots],
             "refused": [{"repository": r.id, **x.to_json()}
@@ -137,26 +161,39 @@ class SyncResult(PerRepository):
         return out
 
 
-def check_drift(cfg: LoadedConfig, rid: str, git_dir: Path, node: str | None = None) -> None:
+def check_drift(cfg: LoadedConfig, rid: str, node: str | None = None) -> RepoApply:
     """How the mirror reaches upstream must be what YAML declares; otherwise ``drift``.
 
-    Other settings that differ (the lanes the protection hook allows, refspecs, HEAD) are
-    brought in line here, so that a sync always works with the refs the YAML declares.
+    Only a check: returns apply's plan for the mirror, whose other differences (the lanes the
+    protection hook allows, refspecs, HEAD) :func:`write_declared_settings` then writes.
     """
-    from git_mirror.mirror.local_apply import execute, is_transport_key, plan_repo
+    from git_mirror.mirror.local_apply import is_transport_key, plan_repo
 
     plan = plan_repo(cfg, rid, node, cached=True)
     # Drift is about how upstream is reached: the declared URL, transport and proxy, and
     # any transport setting (url.*.insteadOf, http.*, core.sshCommand...) the YAML does not
     # declare, which apply removes.
     relevant = [c for c in plan.changes
-                if c["key"] in DRIFT_KEYS or (c["to"] is None and is_transport_key(c["key"]))]
+                if c.key in DRIFT_KEYS or (c.new is None and is_transport_key(c.key))]
     if relevant:
-        keys = ", ".join(f"{c['key']} is {c['from']!r}, YAML says {c['to']!r}" for c in relevant)
+        keys = ", ".join(f"{c.key} is {c.old!r}, YAML says {c.new!r}" for c in relevant)
         raise DriftError(f"mirror {rid} differs from the YAML: {keys}",
                          hint="git-mirror apply --confirm")
+    return plan
+
+
+def write_declared_settings(plan: RepoApply) -> None:
+    """Write the settings of a drift-free mirror that differ from the YAML (``plan`` from
+    :func:`check_drift`), so that a sync always works with the refs the YAML declares."""
+    from git_mirror.mirror.local_apply import execute
+
     if plan.changes:
-        execute(cfg, plan)
+        execute(plan)
+
+
+def converge_declared(cfg: LoadedConfig, rid: str, node: str | None) -> None:
+    """:func:`check_drift`, then :func:`write_declared_settings`: before sync or flush writes."""
+    write_declared_settings(check_drift(cfg, rid, node))
 
 
 def _ancestry(git_dir: Path) -> Ancestry:
@@ -261,17 +298,86 @@ def sync_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, confirm:
             result.refused = list(applied.refused)
 
 
-def source_tips(layout: RepoLayout, upstream: dict[str, str]) -> list[dict[str, str]]:
-    """``{"branch", "commit", "snapshotRef"}`` of every declared source branch upstream has."""
+def source_tips(layout: RepoLayout, upstream: dict[str, str]) -> list[SourceTip]:
+    """Every declared source branch upstream has, with its tip and that tip's snapshot ref."""
     out = []
     for ref, oid in sorted(upstream.items()):
         if ref.startswith(HEADS):
             branch = ref[len(HEADS):]
             spec = layout.source_for(branch)
             if spec is not None:
-                out.append({"branch": branch, "commit": oid,
-                            "snapshotRef": layout.snapshot_ref(spec.group, branch, oid)})
+                out.append(SourceTip(branch, oid, layout.snapshot_ref(spec.group, branch, oid)))
     return out
+
+
+class SyncOperation(RepoOperation[RepoSync]):
+    """Sync's step in the per-repository runner (:mod:`git_mirror.mirror.runner`)."""
+
+    command = "sync"
+
+    def __init__(self, cfg: LoadedConfig, *, confirm: bool, wait: bool, node: str) -> None:
+        super().__init__(cfg, confirm=confirm, wait=wait)
+        self.node = node
+
+    def new_result(self, rid: str) -> RepoSync:
+        """An empty sync result (a dry run unless confirmed)."""
+        return RepoSync(rid, dry_run=not self.confirm)
+
+    def step(self, layout: RepoLayout, result: RepoSync) -> None:
+        """Confirmed: under the lock, create or sweep the mirror, check drift, sync. Dry run:
+        the plan, from ``ls-remote`` alone for a mirror that does not exist yet."""
+        from git_mirror.transport import remote_for
+
+        remote = remote_for(self.cfg, layout.id, self.node)
+        result.created_mirror = not (layout.git_dir / "HEAD").exists()
+        if self.confirm:
+            with self.locked(layout):
+                self._prepare(layout, result)
+                sync_repo_locked(self.cfg, layout.id, remote, confirm=True, result=result)
+        elif result.created_mirror:
+            upstream = ls_remote(remote, layout.upstream_patterns())
+            plan = plan_sync(layout, upstream, {}, _unknown_ancestry)
+            result.updated, result.snapshots, result.lanes = (plan.updates, plan.snapshots,
+                                                              plan.lanes)
+        else:
+            sync_repo_locked(self.cfg, layout.id, remote, confirm=False, result=result)
+
+    def _prepare(self, layout: RepoLayout, result: RepoSync) -> None:
+        """Under the lock: create the mirror, or clear what a killed git left; then drift."""
+        from git_mirror.mirror.local_apply import ensure_repo
+
+        # A concurrent sync may have created it meanwhile.
+        result.created_mirror = not (layout.git_dir / "HEAD").exists()
+        if result.created_mirror:
+            ensure_repo(self.cfg, layout.id, self.node)
+        else:
+            sweep_stale_locks(layout, result)
+        converge_declared(self.cfg, layout.id, self.node)
+
+    def journal_entry(self, result: RepoSync) -> dict[str, Any]:
+        """How many refs moved and snapshots were made, and the refs refused."""
+        return {"updated": len(result.updated), "snapshots": len(result.snapshots),
+                "refused": [r.to_json() for r in result.refused]}
+
+    def audit(self, layout: RepoLayout, result: RepoSync) -> None:
+        """The refs a confirmed, successful sync wrote."""
+        audit.record_sync(layout.state_dir, layout.id, result)
+
+    def log(self, result: RepoSync) -> None:
+        """One info line, and one warning line for each warning of the result."""
+        self.log_outcome(log, result, f"{len(result.updated)} ref update(s), "
+                                      f"{len(result.snapshots)} snapshot(s)")
+        for warning in result.warnings():
+            log.warning("%s: %s", result.id, warning, extra={"repository": result.id})
+
+    def summary(self, result: RepoSync) -> str:
+        """The progress line (:func:`git_mirror.mirror.report.sync_line`)."""
+        return sync_line(result)
+
+
+def _unknown_ancestry(_older: str, _newer: str) -> bool | None:
+    """The ancestry a mirror that does not exist yet can tell: none."""
+    return None
 
 
 def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
@@ -281,66 +387,11 @@ def sync(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
 
     With ``lane`` (the global ``--lane``), only the repositories that declare it; an
     undeclared lane is a usage error. Up to ``jobs`` repositories (default: the config's
-    ``jobs``) sync at once; the results are in declaration order."""
-    from git_mirror.mirror.local_apply import ensure_repo
-    from git_mirror.mirror.parallel import each, jobs_for
-    from git_mirror.transport import remote_for
+    ``jobs``) sync at once; the results are in declaration order.
+    """
+    from git_mirror.mirror.parallel import jobs_for
 
     ids = selected_repositories(cfg, repo, lane)
-
-    def one(rid: str) -> RepoSync:
-        res = RepoSync(rid, dry_run=not confirm)
-        layout = RepoLayout.of(cfg, rid)
-        started = time.monotonic()
-        progress.begin(rid)
-        try:
-            remote = remote_for(cfg, rid, node)
-            res.created_mirror = not (layout.git_dir / "HEAD").exists()
-            if confirm:
-                with repo_lock(layout.state_dir, rid, wait=wait, command="sync"):
-                    # Under the lock: a concurrent sync may have created it meanwhile.
-                    res.created_mirror = not (layout.git_dir / "HEAD").exists()
-                    if res.created_mirror:
-                        ensure_repo(cfg, rid, node)
-                    else:
-                        res.cleared_locks, kept = clear_stale_locks(layout.git_dir, layout.state_dir)
-                        res.notes += kept_locks_notes(kept)
-                    check_drift(cfg, rid, layout.git_dir, node)
-                    sync_repo_locked(cfg, rid, remote, confirm=True, result=res)
-            elif res.created_mirror:
-                upstream = ls_remote(remote, layout.upstream_patterns())
-                plan = plan_sync(layout, upstream, {}, lambda a, b: None)
-                res.updated, res.snapshots, res.lanes = plan.updates, plan.snapshots, plan.lanes
-            else:
-                sync_repo_locked(cfg, rid, remote, confirm=False, result=res)
-        except GitMirrorError as exc:
-            res.ok = False
-            res.error = exc
-            if exc.hint is None:
-                exc.hint = f"git-mirror sync --repo {rid} --confirm --wait"
-        except OSError as exc:
-            res.ok = False
-            res.error = from_os_error(exc, doing=f"sync of {rid} failed")
-        res.duration_ms = int((time.monotonic() - started) * 1000)
-        if confirm and not isinstance(res.error, BusyError):
-            note = record_safely(layout.state_dir, "sync", {
-                "at": journal.now_iso(), "ok": res.ok, "durationMs": res.duration_ms,
-                "updated": len(res.updated), "snapshots": len(res.snapshots),
-                "recovered": res.cleared_locks, "refused": [r.to_json() for r in res.refused],
-                "error": res.error.to_json() if res.error else None,
-            })
-            if note:
-                res.notes.append(note)
-        audit.record_sync(layout.state_dir, rid, res)
-        log.info("sync %s: %s, %d ref update(s), %d snapshot(s)%s", rid,
-                 "ok" if res.ok else f"failed [{res.error.code if res.error else ''}]",
-                 len(res.updated), len(res.snapshots), " (dry run)" if not confirm else "",
-                 extra={"repository": rid, "ok": res.ok, "dryRun": not confirm,
-                        "durationMs": res.duration_ms})
-        for warning in res.warnings():
-            log.warning("%s: %s", rid, warning, extra={"repository": rid})
-        progress.done(sync_line(res))
-        return res
-
-    results = each(ids, one, jobs_for(cfg, jobs))
+    op = SyncOperation(cfg, confirm=confirm, wait=wait, node=node)
+    results = run_repositories(op, ids, jobs_for(cfg, jobs))
     return SyncResult(node=node, dry_run=not confirm, repositories=results)

@@ -174,7 +174,7 @@ class Scheduler:
         """
         from git_mirror.mirror.status import repo_status
 
-        st = repo_status(self.cfg, rid, self.node)
+        st = repo_status(self.cfg, rid, self.node).to_json()
         return bool(st.get("pendingFlush")) and not st.get("diverged")
 
     # --- life cycle ------------------------------------------------------------------

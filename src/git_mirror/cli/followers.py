@@ -1,40 +1,35 @@
 """The follower commands (CONTRACT section 3): ``follower list|status|trigger|cleanup-state``,
 ``closeout`` and ``cleanup-runs``.
 
-Registered on the main group by :func:`register`. Each command picks the implementation of
-the node's executor (:mod:`git_mirror.follower.nodes`) and renders its result.
+Registered on the main group by :func:`register`. Each command picks the backend of the
+node's executor (:mod:`git_mirror.follower.backends`) and renders its typed result.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from git_mirror.cli.main import Ctx, confirm_options, finish, pass_ctx, want_confirm
+from git_mirror.cli.main import Ctx, Outcome, confirm_options, finish, pass_ctx, want_confirm
 from git_mirror.cli.output import short, table
 
 if TYPE_CHECKING:
-    from git_mirror.follower.nodes import FollowerBackend
-
-# Modules of other layers that register follower backends or triggers when they exist.
-_PLUGINS = ("git_mirror.kube.followers",)
-
-
-def _load_plugins() -> None:
-    for name in _PLUGINS:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+    from git_mirror.follower.backends import FollowerBackend
+    from git_mirror.follower.results import CloseoutResult
 
 
 def _backend(ctx: Ctx, command: str, args: str = "") -> FollowerBackend:
-    from git_mirror.follower.nodes import backend_for
+    """The backend of the node's executor; ``not-supported`` for an executor without one.
 
-    _load_plugins()
+    The kubernetes backend is wired here, when a follower command runs, not when the CLI
+    starts: its package costs every other command's start-up time. Its import is a normal
+    one: a kube package that cannot be imported fails the command.
+    """
+    from git_mirror.follower.backends import backend_for, register_backend
+    from git_mirror.kube.followers import KubeBackend
+
+    register_backend("kubernetes", KubeBackend())
     return backend_for(ctx.executor(), ctx.node_name(), command, args)
 
 
@@ -55,9 +50,9 @@ def follower() -> None:
 @pass_ctx
 def follower_list(ctx: Ctx, fid: str | None) -> None:
     """List the declared followers with their last run."""
-    def op() -> dict[str, Any]:
-        return _backend(ctx, "follower list").follower_list(ctx.cfg(), node=ctx.node_name(),
-                                                            only=fid)
+    def op() -> Outcome:
+        backend = _backend(ctx, "follower list")
+        return backend.follower_list(ctx.cfg(), node=ctx.node_name(), only=fid)
     finish(ctx, op, _list_text)
 
 
@@ -69,7 +64,7 @@ def follower_list(ctx: Ctx, fid: str | None) -> None:
 def follower_status(ctx: Ctx, fid: str, pipeline_run: str | None, wait: bool) -> None:
     """A follower's last run, branch tip, snapshot and lane, from the cache; with
     --pipeline-run, that one run as observed now."""
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         backend = _backend(ctx, "follower status", f"--follower {fid}")
         if pipeline_run is not None:
             return backend.run_status(ctx.cfg(), fid, pipeline_run, node=ctx.node_name(),
@@ -86,24 +81,27 @@ def follower_status(ctx: Ctx, fid: str, pipeline_run: str | None, wait: bool) ->
 def follower_trigger(ctx: Ctx, fid: str, wait: bool, dry_run: bool, confirm: bool) -> None:
     """Sync, snapshot the branch tip, run the trigger on that snapshot, flush (dry run unless
     --confirm; in the background unless --wait)."""
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         do = want_confirm(dry_run, confirm)
-        return _backend(ctx, "follower trigger", f"--follower {fid} --confirm --wait").trigger(
-            ctx.cfg(), fid, confirm=do, wait=wait, node=ctx.node_name())
+        backend = _backend(ctx, "follower trigger", f"--follower {fid} --confirm --wait")
+        return backend.trigger(ctx.cfg(), fid, confirm=do, wait=wait,
+                               node=ctx.node_name())
     finish(ctx, op, _trigger_text)
 
 
 @follower.command("cleanup-state")
 @click.option("--follower", "fid", required=True, metavar="ID", help="The follower's id.")
-@click.option("--wait", is_flag=True, hidden=True, help="Accepted for symmetry; cleanup never waits.")
+@click.option("--wait", is_flag=True, hidden=True, expose_value=False,
+              help="Accepted for symmetry; cleanup never waits.")
 @confirm_options
 @pass_ctx
-def follower_cleanup_state(ctx: Ctx, fid: str, wait: bool, dry_run: bool, confirm: bool) -> None:
-    """Remove a follower's stale state: finished runs, logs, checkouts (dry run unless --confirm)."""
-    def op() -> dict[str, Any]:
+def follower_cleanup_state(ctx: Ctx, fid: str, dry_run: bool, confirm: bool) -> None:
+    """Remove a follower's stale state: finished runs, logs, checkouts (dry run unless
+    --confirm)."""
+    def op() -> Outcome:
         do = want_confirm(dry_run, confirm)
-        return _backend(ctx, "follower cleanup-state", f"--follower {fid}").cleanup_state(
-            ctx.cfg(), fid, confirm=do, node=ctx.node_name())
+        backend = _backend(ctx, "follower cleanup-state", f"--follower {fid}")
+        return backend.cleanup_state(ctx.cfg(), fid, confirm=do, node=ctx.node_name())
     finish(ctx, op, _cleanup_text)
 
 
@@ -129,26 +127,30 @@ def closeout(ctx: Ctx, fid: str, merge_commit: str | None, pipeline_run: str | N
     contain the merge commit, the run succeeded, the deployed revision contains the lane commit
     it published, pendingFlush is false and githubInSync is true (R10, R12). Every result is
     appended to a ledger that --history lists."""
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         from git_mirror.errors import UsageError
 
         if history:
-            return _backend(ctx, "closeout", f"--follower {fid} --history").closeout_history(
-                ctx.cfg(), fid, merge_commit, node=ctx.node_name())
+            backend = _backend(ctx, "closeout", f"--follower {fid} --history")
+            return backend.closeout_history(ctx.cfg(), fid, merge_commit,
+                                            node=ctx.node_name())
         if merge_commit is None:
             raise UsageError("closeout needs --merge-commit SHA (or --history)",
                              hint=f"git-mirror closeout --follower {fid} --merge-commit SHA")
         if mirror_only:
             return _mirror_only(ctx, fid, merge_commit, pipeline_run, runs_json, deployed,
                                 deployed_source, record=not no_record)
-        return _backend(ctx, "closeout", f"--follower {fid} --merge-commit {merge_commit}").closeout(
-            ctx.cfg(), fid, merge_commit, pipeline_run=pipeline_run, node=ctx.node_name())
+        backend = _backend(ctx, "closeout", f"--follower {fid} --merge-commit {merge_commit}")
+        return backend.closeout(ctx.cfg(), fid, merge_commit, pipeline_run=pipeline_run,
+                                node=ctx.node_name())
     finish(ctx, op, _closeout_text)
 
 
 def _mirror_only(ctx: Ctx, fid: str, merge_commit: str, pipeline_run: str | None,
                  runs_json: str | None, deployed: str | None, deployed_source: str | None, *,
-                 record: bool) -> dict[str, Any]:
+                 record: bool) -> CloseoutResult:
+    """``closeout --mirror-only``: the local proof on this node's cache, with the runs and
+    the deployed revision a kubernetes node's closeout passes (its Job runs this)."""
     import json
 
     from git_mirror.errors import UsageError
@@ -180,10 +182,10 @@ def _mirror_only(ctx: Ctx, fid: str, merge_commit: str, pipeline_run: str | None
 def cleanup_runs(ctx: Ctx, name: str, dry_run: bool, confirm: bool) -> None:
     """Remove a finished run's record, log and checkout before a retry (R9; dry run unless
     --confirm)."""
-    def op() -> dict[str, Any]:
+    def op() -> Outcome:
         do = want_confirm(dry_run, confirm)
-        return _backend(ctx, "cleanup-runs", f"--pipeline-run {name} --confirm").cleanup_runs(
-            ctx.cfg(), name, confirm=do, node=ctx.node_name())
+        backend = _backend(ctx, "cleanup-runs", f"--pipeline-run {name} --confirm")
+        return backend.cleanup_runs(ctx.cfg(), name, confirm=do, node=ctx.node_name())
     finish(ctx, op, _cleanup_text)
 
 
@@ -199,7 +201,8 @@ def _list_text(data: dict[str, Any]) -> str:
             for f in data["followers"]]
     if not rows:
         return "no followers declared (followers: in the config)"
-    return table(rows, ["follower", "repository", "branch", "lane", "trigger", "last run", "status"])
+    return table(rows, ["follower", "repository", "branch", "lane", "trigger", "last run",
+                        "status"])
 
 
 def _status_text(data: dict[str, Any]) -> str:
@@ -229,7 +232,8 @@ def _trigger_text(data: dict[str, Any]) -> str:
         head = "follower trigger (dry run: nothing synced, run or flushed; add --confirm)"
         return "\n".join([head, f"  would: {', '.join(data.get('steps', []))}",
                           f"  trigger {data['trigger']}",
-                          f"  cached tip {short(data['commit'])}  snapshot {data['snapshotRef'] or '-'}"])
+                          f"  cached tip {short(data['commit'])}  "
+                          f"snapshot {data['snapshotRef'] or '-'}"])
     out = [f"follower trigger {data['follower']}: run {run['name'] or '-'} {run['status']}",
            f"  snapshot {data['snapshotRef'] or '-'}  commit {short(data['commit'])}"]
     if run.get("log"):
@@ -253,7 +257,8 @@ def _run_status_text(data: dict[str, Any]) -> str:
         f"  snapshot {run.get('snapshotRef') or '-'}",
         f"  built commit {run.get('commit') or '-'}",
         f"  published lane commit {run.get('publishedLaneCommit') or '-'}",
-        f"  flush: {flush.get('state') or '-'}  (upstream lane {short(flush.get('upstreamLaneCommit'))})",
+        f"  flush: {flush.get('state') or '-'}  "
+        f"(upstream lane {short(flush.get('upstreamLaneCommit'))})",
         f"  current branch tip {short(data.get('currentBranchTip'))} (now; not this run's source)"])
 
 
@@ -275,12 +280,14 @@ def _closeout_text(data: dict[str, Any]) -> str:
            f"  run {run['name'] or '-'} {run['status'] or '-'}  built {short(run.get('commit'))}"
            f"  published {short(run.get('publishedLaneCommit'))}",
            f"  deployed {short(data['syncRevision'])} ({data.get('syncRevisionSource') or '-'})"]
-    out += [f"  [{'pass' if c['ok'] else 'FAIL'}] {c['name']}: {c['message']}" for c in data["checks"]]
+    out += [f"  [{'pass' if c['ok'] else 'FAIL'}] {c['name']}: {c['message']}"
+            for c in data["checks"]]
     return "\n".join(out)
 
 
 def _cleanup_text(data: dict[str, Any]) -> str:
-    what = data.get("pipelineRun", {}).get("name") if "pipelineRun" in data else data.get("follower")
+    what = (data.get("pipelineRun", {}).get("name") if "pipelineRun" in data
+            else data.get("follower"))
     if data["dryRun"]:
         paths = data["wouldRemove"]
         out = [f"cleanup {what} (dry run: nothing removed; add --confirm): {len(paths)} path(s)"]
