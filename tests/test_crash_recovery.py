@@ -164,9 +164,13 @@ def test_a_git_left_running_by_a_killed_parent_keeps_the_repository_locked(
          "--confirm"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
         start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while len(killer.calls) < 2 and time.monotonic() < deadline:
+        # Sync's first git call runs under the repository lock and inherits it; the sleep it
+        # leaves holds the call's output pipes too, so sync makes no second call while the
+        # sleep lasts. The call is logged by the wrapper, which already holds the lock.
+        deadline = time.monotonic() + 30
+        while not killer.calls and time.monotonic() < deadline:
             time.sleep(0.02)
+        assert killer.calls, "sync started no git call within 30 s"
         proc.kill()  # the parent only
         proc.wait(timeout=30)
         res = cli("--json", "sync", "--confirm")
@@ -182,7 +186,7 @@ def test_a_git_left_running_by_a_killed_parent_keeps_the_repository_locked(
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                assert time.monotonic() < deadline
+                assert time.monotonic() < deadline, "the repository lock still held after 30 s"
                 time.sleep(0.05)
     finally:
         os.close(fd)

@@ -75,8 +75,11 @@ def test_human_dry_run_names_ref_from_and_to(cli: Cli, upstream: Repo, client: C
     res = cli("flush")
     assert res.code == 0
     assert "dry run" in res.stdout
-    assert f"{LANE}  {before[:12]} -> {new[:12]}" in res.stdout
+    assert f"  would push hwlab {LANE}  {before[:12]} -> {new[:12]}" in res.stdout.splitlines()
     assert upstream.rev(LANE) == before
+    done = cli("flush", "--confirm")
+    assert done.code == 0, done.stdout
+    assert f"  pushed hwlab {LANE}  {before[:12]} -> {new[:12]}" in done.stdout.splitlines()
 
 
 def test_diverged_lane_is_kept_reported_and_not_pushed(cli: Cli, upstream: Repo, synced: Repo,

@@ -39,8 +39,12 @@ def test_results_keep_the_order_of_the_ids_and_at_most_jobs_run_at_once() -> Non
 
 def test_one_job_runs_in_order_in_the_caller() -> None:
     seen: list[tuple[str, str]] = []
-    out = each(["a", "b", "c"],
-               lambda rid: seen.append((rid, threading.current_thread().name)) or rid, 1)
+
+    def work(rid: str) -> str:
+        seen.append((rid, threading.current_thread().name))
+        return rid
+
+    out = each(["a", "b", "c"], work, 1)
     assert out == ["a", "b", "c"]
     assert [rid for rid, _ in seen] == ["a", "b", "c"]
     assert {name for _, name in seen} == {threading.current_thread().name}

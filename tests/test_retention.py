@@ -4,7 +4,10 @@ run lists exactly what a confirmed prune removes."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -14,6 +17,7 @@ from git_mirror.config import load_config
 from git_mirror.follower.retention import prune_snapshots
 from tests.conftest import mirror_repo
 from tests.support.cli import CliResult, run_cli
+from tests.support.configs import HWLAB_REPOSITORY
 from tests.support.follower import FOLLOWER, SNAP_PREFIX, follower_config, make_build, run_record
 from tests.support.gitutil import Repo
 
@@ -110,3 +114,52 @@ def test_snapshots_that_runs_use_are_never_pruned(
         status = cli("--json", "follower", "status", "--follower", FOLLOWER,
                      "--pipeline-run", name).json["pipelineRun"]["status"]
     assert status == "failed"
+
+
+def test_a_busy_repository_leaves_what_prune_deleted_elsewhere_in_the_output(
+        write_config: Callable[..., Path], upstream: Repo) -> None:
+    """Without --wait, a repository whose lock is held is ``busy``; what the prune deleted in
+    the repositories before it is still listed (as the audit journal has it), exit 1."""
+    from tests.conftest import BASE_CONFIG
+
+    second = HWLAB_REPOSITORY.format(url=upstream.url).replace(
+        "repositories:\n  hwlab:", "  second:")
+    cfg = write_config(BASE_CONFIG.format(url=upstream.url).replace(
+        "  namespace: unidesk\n", "  namespace: unidesk\n  retention: {keepLast: 1, "
+        "maxAgeDays: null}\n") + second)
+    tips = []
+    for i in range(3):
+        tips.append(old_commit(upstream, i))
+        assert run_cli("--config", cfg, "sync", "--confirm").code == 0
+    before = set(mirror_repo(cfg, "hwlab").refs(SNAP_PREFIX))
+    assert len(before) == 3 and before == set(mirror_repo(cfg, "second").refs(SNAP_PREFIX))
+    lock = cfg.parent / ".git-mirror" / "state" / "second" / "lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a sync of "second" holds it
+        res = run_cli("--config", cfg, "--json", "snapshots", "prune", "--confirm")
+        human = run_cli("--config", cfg, "snapshots", "prune")
+    finally:
+        os.close(fd)
+    assert res.code == 1, res.stdout
+    assert res.json["ok"] is False
+    assert res.json["error"]["code"] == "busy"
+    assert "repository second is busy" in res.json["error"]["message"]
+    assert res.json["error"]["hint"] == "git-mirror snapshots prune --repo second --confirm --wait"
+    assert [f["repository"] for f in res.json["failed"]] == ["second"]
+    gone = before - {SNAP_PREFIX + tips[-1]}
+    assert {(p["repository"], p["ref"]) for p in res.json["pruned"]} == {
+        ("hwlab", ref) for ref in gone}
+    assert set(mirror_repo(cfg, "hwlab").refs(SNAP_PREFIX)) == {SNAP_PREFIX + tips[-1]}
+    assert set(mirror_repo(cfg, "second").refs(SNAP_PREFIX)) == before  # not touched
+    audit = cfg.parent / ".git-mirror" / "state" / "hwlab" / "audit.jsonl"
+    journaled = [json.loads(line) for line in audit.read_text(encoding="utf-8").splitlines()]
+    assert {e["ref"] for e in journaled if e["operation"] == "prune"} == gone
+    # A dry run says the same in human text: what it would prune, then the error.
+    assert human.code == 1
+    assert re.match(r"would prune 0, kept \d+\n", human.stdout), human.stdout
+    assert "busy" in human.stdout + human.stderr
+    # Once the lock is free, the same command prunes the rest.
+    again = run_cli("--config", cfg, "--json", "snapshots", "prune", "--confirm")
+    assert again.code == 0 and again.json["ok"] is True and "error" not in again.json
+    assert {p["repository"] for p in again.json["pruned"]} == {"second"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ Cli = Callable[..., CliResult]
 NS = "refs/unidesk/snapshots/"
 
 
-def synced(cli: Cli) -> dict[str, object]:
+def synced(cli: Cli) -> dict[str, Any]:
     res = cli("--json", "sync", "--confirm")
     assert res.code == 0, res.stdout + res.stderr
     return res.json
@@ -68,7 +69,7 @@ def test_sync_mirrors_declared_refs_only(cli: Cli, upstream: Repo, mirror: Repo)
     assert refs[f"{NS}hwlab-node-runtime/main/{main}"] == main
     r1 = up["refs/heads/release/1.0"]
     assert refs[f"{NS}hwlab/release/1.0/{r1}"] == r1
-    created = {s["ref"] for s in data["snapshots"]}  # type: ignore[index, union-attr]
+    created = {s["ref"] for s in data["snapshots"]}
     assert created == {r for r in refs if r.startswith(NS)}
     assert len(created) == 3
     # No snapshot for lanes or tags.
@@ -86,7 +87,7 @@ def test_sync_is_idempotent_and_snapshots_are_created_once(cli: Cli, mirror: Rep
 def test_sync_creates_the_mirror_when_apply_was_not_run(cli: Cli, mirror: Repo,
                                                        upstream: Repo) -> None:
     data = synced(cli)
-    assert data["repositories"][0]["createdMirror"] is True  # type: ignore[index]
+    assert data["repositories"][0]["createdMirror"] is True
     assert mirror.rev("refs/heads/main") == upstream.rev("refs/heads/main")
 
 
@@ -101,7 +102,7 @@ def test_force_push_upstream_moves_branch_and_keeps_old_snapshot(cli: Cli, upstr
     assert mirror.rev("refs/heads/main") == new
     assert mirror.rev(f"{NS}hwlab-node-runtime/main/{old}") == old
     assert mirror.rev(f"{NS}hwlab-node-runtime/main/{new}") == new
-    assert [s["commit"] for s in data["snapshots"]] == [new]  # type: ignore[union-attr]
+    assert [s["commit"] for s in data["snapshots"]] == [new]
 
 
 def test_new_upstream_commit_incremental(cli: Cli, upstream: Repo, mirror: Repo) -> None:
@@ -111,9 +112,9 @@ def test_new_upstream_commit_incremental(cli: Cli, upstream: Repo, mirror: Repo)
     data = synced(cli)
     assert mirror.rev("refs/heads/main") == new
     assert mirror.rev("refs/heads/release/3.0") == new_rel
-    updated = {u["ref"]: u for u in data["updated"]}  # type: ignore[union-attr]
+    updated = {u["ref"]: u for u in data["updated"]}
     assert updated["refs/heads/main"]["to"] == new
-    assert {s["ref"] for s in data["snapshots"]} == {  # type: ignore[union-attr]
+    assert {s["ref"] for s in data["snapshots"]} == {
         f"{NS}hwlab-node-runtime/main/{new}", f"{NS}hwlab/release/3.0/{new_rel}"}
 
 
@@ -160,7 +161,7 @@ def test_lane_rules(cli: Cli, upstream: Repo, mirror: Repo) -> None:
     local = mirror.commit("gitops/v03", "ci publish")
     data = synced(cli)
     assert mirror.rev(lane) == local
-    lanes = data["repositories"][0]["lanes"]  # type: ignore[index]
+    lanes = data["repositories"][0]["lanes"]
     assert lanes[0]["action"] == "ahead"
     st = cli("--json", "status").json
     assert st["pendingFlush"] is True and st["githubInSync"] is False
@@ -170,7 +171,7 @@ def test_lane_rules(cli: Cli, upstream: Repo, mirror: Repo) -> None:
     data = synced(cli)
     assert mirror.rev(lane) == local
     assert mirror.rev("refs/mirror-stage/heads/gitops/v03") == other
-    assert data["repositories"][0]["lanes"][0]["diverged"] is True  # type: ignore[index]
+    assert data["repositories"][0]["lanes"][0]["diverged"] is True
     st = cli("--json", "status").json
     assert st["repositories"][0]["lanes"][0]["diverged"] is True
     assert upstream.rev(lane) == other

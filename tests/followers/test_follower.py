@@ -316,8 +316,8 @@ def test_a_run_whose_process_died_reads_as_failed(cli: Cli, build: Build, config
     assert trigger(cli, "--confirm", "--wait").code == 0
     state = st.FollowerState.of(load_config(config), FOLLOWER)
     name = state.new_run_name("0" * 40)
-    state.save({"name": name, "follower": FOLLOWER, "status": "running", "pid": 2 ** 22 + 7,
-                "pidStart": "1"})
+    state.save(st.RunRecord.from_json({"name": name, "follower": FOLLOWER, "status": "running",
+                                       "pid": 2 ** 22 + 7, "pidStart": "1"}))
     status = cli("--json", "follower", "status", "--follower", FOLLOWER).json
     assert status["run"] == {"name": name, "status": "failed"}
     assert status["lastRun"]["stale"] is True
@@ -595,3 +595,16 @@ def test_follower_status_of_one_run_as_observed_now(
     unknown = cli("--json", "follower", "status", "--follower", FOLLOWER, "--pipeline-run",
                   "hwlab-runtime-20260101T000000Z-0000000")
     assert unknown.code == 1 and unknown.json["error"]["code"] == "not-found"
+
+
+def test_trigger_in_human_text_names_the_lane_it_flushed(
+        cli: Cli, upstream: Repo, mirror: Repo, build: Build) -> None:
+    """The flush after the run, in the words of flush's own push lines, with the repository
+    left out (the follower's): ``  flushed <ref>  <from> -> <to>``."""
+    lane_before = upstream.rev(LANE) or ""
+    res = cli("follower", "trigger", "--follower", FOLLOWER, "--confirm", "--wait")
+    assert res.code == 0, res.stdout + res.stderr
+    pushed = mirror.rev(LANE) or ""
+    assert pushed != lane_before and upstream.rev(LANE) == pushed
+    flushed = [line for line in res.stdout.splitlines() if line.startswith("  flushed ")]
+    assert flushed == [f"  flushed {LANE}  {lane_before[:12]} -> {pushed[:12]}"], res.stdout

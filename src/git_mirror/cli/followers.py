@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from git_mirror.cli.human import push_line
 from git_mirror.cli.main import Ctx, Outcome, confirm_options, finish, pass_ctx, want_confirm
 from git_mirror.cli.output import short, table
 
@@ -239,8 +240,7 @@ def _trigger_text(data: dict[str, Any]) -> str:
     if run.get("log"):
         out.append(f"  log {run['log']}")
     after = data.get("flushAfter") or {}
-    for p in after.get("pushed") or []:
-        out.append(f"  flushed {p['ref']}  {short(p['from'])} -> {short(p['to'])}")
+    out += [push_line(p, "flushed", named=False) for p in after.get("pushed") or []]
     if data.get("hint"):
         out.append(f"  follow it: {data['hint']}")
     out.append(f"  lane tip {short(data['laneTip'])}  pendingFlush={_b(data['pendingFlush'])}  "

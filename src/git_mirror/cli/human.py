@@ -103,10 +103,14 @@ def sync_text(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def push_line(push: dict[str, Any], verb: str) -> str:
-    """One lane push of a flush: ``<verb> [<repository>] <ref>  <from> -> <to>``."""
-    repository = push.get("repository", "")
-    return (f"  {verb} {repository} {push['ref']}  "
+def push_line(push: dict[str, Any], verb: str, *, named: bool = True) -> str:
+    """One lane push of a flush: ``<verb> <repository> <ref>  <from> -> <to>``.
+
+    ``named=False`` leaves the repository out, where it goes without saying (the flush
+    after a follower's run: the follower's own repository); so does a push without one.
+    """
+    repository = push.get("repository") if named else None
+    return (f"  {verb} {f'{repository} ' if repository else ''}{push['ref']}  "
             f"{short(push['from'])} -> {short(push['to'])}")
 
 

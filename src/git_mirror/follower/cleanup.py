@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from git_mirror.errors import Code, GitMirrorError
 from git_mirror.follower import state as st
@@ -30,9 +30,9 @@ def cleanup_runs(cfg: LoadedConfig, name: str, *, confirm: bool = False,
                              f"{st.followers_root(cfg)})", code=Code.NOT_FOUND,
                              hint="git-mirror follower list")
     state, record = found
-    status = record.get("status")
+    status = record.status
     if status == st.RUNNING:
-        raise GitMirrorError(f"pipeline run {name} is still running (pid {record.get('pid')}); "
+        raise GitMirrorError(f"pipeline run {name} is still running (pid {record.pid}); "
                              "its files are in use", code=Code.RUN_RUNNING,
                              hint=f"git-mirror follower status --follower {state.id}")
     paths = [str(p) for p in state.files_of(name)]
@@ -52,8 +52,7 @@ def cleanup_state(cfg: LoadedConfig, fid: str, *, confirm: bool = False,
     get_follower(cfg, fid)
     state = st.FollowerState.of(cfg, fid)
     runs = state.runs()
-    kept = [KeptRun(str(rec["name"]), "running") for rec in runs
-            if rec.get("status") == st.RUNNING]
+    kept = [KeptRun(rec.name, "running") for rec in runs if rec.status == st.RUNNING]
     doomed = _stale_paths(state, runs, {k.run for k in kept})
     out = CleanupResult(node=node, follower=fid, dry_run=not confirm,
                         would_remove=[str(p) for p in doomed] if not confirm else [], kept=kept)
@@ -67,16 +66,15 @@ def cleanup_state(cfg: LoadedConfig, fid: str, *, confirm: bool = False,
     return out
 
 
-def _stale_paths(state: st.FollowerState, runs: list[dict[str, Any]],
+def _stale_paths(state: st.FollowerState, runs: list[st.RunRecord],
                  live: set[str]) -> list[Path]:
     """What cleanup-state removes: the files of every run of ``runs`` not in ``live``, stray
     files of the runs and work directories, and everything else at the follower's top level
     but the lock."""
     doomed: list[Path] = []
     for rec in runs:
-        name = str(rec["name"])
-        if name not in live:
-            doomed.extend(state.files_of(name))
+        if rec.name not in live:
+            doomed.extend(state.files_of(rec.name))
     for directory in (state.runs_dir, state.work_root):
         try:
             entries = sorted(directory.iterdir())

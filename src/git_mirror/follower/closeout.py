@@ -23,6 +23,7 @@ from git_mirror.mirror.layout import RepoLayout
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
+    from git_mirror.mirror.status_results import LaneStatus
 
 __all__ = ["SHA", "Check", "closeout", "closeout_history", "resolve_commit"]
 
@@ -52,15 +53,15 @@ def closeout(cfg: LoadedConfig, fid: str, merge_commit: str, *, pipeline_run: st
     rid = follower.repository
     layout = RepoLayout.of(cfg, rid)
     if runs is None:
-        runs = st.FollowerState.of(cfg, fid).runs()
-    rstatus = repo_status(cfg, rid, node, check_snapshots=False).to_json()
-    exists = bool(rstatus["mirror"]["exists"])
-    pending, in_sync = bool(rstatus["pendingFlush"]), bool(rstatus["githubInSync"])
-    lane = next((ln for ln in rstatus["lanes"] if ln["name"] == follower.lane), None)
-    source = next((s for s in rstatus["sources"] if s["branch"] == follower.branch), None)
-    tip = source["mirrorCommit"] if source else None
+        runs = [r.to_json() for r in st.FollowerState.of(cfg, fid).runs()]
+    rstatus = repo_status(cfg, rid, node, check_snapshots=False)
+    exists = rstatus.exists
+    pending, in_sync = rstatus.pending_flush, rstatus.github_in_sync
+    lane = rstatus.lane(follower.lane)
+    source = rstatus.source(follower.branch)
+    tip = source.mirror_commit if source else None
     if deployed is None and deployed_source is None:
-        deployed = lane["githubCommit"] if lane else None
+        deployed = lane.github_commit if lane else None
         branch = lane_ref(cfg, follower)[len("refs/heads/"):]
         deployed_source = ("the lane commit upstream holds as last observed "
                            f"(refs/mirror-stage/heads/{branch})")
@@ -78,8 +79,8 @@ def closeout(cfg: LoadedConfig, fid: str, merge_commit: str, *, pipeline_run: st
         tip_contains=bool(j.checks[0].ok), run_contains=j.run_contains,
         deployed_contains=j.deployed_contains, pending_flush=pending if exists else None,
         github_in_sync=in_sync,
-        lane=lane or {"name": follower.lane, "ref": lane_ref(cfg, follower)},
-        checks=[c.to_json() for c in j.checks], ref_sources=rstatus["refSources"])
+        lane=lane.to_json() if lane else {"name": follower.lane, "ref": lane_ref(cfg, follower)},
+        checks=[c.to_json() for c in j.checks], ref_sources=rstatus.ref_sources)
     if not j.ok:
         failed = [c for c in j.checks if not c.ok]
         cli = "git-mirror" if node == "local" else f"git-mirror --node {node}"
@@ -119,7 +120,7 @@ def closeout_history(cfg: LoadedConfig, fid: str, merge_commit: str | None = Non
 
 
 def infer_publication(runs: list[dict[str, Any]],
-                      lane: dict[str, Any] | None) -> list[dict[str, Any]]:
+                      lane: LaneStatus | None) -> list[dict[str, Any]]:
     """The follower's latest run, finished but with no published lane commit on record (a
     PipelineRun started without ``--wait``): the lane commit it published is the lane's tip in
     the mirror now, when that moved since the run started (one run of a follower at a time).
@@ -127,7 +128,7 @@ def infer_publication(runs: list[dict[str, Any]],
     if not runs or lane is None:
         return runs
     last = runs[-1]
-    tip = lane.get("mirrorCommit")
+    tip = lane.mirror_commit
     if "publishedLaneCommit" in last or "laneTipBefore" not in last \
             or last.get("status") not in (st.SUCCEEDED, st.FAILED) or not tip \
             or tip == last.get("laneTipBefore"):

@@ -122,6 +122,7 @@ def trigger(cfg: LoadedConfig, fid: str, *, confirm: bool = False, wait: bool = 
         _lane_flags(cfg, res)
         return res
     state = st.FollowerState.of(cfg, fid)
+    run: st.RunRecord | None = None
     try:
         with st.follower_lock(state, wait=wait) as lock_fd:
             record = _prepare(cfg, fid, follower, trig, layout, state, res)
@@ -130,17 +131,19 @@ def trigger(cfg: LoadedConfig, fid: str, *, confirm: bool = False, wait: bool = 
             else:
                 record = _spawn_worker(cfg, state, record, lock_fd)
                 res.details["hint"] = f"git-mirror follower status --follower {fid}"
-            res.run = record
+            run = record
     except GitMirrorError as exc:
         res.error = exc
-    if res.run is not None and res.error is None and res.run.get("status") != st.RUNNING:
-        res.error = run_error(res.run)
+    if run is not None:
+        res.run = run.to_json()
+        if res.error is None and run.finished:
+            res.error = run_error(run)
     _lane_flags(cfg, res)
     return res
 
 
 def _prepare(cfg: LoadedConfig, fid: str, follower: Follower, trig: Trigger,
-             layout: RepoLayout, state: st.FollowerState, res: TriggerResult) -> dict[str, Any]:
+             layout: RepoLayout, state: st.FollowerState, res: TriggerResult) -> st.RunRecord:
     """Steps 1-3 (under the follower lock): flush, sync, snapshot, the run record."""
     from git_mirror.mirror.flush import flush
     from git_mirror.mirror.sync import sync
@@ -170,97 +173,104 @@ def _prepare(cfg: LoadedConfig, fid: str, follower: Follower, trig: Trigger,
     res.commit, res.snapshot_ref = tip, snapshot
     state.prune()  # normal following needs no manual cleanup
     name = state.new_run_name(tip)
-    record: dict[str, Any] = {
-        "name": name, "follower": fid, "repository": rid, "branch": follower.branch,
-        "lane": follower.lane, "laneRef": res.lane_ref, "node": res.node,
-        "trigger": trig.describe(), "status": st.RUNNING, "exitCode": None,
-        "snapshotRef": snapshot, "commit": tip, "pushUrl": res.push_url,
-        "log": str(state.log_path(name)), "workDir": str(state.work_dir(name)),
-        "createdAt": st.now_iso(), "startedAt": None, "finishedAt": None,
-        "laneTipBefore": list_refs(layout.git_dir, [res.lane_ref]).get(res.lane_ref),
-        "laneTipAfter": None, "publishedLaneCommit": None,
-        "flushBefore": res.flush_before.to_json() if res.flush_before else None,
-        "flushAfter": None,
-        "configSha256": cfg.sha256, "error": None, **st.owner_fields(),
-    }
+    record = st.with_owner(st.RunRecord(
+        name=name, follower=fid, repository=rid, branch=follower.branch, lane=follower.lane,
+        lane_ref=res.lane_ref, node=res.node, trigger=trig.describe(), status=st.RUNNING,
+        snapshot_ref=snapshot, commit=tip, push_url=res.push_url,
+        log=str(state.log_path(name)), work_dir=str(state.work_dir(name)),
+        created_at=st.now_iso(),
+        lane_tip_before=list_refs(layout.git_dir, [res.lane_ref]).get(res.lane_ref),
+        flush_before=res.flush_before.to_json() if res.flush_before else None,
+        config_sha256=cfg.sha256))
     state.save(record)
     return record
 
 
-def spec_of(record: dict[str, Any], state: st.FollowerState) -> RunSpec:
-    """What the trigger needs to run the run of ``record``: its snapshot, lane and paths."""
-    name = str(record["name"])
-    return RunSpec(follower=record["follower"], repository=record["repository"],
-                   branch=record["branch"], lane=record["lane"], lane_ref=record["laneRef"],
-                   snapshot_ref=record["snapshotRef"], commit=record["commit"],
-                   push_url=record["pushUrl"], run=name, node=record["node"],
+def spec_of(record: st.RunRecord, state: st.FollowerState) -> RunSpec:
+    """What the trigger needs to run the run of ``record``: its snapshot, lane and paths
+    (a record that lacks one of them is no run to start: KeyError, as it always was)."""
+    data, name = record.to_json(), record.name
+    return RunSpec(follower=data["follower"], repository=data["repository"],
+                   branch=data["branch"], lane=data["lane"], lane_ref=data["laneRef"],
+                   snapshot_ref=data["snapshotRef"], commit=data["commit"],
+                   push_url=data["pushUrl"], run=name, node=data["node"],
                    work_dir=state.work_dir(name), log_path=state.log_path(name))
 
 
-def complete_run(cfg: LoadedConfig, state: st.FollowerState, record: dict[str, Any],
-                 trig: Trigger, *, timeout: float = EXEC_TIMEOUT_SECONDS) -> dict[str, Any]:
+def complete_run(cfg: LoadedConfig, state: st.FollowerState, record: st.RunRecord,
+                 trig: Trigger, *, timeout: float = EXEC_TIMEOUT_SECONDS) -> st.RunRecord:
     """Steps 4-5: run the trigger, flush after success, write the outcome. Returns the record."""
     from git_mirror.mirror.flush import flush
 
     spec = spec_of(record, state)
     started = time.monotonic()
-    record.update(st.owner_fields(), startedAt=st.now_iso())
+    record = st.with_owner(record).with_(started_at=st.now_iso())
     state.save(record)
     outcome = Outcome("failed", None,
                       GitMirrorError("the run was interrupted", code=Code.INTERRUPTED))
     completed = False
-    record["phase"] = PHASE_TRIGGER
+    record = record.with_(phase=PHASE_TRIGGER)
     try:
         try:
             handle = trig.start(spec)
-            record["trigger"] = {**record["trigger"], **{k: v for k, v in handle.details.items()
-                                                         if k != "pid"}}
+            record = record.with_(trigger={**(record.trigger or {}), **{
+                k: v for k, v in handle.details.items() if k != "pid"}})
             state.save(record)
             outcome = trig.wait(handle, timeout)
         except GitMirrorError as exc:
             outcome = Outcome("failed", None, exc)
         # The run stays "running" until its flush after is done: a reader never sees a
         # finished run whose lane commit is still on its way upstream. ``phase`` says where.
-        record.update(exitCode=outcome.exit_code, triggerStatus=outcome.status,
-                      error=outcome.error.to_json() if outcome.error else None)
-        record["publishedLaneCommit"] = published_lane_commit(cfg, spec, record)
+        record = record.with_(exit_code=outcome.exit_code, trigger_status=outcome.status,
+                              error=outcome.error.to_json() if outcome.error else None)
+        record = record.with_(published_lane_commit=published_lane_commit(cfg, spec, record))
         if outcome.status == st.SUCCEEDED:
-            record["phase"] = PHASE_FLUSH
+            record = record.with_(phase=PHASE_FLUSH)
             state.save(record)
             after = flush(cfg, repo=spec.repository, lane=spec.lane, confirm=True, wait=True,
                           node=spec.node)
-            record["flushAfter"] = FlushSummary.of(after).to_json()
+            record = record.with_(flush_after=FlushSummary.of(after).to_json())
             # The checkout served its one run; a failed run keeps it for inspection.
             _remove_tree(spec.work_dir)
         completed = True
     finally:
-        layout = RepoLayout.of(cfg, spec.repository)
-        record["laneTipAfter"] = list_refs(layout.git_dir, [spec.lane_ref]).get(spec.lane_ref)
-        if completed:
-            record["status"] = outcome.status
-        elif record.get("phase") == PHASE_FLUSH:
-            # the command succeeded; the flush after it was cut short: the lane commit
-            # waits in the mirror (pendingFlush) for the next flush
-            record.update(status=outcome.status, flushAfter={
-                "ok": False, "error": GitMirrorError(
-                    "the flush after the run was interrupted", code=Code.INTERRUPTED,
-                    hint=f"git-mirror flush --repo {spec.repository} --confirm --wait").to_json()})
-        else:  # an exception got here: never leave "running"
-            record.update(status=st.FAILED,
-                          error=outcome.error.to_json() if outcome.error else None)
-        record.update(phase=PHASE_DONE, finishedAt=st.now_iso(),
-                      durationMs=int((time.monotonic() - started) * 1000))
-        state.save(record)
+        record = _finish_record(cfg, state, record, spec, outcome, completed=completed,
+                                duration_ms=int((time.monotonic() - started) * 1000))
+    return record
+
+
+def _finish_record(cfg: LoadedConfig, state: st.FollowerState, record: st.RunRecord,
+                   spec: RunSpec, outcome: Outcome, *, completed: bool,
+                   duration_ms: int) -> st.RunRecord:
+    """The run's outcome, written whatever stopped it: the lane's tip after it, its status
+    (never left ``running``), ``phase`` done, when it finished and how long it took."""
+    layout = RepoLayout.of(cfg, spec.repository)
+    record = record.with_(
+        lane_tip_after=list_refs(layout.git_dir, [spec.lane_ref]).get(spec.lane_ref))
+    if completed:
+        record = record.with_(status=outcome.status)
+    elif record.phase == PHASE_FLUSH:
+        # the command succeeded; the flush after it was cut short: the lane commit
+        # waits in the mirror (pendingFlush) for the next flush
+        record = record.with_(status=outcome.status, flush_after={
+            "ok": False, "error": GitMirrorError(
+                "the flush after the run was interrupted", code=Code.INTERRUPTED,
+                hint=f"git-mirror flush --repo {spec.repository} --confirm --wait").to_json()})
+    else:  # an exception got here: never leave "running"
+        record = record.with_(status=st.FAILED,
+                              error=outcome.error.to_json() if outcome.error else None)
+    record = record.with_(phase=PHASE_DONE, finished_at=st.now_iso(), duration_ms=duration_ms)
+    state.save(record)
     return record
 
 
 def published_lane_commit(cfg: LoadedConfig, spec: RunSpec,
-                          record: dict[str, Any]) -> str | None:
+                          record: st.RunRecord) -> str | None:
     """The lane commit the run published: the lane's tip in the mirror right after the run,
     when it moved during the run (one run of the follower at a time); None when it did not."""
     layout = RepoLayout.of(cfg, spec.repository)
     now = list_refs(layout.git_dir, [spec.lane_ref]).get(spec.lane_ref)
-    return now if now and now != record.get("laneTipBefore") else None
+    return now if now and now != record.lane_tip_before else None
 
 
 def _remove_tree(path: Path) -> None:
@@ -269,42 +279,42 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def run_error(record: dict[str, Any]) -> GitMirrorError | None:
+def run_error(record: st.RunRecord) -> GitMirrorError | None:
     """The error a finished run means for ``trigger``: its own, or its flush after."""
-    fid, name = record.get("follower"), record.get("name")
-    if record.get("status") != st.SUCCEEDED:
-        err = record.get("error") or {}
+    fid, name = record.follower, record.name
+    if record.status != st.SUCCEEDED:
+        err = record.error or {}
         retry = (f"git-mirror cleanup-runs --pipeline-run {name} --confirm && "
                  f"git-mirror follower trigger --follower {fid} --confirm --wait")
         # A run that could not even start says what to fix first; retrying would fail again.
         own = err.get("hint") if err.get("code") in FIX_FIRST_CODES else None
         return GitMirrorError(
             f"run {name} failed: {err.get('message') or 'no reason recorded'}"
-            + (f" (log: {record.get('log')})" if record.get("log") else ""),
+            + (f" (log: {record.log})" if record.log else ""),
             code=Code.parse(err.get("code"), Code.RUN_FAILED),
             hint=str(own or retry),
-            details={"run": name, "exitCode": record.get("exitCode")})
-    after = record.get("flushAfter") or {}
+            details={"run": name, "exitCode": record.exit_code})
+    after = record.flush_after or {}
     if after and not after.get("ok"):
         err = after.get("error") or {}
         return GitMirrorError(
             f"run {name} succeeded, but the flush after it failed: {err.get('message')}",
             code=Code.parse(err.get("code"), Code.FLUSH_FAILED),
-            hint=err.get("hint") or f"git-mirror flush --repo {record.get('repository')} "
+            hint=err.get("hint") or f"git-mirror flush --repo {record.repository} "
                                     "--confirm --wait",
             details={"run": name})
     return None
 
 
-def _spawn_worker(cfg: LoadedConfig, state: st.FollowerState, record: dict[str, Any],
-                  lock_fd: int) -> dict[str, Any]:
+def _spawn_worker(cfg: LoadedConfig, state: st.FollowerState, record: st.RunRecord,
+                  lock_fd: int) -> st.RunRecord:
     """Start steps 4-5 in a detached process that inherits the follower lock."""
     import git_mirror
 
     root = str(Path(git_mirror.__file__).resolve().parent.parent)
     argv = [sys.executable, "-I", "-c", _LAUNCH, root, str(cfg.path.resolve()),
-            str(record["follower"]), str(record["name"])]
-    name = str(record["name"])
+            str(record.follower), record.name]
+    name = record.name
     log_path = state.log_path(name)
     with open(log_path, "ab") as log:
         # The worker is git-mirror itself (it may need declared env secrets to flush); the
@@ -312,7 +322,7 @@ def _spawn_worker(cfg: LoadedConfig, state: st.FollowerState, record: dict[str, 
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=log, stderr=log,
                                 cwd=state.root, env=dict(os.environ), pass_fds=(lock_fd,),
                                 start_new_session=True)
-    record.update(pid=proc.pid, pidStart=st.process_start(proc.pid), detached=True)
+    record = record.with_(pid=proc.pid, pid_start=st.process_start(proc.pid), detached=True)
     state.save(record)
     assert proc.stdin is not None
     try:
@@ -330,9 +340,9 @@ def _lane_flags(cfg: LoadedConfig, res: TriggerResult) -> None:
     layout = RepoLayout.of(cfg, res.repository)
     if not (layout.git_dir / "HEAD").exists():
         return
-    status = repo_status(cfg, res.repository, res.node, check_snapshots=False).to_json()
-    lane = next((ln for ln in status["lanes"] if ln["name"] == res.lane), None)
-    res.lane_tip = lane["mirrorCommit"] if lane else None
-    res.pending_flush = bool(status["pendingFlush"])
-    res.github_in_sync = bool(status["githubInSync"])
-    res.details["laneState"] = lane
+    status = repo_status(cfg, res.repository, res.node, check_snapshots=False)
+    lane = status.lane(res.lane)
+    res.lane_tip = lane.mirror_commit if lane else None
+    res.pending_flush = status.pending_flush
+    res.github_in_sync = status.github_in_sync
+    res.details["laneState"] = lane.to_json() if lane else None

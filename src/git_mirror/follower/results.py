@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from git_mirror.errors import GitMirrorError
     from git_mirror.mirror.flush import FlushResult
+    from git_mirror.mirror.status_results import RepoStatus
     from git_mirror.mirror.sync import SyncResult
 
 JSON = dict[str, Any]
@@ -349,6 +350,14 @@ class BranchView:
         outer = flags or {}
         return cls(source, state, repo.get("pendingFlush", outer.get("pendingFlush")),
                    repo.get("githubInSync", outer.get("githubInSync")), repo.get("refSources"))
+
+    @classmethod
+    def of_status(cls, entry: RepoStatus, branch: str, lane: str) -> BranchView:
+        """The view of ``branch`` and ``lane`` in a repository's typed status entry (a local
+        node's): the same values as :meth:`of` reads from that entry's JSON."""
+        source, state = entry.source(branch), entry.lane(lane)
+        return cls(source.to_json() if source else None, state.to_json() if state else None,
+                   entry.pending_flush, entry.github_in_sync, entry.ref_sources)
 
     def source_field(self, key: str) -> Any:
         """A field of the branch's source ref (None without one)."""

@@ -23,14 +23,14 @@ def protected_snapshots(cfg: LoadedConfig, keep: int) -> dict[str, str]:
     for fid in sorted(cfg.model.followers):
         runs = st.FollowerState.of(cfg, fid).runs()
         for rec in runs:
-            ref = rec.get("snapshotRef")
-            if ref and rec.get("status") == st.RUNNING:
-                out[str(ref)] = f"run {rec.get('name')} of follower {fid} is running"
-        succeeded = [r for r in runs if r.get("status") == st.SUCCEEDED][-keep:]
+            ref = rec.snapshot_ref
+            if ref and rec.status == st.RUNNING:
+                out[str(ref)] = f"run {rec.name} of follower {fid} is running"
+        succeeded = [r for r in runs if r.status == st.SUCCEEDED][-keep:]
         for rec in succeeded:
-            ref = rec.get("snapshotRef")
+            ref = rec.snapshot_ref
             if ref:
-                out.setdefault(str(ref), f"built by run {rec.get('name')}, one of the last "
+                out.setdefault(str(ref), f"built by run {rec.name}, one of the last "
                                          f"{keep} succeeded runs of follower {fid}")
     return out
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from git_mirror.errors import BusyError, Code, UsageError
+from git_mirror.follower.records import RunRecord
 from git_mirror.mirror.journal import now_iso, write_json_atomic
 from git_mirror.mirror.lock import flock_within
 
@@ -112,7 +113,7 @@ class FollowerState:
             return []
         return sorted(names, key=_name_key)
 
-    def load(self, name: str) -> dict[str, Any] | None:
+    def load_record(self, name: str) -> RunRecord | None:
         """The record of run ``name``, liveness applied; None when unknown or unreadable."""
         try:
             data = json.loads(self.record_path(name).read_text(encoding="utf-8"))
@@ -120,25 +121,31 @@ class FollowerState:
             return None
         if not isinstance(data, dict):
             return None
-        return with_liveness(data)
+        return with_liveness(RunRecord.from_json(data))
 
-    def save(self, record: dict[str, Any]) -> None:
+    def load(self, name: str) -> dict[str, Any] | None:
+        """:meth:`load_record` as the record file's JSON object (for readers outside the
+        follower package)."""
+        record = self.load_record(name)
+        return record.to_json() if record is not None else None
+
+    def save(self, record: RunRecord) -> None:
         """Write ``record`` to its file atomically (a reader sees the old or the new one)."""
-        write_json_atomic(self.record_path(str(record["name"])), record)
+        write_json_atomic(self.record_path(record.name), record.to_json())
 
-    def runs(self) -> list[dict[str, Any]]:
+    def runs(self) -> list[RunRecord]:
         """Every readable run record, oldest first, liveness applied."""
         out = []
         for name in self.run_names():
-            rec = self.load(name)
+            rec = self.load_record(name)
             if rec is not None:
                 out.append(rec)
         return out
 
-    def last_run(self) -> dict[str, Any] | None:
+    def last_run(self) -> RunRecord | None:
         """The newest readable run record; None when there is none."""
         for name in reversed(self.run_names()):
-            rec = self.load(name)
+            rec = self.load_record(name)
             if rec is not None:
                 return rec
         return None
@@ -164,10 +171,10 @@ class FollowerState:
     def prune(self, keep: int | None = None) -> list[str]:
         """Automatic retention: drop finished runs beyond the newest ``keep`` (KEEP_RUNS)."""
         keep = KEEP_RUNS if keep is None else keep
-        finished = [r for r in self.runs() if r.get("status") != RUNNING]
+        finished = [r for r in self.runs() if r.finished]
         removed: list[str] = []
         for rec in finished[:-keep] if keep > 0 else finished:
-            removed.extend(self.remove_run(str(rec["name"])))
+            removed.extend(self.remove_run(rec.name))
         return removed
 
 
@@ -179,7 +186,7 @@ def _name_key(name: str) -> tuple[str, int]:
     return (m.group(1), int(m.group(2) or 1))
 
 
-def find_run(cfg: LoadedConfig, name: str) -> tuple[FollowerState, dict[str, Any]] | None:
+def find_run(cfg: LoadedConfig, name: str) -> tuple[FollowerState, RunRecord] | None:
     """The run called ``name``, whichever declared or leftover follower it belongs to."""
     check_run_name(name)
     root = followers_root(cfg)
@@ -190,9 +197,9 @@ def find_run(cfg: LoadedConfig, name: str) -> tuple[FollowerState, dict[str, Any
     for d in dirs:
         st = FollowerState(d.name, d)
         if st.record_path(name).exists():
-            rec = st.load(name)
-            return st, rec if rec is not None else {"name": name, "follower": d.name,
-                                                     "status": FAILED, "unreadable": True}
+            rec = st.load_record(name)
+            return st, rec if rec is not None else RunRecord.from_json(
+                {"name": name, "follower": d.name, "status": FAILED, "unreadable": True})
     return None
 
 
@@ -237,38 +244,26 @@ def alive(pid: int | None, start: str | None) -> bool:
     return True
 
 
-def with_liveness(record: dict[str, Any]) -> dict[str, Any]:
+def with_liveness(record: RunRecord) -> RunRecord:
     """A ``running`` record whose owner is gone reads as ``failed`` with ``stale: true``."""
-    if record.get("status") == RUNNING and not alive(record.get("pid"), record.get("pidStart")):
-        record = {**record, "status": FAILED, "stale": True,
-                  "error": {"code": Code.RUN_LOST,
-                            "message": "the process that ran this run ended without recording "
-                                       "a result",
-                            "hint": f"git-mirror cleanup-runs --pipeline-run {record.get('name')} "
-                                    "--confirm"}}
+    if record.status == RUNNING and not alive(record.pid, record.pid_start):
+        record = record.with_(status=FAILED, stale=True, error={
+            "code": Code.RUN_LOST,
+            "message": "the process that ran this run ended without recording a result",
+            "hint": f"git-mirror cleanup-runs --pipeline-run {record.name} --confirm"})
     return record
 
 
-def owner_fields() -> dict[str, Any]:
-    """The record fields that name this process as a run's owner (pid and start time)."""
+def with_owner(record: RunRecord) -> RunRecord:
+    """``record`` naming this process as the run's owner (its pid and start time)."""
     pid = os.getpid()
-    return {"pid": pid, "pidStart": process_start(pid)}
-
-
-def summary(record: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The short form of a run shown by list and status."""
-    if record is None:
-        return None
-    keys = ("name", "status", "exitCode", "commit", "snapshotRef", "publishedLaneCommit",
-            "startedAt", "finishedAt", "log", "stale")
-    return {k: record[k] for k in keys if k in record}
+    return record.with_(pid=pid, pid_start=process_start(pid))
 
 
 # -- the follower lock ----------------------------------------------------------------------
 
 def _running_run(state: FollowerState) -> str | None:
-    return next((str(r["name"]) for r in reversed(state.runs())
-                 if r.get("status") == RUNNING), None)
+    return next((r.name for r in reversed(state.runs()) if r.status == RUNNING), None)
 
 
 @contextmanager
@@ -300,5 +295,6 @@ def follower_lock(state: FollowerState, *, wait: bool,
         os.close(fd)
 
 
-__all__ = ["FAILED", "RUNNING", "SUCCEEDED", "FollowerState", "alive", "check_run_name",
-           "find_run", "follower_lock", "now_iso", "owner_fields", "summary", "with_liveness"]
+__all__ = ["FAILED", "RUNNING", "SUCCEEDED", "FollowerState", "RunRecord", "alive",
+           "check_run_name", "find_run", "follower_lock", "now_iso", "with_liveness",
+           "with_owner"]

@@ -38,16 +38,16 @@ def follower_list(cfg: LoadedConfig, *, node: str = "local",
             continue
         last = st.FollowerState.of(cfg, fid).last_run()
         items.append(FollowerItem(fid, f.repository, f.branch, f.lane, trigger_kind(f),
-                                  st.summary(last)))
+                                  last.summary() if last else None))
     return FollowerList(node, items)
 
 
 def wait_for_last_run(state: st.FollowerState, timeout: float = EXEC_TIMEOUT_SECONDS + 600,
-                      interval: float = 0.5) -> dict[str, Any] | None:
+                      interval: float = 0.5) -> st.RunRecord | None:
     """Poll the follower's last run until it is no longer ``running`` (at most ``timeout``)."""
     deadline = time.monotonic() + timeout
     last = state.last_run()
-    while last is not None and last.get("status") == st.RUNNING and time.monotonic() < deadline:
+    while last is not None and not last.finished and time.monotonic() < deadline:
         time.sleep(interval)
         last = state.last_run()
     return last
@@ -64,18 +64,18 @@ def follower_status(cfg: LoadedConfig, fid: str, *, node: str = "local",
     follower = get_follower(cfg, fid)
     state = st.FollowerState.of(cfg, fid)
     last = wait_for_last_run(state) if wait else state.last_run()
-    rstatus = repo_status(cfg, follower.repository, node).to_json()
-    view = BranchView.of(rstatus, follower.branch, follower.lane)
-    running = [r["name"] for r in state.runs() if r.get("status") == st.RUNNING]
+    rstatus = repo_status(cfg, follower.repository, node)
+    view = BranchView.of_status(rstatus, follower.branch, follower.lane)
+    running = [r.name for r in state.runs() if not r.finished]
     # A finished run that failed, or succeeded but whose flush after it failed: what
     # `trigger --wait` would have said (the delivery is not done).
-    failure = run_error(last) if last and last.get("status") != st.RUNNING else None
+    failure = run_error(last) if last and last.finished else None
     return FollowerStatus(
         node=node, follower=fid, repository=follower.repository, branch=follower.branch,
         trigger=describe_trigger(follower), view=view,
         lane=view.lane or {"name": follower.lane, "ref": lane_ref(cfg, follower)},
-        last_run=last, running=running, runs=len(state.run_names()),
-        mirror=rstatus["mirror"], last_run_error=failure.to_json() if failure else None)
+        last_run=last.to_json() if last else None, running=running, runs=len(state.run_names()),
+        mirror=rstatus.mirror_json(), last_run_error=failure.to_json() if failure else None)
 
 
 def flush_state(git_dir: Path, published: str | None, lane: dict[str, Any] | None, *,
@@ -102,17 +102,16 @@ def flush_state(git_dir: Path, published: str | None, lane: dict[str, Any] | Non
 
 
 def _wait_for_run(state: st.FollowerState, fid: str, name: str,
-                  record: dict[str, Any]) -> dict[str, Any]:
+                  record: st.RunRecord) -> st.RunRecord:
     """Poll run ``name`` (bounded) until it is no longer ``running``; ``not-found`` when its
     record goes away meanwhile."""
     from git_mirror.errors import GitMirrorError
 
     deadline = time.monotonic() + EXEC_TIMEOUT_SECONDS + 600
-    current: dict[str, Any] | None = record
-    while current is not None and current.get("status") == st.RUNNING \
-            and time.monotonic() < deadline:
+    current: st.RunRecord | None = record
+    while current is not None and not current.finished and time.monotonic() < deadline:
         time.sleep(0.5)
-        current = state.load(name)
+        current = state.load_record(name)
     if current is None:
         raise GitMirrorError(f"run {name} of follower {fid} was removed while it was watched",
                              code=Code.NOT_FOUND,
@@ -131,25 +130,26 @@ def run_status(cfg: LoadedConfig, fid: str, name: str, *, node: str = "local",
     follower = get_follower(cfg, fid)
     st.check_run_name(name)
     state = st.FollowerState.of(cfg, fid)
-    record = state.load(name)
+    record = state.load_record(name)
     if record is None:
         raise GitMirrorError(f"no run {name!r} of follower {fid} on node {node}",
                              code=Code.NOT_FOUND, hint=f"git-mirror follower list --follower {fid}")
-    if wait and record.get("status") == st.RUNNING:
+    if wait and not record.finished:
         record = _wait_for_run(state, fid, name, record)
-    rstatus = repo_status(cfg, follower.repository, node, check_snapshots=False).to_json()
-    view = BranchView.of(rstatus, follower.branch, follower.lane)
+    rstatus = repo_status(cfg, follower.repository, node, check_snapshots=False)
+    view = BranchView.of_status(rstatus, follower.branch, follower.lane)
     layout = RepoLayout.of(cfg, follower.repository)
-    flush = flush_state(layout.git_dir, record.get("publishedLaneCommit"), view.lane,
-                        flush_after=record.get("flushAfter"),
-                        pending_flush=rstatus["pendingFlush"])
-    failure = run_error(record) if record.get("status") != st.RUNNING else None
+    flush = flush_state(layout.git_dir, record.published_lane_commit, view.lane,
+                        flush_after=record.flush_after,
+                        pending_flush=rstatus.pending_flush)
+    failure = run_error(record) if record.finished else None
+    data = record.to_json()
     keys = ("name", "status", "phase", "exitCode", "snapshotRef", "commit", "publishedLaneCommit",
             "laneTipBefore", "createdAt", "startedAt", "finishedAt", "log", "stale", "error")
     return RunStatus(
         node=node, follower=fid, repository=follower.repository, branch=follower.branch,
         lane=view.lane or {"name": follower.lane, "ref": lane_ref(cfg, follower)},
-        pipeline_run={k: record.get(k) for k in keys}, flush=flush,
+        pipeline_run={k: data.get(k) for k in keys}, flush=flush,
         current_branch_tip=view.source_field("mirrorCommit"),
-        pending_flush=rstatus["pendingFlush"], github_in_sync=rstatus["githubInSync"],
+        pending_flush=rstatus.pending_flush, github_in_sync=rstatus.github_in_sync,
         run_error=failure.to_json() if failure else None)

@@ -49,24 +49,26 @@ def main(argv: Sequence[str]) -> int:
         sys.stderr.write(f"git-mirror: {exc.message}\n")
         return 1
     state = st.FollowerState.of(cfg, fid)
-    record = state.load(name)
+    record = state.load_record(name)
     if record is None:
         sys.stderr.write(f"git-mirror: run record {name} not found\n")
         return 1
-    if record.get("configSha256") != cfg.sha256:
-        record.update(status=st.FAILED, finishedAt=st.now_iso(), error={
+    if record.config_sha256 != cfg.sha256:
+        record = record.with_(status=st.FAILED, finished_at=st.now_iso(), error={
             "code": Code.CONFIG_CHANGED,
             "message": f"{cfg.path} changed between the trigger and the run; nothing ran",
             "hint": f"git-mirror follower trigger --follower {fid} --confirm"})
         state.save(record)
         return 1
     try:
-        trig = trigger_for(cfg, fid, node=str(record.get("node") or "local"), executor="local")
+        trig = trigger_for(cfg, fid, node=str(record.node or "local"), executor="local")
         record = complete_run(cfg, state, record, trig)
     except GitMirrorError as exc:
-        record.update(status=st.FAILED, finishedAt=st.now_iso(), error=exc.to_json())
+        # complete_run saved where the run got to before it raised: go on from there.
+        record = (state.load_record(name) or record).with_(
+            status=st.FAILED, finished_at=st.now_iso(), error=exc.to_json())
         state.save(record)
-    return 0 if record.get("status") == st.SUCCEEDED else 1
+    return 0 if record.status == st.SUCCEEDED else 1
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from git_mirror.errors import GitMirrorError, from_os_error
 from git_mirror.git.refs import RefTransaction, RefUpdate
 from git_mirror.git.run import git
 from git_mirror.mirror import audit
@@ -144,13 +145,31 @@ class PruneResult:
     kept: int = 0
     protected: list[Protected] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)  # stale git lock files removed
+    failed: list[tuple[str, GitMirrorError]] = field(default_factory=list)  # (id, its error)
+
+    @property
+    def ok(self) -> bool:
+        """Every selected repository was pruned (or, dry run, planned)."""
+        return not self.failed
+
+    @property
+    def error(self) -> GitMirrorError | None:
+        """The first failed repository's error, in declaration order (as sync says it)."""
+        return self.failed[0][1] if self.failed else None
 
     def to_json(self) -> dict[str, Any]:
-        """The ``snapshots prune --json`` object."""
-        return {"ok": True, "dryRun": self.dry_run, "kept": self.kept,
-                "pruned": [s.to_json() for s in self.deleted],
-                "protected": [p.to_json() for p in self.protected],
-                "recovered": self.recovered}
+        """The ``snapshots prune --json`` object; with a failure, also its ``error`` and every
+        failed repository under ``failed`` (what the others pruned is listed all the same)."""
+        out: dict[str, Any] = {
+            "ok": self.ok, "dryRun": self.dry_run, "kept": self.kept,
+            "pruned": [s.to_json() for s in self.deleted],
+            "protected": [p.to_json() for p in self.protected],
+            "recovered": self.recovered}
+        if self.error is not None:
+            out["error"] = self.error.to_json()
+            out["failed"] = [{"repository": rid, "error": exc.to_json()}
+                             for rid, exc in self.failed]
+        return out
 
 
 def _doomed(snaps: Sequence[Snapshot], tips: Mapping[str, str], retention: Retention,
@@ -180,28 +199,43 @@ def prune(cfg: LoadedConfig, *, repo: str | None = None, confirm: bool = False,
           protected: Mapping[str, str] | None = None) -> PruneResult:
     """Prune by the declared retention (see the module docstring).
 
-    ``protected`` maps snapshot refs that must stay to the reason, shown in the result.
+    ``protected`` maps snapshot refs that must stay to the reason, shown in the result. A
+    repository that fails (``busy`` without ``wait``, an I/O error) is listed with its error
+    and the others are pruned all the same, as sync does; what was deleted is always listed.
     """
+    retention = cfg.model.snapshots.retention
+    now = time.time() if now is None else now
+    result = PruneResult(dry_run=not confirm)
+    for layout in _mirrors(cfg, repo):
+        try:
+            with repo_lock(layout.state_dir, layout.id, wait=wait, command="snapshots prune"):
+                _prune_repository(layout, retention, now, protected or {}, result,
+                                  confirm=confirm)
+        except GitMirrorError as exc:
+            result.failed.append((layout.id, exc))
+        except OSError as exc:
+            result.failed.append(
+                (layout.id, from_os_error(exc, doing=f"snapshots prune of {layout.id} failed")))
+    return result
+
+
+def _prune_repository(layout: RepoLayout, retention: Retention, now: float,
+                      protected: Mapping[str, str], result: PruneResult, *,
+                      confirm: bool) -> None:
+    """One repository's prune, under its lock: what goes is added to ``result`` once its ref
+    transaction committed (a dry run: once decided)."""
     from git_mirror.git.refs import list_refs
     from git_mirror.mirror.recovery import clear_stale_locks
 
-    retention = cfg.model.snapshots.retention
-    now = time.time() if now is None else now
-    protected = protected or {}
-    result = PruneResult(dry_run=not confirm)
-    for layout in _mirrors(cfg, repo):
-        rid = layout.id
-        with repo_lock(layout.state_dir, rid, wait=wait, command="snapshots prune"):
-            if confirm:  # a prune killed in its transaction left lock files: see recovery
-                result.recovered += clear_stale_locks(layout.git_dir, layout.state_dir)[0]
-            snaps = _snapshots_of(layout, None, None)
-            tips = list_refs(layout.git_dir, [HEADS])
-            doomed = _doomed(snaps, tips, retention, now, protected, result)
-            result.kept += len(snaps) - len(doomed)
-            result.deleted.extend(doomed)
-            if confirm and doomed:
-                txn = RefTransaction(layout.git_dir, message="git-mirror snapshots prune")
-                txn.extend(RefUpdate(s.ref, None, s.commit) for s in doomed)
-                txn.commit()
-                audit.record(layout.state_dir, rid, "prune", txn.updates)
-    return result
+    if confirm:  # a prune killed in its transaction left lock files: see recovery
+        result.recovered += clear_stale_locks(layout.git_dir, layout.state_dir)[0]
+    snaps = _snapshots_of(layout, None, None)
+    tips = list_refs(layout.git_dir, [HEADS])
+    doomed = _doomed(snaps, tips, retention, now, protected, result)
+    if confirm and doomed:
+        txn = RefTransaction(layout.git_dir, message="git-mirror snapshots prune")
+        txn.extend(RefUpdate(s.ref, None, s.commit) for s in doomed)
+        txn.commit()
+        audit.record(layout.state_dir, layout.id, "prune", txn.updates)
+    result.kept += len(snaps) - len(doomed)
+    result.deleted.extend(doomed)
