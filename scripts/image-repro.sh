@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the image twice from the same commit and checks that the two archives are the same
-# bytes (CONTRACT 6); prints the digest, size and build time of each build.
+# bytes (docs/kubernetes.md, "The container image"); prints the digest, size and build time of
+# each build.
 #
 #   bash scripts/image-repro.sh OUTDIR    ->  OUTDIR/first/git-mirror-oci.tar (kept), exit 1 if they differ
 set -euo pipefail

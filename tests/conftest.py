@@ -19,7 +19,7 @@ from tests.support.sshd import Sshd, start_sshd
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No host git config or config path leaks into a test."""
     home = tmp_path / "home"
     home.mkdir()
@@ -28,12 +28,12 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     for var in list(os.environ):
         if var.startswith("GIT_") and var != "GIT_MIRROR_GIT_BINARY":
             monkeypatch.delenv(var, raising=False)
-    yield
 
 
 @pytest.fixture
 def upstream(tmp_path: Path) -> Repo:
-    """A bare upstream with main, release/1.0, release/2.0, an undeclared branch, a tag and a lane."""
+    """A bare upstream with main, release/1.0, release/2.0, an undeclared branch, a tag and a
+    lane."""
     repo = Repo(tmp_path / "upstream.git")
     base = repo.commit("main", "initial", parent=None)
     repo.commit("main", "second")
@@ -55,7 +55,8 @@ snapshots:
 
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[..., Path]:
-    def write(text: str | None = None, *, url: str | None = None, name: str = "git-mirror.yaml") -> Path:
+    def write(text: str | None = None, *, url: str | None = None,
+              name: str = "git-mirror.yaml") -> Path:
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         body = text if text is not None else BASE_CONFIG.format(url=url)

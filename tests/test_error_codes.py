@@ -22,7 +22,7 @@ from tests.support.gitutil import Repo
 
 Cli = Callable[..., CliResult]
 SRC = Path(__file__).resolve().parent.parent / "src" / "git_mirror"
-README = Path(__file__).resolve().parent.parent / "README.md"
+ERRORS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
 # code="x", code = "x" (class attributes), "code": "x" (error objects built as dicts), and
 # code") or "x" (a fallback code for an error read back from a Job or a record): every one of
 # these spellings is a string literal where a member of the registry belongs.
@@ -69,11 +69,17 @@ def test_a_code_read_back_from_a_job_is_parsed_into_the_registry() -> None:
     assert GitMirrorError("x", code=Code.BUSY).to_json()["code"] == "busy"
 
 
-def test_the_readme_documents_every_error_code() -> None:
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("## Error codes"):]
-    for code in ERROR_CODES:
-        assert f"| `{code}` |" in section, code
+def test_the_errors_page_documents_every_error_and_warning_code() -> None:
+    text = ERRORS_PAGE.read_text(encoding="utf-8")
+    errors = text[text.index("<!-- BEGIN GENERATED error-codes"):
+                  text.index("<!-- END GENERATED error-codes")]
+    warnings = text[text.index("<!-- BEGIN GENERATED warning-codes"):
+                    text.index("<!-- END GENERATED warning-codes")]
+    for code, meaning in ERROR_CODES.items():
+        assert f"| `{code}` | {2 if code in (Code.CONFIG, Code.USAGE) else 1} | {meaning} |" \
+            in errors, code
+    for warning, meaning in WARNING_CODES.items():
+        assert f"| `{warning}` | {meaning} |" in warnings, warning
 
 
 def _subclasses(cls: type[GitMirrorError]) -> list[type[GitMirrorError]]:

@@ -19,8 +19,10 @@ Every error carries a stable ``code`` (the JSON ``error.code``), a message that 
 happened, and a ``hint`` that names the next command to run. Nothing here ever holds a
 secret's value: callers redact before they raise.
 
-:data:`ERROR_CODES` lists every code the product can emit, with its meaning; the README's
-table is this one. A new code is added there (a test scans ``src/`` for codes that are not).
+:data:`ERROR_CODES` lists every code the product can emit, with its meaning, and
+:data:`WARNING_CODES` every warning; the tables of ``docs/errors.md`` are generated from them
+(``python scripts/gen-docs.py``). A new code is added there (a test scans ``src/`` for codes
+that are not).
 """
 
 from __future__ import annotations
@@ -130,8 +132,10 @@ ERROR_CODES: dict[Code, str] = {
     Code.RESOURCE: "the input was too large or too deeply nested to process",
     Code.INTEGRITY: "the ref protection or a protected ref is not what git-mirror put there",
     Code.UNAUTHORIZED: "serve: a webhook delivery without X-Hub-Signature-256 (HTTP 401)",
-    Code.FORBIDDEN: "serve: a webhook signature that does not match, or no secret declared (HTTP 403)",
-    Code.BAD_REQUEST: "serve: a signed webhook delivery that is not a push event payload (HTTP 400)",
+    Code.FORBIDDEN: "serve: a webhook signature that does not match, or no secret declared "
+                    "(HTTP 403)",
+    Code.BAD_REQUEST: "serve: a signed webhook delivery that is not a push event payload "
+                      "(HTTP 400)",
     Code.TOO_LARGE: "serve: a webhook delivery over 25 MB (HTTP 413)",
 }
 
@@ -151,14 +155,19 @@ class WarningCode(StrEnum):
 
 WARNING_CODES: dict[WarningCode, str] = {
     WarningCode.LISTEN_LOOPBACK: "a kubernetes node's server.listen is a loopback address",
-    WarningCode.PROXY_LOOPBACK: "a kubernetes node's proxy is on a loopback address (the pod itself)",
+    WarningCode.PROXY_LOOPBACK: "a kubernetes node's proxy is on a loopback address "
+                                "(the pod itself)",
     WarningCode.SECRET_NOT_MOUNTABLE: "a {file:} secretRef cannot be mounted into a pod",
-    WarningCode.EGRESS_BY_PORT: "a proxy given by host name is pinned by port only in the NetworkPolicy",
+    WarningCode.EGRESS_BY_PORT: "a proxy given by host name is pinned by port only in the "
+                                "NetworkPolicy",
     WarningCode.CLUSTER_UNREACHABLE: "apply's dry run could not reach the cluster",
     WarningCode.ARGOCD_NOT_FOUND: "the follower's Argo CD Application was not found",
-    WarningCode.SERVE_NOT_RUNNING: "a kubernetes node's serve did not answer; a Job read the status",
-    WarningCode.SERVE_NEEDS_TOKEN: "a kubernetes node's serve reads only with a token; a Job read the status",
-    WarningCode.INGRESS_WITHOUT_WEBHOOK_SECRET: "an Ingress exposes /hooks/github without server.webhookSecret",
+    WarningCode.SERVE_NOT_RUNNING: "a kubernetes node's serve did not answer; a Job read the "
+                                   "status",
+    WarningCode.SERVE_NEEDS_TOKEN: "a kubernetes node's serve reads only with a token; a Job "
+                                   "read the status",
+    WarningCode.INGRESS_WITHOUT_WEBHOOK_SECRET: "an Ingress exposes /hooks/github without "
+                                                "server.webhookSecret",
 }
 
 class GitMirrorError(Exception):
@@ -205,6 +214,8 @@ class ConfigError(GitMirrorError):
 
 
 class UsageError(GitMirrorError):
+    """The command line is wrong: an unknown id, an undeclared lane, a bad option (exit 2)."""
+
     code = Code.USAGE
     exit_code = 2
 
@@ -226,10 +237,15 @@ class GitError(GitMirrorError):
 
 
 class GitTimeout(GitError):
+    """A git process did not finish within its timeout and was stopped."""
+
     code = Code.TIMEOUT
 
 
 class TransportError(GitMirrorError):
+    """The declared way to upstream failed: proxy, host key, identity, token or TLS; never
+    followed by a fallback to another way."""
+
     code = Code.TRANSPORT
 
 
@@ -241,18 +257,27 @@ class UpstreamUnreachable(TransportError):
 
 
 class DriftError(GitMirrorError):
+    """What is on disk or in use (a mirror's git config, a node's ConfigMap) is not what the
+    YAML declares; ``apply --confirm`` converges it."""
+
     code = Code.DRIFT
 
 
 class BusyError(GitMirrorError):
+    """Another operation holds the repository's or the follower's lock (``--wait`` waits)."""
+
     code = Code.BUSY
 
 
 class DivergedError(GitMirrorError):
+    """A lane and upstream both moved: nothing is pushed or rewound; left for a person."""
+
     code = Code.DIVERGED
 
 
 class NotAppliedError(GitMirrorError):
+    """The mirror or the node does not exist yet: ``apply --confirm`` first."""
+
     code = Code.NOT_APPLIED
 
 

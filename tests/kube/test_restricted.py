@@ -24,7 +24,7 @@ from git_mirror.kube.render import render_node
 from tests.kube.test_render import SSH_REPO
 from tests.support.cli import CliResult
 
-# The versions README.md names ("Kubernetes 1.30 to 1.37").
+# The versions docs/kubernetes.md names ("Kubernetes 1.30 to 1.37").
 SUPPORTED = [f"1.{minor}.0" for minor in range(30, 38)]
 ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
                    "persistentVolumeClaim", "projected", "secret"}
@@ -172,7 +172,7 @@ def test_valid_for_every_supported_version(ingress_config: Path, version: str) -
 
 
 def test_readme_names_the_supported_versions() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "kubernetes.md").read_text()
     assert f"Kubernetes {SUPPORTED[0][:-2]} to {SUPPORTED[-1][:-2]}" in readme
 
 

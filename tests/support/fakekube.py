@@ -75,7 +75,8 @@ def _label_value_ok(text: str) -> bool:
 def _dns_subdomain_ok(text: str) -> bool:
     lower = _ALNUM - set("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
     return 0 < len(text) <= 253 and all(
-        part and part[0] in lower and part[-1] in lower and all(c in lower or c == "-" for c in part)
+        part and part[0] in lower and part[-1] in lower
+        and all(c in lower or c == "-" for c in part)
         for part in text.split("."))
 
 
@@ -97,12 +98,14 @@ def label_problem(manifest: Any, path: str = "") -> str | None:
                 prefix, _, short = str(name).rpartition("/")
                 if not (_qualified_part(short) and len(short) <= 63) or \
                         (prefix and not _dns_subdomain_ok(prefix)):
-                    return f"{here}: Invalid value: {name!r}: name part must consist of alphanumeric " \
-                           "characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+                    return (f"{here}: Invalid value: {name!r}: name part must consist of "
+                            "alphanumeric characters, '-', '_' or '.', and must start and end "
+                            "with an alphanumeric character")
                 if isinstance(text, str) and not _label_value_ok(text):
-                    return f"{here}: Invalid value: {text!r}: a valid label must be an empty string or " \
-                           "consist of alphanumeric characters, '-', '_' or '.', and must start and end " \
-                           "with an alphanumeric character (at most 63 characters)"
+                    return (f"{here}: Invalid value: {text!r}: a valid label must be an empty "
+                            "string or consist of alphanumeric characters, '-', '_' or '.', and "
+                            "must start and end with an alphanumeric character (at most 63 "
+                            "characters)")
         else:
             problem = label_problem(value, here)
             if problem:
@@ -144,6 +147,12 @@ def _conflicts(owned: Any, new: Any, path: str = "") -> list[str]:
             out += _conflicts(owned[k], new[k], f"{path}.{k}")
         return out
     return [] if owned == new else [path]
+
+
+def _modified(kind: str, name: str) -> str:
+    """The API server's message for a 409 on a stale ``resourceVersion``."""
+    return (f'Operation cannot be fulfilled on {kind.lower()}s "{name}": the object has been '
+            "modified; please apply your changes to the latest version and try again")
 
 
 def _fields_v1(applied: Any) -> dict[str, Any]:
@@ -210,7 +219,8 @@ class FakeKube(TektonFake):
         if obj["kind"] == "Service" and isinstance(spec, dict):
             spec.setdefault("sessionAffinity", "None")
             prev = ((old or {}).get("spec") or {}).get("clusterIP")
-            spec["clusterIP"] = prev or f"10.96.{secrets.randbelow(250)}.{secrets.randbelow(250) + 2}"
+            spec["clusterIP"] = (prev or
+                                 f"10.96.{secrets.randbelow(250)}.{secrets.randbelow(250) + 2}")
         if obj["kind"] == "Deployment" and isinstance(spec, dict):
             spec.setdefault("revisionHistoryLimit", 10)
             spec.setdefault("progressDeadlineSeconds", 600)
@@ -231,7 +241,8 @@ class FakeKube(TektonFake):
                 return s
             if rest(o) != rest(n):
                 return "spec is immutable after creation except resources.requests for bound claims"
-            if _quantity(n["resources"]["requests"]["storage"]) < _quantity(o["resources"]["requests"]["storage"]):
+            storage = [_quantity(x["resources"]["requests"]["storage"]) for x in (n, o)]
+            if storage[0] < storage[1]:
                 return "spec.resources.requests.storage: field can not be less than previous value"
         if kind == "Deployment" and o.get("selector") != n.get("selector"):
             return "spec.selector: field is immutable"
@@ -260,14 +271,16 @@ class FakeKube(TektonFake):
         if owners:
             meta["managedFields"] = [
                 {"manager": m, "operation": "Update" if m == "create" else "Apply",
-                 "apiVersion": obj["apiVersion"], "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "apiVersion": obj["apiVersion"],
+                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                  "fieldsType": "FieldsV1", "fieldsV1": _fields_v1(cfg)}
                 for m, cfg in sorted(owners.items())]
         self._objects[key] = obj
         return copy.deepcopy(obj)
 
     # -- the KubeClient protocol ----------------------------------------------------------
-    def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
+    def get(self, api_version: str, kind: str, name: str,
+            namespace: str | None) -> dict[str, Any] | None:
         with self._lock:
             self.calls.append(("get", kind, name))
             obj = self._objects.get(self._key(api_version, kind, name, namespace))
@@ -299,15 +312,15 @@ class FakeKube(TektonFake):
             if problem:
                 raise self._err(422, "Invalid", problem)
             meta = manifest["metadata"]
-            key = self._key(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"))
+            key = self._key(manifest["apiVersion"], manifest["kind"], meta["name"],
+                            meta.get("namespace"))
             self._check_namespace(manifest["kind"], meta.get("namespace"))
             old = self._objects.get(key)
             manifest = copy.deepcopy(manifest)
             expected = manifest["metadata"].pop("resourceVersion", None)
-            if expected is not None and (old is None or old["metadata"]["resourceVersion"] != expected):
-                raise self._err(409, "Conflict", f'Operation cannot be fulfilled on {manifest["kind"].lower()}s '
-                                f'"{meta["name"]}": the object has been modified; please apply your '
-                                "changes to the latest version and try again")
+            old_version = None if old is None else old["metadata"]["resourceVersion"]
+            if expected is not None and old_version != expected:
+                raise self._err(409, "Conflict", _modified(manifest["kind"], meta["name"]))
             owners = copy.deepcopy(self._owners.get(key, {}))
             if not force:
                 clashes = [(m, f) for m, cfg in sorted(owners.items()) if m != manager
@@ -328,7 +341,8 @@ class FakeKube(TektonFake):
             if old is not None:
                 problem = self._immutable(old, merged)
                 if problem:
-                    raise self._err(422, "Invalid", f"{manifest['kind']} {meta['name']!r} is invalid: {problem}")
+                    raise self._err(422, "Invalid",
+                                    f"{manifest['kind']} {meta['name']!r} is invalid: {problem}")
             if dry_run:
                 out = copy.deepcopy(merged)
                 if old is not None:
@@ -346,10 +360,12 @@ class FakeKube(TektonFake):
             if problem:
                 raise self._err(422, "Invalid", problem)
             meta = manifest["metadata"]
-            key = self._key(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"))
+            key = self._key(manifest["apiVersion"], manifest["kind"], meta["name"],
+                            meta.get("namespace"))
             self._check_namespace(manifest["kind"], meta.get("namespace"))
             if key in self._objects:
-                raise self._err(409, "AlreadyExists", f'{manifest["kind"]} "{meta["name"]}" already exists')
+                raise self._err(409, "AlreadyExists",
+                                f'{manifest["kind"]} "{meta["name"]}" already exists')
             obj = copy.deepcopy(manifest)
             if obj["kind"] == "Job":
                 obj["status"] = {}
@@ -366,14 +382,14 @@ class FakeKube(TektonFake):
         with self._lock:
             self.calls.append(("replace", manifest["kind"], manifest["metadata"]["name"]))
             meta = manifest["metadata"]
-            key = self._key(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"))
+            key = self._key(manifest["apiVersion"], manifest["kind"], meta["name"],
+                            meta.get("namespace"))
             old = self._objects.get(key)
             if old is None:
-                raise self._err(404, "NotFound", f'{manifest["kind"].lower()}s "{meta["name"]}" not found')
+                raise self._err(404, "NotFound",
+                                f'{manifest["kind"].lower()}s "{meta["name"]}" not found')
             if meta.get("resourceVersion") != old["metadata"]["resourceVersion"]:
-                raise self._err(409, "Conflict", f'Operation cannot be fulfilled on {manifest["kind"].lower()}s '
-                                f'"{meta["name"]}": the object has been modified; please apply your '
-                                "changes to the latest version and try again")
+                raise self._err(409, "Conflict", _modified(manifest["kind"], meta["name"]))
             problem = self._validate({k: v for k, v in manifest.items() if k != "status"})
             if problem:
                 raise self._err(422, "Invalid", problem)
@@ -408,13 +424,16 @@ class FakeKube(TektonFake):
         ports = [str(p.get("name")) for p in svc["spec"].get("ports", [])] + \
             [str(p.get("port")) for p in svc["spec"].get("ports", [])]
         if port and port not in ports:
-            raise self._err(503, "ServiceUnavailable", f'no endpoints available for service "{service}:{port}"')
+            raise self._err(503, "ServiceUnavailable",
+                            f'no endpoints available for service "{service}:{port}"')
         if backend is None:
-            raise self._err(503, "ServiceUnavailable", f'no endpoints available for service "{service}"')
+            raise self._err(503, "ServiceUnavailable",
+                            f'no endpoints available for service "{service}"')
         try:
             resp = httpx.get(backend + path, timeout=60)
         except httpx.HTTPError as exc:
-            raise self._err(503, "ServiceUnavailable", f"error trying to reach service: {exc}") from None
+            raise self._err(503, "ServiceUnavailable",
+                            f"error trying to reach service: {exc}") from None
         return resp.content, resp.status_code
 
     def service_proxy_get(self, namespace: str, service: str, port: str, path: str) -> Any:
@@ -436,7 +455,8 @@ class FakeKube(TektonFake):
             self._check_namespace("Secret", namespace)
             self.create({"apiVersion": "v1", "kind": "Secret",
                          "metadata": {"name": name, "namespace": namespace},
-                         "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}})
+                         "data": {k: base64.b64encode(v.encode()).decode()
+                                  for k, v in data.items()}})
 
     def volume_dir(self, namespace: str, claim: str) -> Path:
         return self.root / "volumes" / namespace / claim
@@ -482,7 +502,9 @@ class FakeKube(TektonFake):
         def run() -> None:
             try:
                 target(*args)
-            except BaseException as exc:
+            # The controller thread's boundary: anything it hits is a failure of the fake,
+            # kept for the test to report, never lost in a thread.
+            except BaseException as exc:  # noqa: BLE001
                 import traceback
 
                 self.errors.append(f"{getattr(target, '__name__', target)}: {exc!r}\n"
@@ -515,7 +537,8 @@ class FakeKube(TektonFake):
         # As the kubelet: at most 4096 bytes of the file; the log's tail only when the policy
         # asks for it and the file is empty after a failure.
         message = term.read_bytes()[:4096].decode("utf-8", "replace") if term.exists() else ""
-        if not message and code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+        fallback = container.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+        if not message and code != 0 and fallback:
             message = "\n".join(log.splitlines()[-80:])[-2048:]
         terminated = {"exitCode": 137 if code == -1 else code, "finishedAt": now,
                       "reason": "Completed" if code == 0 else "Error"}
@@ -527,8 +550,10 @@ class FakeKube(TektonFake):
                                    "image": container.get("image", ""), "imageID": "",
                                    "state": {"terminated": terminated}}]})
         if code == 0:
-            self._set_status("Job", name, ns, {"succeeded": 1, "completionTime": now, "conditions": [
-                {"type": "SuccessCriteriaMet", "status": "True"}, {"type": "Complete", "status": "True"}]})
+            self._set_status("Job", name, ns, {
+                "succeeded": 1, "completionTime": now,
+                "conditions": [{"type": "SuccessCriteriaMet", "status": "True"},
+                               {"type": "Complete", "status": "True"}]})
         else:
             reason = "DeadlineExceeded" if code == -1 else "BackoffLimitExceeded"
             self._set_status("Job", name, ns, {"failed": 1, "conditions": [
@@ -541,10 +566,12 @@ class FakeKube(TektonFake):
             return None
         return base64.b64decode(secret["data"][key]).decode()
 
-    def _lay_out(self, ns: str, spec: dict[str, Any], pod_root: Path) -> tuple[list[str], dict[str, str], Path] | None:
+    def _lay_out(self, ns: str, spec: dict[str, Any],
+                 pod_root: Path) -> tuple[list[str], dict[str, str], Path] | None:
         """The pod's files under ``pod_root``; None when a source is missing (pod stays Pending)."""
         with self._lock:
-            if self._key("v1", "ServiceAccount", spec.get("serviceAccountName", "default"), ns) not in self._objects:
+            account = spec.get("serviceAccountName", "default")
+            if self._key("v1", "ServiceAccount", account, ns) not in self._objects:
                 return None
             volumes = {v["name"]: v for v in spec.get("volumes", [])}
             container = spec["containers"][0]
@@ -555,7 +582,8 @@ class FakeKube(TektonFake):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 mount_paths.append(mount["mountPath"])
                 if "configMap" in vol:
-                    cm = self._objects.get(self._key("v1", "ConfigMap", vol["configMap"]["name"], ns))
+                    cm_key = self._key("v1", "ConfigMap", vol["configMap"]["name"], ns)
+                    cm = self._objects.get(cm_key)
                     if cm is None:
                         return None
                     if "subPath" in mount:

@@ -229,7 +229,8 @@ class TektonFake:
                         {"apiVersion": TEKTON, "kind": "TaskRun",
                          "metadata": {"name": tr_name, "namespace": ns, "labels": labels},
                          "spec": {"taskSpec": copy.deepcopy(task["taskSpec"]),
-                                  "params": [{"name": k, "value": v} for k, v in task_params.items()]},
+                                  "params": [{"name": k, "value": v}
+                                             for k, v in task_params.items()]},
                          "status": {"podName": pod_name}}, None)
             self._store(self._key("v1", "Pod", pod_name, ns),
                         {"apiVersion": "v1", "kind": "Pod",

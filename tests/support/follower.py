@@ -6,8 +6,9 @@ lane fetched from ``GIT_MIRROR_PUSH_URL`` and pushes it there. What it does beyo
 read from a "mode" file the test writes, so that one config serves every scenario:
 
 ``ok`` (default), ``fail`` (exit 3 before pushing), ``push-then-fail``, ``sleep`` (2 s, then
-ok), ``hang`` (60 s), ``push-source`` (pushes to a source branch: exit 5 when refused), ``move-branch`` (moves upstream main before building, then ok), ``upstream-lane-moves``
-(ok, but someone else moves the upstream lane before the flush).
+ok), ``hang`` (60 s), ``push-source`` (pushes to a source branch: exit 5 when refused),
+``move-branch`` (moves upstream main before building, then ok), ``upstream-lane-moves`` (ok,
+but someone else moves the upstream lane before the flush).
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ case "$mode" in
     exit 5 ;;
   move-branch)
     up="{upstream}"
-    new=$(git --git-dir="$up" commit-tree "refs/heads/main^{{tree}}" -p refs/heads/main -m "moved during the run")
+    new=$(git --git-dir="$up" commit-tree "refs/heads/main^{{tree}}" -p refs/heads/main \\
+          -m "moved during the run")
     git --git-dir="$up" update-ref refs/heads/main "$new"
     echo "$new" > "$obs/moved-to" ;;
 esac
@@ -63,7 +65,8 @@ git rev-parse HEAD > "$obs/pushed"
 if [ "$mode" = push-then-fail ]; then exit 4; fi
 if [ "$mode" = upstream-lane-moves ]; then
   up="{upstream}"
-  other=$(git --git-dir="$up" commit-tree "$GIT_MIRROR_LANE_REF^{{tree}}" -p "$GIT_MIRROR_LANE_REF" -m "pushed upstream by someone else")
+  other=$(git --git-dir="$up" commit-tree "$GIT_MIRROR_LANE_REF^{{tree}}" \\
+          -p "$GIT_MIRROR_LANE_REF" -m "pushed upstream by someone else")
   git --git-dir="$up" update-ref "$GIT_MIRROR_LANE_REF" "$other"
   echo "$other" > "$obs/upstream-lane"
 fi
@@ -112,18 +115,20 @@ def make_build(tmp_path: Path, upstream: Repo) -> Build:
 
 
 def follower_config(upstream: Repo, script: Path, extra: str = "") -> str:
-    return (BASE_CONFIG.format(url=upstream.url) + FOLLOWERS.format(follower=FOLLOWER, script=script)
-            + extra)
+    return (BASE_CONFIG.format(url=upstream.url)
+            + FOLLOWERS.format(follower=FOLLOWER, script=script) + extra)
 
 
 def run_record(config: Path, run: str) -> dict[str, object]:
-    path = config.parent / ".git-mirror" / "state" / "followers" / FOLLOWER / "runs" / f"{run}.json"
+    runs = config.parent / ".git-mirror" / "state" / "followers" / FOLLOWER / "runs"
+    path = runs / f"{run}.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     assert isinstance(data, dict)
     return data
 
 
-def wait_for_status(cli: Callable[..., CliResult], status: str, timeout: float = 60.0) -> dict[str, object]:
+def wait_for_status(cli: Callable[..., CliResult], status: str,
+                    timeout: float = 60.0) -> dict[str, object]:
     """Poll ``follower status`` until the last run has ``status`` (bounded)."""
     deadline = time.monotonic() + timeout
     data: dict[str, object] = {}

@@ -18,7 +18,8 @@ TEST_ENV = {
 
 
 def run_git(*args: str, cwd: Path | str | None = None, input: bytes | None = None,
-            check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+            check: bool = True,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
     full_env = {**os.environ, **TEST_ENV, **(env or {})}
     return subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True,
                           check=check, env=full_env, timeout=120)

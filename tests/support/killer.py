@@ -118,7 +118,8 @@ class Killer:
         p = self.dir / "killed"
         return p.read_text(encoding="utf-8").strip() if p.exists() else None
 
-    def run(self, config: Path, *args: str, timeout: float = 120) -> tuple[int, dict[str, Any] | None, str]:
+    def run(self, config: Path, *args: str,
+            timeout: float = 120) -> tuple[int, dict[str, Any] | None, str]:
         """Run the CLI in its own process group through the wrapper; (rc, JSON or None, stderr)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
         env["GIT_MIRROR_GIT_BINARY"] = str(self.dir / "git")

@@ -54,7 +54,8 @@ APPLY_TYPE = "application/apply-patch+yaml"
 PREFIX = "the API server refused: "
 
 
-def status(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> JSONResponse:
+def status(code: int, reason: str, message: str,
+           details: dict[str, Any] | None = None) -> JSONResponse:
     body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {},
                             "status": "Failure", "message": message, "reason": reason,
                             "code": code}
@@ -77,12 +78,14 @@ def _parse(path: str) -> tuple[str, str, str | None, str | None, list[str], bool
     elif parts[:1] == ["apis"] and len(parts) >= 3:
         api_version, rest = f"{parts[1]}/{parts[2]}", parts[3:]
     else:
-        raise BadRequest(404, "NotFound", f"the server could not find the requested resource ({path})")
+        raise BadRequest(404, "NotFound",
+                         f"the server could not find the requested resource ({path})")
     namespace = None
     if len(rest) >= 3 and rest[0] == "namespaces":
         namespace, rest = rest[1], rest[2:]
     if not rest or rest[0] not in RESOURCES:
-        raise BadRequest(404, "NotFound", f"the server could not find the requested resource ({path})")
+        raise BadRequest(404, "NotFound",
+                         f"the server could not find the requested resource ({path})")
     kind, cluster = RESOURCES[rest[0]]
     name = rest[1] if len(rest) > 1 else None
     return api_version, kind, namespace, name, rest[2:], cluster
@@ -142,7 +145,8 @@ class KubeHttp:
             "apiVersion": "v1", "kind": "Config", "current-context": next(iter(contexts)),
             "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
             "users": [{"name": "tester", "user": {"token": "fake-token"}}],
-            "contexts": [{"name": n, "context": {"cluster": "fake", "user": "tester", "namespace": ns}}
+            "contexts": [{"name": n,
+                          "context": {"cluster": "fake", "user": "tester", "namespace": ns}}
                          for n, ns in contexts.items()]}))
         return path
 
@@ -160,7 +164,9 @@ class KubeHttp:
         except KubeError as exc:
             return status(exc.status or 500, exc.reason or "InternalError",
                           exc.message.removeprefix(PREFIX))
-        except Exception as exc:  # a bug in the fake: reported to the test, not swallowed
+        # The fake's request boundary: anything else is a bug in the fake, answered as the
+        # API server would (500) and reported to the test, not swallowed.
+        except Exception as exc:  # noqa: BLE001
             self.fake.errors.append(f"{request.method} {path}: {exc!r}\n{traceback.format_exc()}")
             return status(500, "InternalError", f"fake API server error: {exc!r}")
 
@@ -221,7 +227,8 @@ class KubeHttp:
                                  f"not {content_type}")
             manager = query.get("fieldManager")
             if not manager:
-                raise BadRequest(400, "BadRequest", "PATCH: fieldManager is required for apply requests")
+                raise BadRequest(400, "BadRequest",
+                                 "PATCH: fieldManager is required for apply requests")
             data = self._check_body(self._body(content_type, body), api_version, kind, namespace,
                                     name, cluster)
             existed = fake.get(api_version, kind, name, namespace) is not None
@@ -249,6 +256,7 @@ class KubeHttp:
             # NAME:PORT or SCHEME:NAME:PORT, as the API server takes them
             pieces = name.split(":")
             service, port = (pieces[1], pieces[2]) if len(pieces) == 3 else (pieces[0], pieces[-1])
-            text, code = self.fake.service_get(service, port, "/" + "/".join(sub[1:]), namespace or "")
+            text, code = self.fake.service_get(service, port, "/" + "/".join(sub[1:]),
+                                               namespace or "")
             return Response(text, status_code=code, media_type="application/json")
         raise BadRequest(404, "NotFound", f"no subresource {'/'.join(sub)} of {kind}")

@@ -32,7 +32,8 @@ BUILD_TIMEOUT = 1800
 
 
 def build_image(out: Path) -> Path:
-    """The OCI archive: the prebuilt one of ``GIT_MIRROR_IMAGE_ARCHIVE``, else built into ``out``."""
+    """The OCI archive: the prebuilt one of ``GIT_MIRROR_IMAGE_ARCHIVE``, else one built into
+    ``out``."""
     given = os.environ.get("GIT_MIRROR_IMAGE_ARCHIVE")
     if given:
         path = Path(given)

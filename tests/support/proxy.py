@@ -121,7 +121,8 @@ class ConnectProxy:
                 want = "Basic " + base64.b64encode(self.auth.encode()).decode()
                 if headers.get("proxy-authorization") != want:
                     conn.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
-                                 b"Proxy-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\n\r\n")
+                                 b"Proxy-Authenticate: Basic realm=\"test\"\r\n"
+                                 b"Content-Length: 0\r\n\r\n")
                     return
             host, _, port = target.rpartition(":")
             try:

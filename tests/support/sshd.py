@@ -103,7 +103,9 @@ class Sshd:
     def connections(self) -> int:
         """How many TCP connections sshd has accepted (its own log, LogLevel VERBOSE)."""
         log = self.dir / "sshd.log"
-        return sum("Connection from" in ln for ln in log.read_text().splitlines()) if log.exists() else 0
+        if not log.exists():
+            return 0
+        return sum("Connection from" in ln for ln in log.read_text().splitlines())
 
     def inject(self, name: str) -> None:
         (self.dir / name).write_text("")
@@ -156,7 +158,8 @@ def start_sshd(base: Path, root: Path) -> Sshd:
             f"PidFile {base / 'sshd.pid'}", f"AuthorizedKeysFile {base / 'authorized_keys'}",
             "PermitRootLogin prohibit-password", "PasswordAuthentication no",
             "KbdInteractiveAuthentication no", "PubkeyAuthentication yes", "StrictModes no",
-            "UsePAM no", "AcceptEnv GIT_PROTOCOL", "PermitUserEnvironment HOME", "LogLevel VERBOSE", "MaxStartups 100",
+            "UsePAM no", "AcceptEnv GIT_PROTOCOL", "PermitUserEnvironment HOME", "LogLevel VERBOSE",
+            "MaxStartups 100",
             "MaxSessions 100", "PrintMotd no", "",
         ]))
         log = open(base / "sshd.log", "ab")  # noqa: SIM115 - handed to the child

@@ -138,18 +138,3 @@ def test_a_failed_push_points_at_flush() -> None:
     out = ssh.explain_ssh(exc, rid="r", target=ssh.SshTarget("git", "h", 22), proxy_name=None,
                           proxy_url=None, identity_ref="file:id", known_hosts_ref="file:kh")
     assert out.hint is not None and out.hint.endswith("git-mirror flush --repo r --confirm --wait")
-
-
-def test_the_transport_layer_imports_no_higher_layer() -> None:
-    import ast
-
-    import git_mirror.transport as pkg
-
-    higher = ("git_mirror.mirror", "git_mirror.cli", "git_mirror.server", "git_mirror.follower",
-              "git_mirror.kube")
-    for path in Path(pkg.__file__).parent.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
-                [a.name for a in node.names] if isinstance(node, ast.Import) else []
-            for name in names:
-                assert not name.startswith(higher), f"{path.name} imports {name}"

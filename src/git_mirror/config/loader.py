@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -42,6 +44,7 @@ def find_config_path(explicit: str | os.PathLike[str] | None) -> Path:
 
 
 def dotted(path: KeyPath) -> str:
+    """A key path as errors spell it: ``repositories.hwlab.sources[0].branch``."""
     out = ""
     for part in path:
         if isinstance(part, int):
@@ -62,10 +65,13 @@ class LoadedConfig:
 
     @property
     def base_dir(self) -> Path:
+        """The directory of the config file: relative paths in it resolve from here."""
         return self.path.resolve().parent
 
     @cached_property
     def cache_dir(self) -> Path:
+        """``cache`` (``~`` expanded, relative to :attr:`base_dir`), else ``.git-mirror``
+        beside the config file."""
         if self.model.cache:
             p = Path(os.path.expanduser(self.model.cache))
             return p if p.is_absolute() else self.base_dir / p
@@ -81,10 +87,12 @@ class LoadedConfig:
         return None
 
     def where(self, *path: str | int) -> str:
+        """``FILE:LINE`` of the key ``path`` (its deepest key the file has), for messages."""
         line = self.line_of(*path)
         return f"{self.path}:{line}" if line else str(self.path)
 
     def resolve_path(self, value: str) -> Path:
+        """A path written in the config: ``~`` expanded, relative to :attr:`base_dir`."""
         p = Path(os.path.expanduser(value))
         return p if p.is_absolute() else self.base_dir / p
 
@@ -127,17 +135,18 @@ def _plain(node: Any) -> Any:
     return node
 
 
+# A flow bracket, a quote that opens a quoted scalar, or a "#" that opens a comment.
+_FLOW_TOKEN = re.compile(r"[\[\]{}]|(?:(?<=[\s\[{,:])|^)['\"]|(?:(?<=\s)|^)#", re.MULTILINE)
+
+
 def flow_depth_exceeds(text: str, limit: int = MAX_FLOW_DEPTH) -> bool:
     """True when ``[``/``{`` collections nest deeper than ``limit`` (outside quoted scalars
     and comments), read in one pass over the text, before any YAML parser sees it."""
-    import re
-
     if text.count("[") + text.count("{") <= limit:
         return False
-    token = re.compile(r"[\[\]{}]|(?:(?<=[\s\[{,:])|^)['\"]|(?:(?<=\s)|^)#", re.MULTILINE)
     depth = 0
-    pos = 0
-    while (m := token.search(text, pos)) is not None:
+    pos: int | None = 0
+    while pos is not None and (m := _FLOW_TOKEN.search(text, pos)) is not None:
         ch = m.group()
         pos = m.end()
         if ch in "[{":
@@ -146,28 +155,47 @@ def flow_depth_exceeds(text: str, limit: int = MAX_FLOW_DEPTH) -> bool:
                 return True
         elif ch in "]}":
             depth = max(0, depth - 1)
-        elif ch == "#":
-            end = text.find("\n", pos)
-            pos = len(text) if end < 0 else end
-        elif ch == "'":
-            while True:  # '' is a quote inside a single-quoted scalar
-                end = text.find("'", pos)
-                if end < 0:
-                    return False
-                pos = end + 1
-                if not text.startswith("'", pos):
-                    break
-                pos += 1
         else:
-            while True:
-                end = text.find('"', pos)
-                if end < 0:
-                    return False
-                backslashes = len(text[pos:end]) - len(text[pos:end].rstrip("\\"))
-                pos = end + 1
-                if backslashes % 2 == 0:
-                    break
+            pos = _SKIP[ch](text, pos)
     return False
+
+
+def _end_of_comment(text: str, pos: int) -> int:
+    """Where the comment running at ``pos`` ends: its line's end, or the text's."""
+    end = text.find("\n", pos)
+    return len(text) if end < 0 else end
+
+
+def _end_of_single_quoted(text: str, pos: int) -> int | None:
+    """Just past the quote that closes the single-quoted scalar running at ``pos`` (``''``
+    is a quote inside it); None when it never closes."""
+    while True:
+        end = text.find("'", pos)
+        if end < 0:
+            return None
+        pos = end + 1
+        if not text.startswith("'", pos):
+            return pos
+        pos += 1
+
+
+def _end_of_double_quoted(text: str, pos: int) -> int | None:
+    """Just past the quote that closes the double-quoted scalar running at ``pos`` (a quote
+    after an odd number of backslashes is escaped); None when it never closes."""
+    while True:
+        end = text.find('"', pos)
+        if end < 0:
+            return None
+        backslashes = len(text[pos:end]) - len(text[pos:end].rstrip("\\"))
+        pos = end + 1
+        if backslashes % 2 == 0:
+            return pos
+
+
+# What to skip after each token that opens text whose brackets do not count.
+_SKIP: dict[str, Callable[[str, int], int | None]] = {
+    "#": _end_of_comment, "'": _end_of_single_quoted, '"': _end_of_double_quoted,
+}
 
 
 def expanded_size(doc: Any, limit: int = MAX_EXPANDED_NODES) -> int:
@@ -204,6 +232,11 @@ def expanded_size(doc: Any, limit: int = MAX_EXPANDED_NODES) -> int:
 
 
 def parse_yaml(text: str, path: Path) -> tuple[Any, dict[KeyPath, int]]:
+    """The YAML ``text`` as plain Python values, and the line of every key path in it.
+
+    Refused with a ConfigError naming ``path``: flow collections nested too deep, invalid or
+    duplicate-key YAML, and aliases that expand past :data:`MAX_EXPANDED_NODES` values.
+    """
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
@@ -219,7 +252,8 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, dict[KeyPath, int]]:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"not valid YAML: {exc.problem or exc}", file=str(path), line=line) from None
+        raise ConfigError(f"not valid YAML: {exc.problem or exc}", file=str(path),
+                          line=line) from None
     except YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", file=str(path)) from None
     if expanded_size(doc) > MAX_EXPANDED_NODES:
@@ -275,11 +309,14 @@ def validate_data(data: Any, path: Path, lines: dict[KeyPath, int]) -> Config:
     except ValidationError as exc:
         errors = exc.errors()
         # The most specific error first: unknown keys and wrong values beat "missing".
-        errors.sort(key=lambda e: (e.get("type") in ("missing", "missing_argument"), -len(e.get("loc", ()))))
+        errors.sort(key=lambda e: (e.get("type") in ("missing", "missing_argument"),
+                                   -len(e.get("loc", ()))))
         first = errors[0]
         key_path = _error_path(tuple(first.get("loc", ())))
         line = _line(lines, key_path)
-        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        more = ""
+        if len(errors) > 1:
+            more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
         raise ConfigError(_expected(first) + more, file=str(path), line=line,
                           key=dotted(key_path) or None) from None
 

@@ -1,4 +1,4 @@
-"""The config file's models (CONTRACT section 2): frozen dataclasses, validated by pydantic.
+"""The config file's models (docs/config.md): frozen dataclasses, validated by pydantic.
 
 YAML keys are camelCase (``snapshotGroup``); attributes are snake_case. Unknown keys are
 errors. The classes are plain frozen dataclasses so that a config validated once can be
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class KubernetesSecretKey:
+    """A key of a Kubernetes Secret: ``{name: N, key: K}``, mounted read-only into the pods."""
+
     __pydantic_config__ = CONFIG
     name: Name
     key: Annotated[str, StringConstraints(min_length=1)]
@@ -66,6 +68,9 @@ class SecretRef:
 
 @dataclass(frozen=True)
 class Retention:
+    """What ``snapshots prune --confirm`` keeps per group and branch: the ``keepLast`` newest
+    snapshots and every one created less than ``maxAgeDays`` ago."""
+
     __pydantic_config__ = CONFIG
     keep_last: Annotated[int, Field(strict=True, ge=1)] = 50
     max_age_days: Annotated[int, Field(strict=True, ge=1)] | None = 30
@@ -73,6 +78,9 @@ class Retention:
 
 @dataclass(frozen=True)
 class Snapshots:
+    """``snapshots:``: the namespace of snapshot refs (``refs/<namespace>/snapshots/...``) and
+    their retention."""
+
     __pydantic_config__ = CONFIG
     namespace: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$")] = "git-mirror"
     retention: Retention = field(default_factory=Retention)
@@ -80,6 +88,8 @@ class Snapshots:
 
 @dataclass(frozen=True)
 class Proxy:
+    """A proxy under ``proxies:``, named by ``transport.proxy`` or a node's ``egressProxy``."""
+
     __pydantic_config__ = CONFIG
     mode: Literal["none", "http-connect"]
     url: str | None = None
@@ -88,6 +98,9 @@ class Proxy:
 
 @dataclass(frozen=True)
 class Token:
+    """A token of ``server.tokens``: the HTTP Basic password or Bearer token, and whether it may
+    push to lanes."""
+
     __pydantic_config__ = CONFIG
     secret_ref: SecretRef
     push: Annotated[bool, Field(strict=True)] = False
@@ -95,6 +108,9 @@ class Token:
 
 @dataclass(frozen=True)
 class Server:
+    """``server:``, what ``serve`` does: listen address, tokens, webhook secret, schedule and
+    retries."""
+
     __pydantic_config__ = CONFIG
     listen: str = "127.0.0.1:8080"
     tokens: dict[Name, Token] = field(default_factory=dict)
@@ -109,11 +125,15 @@ class Server:
     flush_backoff_seconds: Annotated[float, Field(strict=True, gt=0)] = 5.0
     flush_backoff_max_seconds: Annotated[float, Field(strict=True, gt=0)] = 300.0
     flush_max_attempts: Annotated[int, Field(strict=True, ge=1)] = 8
-    maintenance_interval_seconds: Annotated[int, Field(strict=True, ge=0)] = 3600  # 0: no maintenance
+    # 0: no maintenance
+    maintenance_interval_seconds: Annotated[int, Field(strict=True, ge=0)] = 3600
 
 
 @dataclass(frozen=True)
 class Transport:
+    """How upstream is reached: the mode, its secrets and the proxy; nothing of the host
+    decides."""
+
     __pydantic_config__ = CONFIG
     mode: Literal["ssh", "https", "file"]
     identity: SecretRef | None = None
@@ -126,6 +146,8 @@ class Transport:
 
 @dataclass(frozen=True)
 class Source:
+    """A source branch (or glob) the mirror follows, and the group of its snapshot refs."""
+
     __pydantic_config__ = CONFIG
     branch: RefPart
     snapshot_group: Name | None = None
@@ -133,12 +155,16 @@ class Source:
 
 @dataclass(frozen=True)
 class Lane:
+    """A lane: the GitOps ref clients may push in the mirror and flush sends upstream."""
+
     __pydantic_config__ = CONFIG
     ref: RefPart
 
 
 @dataclass(frozen=True)
 class Repository:
+    """A repository under ``repositories:``: its upstream, transport, sources, tags and lanes."""
+
     __pydantic_config__ = CONFIG
     upstream: Annotated[str, StringConstraints(min_length=1)]
     transport: Transport
@@ -161,6 +187,8 @@ class KubernetesIngress:
 
 @dataclass(frozen=True)
 class KubernetesTarget:
+    """Where a kubernetes node runs: kubeconfig context, namespace, image, storage, ingress."""
+
     __pydantic_config__ = CONFIG
     context: str | None = None
     namespace: Name = "git-mirror"
@@ -172,6 +200,8 @@ class KubernetesTarget:
 
 @dataclass(frozen=True)
 class Node:
+    """A node under ``nodes:``: this machine (``local``) or a namespace of a cluster."""
+
     __pydantic_config__ = CONFIG
     executor: Literal["local", "kubernetes"] = "local"
     kubernetes: KubernetesTarget | None = None
@@ -180,6 +210,8 @@ class Node:
 
 @dataclass(frozen=True)
 class ExecTrigger:
+    """A follower trigger that runs a command in a fresh checkout of the snapshot commit."""
+
     __pydantic_config__ = CONFIG
     exec: Annotated[list[str], Field(min_length=1)]
 
@@ -198,7 +230,8 @@ class TektonWorkspace:
     def binding(self, name: str) -> dict[str, Any]:
         """The ``spec.workspaces[]`` entry of a Tekton v1 PipelineRun."""
         if self.persistent_volume_claim is not None:
-            return {"name": name, "persistentVolumeClaim": {"claimName": self.persistent_volume_claim}}
+            claim = {"claimName": self.persistent_volume_claim}
+            return {"name": name, "persistentVolumeClaim": claim}
         if self.volume_claim_template is not None:
             return {"name": name, "volumeClaimTemplate": {"spec": {
                 "accessModes": ["ReadWriteOnce"],
@@ -221,11 +254,14 @@ class TektonSpec:
     params: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")], str] = \
         field(default_factory=dict)
     workspaces: dict[Name, TektonWorkspace] = field(default_factory=dict)
-    timeout: Annotated[str, StringConstraints(min_length=2, pattern=r"^(\d+h)?(\d+m)?(\d+s)?$")] = "1h0m0s"
+    timeout: Annotated[str, StringConstraints(
+        min_length=2, pattern=r"^(\d+h)?(\d+m)?(\d+s)?$")] = "1h0m0s"
 
 
 @dataclass(frozen=True)
 class TektonTrigger:
+    """A follower trigger that starts a Tekton PipelineRun (kubernetes nodes)."""
+
     __pydantic_config__ = CONFIG
     tekton: TektonSpec
 
@@ -241,6 +277,9 @@ class ArgoCD:
 
 @dataclass(frozen=True)
 class Follower:
+    """A follower under ``followers:``: builds one branch of a repository and delivers the
+    result through a lane."""
+
     __pydantic_config__ = CONFIG
     repository: Name
     branch: RefPart
@@ -251,6 +290,8 @@ class Follower:
 
 @dataclass(frozen=True)
 class Config:
+    """A git-mirror config file (version 1)."""
+
     __pydantic_config__ = CONFIG
     version: Literal[1]
     cache: str | None = None

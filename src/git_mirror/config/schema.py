@@ -6,6 +6,8 @@ from typing import Any
 
 
 def config_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the YAML config, keys as the file spells them
+    (camelCase), built from the pydantic models; ``schema/git-mirror.schema.json`` is this."""
     from git_mirror.config.models import adapter
 
     schema = adapter().json_schema(by_alias=True)

@@ -63,7 +63,9 @@ def read_secret_file(path: Path, *, limit: int = MAX_SECRET_BYTES,
                     chunks.append(chunk)
                     got += len(chunk)
                 box.append(b"".join(chunks))
-            except BaseException as exc:  # handed to the caller
+            # The thread's boundary: whatever the read raised is re-raised by the caller, in
+            # its own thread, below; nothing is swallowed.
+            except BaseException as exc:  # noqa: BLE001
                 box.append(exc)
 
         reader = threading.Thread(target=read, name="secret-read", daemon=True)
@@ -112,11 +114,13 @@ def resolve_secret(ref: SecretRef, cfg: LoadedConfig, *, role: str,
         except UnicodeDecodeError:
             raise ConfigError(f"{role} secret {source} is not UTF-8 text",
                               file=file, line=line, key=keypath,
-                              hint=f"fix {path} or the secretRef, then run: git-mirror validate") from None
+                              hint=f"fix {path} or the secretRef, then run: "
+                                   "git-mirror validate") from None
         except OSError as exc:
             raise ConfigError(f"{role} secret {source} cannot be read: {exc.strerror}",
                               file=file, line=line, key=keypath,
-                              hint=f"create {path} or fix the secretRef, then run: git-mirror validate") from None
+                              hint=f"create {path} or fix the secretRef, then run: "
+                                   "git-mirror validate") from None
     else:
         assert ref.env is not None
         if ref.env not in os.environ:

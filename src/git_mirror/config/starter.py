@@ -52,10 +52,12 @@ repositories:
 # Without nodes: there is one node, `local`.
 # nodes:
 #   local: {executor: local}
-"""
+"""  # noqa: E501  (the file init writes, byte for byte: its one long line is a user's comment)
 
 
 def write_starter(path: Path, *, force: bool = False) -> Path:
+    """Write :data:`STARTER` to ``path`` and return it; an existing file is a usage error
+    unless ``force``."""
     if path.exists() and not force:
         raise UsageError(f"{path} exists already; nothing written",
                          hint=f"git-mirror --config {path} validate (or init --force to overwrite)")
