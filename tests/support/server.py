@@ -139,8 +139,8 @@ class Served:
 @contextlib.contextmanager
 def serve_in_thread(config: Path, **ops: Any) -> Iterator[Served]:
     """``serve`` on a free port in a thread of this process; stopped on exit."""
-    from git_mirror.config import load_config
     from git_mirror import logs
+    from git_mirror.config import load_config
     from git_mirror.server.run import make_server
 
     cfg = load_config(config)
