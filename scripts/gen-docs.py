@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,10 +76,16 @@ def metrics_table() -> str:
 
     from git_mirror.server.metrics import Metrics
 
+    def walk(obj: object) -> Iterator[MetricWrapperBase]:
+        # Metrics holds metrics and groups of them (the sync and flush RunMetrics), in order.
+        for value in vars(obj).values():
+            if isinstance(value, MetricWrapperBase):
+                yield value
+            elif type(value).__module__ == Metrics.__module__:
+                yield from walk(value)
+
     rows = ["| metric | type | labels | what |", "|---|---|---|---|"]
-    for metric in vars(Metrics()).values():
-        if not isinstance(metric, MetricWrapperBase):
-            continue
+    for metric in walk(Metrics()):
         family = metric.describe()[0]
         name = family.name + ("_total" if family.type == "counter" else "")
         # prometheus_client keeps a metric's label names only in this attribute.
