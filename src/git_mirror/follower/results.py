@@ -20,8 +20,9 @@ Run records stay JSON objects: they are files on disk whose format is part of th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 if TYPE_CHECKING:
     from git_mirror.errors import GitMirrorError
@@ -30,14 +31,44 @@ if TYPE_CHECKING:
     from git_mirror.mirror.sync import SyncResult
 
 JSON = dict[str, Any]
-_SYNC_KEYS = ("ok", "updated", "snapshots", "error")
-_FLUSH_KEYS = ("ok", "pushed", "partialSuccess", "partialSuccessRecovered", "postPushRecovery",
-               "pendingFlush", "githubInSync", "error")
+
+
+class _OperationSummary:
+    """What :class:`SyncSummary` and :class:`FlushSummary` share: read from a local result's
+    JSON or from a Job's, written back as the contract's fields in their order (``KEYS``, held
+    in the attributes ``FIELDS``), plus ``job`` when a Job ran it."""
+
+    KEYS: ClassVar[tuple[str, ...]]
+    FIELDS: ClassVar[tuple[str, ...]]
+    job: JSON | None
+    ran_as_job: bool
+
+    @classmethod
+    def from_job(cls, result: JSON) -> Self:
+        """The summary of a Job, from the JSON result it wrote."""
+        return cls._parse(result, ran_as_job=True)
+
+    @classmethod
+    def _parse(cls, data: JSON, *, ran_as_job: bool = False) -> Self:
+        values = {name: data.get(key) for name, key in zip(cls.FIELDS, cls.KEYS, strict=True)}
+        make: Callable[..., Self] = cls  # each summary is a dataclass of FIELDS, job, ran_as_job
+        return make(**values, job=data.get("job") if ran_as_job else None, ran_as_job=ran_as_job)
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's fields, and ``job`` when a Job ran it."""
+        out: JSON = {key: getattr(self, name)
+                     for name, key in zip(self.FIELDS, self.KEYS, strict=True)}
+        if self.ran_as_job:
+            out["job"] = self.job
+        return out
 
 
 @dataclass(frozen=True)
-class SyncSummary:
+class SyncSummary(_OperationSummary):
     """The part of a sync a follower's trigger reports (``sync``): local or a Job's."""
+
+    KEYS: ClassVar[tuple[str, ...]] = ("ok", "updated", "snapshots", "error")
+    FIELDS: ClassVar[tuple[str, ...]] = ("ok", "updated", "snapshots", "error")
 
     ok: bool | None
     updated: list[JSON] | None
@@ -51,30 +82,18 @@ class SyncSummary:
         """The summary of a sync that ran in this process."""
         return cls._parse(res.to_json())
 
-    @classmethod
-    def from_job(cls, result: JSON) -> SyncSummary:
-        """The summary of a sync Job, from the JSON result it wrote."""
-        return cls._parse(result, ran_as_job=True)
-
-    @classmethod
-    def _parse(cls, data: JSON, *, ran_as_job: bool = False) -> SyncSummary:
-        return cls(ok=data.get("ok"), updated=data.get("updated"),
-                   snapshots=data.get("snapshots"), error=data.get("error"),
-                   job=data.get("job") if ran_as_job else None, ran_as_job=ran_as_job)
-
-    def to_json(self) -> dict[str, Any]:
-        """``{ok, updated, snapshots, error}``, and ``job`` when a Job ran it."""
-        out: JSON = dict(zip(_SYNC_KEYS, (self.ok, self.updated, self.snapshots, self.error),
-                             strict=True))
-        if self.ran_as_job:
-            out["job"] = self.job
-        return out
-
 
 @dataclass(frozen=True)
-class FlushSummary:
+class FlushSummary(_OperationSummary):
     """The part of a flush of a follower's lane a trigger reports (``flushBefore``,
     ``flushAfter``) and a run record keeps: local or a Job's."""
+
+    KEYS: ClassVar[tuple[str, ...]] = (
+        "ok", "pushed", "partialSuccess", "partialSuccessRecovered", "postPushRecovery",
+        "pendingFlush", "githubInSync", "error")
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "ok", "pushed", "partial_success", "partial_success_recovered", "post_push_recovery",
+        "pending_flush", "github_in_sync", "error")
 
     ok: bool | None
     pushed: list[JSON] | None
@@ -91,30 +110,6 @@ class FlushSummary:
     def of(cls, res: FlushResult) -> FlushSummary:
         """The summary of a flush that ran in this process."""
         return cls._parse(res.to_json())
-
-    @classmethod
-    def from_job(cls, result: JSON) -> FlushSummary:
-        """The summary of a flush Job, from the JSON result it wrote."""
-        return cls._parse(result, ran_as_job=True)
-
-    @classmethod
-    def _parse(cls, data: JSON, *, ran_as_job: bool = False) -> FlushSummary:
-        return cls(ok=data.get("ok"), pushed=data.get("pushed"),
-                   partial_success=data.get("partialSuccess"),
-                   partial_success_recovered=data.get("partialSuccessRecovered"),
-                   post_push_recovery=data.get("postPushRecovery"),
-                   pending_flush=data.get("pendingFlush"),
-                   github_in_sync=data.get("githubInSync"), error=data.get("error"),
-                   job=data.get("job") if ran_as_job else None, ran_as_job=ran_as_job)
-
-    def to_json(self) -> dict[str, Any]:
-        """The flush's contract fields, and ``job`` when a Job ran it."""
-        values = (self.ok, self.pushed, self.partial_success, self.partial_success_recovered,
-                  self.post_push_recovery, self.pending_flush, self.github_in_sync, self.error)
-        out: JSON = dict(zip(_FLUSH_KEYS, values, strict=True))
-        if self.ran_as_job:
-            out["job"] = self.job
-        return out
 
 
 @dataclass(frozen=True)
