@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up on a fresh machine, then run ruff, the import contracts (the layers of
-# docs/architecture.md), mypy (strict, src/) and the whole test suite.
+# docs/architecture.md), mypy (strict on src/; tests/ and bench/ checked too) and the whole
+# test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from git_mirror.git import run as gitrun
 from tests.support.cli import CliResult
 from tests.support.gitutil import Repo
 
@@ -24,9 +23,9 @@ def test_status_reads_refs_once_per_repository_and_still_sees_a_missing_snapshot
             reads.append(list(argv))
         return real_run(argv, *args, **kwargs)
 
-    monkeypatch.setattr(gitrun.subprocess, "run", run)
+    monkeypatch.setattr(subprocess, "run", run)
     res = cli("--json", "status")
-    monkeypatch.setattr(gitrun.subprocess, "run", real_run)
+    monkeypatch.setattr(subprocess, "run", real_run)
     assert res.code == 0, res.stdout
     # One read of every ref per repository, for the entry (heads, stage heads, the declared
     # sources' snapshots) and the integrity check alike.

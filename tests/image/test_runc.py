@@ -37,8 +37,8 @@ SOURCES = """\
 """
 
 
-def _json(out: bytes) -> dict:  # type: ignore[type-arg]
-    return json.loads(out.decode())  # type: ignore[no-any-return]
+def _json(out: bytes) -> dict:
+    return json.loads(out.decode())
 
 
 def test_image_is_the_contracts(image: Image) -> None:

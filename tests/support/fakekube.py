@@ -34,6 +34,7 @@ outside every mount would escape the pod directory, so tests use a cache beside 
 from __future__ import annotations
 
 import base64
+import builtins
 import contextlib
 import copy
 import itertools
@@ -567,7 +568,7 @@ class FakeKube(TektonFake):
         return base64.b64decode(secret["data"][key]).decode()
 
     def _lay_out(self, ns: str, spec: dict[str, Any],
-                 pod_root: Path) -> tuple[list[str], dict[str, str], Path] | None:
+                 pod_root: Path) -> tuple[builtins.list[str], dict[str, str], Path] | None:
         """The pod's files under ``pod_root``; None when a source is missing (pod stays Pending)."""
         with self._lock:
             account = spec.get("serviceAccountName", "default")

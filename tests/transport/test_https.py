@@ -17,7 +17,7 @@ from tests.transport.conftest import https_config
 GOOD = "good-token-0123456789"
 
 
-def sync(config: Path):  # type: ignore[no-untyped-def]
+def sync(config: Path):
     return run_cli("--config", config, "--json", "sync", "--confirm")
 
 

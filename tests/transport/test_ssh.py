@@ -14,7 +14,7 @@ from tests.support.gitutil import Repo
 from tests.transport.conftest import SshSetup
 
 
-def sync(config: Path, *extra: str):  # type: ignore[no-untyped-def]
+def sync(config: Path, *extra: str):
     return run_cli("--config", config, "--json", "sync", "--confirm", *extra)
 
 
