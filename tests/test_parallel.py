@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 
 from git_mirror.mirror.parallel import each
@@ -48,3 +49,17 @@ def test_one_job_runs_in_order_in_the_caller() -> None:
     assert out == ["a", "b", "c"]
     assert [rid for rid, _ in seen] == ["a", "b", "c"]
     assert {name for _, name in seen} == {threading.current_thread().name}
+
+
+_BOUND: contextvars.ContextVar[str] = contextvars.ContextVar("bound", default="unset")
+
+
+def test_threads_see_what_the_caller_bound_for_its_log_lines() -> None:
+    token = _BOUND.set("request-1")
+    try:
+        seen = each(["a", "b", "c"], lambda rid: (rid, _BOUND.get(),
+                                                  threading.current_thread().name), 3)
+    finally:
+        _BOUND.reset(token)
+    assert [value for _, value, _ in seen] == ["request-1"] * 3
+    assert any(name.startswith("git-mirror-repo") for _, _, name in seen)
