@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from git_mirror.errors import BusyError, Code, UsageError
 from git_mirror.follower.records import RunRecord
@@ -122,12 +122,6 @@ class FollowerState:
         if not isinstance(data, dict):
             return None
         return with_liveness(RunRecord.from_json(data))
-
-    def load(self, name: str) -> dict[str, Any] | None:
-        """:meth:`load_record` as the record file's JSON object (for readers outside the
-        follower package)."""
-        record = self.load_record(name)
-        return record.to_json() if record is not None else None
 
     def save(self, record: RunRecord) -> None:
         """Write ``record`` to its file atomically (a reader sees the old or the new one)."""

@@ -103,18 +103,18 @@ def follower_runs(cfg: LoadedConfig, fid: str, limit: int = FOLLOWER_RUNS) -> li
     state = st.FollowerState.of(cfg, fid)
     out = []
     for name in list(reversed(state.run_names()))[:limit]:
-        rec = state.load(name)
+        rec = state.load_record(name)
         if rec is None:
             continue
-        flush_after = rec.get("flushAfter") or {}
+        flush_after = rec.flush_after or {}
         out.append({
-            "name": rec.get("name"), "status": rec.get("status"), "stale": rec.get("stale"),
-            "snapshotRef": rec.get("snapshotRef"), "commit": rec.get("commit"),
-            "laneCommit": rec.get("publishedLaneCommit") or rec.get("laneTipAfter"),
+            "name": rec.name or None, "status": rec.status, "stale": rec.stale,
+            "snapshotRef": rec.snapshot_ref, "commit": rec.commit,
+            "laneCommit": rec.published_lane_commit or rec.lane_tip_after,
             "pushed": flush_after.get("pushed") or [],
-            "createdAt": rec.get("createdAt"), "finishedAt": rec.get("finishedAt"),
-            "durationMs": rec.get("durationMs"), "exitCode": rec.get("exitCode"),
-            "error": ErrorView.of(rec["error"]) if rec.get("error") else None,
+            "createdAt": rec.created_at, "finishedAt": rec.finished_at,
+            "durationMs": rec.duration_ms, "exitCode": rec.exit_code,
+            "error": ErrorView.of(rec.error) if rec.error else None,
         })
     return out
 

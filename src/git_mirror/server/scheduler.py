@@ -126,8 +126,8 @@ class Scheduler:
         """
         from git_mirror.mirror.status import repo_status
 
-        st = repo_status(self.cfg, rid, self.node).to_json()
-        return bool(st.get("pendingFlush")) and not st.get("diverged")
+        st = repo_status(self.cfg, rid, self.node)
+        return st.pending_flush and not st.diverged
 
     # --- life cycle ------------------------------------------------------------------
     async def start(self) -> None:
