@@ -21,6 +21,10 @@ secret that slipped into an event, an exception message or a git stderr is ``***
 
 Lines go to whatever ``sys.stderr`` is when they are written (tests and embedders swap it),
 unless :func:`configure` was given a stream.
+
+structlog is imported when the first line is written or the first structlog logger is asked
+for, not before: a command that logs nothing (the usual case, warnings only) does not pay
+for its import, which costs more than the rest of the CLI's start-up.
 """
 
 from __future__ import annotations
@@ -30,12 +34,13 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any, TextIO, TypeVar
-
-import structlog
-from structlog.typing import EventDict
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from git_mirror.redact import scrub
+
+if TYPE_CHECKING:
+    import structlog
+    from structlog.typing import EventDict
 
 ROOT = "git_mirror"
 # Libraries whose lines belong in serve's log (the server's start-up and errors).
@@ -75,20 +80,25 @@ def _process_fields(_logger: Any, _name: str, event: EventDict) -> EventDict:
     return event
 
 
-# Every line, whichever logger wrote it, gets these before it is rendered.
-_FIELDS: list[Any] = [
-    structlog.contextvars.merge_contextvars,
-    structlog.stdlib.add_log_level,
-    structlog.stdlib.add_logger_name,
-    _extras,
-    _process_fields,
-    structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
-]
+def _fields() -> list[Any]:
+    """What every line gets before it is rendered, whichever logger wrote it."""
+    import structlog
+
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        _extras,
+        _process_fields,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+    ]
 
 
 def _formatter() -> structlog.stdlib.ProcessorFormatter:
+    import structlog
+
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=_FIELDS,
+        foreign_pre_chain=_fields(),
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
@@ -104,7 +114,12 @@ class _Handler(logging.Handler):
     def __init__(self, stream: TextIO | None) -> None:
         super().__init__()
         self.stream = stream
-        self.setFormatter(_formatter())
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON line (the formatter is built for the first line)."""
+        if self.formatter is None:
+            self.setFormatter(_formatter())
+        return super().format(record)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -115,10 +130,17 @@ class _Handler(logging.Handler):
             self.handleError(record)
 
 
+_structlog_configured = False
+
+
 def _configure_structlog() -> None:
     # structlog loggers are standard loggers underneath: the same handler, levels and fields.
+    global _structlog_configured
+    import structlog
+
+    _structlog_configured = True
     structlog.configure(
-        processors=[structlog.stdlib.filter_by_level, *_FIELDS,
+        processors=[structlog.stdlib.filter_by_level, *_fields(),
                     structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
@@ -145,7 +167,6 @@ def configure(level: int = logging.INFO, *, stream: TextIO | None = None,
     """
     _PROCESS_FIELDS.clear()
     _PROCESS_FIELDS.update(fields or {})
-    _configure_structlog()
     handler = _Handler(stream)
     for name in (ROOT, *LIBRARIES):
         lg = logging.getLogger(name)
@@ -157,6 +178,10 @@ def configure(level: int = logging.INFO, *, stream: TextIO | None = None,
 
 def get(name: str) -> structlog.stdlib.BoundLogger:
     """A structlog logger over the standard logger ``name`` (keep it under ``git_mirror``)."""
+    import structlog
+
+    if not _structlog_configured:
+        _configure_structlog()
     return structlog.stdlib.get_logger(name)
 
 
@@ -166,5 +191,3 @@ def in_context(fn: Callable[[], T]) -> Callable[[], T]:
     ctx = contextvars.copy_context()
     return lambda: ctx.run(fn)
 
-
-_configure_structlog()
