@@ -44,6 +44,11 @@ class _OperationSummary:
     ran_as_job: bool
 
     @classmethod
+    def of(cls, res: SyncResult | FlushResult) -> Self:
+        """The summary of a sync or flush that ran in this process."""
+        return cls._parse(res.to_json())
+
+    @classmethod
     def from_job(cls, result: JSON) -> Self:
         """The summary of a Job, from the JSON result it wrote."""
         return cls._parse(result, ran_as_job=True)
@@ -77,11 +82,6 @@ class SyncSummary(_OperationSummary):
     job: JSON | None = None  # the Job that ran it, on a kubernetes node
     ran_as_job: bool = False
 
-    @classmethod
-    def of(cls, res: SyncResult) -> SyncSummary:
-        """The summary of a sync that ran in this process."""
-        return cls._parse(res.to_json())
-
 
 @dataclass(frozen=True)
 class FlushSummary(_OperationSummary):
@@ -105,11 +105,6 @@ class FlushSummary(_OperationSummary):
     error: JSON | None
     job: JSON | None = None  # the Job that ran it, on a kubernetes node
     ran_as_job: bool = False
-
-    @classmethod
-    def of(cls, res: FlushResult) -> FlushSummary:
-        """The summary of a flush that ran in this process."""
-        return cls._parse(res.to_json())
 
 
 @dataclass(frozen=True)
