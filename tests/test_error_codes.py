@@ -12,6 +12,7 @@ from git_mirror.errors import (
     ERROR_CODES,
     WARNING_CODES,
     Code,
+    ConfigError,
     GitError,
     GitMirrorError,
     TransportError,
@@ -155,3 +156,15 @@ def test_before_the_first_sync_no_flag_says_in_sync(cli: Cli, mirror: Repo) -> N
     assert st["githubInSync"] is True
     assert all(ln["githubInSync"] is True for ln in repo["lanes"])
     assert all(s["githubInSync"] is True for s in repo["sources"])
+
+
+def test_with_hint_gives_a_copy_and_leaves_the_raised_error_as_it_was() -> None:
+    raised = GitError("fetch failed", argv=["git", "fetch"], returncode=128, stderr="fatal: x")
+    hinted = raised.with_hint("git-mirror sync --repo hwlab --confirm --wait")
+    assert raised.hint is None
+    assert type(hinted) is GitError and hinted is not raised
+    assert hinted.to_json() == {**raised.to_json(),
+                                "hint": "git-mirror sync --repo hwlab --confirm --wait"}
+    config = ConfigError("bad key", file="g.yaml", line=3, key="a.b").with_hint("fix it")
+    assert (config.message, config.file, config.line, config.hint) == (
+        "g.yaml:3: a.b: bad key", "g.yaml", 3, "fix it")

@@ -27,8 +27,9 @@ that are not).
 
 from __future__ import annotations
 
+import copy
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 
 class Code(StrEnum):
@@ -184,6 +185,13 @@ class GitMirrorError(Exception):
         if code is not None:
             self.code = code
         self.details = details or {}
+
+    def with_hint(self, hint: str) -> Self:
+        """A copy of the error with ``hint`` as its next command; the error as raised is left as
+        it was (a caller that did not know the retry command gives it this way)."""
+        twin = copy.copy(self)
+        twin.hint = hint
+        return twin
 
     def to_json(self) -> dict[str, Any]:
         """The ``error`` object of the JSON contract."""

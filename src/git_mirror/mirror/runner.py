@@ -128,9 +128,8 @@ def run_repository(op: RepoOperation[R], rid: str) -> R:
         op.step(layout, result)
     except GitMirrorError as exc:
         result.ok = False
-        if exc.hint is None:  # the one place a default hint is given
-            exc.hint = op.retry_hint(rid)
-        result.error = exc
+        # the one place a default hint is given
+        result.error = exc if exc.hint is not None else exc.with_hint(op.retry_hint(rid))
     except OSError as exc:
         result.ok = False
         result.error = from_os_error(exc, doing=f"{op.command} of {rid} failed")
