@@ -257,6 +257,16 @@ def test_a_proxy_url_that_cannot_be_parsed_is_a_config_error(
     assert "mode http-connect needs url: http://HOST:PORT" in str(err["message"])
 
 
+@pytest.mark.parametrize("listen", ["8080", "127.0.0.1:http", ":8080"])
+def test_a_listen_address_that_is_not_host_and_port_is_a_config_error(
+        write_config: Callable[..., Path], listen: str) -> None:
+    path = write_config(GOOD.replace("listen: 127.0.0.1:8080", f'listen: "{listen}"'))
+    err = _error(path)
+    assert err["code"] == "config"
+    assert err["key"] == "server.listen"
+    assert "expected HOST:PORT, e.g. 127.0.0.1:8080" in str(err["message"])
+
+
 @pytest.mark.parametrize(("upstream", "scheme"), [
     ("github.com:example/hwlab.git", "unknown"),     # scp-like needs user@
     ("git@[::1]:example/hwlab.git", "unknown"),      # a [host] only in ssh://

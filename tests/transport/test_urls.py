@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 
 from git_mirror.config.urls import (
     GitUrl,
+    Listen,
     UrlError,
     file_url,
+    parse_listen,
     parse_proxy_url,
     parse_url,
     url_kind,
@@ -203,3 +205,17 @@ def test_the_path_of_an_ssh_or_file_url_is_the_one_git_reads(
     git = git_reading(git_dir, text)
     assert git["path"] == parse_url(text).path
     assert url_path(text) == git["path"].strip("/")
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ("127.0.0.1:8080", Listen("127.0.0.1", 8080)), ("0.0.0.0:80", Listen("0.0.0.0", 80)),
+    ("[::1]:8080", Listen("::1", 8080)), ("mirror.internal:9000", Listen("mirror.internal", 9000)),
+])
+def test_a_listen_address_is_host_and_port(text: str, want: Listen) -> None:
+    assert parse_listen(text) == want
+
+
+@pytest.mark.parametrize("text", ["8080", ":8080", "127.0.0.1:", "127.0.0.1:http", "h:80x", ""])
+def test_a_listen_address_without_host_or_numeric_port_is_refused(text: str) -> None:
+    with pytest.raises(UrlError, match=r"expected HOST:PORT, e\.g\. 127\.0\.0\.1:8080"):
+        parse_listen(text)

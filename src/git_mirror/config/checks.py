@@ -15,6 +15,7 @@ from git_mirror.config.urls import (
     GitUrl,
     UrlError,
     is_url,
+    parse_listen,
     parse_proxy_url,
     parse_url,
     url_kind,
@@ -191,9 +192,10 @@ def check_config(cfg: LoadedConfig) -> None:
         _check_node(cfg, name)
     for fid in m.followers:
         _check_follower(cfg, fid)
-    host, _, port = m.server.listen.rpartition(":")
-    if not host or not port.isdigit():
-        raise _fail(cfg, ("server", "listen"), "expected HOST:PORT, e.g. 127.0.0.1:8080")
+    try:
+        parse_listen(m.server.listen)
+    except UrlError as exc:
+        raise _fail(cfg, ("server", "listen"), str(exc)) from None
 
 
 def _check_proxy(cfg: LoadedConfig, name: str, proxy: Proxy) -> None:

@@ -15,7 +15,8 @@ An upstream is written in one of three forms, each one git itself accepts:
 which part is wrong. What a *declared* upstream must also be (a host for ssh and http(s), a
 scheme that agrees with ``transport.mode``) is a rule of :mod:`git_mirror.config.checks`.
 
-A proxy is ``http://HOST:PORT``: :func:`parse_proxy_url`.
+A proxy is ``http://HOST:PORT``: :func:`parse_proxy_url`. Where serve listens,
+``server.listen``, is ``HOST:PORT`` (``[::1]:8080`` too): :func:`parse_listen`.
 
 Pure functions of the text: no I/O and no import from the rest of the package, so that every
 layer (config checks, transports, the server's webhook matching, kubernetes rendering) uses
@@ -154,6 +155,23 @@ def parse_proxy_url(url: str) -> ProxyUrl:
     if parts.scheme != "http" or not parts.hostname or not parts.port:
         raise UrlError("is not http://HOST:PORT")
     return ProxyUrl(parts.hostname, parts.port, parts.username, parts.password)
+
+
+@dataclass(frozen=True)
+class Listen:
+    """An address to listen on: its host (without ``[...]``) and port."""
+
+    host: str
+    port: int
+
+
+def parse_listen(text: str) -> Listen:
+    """``HOST:PORT`` (an IPv6 host in brackets, ``[::1]:8080``) as a :class:`Listen`; a
+    :class:`UrlError` when there is no host or the port is not a number."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise UrlError("expected HOST:PORT, e.g. 127.0.0.1:8080")
+    return Listen(host.strip("[]"), int(port))
 
 
 def _native_path(url: str, scheme: str) -> str:

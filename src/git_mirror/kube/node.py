@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from git_mirror import __version__
-from git_mirror.config.urls import parse_proxy_url, parse_url
+from git_mirror.config.urls import UrlError, parse_listen, parse_proxy_url, parse_url
 from git_mirror.errors import ConfigError, UsageError, WarningCode
 
 if TYPE_CHECKING:
@@ -157,12 +157,12 @@ def pod_cache_dir(cfg: LoadedConfig) -> str:
 
 def listen_port(cfg: LoadedConfig) -> tuple[str, int]:
     """``server.listen`` as (host, port); a config error when it is not HOST:PORT."""
-    host, _, port = cfg.model.server.listen.rpartition(":")
     try:
-        return host.strip("[]"), int(port)
-    except ValueError:
+        listen = parse_listen(cfg.model.server.listen)
+    except UrlError:
         raise ConfigError("expected HOST:PORT", file=str(cfg.path),
                           line=cfg.line_of("server", "listen"), key="server.listen") from None
+    return listen.host, listen.port
 
 
 def egress_rules(cfg: LoadedConfig, node: str,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from git_mirror import logs
+from git_mirror.config.urls import parse_listen
 from git_mirror.errors import Code
 
 if TYPE_CHECKING:
@@ -31,9 +32,9 @@ HANDLED = (signal.SIGTERM, signal.SIGINT)
 
 
 def split_listen(listen: str) -> tuple[str, int]:
-    """``host:port`` (``[::1]:8080`` too) as (host, port)."""
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)
+    """``host:port`` (``[::1]:8080`` too) as (host, port); the config checked it."""
+    address = parse_listen(listen)
+    return address.host, address.port
 
 
 def _http_kind() -> str:
