@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING
 
-from git_mirror.config.egress import effective_proxy_name
+from git_mirror.config.egress import effective_proxy_name, secret_uses
 from git_mirror.config.secrets import secret_path
 from git_mirror.git.refs import has_commits, is_ancestor, list_refs
 from git_mirror.mirror import journal
@@ -43,25 +43,7 @@ __all__ = ["Egress", "LaneStatus", "RepoStatus", "SecretEntry", "SourceStatus",
 def secret_entries(cfg: LoadedConfig, rid: str, node: str | None = None) -> list[SecretEntry]:
     """Role, sourceRef and redacted fingerprint of every secret a repository uses."""
     return [_secret_entry(cfg, role, ref, path)
-            for role, ref, path in _secret_refs(cfg, rid, node)]
-
-
-def _secret_refs(cfg: LoadedConfig, rid: str,
-                 node: str | None) -> list[tuple[str, SecretRef, tuple[str, ...]]]:
-    """(role, secret reference, its key path in the YAML) of every secret ``rid`` uses."""
-    t = cfg.model.repositories[rid].transport
-    refs: list[tuple[str, SecretRef, tuple[str, ...]]] = []
-    for role, ref, key in (("identity", t.identity, "identity"),
-                           ("knownHosts", t.known_hosts, "knownHosts"),
-                           ("token", t.token, "token")):
-        if ref is not None:
-            refs.append((role, ref, ("repositories", rid, "transport", key)))
-    proxy_name = effective_proxy_name(cfg, rid, node)
-    if proxy_name and cfg.model.proxies[proxy_name].auth is not None:
-        auth = cfg.model.proxies[proxy_name].auth
-        assert auth is not None
-        refs.append(("proxyAuth", auth, ("proxies", proxy_name, "auth")))
-    return refs
+            for role, ref, path in secret_uses(cfg, rid, node)]
 
 
 def _secret_entry(cfg: LoadedConfig, role: str, ref: SecretRef,

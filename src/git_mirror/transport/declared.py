@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from git_mirror.config.egress import effective_proxy_name
+from git_mirror.config.egress import effective_proxy_name, secret_uses
 from git_mirror.config.secrets import resolve_secret
 from git_mirror.transport.fingerprint import text_fingerprint
 
@@ -73,18 +73,11 @@ def disclosure(cfg: LoadedConfig, rid: str, node: str | None = None) -> Disclosu
     repo = cfg.model.repositories[rid]
     t = repo.transport
     name, proxy = declared_proxy(cfg, rid, node)
-    refs = [("identity", t.identity), ("knownHosts", t.known_hosts), ("token", t.token)]
-    if proxy is not None:
-        refs.append(("proxyAuth", proxy.auth))
-    keys: dict[str, tuple[str | int, ...]] = {
-        role: ("repositories", rid, "transport", role) for role, _ in refs}
-    keys["proxyAuth"] = ("proxies", name or "", "auth")
     secrets = []
-    for role, ref in refs:
-        if ref is None:
-            continue
-        value = resolve_secret(ref, cfg, role=role, key=keys[role]).reveal()
-        secrets.append(DeclaredSecret(role, ref.describe(), text_fingerprint(value, role)))
+    for use in secret_uses(cfg, rid, node):
+        value = resolve_secret(use.ref, cfg, role=use.role, key=use.key).reveal()
+        secrets.append(DeclaredSecret(use.role, use.ref.describe(),
+                                      text_fingerprint(value, use.role)))
     return Disclosure(rid, t.mode, repo.upstream, name,
                       proxy.mode if proxy is not None else "none",
                       proxy.url if proxy is not None else None, tuple(secrets))
