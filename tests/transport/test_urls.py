@@ -219,3 +219,13 @@ def test_a_listen_address_is_host_and_port(text: str, want: Listen) -> None:
 def test_a_listen_address_without_host_or_numeric_port_is_refused(text: str) -> None:
     with pytest.raises(UrlError, match=r"expected HOST:PORT, e\.g\. 127\.0\.0\.1:8080"):
         parse_listen(text)
+
+
+@pytest.mark.parametrize(("url", "hostport"), [
+    ("http://127.0.0.1:3128", "127.0.0.1:3128"), ("http://proxy.corp:8080", "proxy.corp:8080"),
+    ("http://[::1]:3128", "[::1]:3128"), ("http://[fd00::5]:80", "[fd00::5]:80"),
+])
+def test_a_proxy_is_given_to_git_as_a_url_would_write_it(url: str, hostport: str) -> None:
+    proxy = parse_proxy_url(url)
+    assert proxy.hostport == hostport
+    assert parse_proxy_url(f"http://{proxy.hostport}") == proxy  # it reads back the same

@@ -144,8 +144,10 @@ class ProxyUrl:
 
     @property
     def hostport(self) -> str:
-        """``HOST:PORT`` as written after ``http://`` (what git's ``http.proxy`` takes)."""
-        return f"{self.host}:{self.port}"
+        """``HOST:PORT`` as written after ``http://`` (what git's ``http.proxy`` takes); an IPv6
+        host in brackets, ``[::1]:3128``, as a URL has it."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
 
 def parse_proxy_url(url: str) -> ProxyUrl:
