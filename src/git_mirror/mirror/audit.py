@@ -38,6 +38,7 @@ from git_mirror.git.refs import RefUpdate
 
 if TYPE_CHECKING:
     from git_mirror.config.loader import LoadedConfig
+    from git_mirror.mirror.flush import RepoFlush
 
 AUDIT = "audit.jsonl"
 MAX_BYTES = 8 << 20
@@ -117,13 +118,13 @@ def record_sync(state_dir: Path, rid: str, result: Any, *, request_id: str | Non
     record(state_dir, rid, "sync", updates, request_id=request_id)
 
 
-def record_flush(state_dir: Path, rid: str, result: Any) -> None:
+def record_flush(state_dir: Path, rid: str, result: RepoFlush) -> None:
     """What a flush changed: lanes upstream, stage refs here, and its recovery sync's refs."""
-    if getattr(result, "dry_run", True):
+    if result.dry_run:
         return
     request_id = new_request_id()
     record(state_dir, rid, "flush",
-           [RefUpdate(p["ref"], p["to"], p["from"]) for p in result.pushed],
+           list(result.pushed),
            where="upstream", request_id=request_id)
     record(state_dir, rid, "flush", result.stage_updates, request_id=request_id)
     recovery = result.recovery or {}

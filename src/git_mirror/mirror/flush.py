@@ -75,9 +75,10 @@ class LanePlan:
                 "githubCommit": self.stage, "upstreamCommit": self.upstream,
                 "action": self.action, "diverged": self.action == "diverged"}
 
-    def push_json(self) -> dict[str, Any]:
-        """``{"ref", "from", "to"}``: the lane's push (``pushed``, ``wouldPush``)."""
-        return {"ref": self.ref, "from": self.lease, "to": self.mirror}
+    def push(self) -> RefUpdate:
+        """The lane's push: the lane ref, from what upstream is expected to hold (the lease)
+        to the mirror's commit (``pushed``, ``wouldPush``)."""
+        return RefUpdate(self.ref, self.mirror, self.lease)
 
 
 @dataclass
@@ -88,8 +89,8 @@ class RepoFlush:
     dry_run: bool
     ok: bool = True
     lanes: list[LanePlan] = field(default_factory=list)
-    pushed: list[dict[str, Any]] = field(default_factory=list)
-    would_push: list[dict[str, Any]] = field(default_factory=list)
+    pushed: list[RefUpdate] = field(default_factory=list)
+    would_push: list[RefUpdate] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     stage_updates: list[RefUpdate] = field(default_factory=list)
     partial_success: str | None = None
@@ -110,7 +111,8 @@ class RepoFlush:
             "id": self.id, "ok": self.ok, "dryRun": self.dry_run, "warnings": self.warnings,
             "recovered": self.cleared_locks,
             "lanes": [lane.to_json() for lane in self.lanes],
-            "pushed": self.pushed, "wouldPush": self.would_push, "rejected": self.rejected,
+            "pushed": [p.to_json() for p in self.pushed],
+            "wouldPush": [p.to_json() for p in self.would_push], "rejected": self.rejected,
             "stageUpdated": [u.to_json() for u in self.stage_updates],
             "partialSuccess": self.partial_success,
             "partialSuccessRecovered": self.recovered,
@@ -143,8 +145,9 @@ class FlushResult(PerRepository):
             recovery["repositories"] = records
         out: dict[str, Any] = {
             "ok": self.ok, "node": self.node, "dryRun": self.dry_run, "lane": self.lane,
-            "pushed": [{"repository": r.id, **p} for r in self.repositories for p in r.pushed],
-            "wouldPush": [{"repository": r.id, **p}
+            "pushed": [{"repository": r.id, **p.to_json()}
+                       for r in self.repositories for p in r.pushed],
+            "wouldPush": [{"repository": r.id, **p.to_json()}
                           for r in self.repositories for p in r.would_push],
             "partialSuccess": PARTIAL if partial else None,
             "partialSuccessRecovered": bool(partial) and all(r.recovered for r in partial),
@@ -353,7 +356,7 @@ def flush_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, lane: s
     if not confirm:
         # A dry run exits 0 (CONTRACT section 3); a diverged lane shows as "diverged": true
         # and in the warning, and `--confirm` would stop on it.
-        result.would_push = [p.push_json() for p in candidates]
+        result.would_push = [p.push() for p in candidates]
         if diverged:
             result.warnings.append(_diverged_error(rid, diverged).message)
         return
@@ -381,7 +384,7 @@ def flush_repo_locked(cfg: LoadedConfig, rid: str, remote: RemoteEnv, *, lane: s
             hint=f"git-mirror sync --repo {rid} --confirm --wait && "
                  f"git-mirror flush --repo {rid} --confirm",
             details={"rejected": refused})
-    result.pushed = [p.push_json() for p in pushed]
+    result.pushed = [p.push() for p in pushed]
     try:
         result.stage_updates = recheck(layout, remote, candidates)
     except GitMirrorError as exc:
@@ -427,7 +430,7 @@ class FlushOperation(RepoOperation[RepoFlush]):
 
     def journal_entry(self, result: RepoFlush) -> dict[str, Any]:
         """The lane flushed, what was pushed, and how a partial success ended."""
-        return {"lane": self.lane, "pushed": result.pushed,
+        return {"lane": self.lane, "pushed": [p.to_json() for p in result.pushed],
                 "partialSuccess": result.partial_success,
                 "partialSuccessRecovered": result.recovered}
 

@@ -47,7 +47,7 @@ def flush_line(res: RepoFlush) -> str:
         return _failed("flush", res.duration_ms, res.error)
     if not res.pushed:
         return f"flushed in {seconds(res.duration_ms)}: nothing to push"
-    lanes = ", ".join(str(p["ref"]).removeprefix("refs/heads/") for p in res.pushed)
+    lanes = ", ".join(p.ref.removeprefix("refs/heads/") for p in res.pushed)
     line = f"flushed in {seconds(res.duration_ms)}: pushed {lanes}"
     if res.partial_success:
         line += f" ({res.partial_success}; recovered by a sync)" if res.recovered else \
