@@ -88,9 +88,7 @@ def test_snapshots_that_runs_use_are_never_pruned(
     assert hanging.code == 0 and hanging.json["commit"] == c3
     name = hanging.json["run"]["name"]
     worker = int(str(run_record(cfg, name)["pid"]))
-    deadline = time.monotonic() + 60
-    while not (build.obs / name / "pid").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)  # the build command runs: its snapshot is in use
+    build.started(name)  # the build command runs: its snapshot is in use
     try:
         c4 = old_commit(upstream, 4)  # the branch moves on while the run reads c3's snapshot
         assert cli("sync", "--confirm").code == 0

@@ -299,10 +299,7 @@ def test_a_terminated_background_run_stops_its_command_and_says_failed(
     res = trigger(cli, "--confirm")
     assert res.code == 0, res.stdout
     name = res.json["run"]["name"]
-    deadline = time.monotonic() + 30
-    while not (build.obs / name / "pid").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    command_pid = int(build.seen(name, "pid"))
+    command_pid = build.started(name, timeout=30)
     worker_pid = int(str(run_record(config, name)["pid"]))
     os.kill(worker_pid, signal.SIGTERM)
     done = wait_for_status(cli, "failed", timeout=60)

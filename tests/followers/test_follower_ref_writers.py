@@ -35,10 +35,7 @@ def test_the_exec_command_holds_the_ref_writers_lock_while_it_runs(
     res = cli("--json", "follower", "trigger", "--follower", FOLLOWER, "--confirm")
     assert res.code == 0, res.stdout
     name = res.json["run"]["name"]
-    deadline = time.monotonic() + 60
-    while not (build.obs / name / "pid").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    pid = int(build.seen(name, "pid"))
+    pid = build.started(name)
     writers = config.parent / ".git-mirror" / "state" / "hwlab" / "ref-writers"
     try:
         assert not _exclusive_free(writers)

@@ -13,6 +13,7 @@ but someone else moves the upstream lane before the flush).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -100,6 +101,18 @@ class Build:
 
     def seen(self, run: str, what: str) -> str:
         return (self.obs / run / what).read_text(encoding="utf-8").strip()
+
+    def started(self, run: str, timeout: float = 60) -> int:
+        """The pid of ``run``'s build command once it has written it; fails after ``timeout``."""
+        pid_file = self.obs / run / "pid"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(FileNotFoundError):
+                text = pid_file.read_text(encoding="utf-8").strip()
+                if text.isdigit():
+                    return int(text)
+            time.sleep(0.05)
+        raise AssertionError(f"the build command of {run} did not start within {timeout} s")
 
     def ran(self) -> list[str]:
         return sorted(p.name for p in self.obs.iterdir()) if self.obs.exists() else []
